@@ -1,0 +1,1 @@
+"""The only language between Budkavle's services: versioned, frozen pydantic models and topic names."""

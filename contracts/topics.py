@@ -1,0 +1,42 @@
+"""Every Kafka topic Budkavle uses, in one place: `<domain>.<event>.v<N>`."""
+
+from typing import Final
+
+#: Publisher events, one topic per event type, keyed by event id.
+EVENT_TOPICS: Final[dict[str, str]] = {
+    "steering.decision": "events.steering.decision.v1",
+    "design.decision": "events.design.decision.v1",
+    "golive.milestone": "events.golive.milestone.v1",
+    "status.update": "events.status.update.v1",
+    "newsletter.issue": "events.newsletter.issue.v1",
+}
+
+#: Per-channel delivery commands emitted by the tailor; email is keyed by recipient id.
+EMAIL_DELIVERY_REQUESTED: Final = "deliveries.email.v1"
+TEAMS_DELIVERY_REQUESTED: Final = "deliveries.teams.v1"
+INTRANET_DELIVERY_REQUESTED: Final = "deliveries.intranet.v1"
+
+#: The tailor's explainable delivery plan for each event.
+EVENT_PLANNED: Final = "plans.event_planned.v1"
+
+#: What each channel did with each delivery command.
+DELIVERY_OUTCOMES: Final = "delivery.outcomes.v1"
+
+#: Bus messages that failed validation, with the reason.
+DEAD_LETTER: Final = "deadletter.v1"
+
+
+def event_topic(event_type: str) -> str:
+    return EVENT_TOPICS[event_type]
+
+
+def all_topics() -> tuple[str, ...]:
+    return (
+        *EVENT_TOPICS.values(),
+        EMAIL_DELIVERY_REQUESTED,
+        TEAMS_DELIVERY_REQUESTED,
+        INTRANET_DELIVERY_REQUESTED,
+        EVENT_PLANNED,
+        DELIVERY_OUTCOMES,
+        DEAD_LETTER,
+    )

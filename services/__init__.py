@@ -1,0 +1,1 @@
+"""Budkavle's services: gateway, tailor, email, teams, intranet, and the embedded runner."""

@@ -1,0 +1,186 @@
+"""`budkavle`: the command line — up, publish, preview, recipients import."""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from pydantic import ValidationError
+
+from services.common.settings import CommonSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="budkavle", description="Budkavle: programme communication.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_up = sub.add_parser("up", help="the whole platform, embedded, with demo data")
+    p_up.add_argument("--staff-scale", type=float, default=1.0,
+                      help="size of the synthetic staff directory (1.0 = about 47 000 people)")
+
+    p_pub = sub.add_parser("publish", help="publish an event from a JSON or YAML file")
+    p_pub.add_argument("file", type=Path)
+    p_pub.add_argument("--dry-run", action="store_true", help="show the delivery plan, send nothing")
+    p_pub.add_argument("--url", help="gateway base URL (default: the running embedded platform)")
+    p_pub.add_argument("--token", help="bearer token (default: $BUDKAVLE_TOKEN or the demo token)")
+    p_pub.add_argument("--idempotency-key")
+
+    p_prev = sub.add_parser("preview", help="render one message for one target group without sending")
+    p_prev.add_argument("--event", type=Path, required=True)
+    p_prev.add_argument("--audience", required=True)
+    p_prev.add_argument("--channel", choices=("email", "teams", "intranet"), required=True)
+    p_prev.add_argument("--out", type=Path)
+
+    p_rec = sub.add_parser("recipients", help="the recipient directory")
+    rec_sub = p_rec.add_subparsers(dest="recipients_command", required=True)
+    p_imp = rec_sub.add_parser("import", help="replace the directory from an HSA-like CSV file")
+    p_imp.add_argument("file", type=Path)
+    p_imp.add_argument("--skip-invalid", action="store_true",
+                       help="import the valid rows even when some are rejected (default: import nothing)")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            from services.embedded.up import up
+
+            return up(args.staff_scale)
+        if args.command == "publish":
+            return publish(args.file, args.dry_run, args.url, args.token, args.idempotency_key)
+        if args.command == "preview":
+            return preview(args.event, args.audience, args.channel, args.out)
+        if args.command == "recipients":
+            return asyncio.run(import_recipients(args.file, args.skip_invalid))
+    except CliError as exc:
+        print(f"budkavle {args.command}: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+class CliError(Exception):
+    pass
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise CliError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CliError(f"{path}: expected one event (a mapping)")
+    return data
+
+
+def _target(url: str | None, token: str | None) -> tuple[str, str]:
+    settings = CommonSettings()
+    if url is None:
+        from services.embedded.platform import read_runtime_file
+
+        running = read_runtime_file(settings.data_dir)
+        if running is None:
+            raise CliError(f"no running platform in {settings.data_dir} (start `budkavle up`, or give --url)")
+        url = str(running["url"])
+    token = token or os.environ.get("BUDKAVLE_TOKEN")
+    if not token:
+        demo = settings.data_dir / "demo-token"
+        if not demo.is_file():
+            raise CliError("no token: give --token or set BUDKAVLE_TOKEN")
+        token = demo.read_text().strip()
+    return url.rstrip("/"), token
+
+
+def publish(path: Path, dry_run: bool, url: str | None, token: str | None, idempotency_key: str | None) -> int:
+    event = load_document(path)
+    base, bearer = _target(url, token)
+    headers = {"Authorization": f"Bearer {bearer}"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    try:
+        response = httpx.post(f"{base}/v1/events", json=event, headers=headers,
+                              params={"dry_run": "true"} if dry_run else None, timeout=60.0)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach {base}: {exc}") from exc
+    body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    print(json.dumps(body, ensure_ascii=False, indent=2))
+    return 0 if response.status_code < 300 else 1
+
+
+def preview(event_path: Path, audience_id: str, channel: str, out: Path | None) -> int:
+    from contracts.events import parse_event
+    from services.tailor.programs import load_programs
+    from services.tailor.rendering import Renderer
+
+    settings = CommonSettings()
+    try:
+        event = parse_event(load_document(event_path))
+    except ValidationError as exc:
+        from services.common.bus import validation_reason
+
+        raise CliError(f"{event_path}: {validation_reason(exc)}") from exc
+    programs = load_programs(settings.programs_dir)
+    program = programs.get(event.program)
+    if program is None:
+        raise CliError(f"programme {event.program!r} has no configuration in {settings.programs_dir}")
+    audience = program.audience(audience_id)
+    if audience is None:
+        raise CliError(f"programme {program.program!r} has no target group {audience_id!r}")
+    renderer = Renderer(settings.templates_dir, settings.resolved_public_url())
+    if channel == "email":
+        mail = renderer.email(event, program, audience)
+        content = mail.html
+        out = out or Path(f"preview-{audience_id}-email.html")
+        out.with_suffix(".txt").write_text(f"Ämne: {mail.subject}\n\n{mail.text}", encoding="utf-8")
+    elif channel == "teams":
+        content = json.dumps(renderer.teams_card(event, program, audience), ensure_ascii=False, indent=2)
+        out = out or Path(f"preview-{audience_id}-teams.json")
+    else:
+        content = renderer.intranet_item(event, program).html
+        out = out or Path(f"preview-{audience_id}-intranet.html")
+    out.write_text(content, encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
+async def import_recipients(path: Path, skip_invalid: bool) -> int:
+    from services.common.db import create_engine, create_tables
+    from services.tailor.directory import parse_recipients_csv
+    from services.tailor.programs import load_programs
+    from services.tailor.store import TailorStore, metadata
+
+    settings = CommonSettings()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{path}: cannot read as UTF-8 text: {exc}") from exc
+    areas = {a for p in load_programs(settings.programs_dir).values() for a in p.areas}
+    try:
+        report = parse_recipients_csv(text, areas)
+    except ValueError as exc:
+        raise CliError(f"{path}: {exc}") from exc
+    for row in report.rejected:
+        print(f"{path}:{row.line}: rejected {row.recipient_id or '(no id)'}: {row.reason}", file=sys.stderr)
+    if report.rejected and not skip_invalid:
+        print(f"{len(report.rejected)} rows rejected; nothing imported (use --skip-invalid to import the "
+              f"{len(report.accepted)} valid rows)", file=sys.stderr)
+        return 1
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.resolved_database_url())
+    try:
+        await create_tables(engine, metadata)
+        count = await TailorStore(engine).replace_directory(report.accepted)
+    finally:
+        await engine.dispose()
+    print(f"imported {count} recipients; {len(report.rejected)} rejected")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

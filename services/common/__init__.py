@@ -1,0 +1,1 @@
+"""Pieces every service shares: settings, logging, database, bus, HTTP health and metrics."""

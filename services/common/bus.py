@@ -1,0 +1,142 @@
+"""Kafka through FastStream: broker construction, topic creation, publishing, dead letters.
+
+Every service uses the same code path; only KAFKA_BOOTSTRAP_SERVERS differs between a laptop
+and a cluster.
+"""
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import BaseMiddleware
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
+from prometheus_client import Counter
+from pydantic import BaseModel, ValidationError
+
+from contracts import topics
+from contracts.deliveries import DeadLetter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEAD_LETTERS = Counter("budkavle_dead_letters_total", "Bus messages that failed validation", ["consumer"])
+
+
+class RedeliveryBackoff(BaseMiddleware):
+    """Waits before a failed message is redelivered (NACK_ON_ERROR seeks back at once), doubling the wait
+    for each consecutive failure of the same message, so a broken dependency is not hammered."""
+
+    failures: ClassVar[dict[str, int]] = {}
+    base_seconds: ClassVar[float] = 0.2
+    max_seconds: ClassVar[float] = 30.0
+
+    async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+        key = str(msg.message_id)
+        try:
+            result = await call_next(msg)
+        except Exception:
+            n = self.failures.get(key, 0) + 1
+            if len(self.failures) > 10_000:
+                self.failures.clear()
+            self.failures[key] = n
+            await asyncio.sleep(min(self.max_seconds, self.base_seconds * 2 ** (n - 1)))
+            raise
+        self.failures.pop(key, None)
+        return result
+
+
+def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
+    """A broker whose producer waits for all in-sync replicas (aiokafka defaults to acks=1).
+
+    Idempotence is opt-in (KAFKA_ENABLE_IDEMPOTENCE=true) because the embedded tansu broker
+    does not support the idempotent producer; production Kafka does.
+    """
+    idempotent = os.environ.get("KAFKA_ENABLE_IDEMPOTENCE", "false").lower() == "true"
+    return KafkaBroker(
+        bootstrap_servers,
+        acks="all",
+        enable_idempotence=idempotent,
+        client_id=client_id,
+        logger=logging.getLogger("budkavle.bus"),
+        middlewares=(RedeliveryBackoff,),
+    )
+
+
+class Bus:
+    """What handlers need of the broker: publish a contract model with a key."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self.broker = broker
+
+    async def publish(self, topic: str, message: BaseModel, key: str) -> None:
+        await self.publish_json(topic, message.model_dump_json().encode(), key)
+
+    async def publish_json(self, topic: str, body: bytes, key: str) -> None:
+        await self.broker.publish(body, topic, key=key.encode(), headers={"content-type": "application/json"})
+
+
+def validation_reason(exc: ValidationError | ValueError) -> str:
+    """Every invalid field's path and reason, without the offending input (it may hold addresses)."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+    return str(exc)
+
+
+async def dead_letter(msg: KafkaMessage, bus: Bus, consumer: str, reason: str) -> None:
+    """Park a message the consumer cannot use on the dead-letter topic, with the reason."""
+    record = msg.raw_message
+    topic = getattr(record, "topic", "") or ""
+    letter = DeadLetter(
+        topic=topic,
+        consumer=consumer,
+        reason=reason,
+        payload=msg.body[:65536].decode("utf-8", errors="replace"),
+        at=datetime.now(UTC),
+    )
+    key = getattr(record, "key", None)
+    await bus.publish(topics.DEAD_LETTER, letter, key=key.decode(errors="replace") if key else "")
+    DEAD_LETTERS.labels(consumer).inc()
+    log.warning("dead-lettered message", extra={"consumer": consumer, "topic": topic, "reason": reason[:500]})
+
+
+async def decode_or_dead_letter(
+    msg: KafkaMessage, parse: Callable[[bytes], T], bus: Bus, consumer: str
+) -> T | None:
+    """Parse a bus message; a message that fails goes to the dead-letter topic and the consumer goes on."""
+    try:
+        return parse(msg.body)
+    except (ValidationError, ValueError) as exc:
+        await dead_letter(msg, bus, consumer, validation_reason(exc))
+        return None
+
+
+async def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int = 3) -> None:
+    """Create the topics Budkavle needs; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    for attempt in range(30):
+        try:
+            await admin.start()
+            break
+        except Exception:  # the broker may still be starting
+            if attempt == 29:
+                raise
+            await asyncio.sleep(0.5)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()

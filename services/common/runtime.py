@@ -1,0 +1,161 @@
+"""Composes services into one running process: broker, database, HTTP app, background tasks.
+
+A service contributes a `ServiceParts`; the same runtime runs one service alone
+(`python -m services.<name>`) or every service together (the embedded platform).
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, FastAPI, Response
+from faststream.kafka import KafkaBroker, KafkaRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import topics
+from services.common.bus import Bus, create_broker, ensure_topics
+from services.common.db import create_engine, create_tables
+from services.common.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+BackgroundTask = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceParts:
+    name: str
+    router: KafkaRouter | None = None
+    http: APIRouter | None = None
+    metadata: tuple[MetaData, ...] = ()
+    background: tuple[BackgroundTask, ...] = ()
+    on_start: tuple[BackgroundTask, ...] = ()
+    on_stop: tuple[BackgroundTask, ...] = ()
+
+
+@dataclass
+class Runtime:
+    settings: CommonSettings
+    engine: AsyncEngine
+    broker: KafkaBroker
+    bus: Bus
+    parts: list[ServiceParts] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, settings: CommonSettings, client_id: str) -> "Runtime":
+        if not settings.kafka_bootstrap_servers:
+            raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set (the embedded runner `budkavle up` sets it)")
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.resolved_database_url())
+        broker = create_broker(settings.kafka_bootstrap_servers, client_id)
+        return cls(settings=settings, engine=engine, broker=broker, bus=Bus(broker))
+
+    def add(self, parts: ServiceParts) -> None:
+        if parts.router is not None:
+            self.broker.include_router(parts.router)
+        self.parts.append(parts)
+
+    async def start(self) -> None:
+        await create_tables(self.engine, *(m for p in self.parts for m in p.metadata))
+        await ensure_topics(self.settings.kafka_bootstrap_servers, topics.all_topics())
+        for part in self.parts:
+            for hook in part.on_start:
+                await hook()
+        await start_broker(self.broker)
+        for part in self.parts:
+            for task in part.background:
+                self._tasks.append(asyncio.create_task(_supervise(part.name, task)))
+        log.info("services started", extra={"services": [p.name for p in self.parts]})
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.broker.stop()
+        for part in self.parts:
+            for hook in part.on_stop:
+                await hook()
+        await self.engine.dispose()
+
+    def http_app(self, extra_routers: tuple[APIRouter, ...] = ()) -> FastAPI:
+        @contextlib.asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(title="Budkavle", lifespan=lifespan)
+        app.include_router(self.health_router())
+        for part in self.parts:
+            if part.http is not None:
+                app.include_router(part.http)
+        for router in extra_routers:
+            app.include_router(router)
+        return app
+
+    def health_router(self) -> APIRouter:
+        router = APIRouter()
+
+        @router.get("/healthz", include_in_schema=False)
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @router.get("/readyz", include_in_schema=False)
+        async def readyz(response: Response) -> dict[str, str]:
+            checks = {"database": "ok", "kafka": "ok"}
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+            except Exception as exc:  # readiness reports, it does not raise
+                checks["database"] = f"unavailable: {type(exc).__name__}"
+            if not await self.broker.ping(timeout=2.0):
+                checks["kafka"] = "unavailable"
+            if any(v != "ok" for v in checks.values()):
+                response.status_code = 503
+            return checks
+
+        @router.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+        return router
+
+
+async def start_broker(broker: KafkaBroker) -> None:
+    """`KafkaBroker.start()`, but joining the consumer groups concurrently rather than one by one:
+    each join waits for the group coordinator (seconds on small brokers), and a process running
+    every service has six groups."""
+    await broker.connect()
+    await asyncio.gather(*(sub.start() for sub in broker.subscribers))
+    for pub in broker.publishers:
+        await pub.start()
+    broker.running = True
+
+
+async def _supervise(name: str, task: BackgroundTask) -> None:
+    """Keep a background loop alive: log and restart after an unexpected error."""
+    while True:
+        try:
+            await task()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background task failed; restarting", extra={"service": name})
+            await asyncio.sleep(1.0)
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_config=None, lifespan="on")

@@ -1,0 +1,14 @@
+"""Run one service alone (`python -m services.<name>`) against KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL."""
+
+from collections.abc import Callable
+
+from services.common.logs import configure_logging
+from services.common.runtime import Runtime, ServiceParts, serve
+from services.common.settings import CommonSettings
+
+
+def run_standalone(name: str, settings: CommonSettings, build: Callable[[Runtime], ServiceParts]) -> None:
+    configure_logging(settings.log_level)
+    runtime = Runtime.create(settings, client_id=f"budkavle-{name}")
+    runtime.add(build(runtime))
+    serve(runtime.http_app(), settings.http_host, settings.http_port)

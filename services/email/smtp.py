@@ -1,0 +1,150 @@
+"""SMTP adapter: aiosmtplib behind `send(SendEmail)`, with a connection pool, rate limit and retries.
+
+4xx replies and lost connections are retried with back-off; 5xx replies fail with the server's reason.
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+
+from contracts.deliveries import SendEmail
+from services.common.delivery import PermanentDeliveryError, TransientDeliveryError
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    use_tls: bool = False
+    timeout: float = 30.0
+
+
+def parse_smtp_url(url: str) -> SmtpConfig:
+    """`smtp://[user:pass@]host:port[?starttls=true|tls=true]`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("SMTP_URL must read smtp://[user:pass@]host:port[?starttls=true|tls=true]")
+    query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"starttls", "tls"}
+    if unknown:
+        raise ValueError(f"SMTP_URL has unknown options {sorted(unknown)}")
+    use_tls = parts.scheme == "smtps" or query.get("tls") == "true"
+    starttls = query.get("starttls") == "true"
+    if use_tls and starttls:
+        raise ValueError("SMTP_URL: choose tls=true or starttls=true, not both")
+    try:
+        port = parts.port or (465 if use_tls else 25)
+    except ValueError as exc:
+        raise ValueError("SMTP_URL has a bad port") from exc
+    return SmtpConfig(host=parts.hostname, port=port,
+                      username=unquote(parts.username) if parts.username else None,
+                      password=unquote(parts.password) if parts.password else None,
+                      starttls=starttls, use_tls=use_tls)
+
+
+def build_message(cmd: SendEmail, message_domain: str = "budkavle.local") -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = formataddr((cmd.sender_name, str(cmd.sender_address)))
+    msg["To"] = formataddr((cmd.to_name, str(cmd.to_address)))
+    msg["Subject"] = cmd.subject
+    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = make_msgid(idstring=f"{cmd.event_id}.{cmd.recipient_id}", domain=message_domain)
+    msg["X-Budkavle-Event"] = str(cmd.event_id)
+    msg["X-Budkavle-Audience"] = cmd.audience_id
+    if cmd.list_unsubscribe:
+        msg["List-Unsubscribe"] = f"<{cmd.list_unsubscribe}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg.set_content(cmd.text_body)
+    msg.add_alternative(cmd.html_body, subtype="html")
+    return msg
+
+
+class RateLimiter:
+    """At most `rate` starts per second across the pool (a smooth, minimum-interval limiter)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class SmtpSender:
+    def __init__(self, config: SmtpConfig, pool_size: int = 4, rate_per_second: float = 0.0,
+                 attempts: int = 3, backoff_seconds: float = 0.5) -> None:
+        self.config = config
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+        self.limiter = RateLimiter(rate_per_second)
+        self._pool: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
+        for _ in range(pool_size):
+            self._pool.put_nowait(self._client())
+
+    def _client(self) -> aiosmtplib.SMTP:
+        c = self.config
+        return aiosmtplib.SMTP(hostname=c.host, port=c.port, username=c.username, password=c.password,
+                               use_tls=c.use_tls, start_tls=c.starttls if c.starttls else False,
+                               timeout=c.timeout)
+
+    async def send(self, cmd: SendEmail) -> int:
+        """Send one message; returns the attempts it took."""
+        message = build_message(cmd)
+        last = ""
+        for attempt in range(1, self.attempts + 1):
+            await self.limiter.wait()
+            try:
+                await self._send_pooled(message)
+                return attempt
+            except aiosmtplib.SMTPResponseException as exc:
+                if 500 <= exc.code < 600:
+                    raise PermanentDeliveryError(f"SMTP {exc.code} {exc.message}", attempt) from exc
+                last = f"SMTP {exc.code} {exc.message}"
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                codes = [r.code for r in exc.recipients]
+                text = "; ".join(f"SMTP {r.code} {r.message}" for r in exc.recipients)
+                if all(500 <= c < 600 for c in codes):
+                    raise PermanentDeliveryError(text, attempt) from exc
+                last = text
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            if attempt < self.attempts:
+                await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        raise TransientDeliveryError(f"gave up after {self.attempts} attempts: {last}", self.attempts)
+
+    async def _send_pooled(self, message: EmailMessage) -> None:
+        client = await self._pool.get()
+        try:
+            if not client.is_connected:
+                await client.connect()
+            await client.send_message(message)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, TimeoutError):
+            client.close()
+            raise
+        finally:
+            self._pool.put_nowait(client)
+
+    async def close(self) -> None:
+        while not self._pool.empty():
+            client = self._pool.get_nowait()
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()

@@ -1,0 +1,50 @@
+"""Bearer tokens scoped per programme, from BUDKAVLE_API_TOKENS (`token=prog[|prog…],…`)."""
+
+import hmac
+import re
+from dataclasses import dataclass
+
+
+class TokenConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: str  # a stable, non-secret handle for the token (its position), used to scope idempotency keys
+    programs: frozenset[str]
+
+
+def parse_tokens(spec: str) -> dict[str, frozenset[str]]:
+    tokens: dict[str, frozenset[str]] = {}
+    for n, entry in enumerate(e.strip() for e in spec.split(",") if e.strip()):
+        token, sep, programs = entry.partition("=")
+        if not sep or not token or not programs:
+            raise TokenConfigError(f"BUDKAVLE_API_TOKENS entry {n + 1} must read token=program[|program…]")
+        if len(token) < 8:
+            raise TokenConfigError(f"BUDKAVLE_API_TOKENS entry {n + 1}: token shorter than 8 characters")
+        names = frozenset(p.strip() for p in programs.split("|") if p.strip())
+        if not names or any(not re.match(r"^[a-z][a-z0-9_-]{1,31}$", p) for p in names):
+            raise TokenConfigError(f"BUDKAVLE_API_TOKENS entry {n + 1}: bad programme name")
+        if token in tokens:
+            raise TokenConfigError(f"BUDKAVLE_API_TOKENS entry {n + 1}: token given twice")
+        tokens[token] = names
+    return tokens
+
+
+class TokenAuthority:
+    def __init__(self, tokens: dict[str, frozenset[str]]) -> None:
+        self._tokens = list(tokens.items())
+
+    def authenticate(self, authorization: str | None) -> Principal | None:
+        if not authorization:
+            return None
+        scheme, _, presented = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            return None
+        presented_b = presented.strip().encode()
+        found: Principal | None = None
+        for n, (token, programs) in enumerate(self._tokens):
+            if hmac.compare_digest(token.encode(), presented_b):  # constant time per candidate
+                found = Principal(token_id=f"t{n}", programs=programs)
+        return found

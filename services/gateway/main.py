@@ -1,0 +1,53 @@
+"""Composition root of the gateway: tokens, programmes, store, outbox relay, HTTP API, bus listeners."""
+
+import httpx
+from pydantic import Field
+
+from contracts.deliveries import DeliveryPlan
+from contracts.events import Event
+from services.common.runtime import Runtime, ServiceParts
+from services.common.settings import CommonSettings
+from services.gateway.api import Planner, build_http
+from services.gateway.auth import TokenAuthority, parse_tokens
+from services.gateway.handlers import build_router
+from services.gateway.relay import OutboxRelay
+from services.gateway.store import GatewayStore, metadata
+from services.tailor.programs import load_programs
+
+
+class GatewaySettings(CommonSettings):
+    api_tokens: str = Field(default="", alias="BUDKAVLE_API_TOKENS")
+    tailor_url: str = Field(default="", alias="BUDKAVLE_TAILOR_URL")
+
+
+def http_planner(tailor_url: str) -> Planner:
+    """Dry runs ask the tailor, which owns the directory, over HTTP (production topology)."""
+
+    async def plan(event: Event) -> DeliveryPlan:
+        async with httpx.AsyncClient(base_url=tailor_url, timeout=30.0) as client:
+            response = await client.post("/internal/v1/plans", content=event.model_dump_json(),
+                                         headers={"content-type": "application/json"})
+            response.raise_for_status()
+            return DeliveryPlan.model_validate_json(response.content)
+
+    return plan
+
+
+def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None = None) -> ServiceParts:
+    if not settings.api_tokens:
+        raise SystemExit("BUDKAVLE_API_TOKENS is not set (e.g. s3cret-token=fvm)")
+    authority = TokenAuthority(parse_tokens(settings.api_tokens))
+    programs = load_programs(settings.programs_dir)
+    if planner is None:
+        if not settings.tailor_url:
+            raise SystemExit("BUDKAVLE_TAILOR_URL is not set: the gateway needs the tailor for dry runs")
+        planner = http_planner(settings.tailor_url)
+    store = GatewayStore(runtime.engine)
+    relay = OutboxRelay(store, runtime.bus)
+    return ServiceParts(
+        name="gateway",
+        router=build_router(store, runtime.bus),
+        http=build_http(store, authority, programs, planner, relay.notify),
+        metadata=(metadata,),
+        background=(relay.run,),
+    )

@@ -1,0 +1,172 @@
+"""The gateway's own tables: accepted events, the transactional outbox, and what it hears of plans and outcomes."""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.deliveries import DeliveryOutcome, EventPlanned
+from contracts.events import Event
+from services.common.db import upsert
+
+metadata = MetaData()
+
+events = Table(
+    "gateway_events", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("program", String(32), nullable=False, index=True),
+    Column("type", String(40), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("idempotency_scope", String(300), nullable=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("accepted_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("idempotency_scope", name="uq_gateway_events_idempotency"),
+)
+
+outbox = Table(
+    "gateway_outbox", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("topic", String(200), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+)
+
+plans = Table(
+    "gateway_plans", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("plan", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+outcomes = Table(
+    "gateway_outcomes", metadata,
+    Column("event_id", String(36), nullable=False, index=True),
+    Column("channel", String(16), nullable=False),
+    Column("audience_id", String(64), nullable=False),
+    Column("recipient_key", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("event_id", "channel", "audience_id", "recipient_key", name="pk_gateway_outcomes"),
+)
+
+
+class DuplicateEvent(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    event_id: str
+    program: str
+    type: str
+    body: dict[str, Any]
+    request_hash: str
+    accepted_at: datetime
+
+
+class GatewayStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def accept(self, event: Event, topic: str, idempotency_scope: str | None, request_hash: str) -> None:
+        """Record the event and its outbox row in one transaction: both or neither."""
+        now = datetime.now(UTC)
+        body = event.model_dump_json()
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(events).values(
+                    event_id=str(event.event_id), program=event.program, type=event.type, body=body,
+                    idempotency_scope=idempotency_scope, request_hash=request_hash, accepted_at=now))
+                await conn.execute(insert(outbox).values(topic=topic, key=str(event.event_id), payload=body,
+                                                         created_at=now))
+        except IntegrityError as exc:
+            raise DuplicateEvent(str(event.event_id)) from exc
+
+    async def by_idempotency(self, scope: str) -> StoredEvent | None:
+        return await self._one(events.c.idempotency_scope == scope)
+
+    async def get(self, event_id: UUID) -> StoredEvent | None:
+        return await self._one(events.c.event_id == str(event_id))
+
+    async def _one(self, where: Any) -> StoredEvent | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(events).where(where))).first()
+        if row is None:
+            return None
+        return StoredEvent(row.event_id, row.program, row.type, json.loads(row.body), row.request_hash,
+                           row.accepted_at)
+
+    async def pending_outbox(self, limit: int) -> list[tuple[int, str, str, str]]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload)
+                .where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(limit)
+            )).all()
+        return [(r.id, r.topic, r.key, r.payload) for r in rows]
+
+    async def mark_published(self, ids: list[int]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_at=datetime.now(UTC)))
+
+    async def record_plan(self, planned: EventPlanned) -> None:
+        async with self.engine.begin() as conn:
+            current = (await conn.execute(
+                select(plans.c.status).where(plans.c.event_id == str(planned.plan.event_id)))).scalar()
+            if current == "planned" and planned.status == "embargoed":
+                return  # a late, redelivered embargo notice never hides that the event went out
+            await upsert(conn, plans, {"event_id": str(planned.plan.event_id), "status": planned.status,
+                                       "plan": planned.plan.model_dump_json(), "updated_at": planned.planned_at},
+                         ("event_id",))
+
+    async def record_outcome(self, outcome: DeliveryOutcome) -> None:
+        async with self.engine.begin() as conn:
+            await upsert(conn, outcomes, {
+                "event_id": str(outcome.event_id), "channel": outcome.channel, "audience_id": outcome.audience_id,
+                "recipient_key": outcome.recipient_id or "", "status": outcome.status, "reason": outcome.reason,
+                "at": outcome.at}, ("event_id", "channel", "audience_id", "recipient_key"))
+
+    async def plan_of(self, event_id: UUID) -> tuple[str, dict[str, Any]] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(plans).where(plans.c.event_id == str(event_id)))).first()
+        return (row.status, json.loads(row.plan)) if row else None
+
+    async def outcome_counts(self, event_id: UUID) -> dict[tuple[str, str, str], int]:
+        """(audience, channel, status) → count."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(outcomes.c.audience_id, outcomes.c.channel, outcomes.c.status, func.count())
+                .where(outcomes.c.event_id == str(event_id))
+                .group_by(outcomes.c.audience_id, outcomes.c.channel, outcomes.c.status)
+            )).all()
+        return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
+
+    async def failure_reasons(self, event_id: UUID, limit: int = 20) -> list[dict[str, str]]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(outcomes.c.audience_id, outcomes.c.channel, outcomes.c.reason)
+                .where(outcomes.c.event_id == str(event_id), outcomes.c.status == "failed").limit(limit)
+            )).all()
+        return [{"audience_id": r[0], "channel": r[1], "reason": r[2] or ""} for r in rows]

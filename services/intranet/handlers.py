@@ -1,0 +1,26 @@
+"""The intranet channel's subscriber: parse → store once → announce."""
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+
+from contracts import topics
+from contracts.deliveries import PublishIntranetItem
+from services.common.bus import Bus, decode_or_dead_letter
+from services.common.delivery import Ledger, deliver_once
+from services.intranet.store import IntranetStore
+
+CONSUMER = "intranet"
+
+
+def build_router(store: IntranetStore, ledger: Ledger, bus: Bus) -> KafkaRouter:
+    router = KafkaRouter()
+
+    @router.subscriber(topics.INTRANET_DELIVERY_REQUESTED, group_id=CONSUMER, auto_offset_reset="earliest",
+                       ack_policy=AckPolicy.NACK_ON_ERROR, title="intranet:deliveries")
+    async def on_intranet_delivery_requested(msg: KafkaMessage) -> None:
+        cmd = await decode_or_dead_letter(msg, PublishIntranetItem.model_validate_json, bus, CONSUMER)
+        if cmd is not None:
+            await deliver_once(cmd, "intranet", None, lambda: store.save(cmd), ledger, bus)
+
+    return router

@@ -1,0 +1,71 @@
+"""The intranet's pages: news list, item page, status page and Atom feed (RFC 4287)."""
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from services.intranet.store import IntranetStore, Item
+from services.tailor.programs import Program
+from services.tailor.rendering import TYPE_LABELS, sv_date
+
+
+def build_http(store: IntranetStore, programs: Mapping[str, Program], templates_dir: Path,
+               public_url: str) -> APIRouter:
+    env = Environment(loader=FileSystemLoader(str(templates_dir / "intranet" / "pages")),
+                      autoescape=select_autoescape(["html", "j2", "atom"], default=True),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["sv_date"] = sv_date
+    env.globals.update(type_labels=TYPE_LABELS, programs=programs, base=public_url.rstrip("/"))
+    router = APIRouter(prefix="/intranet", tags=["intranet"])
+
+    def page(name: str, **ctx: object) -> HTMLResponse:
+        return HTMLResponse(env.get_template(name).render(**ctx))
+
+    def check_program(program: str | None) -> None:
+        if program is not None and program not in programs:
+            raise HTTPException(404, f"unknown programme {program!r}")
+
+    @router.get("/", response_class=HTMLResponse)
+    async def news_list(program: str | None = Query(None)) -> HTMLResponse:
+        check_program(program)
+        return page("list.html.j2", items=await store.latest(program), program=program)
+
+    @router.get("/items/{event_id}", response_class=HTMLResponse)
+    async def item_page(event_id: str) -> HTMLResponse:
+        item = await store.get(event_id)
+        if item is None:
+            raise HTTPException(404, "no such item")
+        return page("item.html.j2", item=item)
+
+    @router.get("/status", response_class=HTMLResponse)
+    async def status_page(program: str | None = Query(None)) -> HTMLResponse:
+        check_program(program)
+        statuses = await store.latest(program, "status.update", limit=1)
+        golives = await store.latest(program, "golive.milestone", limit=200)
+        timeline = _timeline(golives)
+        decisions = [i for i in await store.latest(program, limit=200)
+                     if i.event_type in ("steering.decision", "design.decision")][:10]
+        return page("status.html.j2", status=statuses[0] if statuses else None, timeline=timeline,
+                    decisions=decisions, program=program)
+
+    @router.get("/feed.atom")
+    async def feed(program: str | None = Query(None)) -> Response:
+        check_program(program)
+        entries = await store.latest(program, limit=50)
+        updated = entries[0].published_at if entries else datetime(2020, 1, 1, tzinfo=UTC)
+        body = env.get_template("feed.atom.j2").render(items=entries, updated=updated, program=program)
+        return Response(body, media_type="application/atom+xml; charset=utf-8")
+
+    return router
+
+
+def _timeline(golives: list[Item]) -> list[Item]:
+    """The newest word on each area's go-live, in date order."""
+    latest: dict[str, Item] = {}
+    for item in golives:  # newest first
+        latest.setdefault(f"{item.program}:{item.facts.get('Område', item.event_id)}", item)
+    return sorted(latest.values(), key=lambda i: (i.timeline_date is None, i.timeline_date))

@@ -1,0 +1,228 @@
+"""The recipient directory: HSA-like people, selector matching, CSV parsing and a synthetic directory.
+
+Everything here is pure; storing the directory is `store.py`'s job.
+"""
+
+import csv
+import io
+import random
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from email_validator import EmailNotValidError, validate_email
+
+CSV_COLUMNS = ("id", "name", "email", "organisation", "role", "profession", "area", "municipality", "options")
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    id: str
+    name: str
+    email: str
+    organisation: str = ""
+    role: str = ""
+    profession: str = ""
+    area: str = ""
+    municipality: str = ""
+    options: frozenset[int] = field(default_factory=frozenset)
+
+    def attribute(self, name: str) -> frozenset[str]:
+        if name == "options":
+            return frozenset(str(o) for o in self.options)
+        value = getattr(self, name)
+        return frozenset((value,)) if value else frozenset()
+
+
+def matches(recipient: Recipient, selector: Mapping[str, Iterable[str]]) -> bool:
+    """True when, for every attribute in the selector, the recipient has one of the listed values."""
+    return all(recipient.attribute(attr) & {str(v) for v in values} for attr, values in selector.items())
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    line: int
+    recipient_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    accepted: tuple[Recipient, ...]
+    rejected: tuple[RejectedRow, ...]
+
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+def parse_recipients_csv(text: str, known_areas: Iterable[str] = ()) -> ImportReport:
+    """Parse an HSA-like CSV. Bad rows are reported with their line and reason, never half-kept."""
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in ("id", "name", "email") if c not in (reader.fieldnames or ())]
+    if missing:
+        raise ValueError(f"CSV header lacks required columns {missing}; expected {', '.join(CSV_COLUMNS)}")
+    unknown = [c for c in reader.fieldnames or () if c not in CSV_COLUMNS]
+    if unknown:
+        raise ValueError(f"CSV header has unknown columns {unknown}; expected {', '.join(CSV_COLUMNS)}")
+    areas = set(known_areas)
+    accepted: list[Recipient] = []
+    rejected: list[RejectedRow] = []
+    seen: set[str] = set()
+    for row in reader:
+        line = reader.line_num
+        rid = (row.get("id") or "").strip()
+        reason = _row_problem(row, rid, seen, areas)
+        if reason:
+            rejected.append(RejectedRow(line, rid, reason))
+            continue
+        seen.add(rid)
+        accepted.append(
+            Recipient(
+                id=rid,
+                name=row["name"].strip(),
+                email=row["email"].strip(),
+                organisation=(row.get("organisation") or "").strip(),
+                role=(row.get("role") or "").strip(),
+                profession=(row.get("profession") or "").strip(),
+                area=(row.get("area") or "").strip(),
+                municipality=(row.get("municipality") or "").strip(),
+                options=_options(row.get("options") or ""),
+            )
+        )
+    return ImportReport(tuple(accepted), tuple(rejected))
+
+
+def _row_problem(row: Mapping[str, str | None], rid: str, seen: set[str], areas: set[str]) -> str | None:
+    if None in row or any(v is None for k, v in row.items() if k in ("id", "name", "email")):
+        return "wrong number of columns"
+    if not _ID.match(rid):
+        return "id missing or has characters other than letters, digits, . _ : -"
+    if rid in seen:
+        return "duplicate id"
+    if not (row.get("name") or "").strip():
+        return "name missing"
+    try:
+        validate_email((row.get("email") or "").strip(), check_deliverability=False)
+    except EmailNotValidError:
+        return "bad email address"
+    area = (row.get("area") or "").strip()
+    if area and areas and area not in areas:
+        return f"unknown area {area!r}"
+    try:
+        _options(row.get("options") or "")
+    except ValueError:
+        return "options must be a list of 1, 2, 3 separated by ;"
+    return None
+
+
+def _options(text: str) -> frozenset[int]:
+    values = [v.strip() for v in text.replace(",", ";").split(";") if v.strip()]
+    if any(v not in ("1", "2", "3") for v in values):
+        raise ValueError(text)
+    return frozenset(int(v) for v in values)
+
+
+def recipients_to_csv(recipients: Iterable[Recipient]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in recipients:
+        writer.writerow(
+            [r.id, r.name, r.email, r.organisation, r.role, r.profession, r.area, r.municipality,
+             ";".join(str(o) for o in sorted(r.options))]
+        )
+    return out.getvalue()
+
+
+# --- synthetic directory -------------------------------------------------------------------------
+
+_FIRST = ("Anna", "Erik", "Maria", "Lars", "Karin", "Johan", "Sara", "Anders", "Eva", "Per", "Lena",
+          "Mikael", "Emma", "Nils", "Ingrid", "Oskar", "Elin", "Ahmed", "Fatima", "Jonas", "Sofia", "Ali")
+_LAST = ("Andersson", "Johansson", "Karlsson", "Nilsson", "Eriksson", "Larsson", "Olsson", "Persson",
+         "Svensson", "Gustafsson", "Lindberg", "Berg", "Hassan", "Lindqvist", "Holm", "Ek", "Sandberg")
+
+#: Healthcare administrations (förvaltningar) by go-live area.
+HOSPITALS = {
+    "södra": "Södra Älvsborgs Sjukhus",
+    "norra": "NU-sjukvården",
+    "östra": "Skaraborgs Sjukhus",
+    "västra": "Sahlgrenska Universitetssjukhuset",
+}
+#: Staff per area and the share of each profession, so that ~47 000 staff come out.
+STAFF_PER_AREA = {"södra": 9000, "norra": 9500, "östra": 8000, "västra": 18500}
+PROFESSIONS = (("sjuksköterska", 30), ("undersköterska", 25), ("läkare", 15), ("administratör", 10),
+               ("fysioterapeut", 5), ("arbetsterapeut", 4), ("biomedicinsk analytiker", 5),
+               ("kurator", 3), ("psykolog", 3))
+
+#: Committee and network memberships: role → (organisation, how many).
+MEMBERSHIPS = {
+    "politisk-styrgrupp": ("Västra Götalandsregionen", 9),
+    "strategisk-styrgrupp": ("Koncernledning hälso- och sjukvård", 12),
+    "programstyrgrupp": ("Västra Götalandsregionen", 14),
+    "facklig-referensgrupp": ("Fackliga organisationer", 10),
+    "objektledning": ("Västra Götalandsregionen", 8),
+    "sis-forum": ("Västra Götalandsregionen", 20),
+    "isit-strategisk-ledning": ("Koncernkontoret", 6),
+    "isit-ledning-hs": ("VGR IT", 8),
+    "forvaltningsledning": ("Västra Götalandsregionen", 30),
+    "koncernkontoret": ("Koncernkontoret", 25),
+    "vastkom": ("VästKom", 6),
+    "samverkansgrupp": ("Västra Götalandsregionen", 24),
+    "programdeltagare": ("FVM programkontor", 300),
+    "rekryteringskontakt": ("Västra Götalandsregionen", 18),
+    "fortroendevald": ("Västra Götalandsregionen", 149),
+    "vgr-it": ("VGR IT", 400),
+    "ovrig-vgr": ("Koncernkontoret", 600),
+    "myndighet": ("Myndigheter", 12),
+    "annan-region": ("Andra regioner", 20),
+    "privat-vardgivare": ("Privata vårdgivare", 40),
+    "resursagare": ("Västra Götalandsregionen", 60),
+    "invanare": ("Invånarpanel", 200),
+    "media": ("Media", 15),
+}
+
+
+def synthetic_directory(
+    municipalities: Iterable[tuple[str, str, frozenset[int]]],
+    staff_scale: float = 1.0,
+    seed: int = 1658,
+) -> Iterator[Recipient]:
+    """A deterministic directory: ~47 000 regional staff, committee members, 49 municipalities' contacts.
+
+    `municipalities` is (name, area, options). The same arguments always give the same people.
+    """
+    rng = random.Random(seed)
+
+    def person(prefix: str, n: int) -> tuple[str, str, str]:
+        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        rid = f"{prefix}-{n:05d}"
+        return rid, f"{first} {last}", f"{first}.{last}.{rid}@example.se".lower()
+
+    areas = tuple(STAFF_PER_AREA)
+    for role, (organisation, count) in MEMBERSHIPS.items():
+        for n in range(count):
+            rid, name, email = person(role, n)
+            yield Recipient(rid, name, email, organisation=organisation, role=role, area=areas[n % len(areas)])
+    professions = [p for p, weight in PROFESSIONS for _ in range(weight)]
+    for area, count in STAFF_PER_AREA.items():
+        for n in range(max(1, round(count * staff_scale))):
+            rid, name, email = person(f"hsa-{area}", n)
+            is_manager = n % 25 == 0
+            yield Recipient(
+                rid, name, email,
+                organisation=HOSPITALS[area] if n % 5 else "Närhälsan",
+                role="chef" if is_manager else "medarbetare",
+                profession="chef" if is_manager else rng.choice(professions),
+                area=area,
+            )
+    for index, (municipality, area, options) in enumerate(municipalities):
+        slug = f"kommun{index:02d}"
+        for role, count in (("kommun-kontakt", 2), ("kommunal-ledning", 2),
+                            ("kommunal-medarbetare", max(1, round(50 * staff_scale)))):
+            for n in range(count):
+                rid, name, email = person(f"{slug}-{role}", n)
+                yield Recipient(
+                    rid, name, email, organisation=f"{municipality} kommun", role=role,
+                    profession="sjuksköterska" if role == "kommunal-medarbetare" and n % 3 == 0 else "",
+                    area=area, municipality=municipality, options=options,
+                )

@@ -1,0 +1,154 @@
+"""The eight policy rules of the design, as pure functions. Each is tested on its own.
+
+1. must_know → direct channels plus intranet; awareness → intranet (and digest) only.
+2. confidential → only cleared groups, never intranet, never external; internal → never external.
+3. embargo_until → nothing leaves before that instant.
+4. The programme is always the sender.
+5. The acronym's first mention in every message reads in its expanded form.
+6. golive.milestone → the area's staff and municipalities plus the primary groups.
+7. A clinical-leadership decision alerts the most affected at once; everyone else by intranet/digest.
+8. One message per person per event and channel, in the variant of their highest-tier group.
+"""
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from contracts.events import DesignDecisionMade, Event, GoLiveMilestoneReached, Importance, Sensitivity
+from services.tailor.directory import Recipient
+from services.tailor.programs import TIER_RANK, Audience, Program, Sender, Tier
+
+DIRECT_CHANNELS = ("email", "teams")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    rule: str
+    reason: str
+
+
+# Rule 1 and rule 7 -----------------------------------------------------------------------------
+
+def channels_for(event: Event, audience: Audience, most_affected: bool = True) -> tuple[str, ...]:
+    """The channels an event uses for a group: direct ones only for must-know news to those concerned."""
+    direct = event.importance is Importance.MUST_KNOW and most_affected
+    chosen = [c for c in audience.channels if c in DIRECT_CHANNELS and direct]
+    if "intranet" in audience.channels and on_intranet(event):
+        chosen.append("intranet")
+    return tuple(chosen)
+
+
+def on_intranet(event: Event) -> bool:
+    return event.sensitivity is not Sensitivity.CONFIDENTIAL
+
+
+def is_clinical_leadership(event: Event) -> bool:
+    return isinstance(event, DesignDecisionMade) and event.payload.level == "clinical_leadership"
+
+
+def most_affected(event: Event, audience: Audience) -> bool:
+    """Rule 7: for a clinical-leadership decision, a group is most affected when it selects an
+    affected profession. Every other event treats every targeted group as concerned."""
+    if not isinstance(event, DesignDecisionMade) or event.payload.level != "clinical_leadership":
+        return True
+    affected = {p.casefold() for p in event.payload.affected_professions}
+    if not affected:
+        return True
+    return any(p.casefold() in affected for p in audience.members.get("profession", ()))
+
+
+# Rule 2 ----------------------------------------------------------------------------------------
+
+def sensitivity_refusal(event: Event, audience: Audience) -> Refusal | None:
+    if event.sensitivity is Sensitivity.CONFIDENTIAL:
+        if audience.external:
+            return Refusal("sensitivity", "confidential: never to external groups")
+        if not audience.cleared_for_confidential:
+            return Refusal("sensitivity", "confidential: group is not cleared for confidential matters")
+    if event.sensitivity is Sensitivity.INTERNAL and audience.external:
+        return Refusal("sensitivity", "internal: never to external groups")
+    return None
+
+
+# Rule 3 ----------------------------------------------------------------------------------------
+
+def is_embargoed(event: Event, now: datetime) -> bool:
+    return event.embargo_until is not None and event.embargo_until > now
+
+
+# Rule 4 ----------------------------------------------------------------------------------------
+
+def sender_for(program: Program) -> Sender:
+    """Sub-projects never send in their own name; the programme does."""
+    return program.sender
+
+
+# Rule 5 ----------------------------------------------------------------------------------------
+
+def expand_first_mention(text: str, acronym: str, first_mention: str) -> str:
+    """Make the acronym's first mention read in its expanded form, whatever the template wrote."""
+    expanded_at = text.find(first_mention)
+    bare = re.search(rf"(?<![\w-]){re.escape(acronym)}(?![\w-])", text)
+    if bare is None or (expanded_at != -1 and expanded_at <= bare.start()):
+        return text
+    return text[: bare.start()] + first_mention + text[bare.end():]
+
+
+_TAG = re.compile(r"(<[^>]*>)")
+
+
+def expand_first_mention_html(html: str, acronym: str, first_mention: str) -> str:
+    """Rule 5 for HTML: looks only at the visible text of the body, never inside tags."""
+    head, sep, body = html.partition("<body")
+    if not sep:
+        head, body = "", html
+    parts = _TAG.split(body)
+    for i, part in enumerate(parts):
+        if part.startswith("<") or not part.strip():
+            continue
+        if first_mention in part or re.search(rf"(?<![\w-]){re.escape(acronym)}(?![\w-])", part):
+            parts[i] = expand_first_mention(part, acronym, first_mention)
+            break
+    return head + sep + "".join(parts)
+
+
+# Rule 6 ----------------------------------------------------------------------------------------
+
+def area_scope(event: Event) -> frozenset[str] | None:
+    """The areas an event is limited to, or None when it concerns every area."""
+    areas = set(event.regions or ())
+    if isinstance(event, GoLiveMilestoneReached):
+        areas.add(event.payload.area)
+    return frozenset(areas) if areas else None
+
+
+def golive_refusal(event: Event, audience: Audience) -> Refusal | None:
+    if isinstance(event, GoLiveMilestoneReached) and audience.tier is not Tier.PRIMARY and not audience.area_scoped:
+        return Refusal("golive", "go-live reaches the area's staff and municipalities and the primary groups")
+    return None
+
+
+def scope_members(members: Sequence[Recipient], audience: Audience, areas: frozenset[str] | None,
+                  ) -> list[Recipient]:
+    """Primary groups hear about every area; area-scoped groups only about their own."""
+    if areas is None or not audience.area_scoped or audience.tier is Tier.PRIMARY:
+        return list(members)
+    return [m for m in members if m.area in areas]
+
+
+# Rule 8 ----------------------------------------------------------------------------------------
+
+def assign_highest_tier(
+    memberships: Mapping[str, Iterable[Recipient]], audiences: Mapping[str, Audience]
+) -> dict[str, list[Recipient]]:
+    """Give each person to exactly one group: their highest-tier one (ties: configuration order)."""
+    order = {aid: i for i, aid in enumerate(audiences)}
+    ranked = sorted(memberships, key=lambda aid: (TIER_RANK[audiences[aid].tier], order[aid]))
+    taken: set[str] = set()
+    assigned: dict[str, list[Recipient]] = {}
+    for aid in ranked:
+        mine = [r for r in memberships[aid] if r.id not in taken]
+        taken.update(r.id for r in mine)
+        assigned[aid] = mine
+    return assigned

@@ -1,0 +1,1 @@
+"""The Teams channel: one Adaptive Card per target group's channel, through a Workflows webhook."""

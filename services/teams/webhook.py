@@ -1,0 +1,88 @@
+"""Power Automate Workflows webhook adapter: posts an Adaptive Card in the `message`/`attachments` envelope.
+
+HTTPS only and an allow-list of host suffixes guard against SSRF; 429 honours Retry-After; 5xx and
+lost connections are retried; other 4xx fail with the receiver's reason.
+"""
+
+import asyncio
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from contracts.deliveries import SendTeamsCard
+from services.common.delivery import PermanentDeliveryError, TransientDeliveryError
+
+DEFAULT_ALLOWED_HOSTS = ("webhook.office.com", "logic.azure.com", "api.powerplatform.com",
+                         "environment.api.powerplatform.com")
+MAX_RETRY_AFTER = 60.0
+
+
+def envelope(card: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "message", "attachments": [
+        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+
+
+def check_webhook_url(url: str, allowed_suffixes: tuple[str, ...], allow_loopback_http: bool) -> None:
+    """Raise PermanentDeliveryError unless the URL is HTTPS to an allowed host (or the local sink)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    loopback = _is_loopback(host)
+    if parts.scheme == "http" and loopback and allow_loopback_http:
+        return
+    if parts.scheme != "https":
+        raise PermanentDeliveryError("webhook refused: only https URLs are allowed")
+    if loopback and not allow_loopback_http:
+        raise PermanentDeliveryError("webhook refused: loopback hosts are not allowed")
+    if not any(host == s or host.endswith("." + s) for s in allowed_suffixes):
+        raise PermanentDeliveryError(f"webhook refused: host {host!r} is not on the allow-list")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def retry_after_seconds(value: str | None, default: float) -> float:
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(value))) if value else default
+    except ValueError:
+        return default
+
+
+class TeamsSender:
+    def __init__(self, client: httpx.AsyncClient, allowed_suffixes: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
+                 allow_loopback_http: bool = False, attempts: int = 4, backoff_seconds: float = 0.5) -> None:
+        self.client = client
+        self.allowed_suffixes = allowed_suffixes
+        self.allow_loopback_http = allow_loopback_http
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+
+    async def send(self, cmd: SendTeamsCard) -> int:
+        check_webhook_url(cmd.webhook_url, self.allowed_suffixes, self.allow_loopback_http)
+        body = envelope(cmd.card)
+        last = ""
+        for attempt in range(1, self.attempts + 1):
+            delay = self.backoff_seconds * 2 ** (attempt - 1)
+            try:
+                response = await self.client.post(cmd.webhook_url, json=body, follow_redirects=False)
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if 200 <= response.status_code < 300:
+                    return attempt
+                reason = f"HTTP {response.status_code} {response.text[:300]}".strip()
+                if response.status_code == 429:
+                    delay = retry_after_seconds(response.headers.get("retry-after"), delay)
+                elif response.status_code < 500:
+                    raise PermanentDeliveryError(reason, attempt)
+                last = reason
+            if attempt < self.attempts:
+                await asyncio.sleep(delay)
+        raise TransientDeliveryError(f"gave up after {self.attempts} attempts: {last}", self.attempts)
