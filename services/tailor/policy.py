@@ -131,8 +131,12 @@ def golive_refusal(event: Event, audience: Audience) -> Refusal | None:
 
 def scope_members(members: Sequence[Recipient], audience: Audience, areas: frozenset[str] | None,
                   ) -> list[Recipient]:
-    """Primary groups hear about every area; area-scoped groups only about their own."""
-    if areas is None or not audience.area_scoped or audience.tier is Tier.PRIMARY:
+    """Area-scoped groups (staff, municipalities) hear only about their own area; others about all.
+
+    Area scoping wins over tier: the municipalities are a primary group, yet a go-live reaches only
+    the municipalities of its area.
+    """
+    if areas is None or not audience.area_scoped:
         return list(members)
     return [m for m in members if m.area in areas]
 
