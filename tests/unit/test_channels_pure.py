@@ -1,0 +1,68 @@
+from uuid import uuid4
+
+import pytest
+
+from contracts.deliveries import SendEmail
+from services.common.delivery import PermanentDeliveryError
+from services.email.smtp import build_message, parse_smtp_url
+from services.teams.webhook import check_webhook_url, envelope, retry_after_seconds
+
+ALLOWED = ("webhook.office.com", "logic.azure.com")
+
+
+def test_smtp_url_with_auth_and_starttls() -> None:
+    c = parse_smtp_url("smtp://user%40x:p%3Ass@mail.example.se:587?starttls=true")
+    assert (c.host, c.port, c.username, c.password, c.starttls, c.use_tls) == (
+        "mail.example.se", 587, "user@x", "p:ss", True, False)
+    assert parse_smtp_url("smtp://mail:2525?tls=true").use_tls
+
+
+@pytest.mark.parametrize("url", ["http://mail:25", "smtp://", "smtp://mail:25?ssl=yes",
+                                 "smtp://mail:25?tls=true&starttls=true", "smtp://mail:notaport"])
+def test_bad_smtp_url_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="SMTP_URL"):
+        parse_smtp_url(url)
+
+
+def _cmd(**extra: object) -> SendEmail:
+    return SendEmail(event_id=uuid4(), program="fvm", audience_id="programstyrgrupp", recipient_id="p1",
+                     to_address="anna@example.se", to_name="Anna Åberg", sender_name="FVM", sender_address="fvm@vgregion.se",
+                     subject="Beslut: ny tidplan", text_body="Text", html_body="<p>Html</p>", **extra)  # type: ignore[arg-type]
+
+
+def test_email_is_multipart_text_and_html_from_the_programme() -> None:
+    msg = build_message(_cmd())
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert "fvm@vgregion.se" in msg["From"] and "List-Unsubscribe" not in msg
+
+
+def test_newsletter_email_carries_one_click_unsubscribe() -> None:
+    msg = build_message(_cmd(list_unsubscribe="https://budkavle.test/u/abc"))
+    assert msg["List-Unsubscribe"] == "<https://budkavle.test/u/abc>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_webhook_must_be_https_to_an_allowed_host() -> None:
+    check_webhook_url("https://prod-01.westeurope.logic.azure.com/workflows/x", ALLOWED, False)
+    for url in ("http://prod.logic.azure.com/x", "https://evil.example.com/x", "https://logic.azure.com.evil.se/x",
+                "https://169.254.169.254/x", "http://127.0.0.1:8080/teams-sink/a"):
+        with pytest.raises(PermanentDeliveryError):
+            check_webhook_url(url, ALLOWED, False)
+
+
+def test_loopback_http_only_when_allowed_for_the_local_sink() -> None:
+    check_webhook_url("http://127.0.0.1:8080/teams-sink/a", ALLOWED, True)
+
+
+def test_retry_after_is_honoured_and_capped() -> None:
+    assert retry_after_seconds("3", 0.5) == 3.0
+    assert retry_after_seconds("9999", 0.5) == 60.0
+    assert retry_after_seconds(None, 0.5) == 0.5
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 0.5) == 0.5
+
+
+def test_workflows_envelope() -> None:
+    body = envelope({"type": "AdaptiveCard"})
+    assert body["type"] == "message"
+    assert body["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"

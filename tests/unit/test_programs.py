@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.tailor.programs import ProgramConfigError, load_program, load_programs
+from tests.conftest import PROGRAMS_DIR
+
+
+def _write(tmp_path: Path, mutate: object) -> Path:
+    data = yaml.safe_load((PROGRAMS_DIR / "fvm.yaml").read_text())
+    mutate(data)  # type: ignore[operator]
+    path = tmp_path / "fvm.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+def test_fvm_configuration_has_the_seed_groups_and_49_municipalities() -> None:
+    fvm = load_program(PROGRAMS_DIR / "fvm.yaml")
+    assert len(fvm.municipalities) == 49
+    assert sum(2 in m.options for m in fvm.municipalities) == 14
+    assert sum(3 in m.options for m in fvm.municipalities) == 9
+    assert fvm.first_mention == "FVM (Framtidens vårdinformationsmiljö)"
+    tiers = {a.tier.value for a in fvm.audiences}
+    assert tiers == {"primary", "secondary", "stakeholder", "public"}
+    assert len([a for a in fvm.audiences if a.tier.value == "primary"]) == 15
+
+
+def test_unknown_key_is_named_with_file_and_path(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda d: d["audiences"][3].update({"colour": "red"}))
+    with pytest.raises(ProgramConfigError) as info:
+        load_program(path)
+    message = str(info.value)
+    assert str(path) in message and "audiences[3] (programstyrgrupp).colour" in message
+    assert "Extra inputs are not permitted" in message
+
+
+def test_selector_on_an_attribute_the_directory_lacks_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda d: d["audiences"][0]["members"].update({"shoe_size": ["42"]}))
+    with pytest.raises(ProgramConfigError, match="shoe_size.*directory lacks"):
+        load_program(path)
+
+
+def test_file_name_must_match_the_programme_id(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda d: None)
+    path = path.rename(tmp_path / "other.yaml")
+    with pytest.raises(ProgramConfigError, match="does not match the file name"):
+        load_program(path)
+
+
+def test_not_yaml_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "fvm.yaml").write_text("audiences: [unclosed")
+    with pytest.raises(ProgramConfigError, match="not valid YAML"):
+        load_programs(tmp_path)

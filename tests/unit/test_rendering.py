@@ -1,0 +1,81 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from services.tailor.programs import Program
+from services.tailor.rendering import Renderer, TemplateProblem, sv_date
+from services.tailor.samples import sample_events
+from tests.conftest import TEMPLATES_DIR, make_event
+
+
+@pytest.fixture
+def renderer() -> Renderer:
+    return Renderer(TEMPLATES_DIR, "http://budkavle.test")
+
+
+def test_every_template_renders_every_sample_event_for_every_group(renderer: Renderer, fvm: Program) -> None:
+    renderer.check(sample_events("fvm"), fvm)
+
+
+def test_detailed_tone_carries_rationale_and_consequences_plain_does_not(renderer: Renderer, fvm: Program) -> None:
+    event = make_event("steering.decision")
+    detailed = renderer.email(event, fvm, fvm.audience("politisk-styrgrupp"))  # type: ignore[arg-type]
+    plain = renderer.email(event, fvm, fvm.audience("medarbetare-hs"))  # type: ignore[arg-type]
+    assert "Motivering: Förhandlingarna är klara." in detailed.text
+    assert "Konsekvenser: Södra först." in detailed.text
+    assert "Motivering" not in plain.text and "Förhandlingarna" not in plain.text
+    assert "invånare, patient och medarbetare" in plain.text
+
+
+def test_every_message_expands_the_acronym_at_first_mention(renderer: Renderer, fvm: Program) -> None:
+    for event in sample_events("fvm"):
+        for audience in fvm.audiences:
+            mail = renderer.email(event, fvm, audience)
+            assert mail.text.index("FVM (Framtidens vårdinformationsmiljö)") == mail.text.index("FVM")
+            card = renderer.teams_card(event, fvm, audience)
+            body = card["body"][2]["text"]
+            if "FVM" in body:
+                assert body.index("FVM (Framtidens vårdinformationsmiljö)") == body.index("FVM")
+
+
+def test_html_escapes_publisher_text(renderer: Renderer, fvm: Program) -> None:
+    event = make_event(payload={"committee": "<b>Styrgrupp</b>", "title": "<script>alert(1)</script>",
+                                "decision_text": "a & b"})
+    mail = renderer.email(event, fvm, fvm.audience("programstyrgrupp"))  # type: ignore[arg-type]
+    assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
+    assert "a &amp; b" in mail.html
+    assert "<script>alert(1)</script>" in mail.subject  # subjects are plain text, escaped by the mail encoder
+
+
+def test_municipal_groups_see_vastkom_beside_the_programme(renderer: Renderer, fvm: Program) -> None:
+    event = make_event()
+    municipal = renderer.email(event, fvm, fvm.audience("kommuner"))  # type: ignore[arg-type]
+    regional = renderer.email(event, fvm, fvm.audience("programstyrgrupp"))  # type: ignore[arg-type]
+    assert "VästKom" in municipal.html and "VästKom" not in regional.html
+
+
+def test_teams_card_is_an_adaptive_card_with_facts_and_read_more(renderer: Renderer, fvm: Program) -> None:
+    card = renderer.teams_card(make_event(), fvm, fvm.audience("programstyrgrupp"))  # type: ignore[arg-type]
+    assert card["type"] == "AdaptiveCard" and card["version"] == "1.5"
+    facts = {f["title"]: f["value"] for f in card["body"][3]["facts"]}
+    assert facts["Beslutande organ"] == "Regionstyrelsen"
+    assert card["actions"][0]["url"].startswith("http://budkavle.test/intranet/items/")
+    json.dumps(card)  # serialisable
+
+
+def test_template_referencing_a_missing_field_is_found_at_check_time(tmp_path: Path, fvm: Program) -> None:
+    broken = tmp_path / "templates"
+    for src in TEMPLATES_DIR.rglob("*.j2"):
+        dest = broken / src.relative_to(TEMPLATES_DIR)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(src.read_text())
+    (broken / "parts" / "status_update.txt.j2").write_text("{{ p.no_such_field }}")
+    with pytest.raises(TemplateProblem, match="no_such_field"):
+        Renderer(broken, "http://x").check(sample_events("fvm"), fvm)
+
+
+def test_swedish_dates() -> None:
+    from datetime import date
+
+    assert sv_date(date(2022, 5, 17)) == "17 maj 2022"
