@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import topics
 from services.common.bus import Bus, create_broker, ensure_topics
 from services.common.db import create_engine, create_tables
+from services.common.problems import install_problem_handler
 from services.common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class Runtime:
                 await self.stop()
 
         app = FastAPI(title="Budkavle", lifespan=lifespan)
+        install_problem_handler(app)
         app.include_router(self.health_router())
         for part in self.parts:
             if part.http is not None:

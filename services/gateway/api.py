@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from contracts import topics
 from contracts.deliveries import DeliveryPlan
 from contracts.events import Event, parse_event
+from services.common.problems import Problem
 from services.gateway.auth import Principal, TokenAuthority
 from services.gateway.status import event_status
 from services.gateway.store import DuplicateEvent, GatewayStore
@@ -30,13 +31,10 @@ REJECTED = Counter("budkavle_events_rejected_total", "Event requests refused by 
 Planner = Callable[[Event], Awaitable[DeliveryPlan]]
 
 
-def _problem(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> HTTPException:
+def _problem(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> Problem:
     REJECTED.labels(str(status)).inc()
-    content: dict[str, Any] = {"detail": detail}
-    if errors is not None:
-        content["errors"] = errors
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return HTTPException(status_code=status, detail=content, headers=headers)
+    return Problem(status, detail, errors, headers)
 
 
 def _errors(exc: ValidationError) -> list[dict[str, str]]:

@@ -1,0 +1,184 @@
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import topics
+from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned
+from contracts.events import Event
+from services.common.bus import Bus
+from services.common.db import create_tables
+from services.common.problems import install_problem_handler
+from services.gateway.api import build_http
+from services.gateway.auth import TokenAuthority, parse_tokens
+from services.gateway.handlers import build_router
+from services.gateway.relay import OutboxRelay
+from services.gateway.store import GatewayStore, metadata
+from services.tailor.directory import Recipient
+from services.tailor.planning import plan_deliveries
+from services.tailor.programs import Program
+from tests.conftest import make_event
+from tests.service.conftest import Recorder
+
+TOKEN = {"Authorization": "Bearer fvm-token-123"}
+FVIS_ONLY = {"Authorization": "Bearer fvis-token-123"}
+
+
+def event_json(**over: Any) -> dict[str, Any]:
+    return json.loads(make_event(audiences=["politisk-styrgrupp"], **over).model_dump_json(exclude={"event_id"}))
+
+
+@pytest.fixture
+async def gateway(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Program,
+                  small_directory: list[Recipient]) -> AsyncIterator[tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]]:
+    await create_tables(engine, metadata)
+    store = GatewayStore(engine)
+    relay = OutboxRelay(store, bus)
+
+    async def planner(event: Event) -> DeliveryPlan:
+        return plan_deliveries(event, fvm, small_directory, {}).contract
+
+    authority = TokenAuthority(parse_tokens("fvm-token-123=fvm,fvis-token-123=fvis,all-token-123=fvm|okand"))
+    app = FastAPI()
+    install_problem_handler(app)
+    app.include_router(build_http(store, authority, {"fvm": fvm}, planner, relay.notify))
+    broker.include_router(build_router(store, bus))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+        yield client, store, relay
+
+
+async def test_accepted_event_is_relayed_from_the_outbox_to_its_topic(
+        gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay], broker: KafkaBroker) -> None:
+    client, store, relay = gateway
+    seen = Recorder(broker, topics.event_topic("steering.decision"))
+    response = await client.post("/v1/events", json=event_json(), headers=TOKEN)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status_url"] == f"http://gw/v1/events/{body['event_id']}"
+    async with TestKafkaBroker(broker):
+        assert await relay.relay_once() == 1
+        assert await relay.relay_once() == 0
+    [relayed] = seen[topics.event_topic("steering.decision")]
+    assert relayed["event_id"] == body["event_id"] and relayed["published_at"]
+
+
+async def test_status_follows_plan_and_outcomes(
+        gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay], broker: KafkaBroker, bus: Bus) -> None:
+    client, store, _ = gateway
+    event_id = (await client.post("/v1/events", json=event_json(), headers=TOKEN)).json()["event_id"]
+    assert (await client.get(f"/v1/events/{event_id}", headers=TOKEN)).json()["status"] == "accepted"
+    now = datetime.now(UTC)
+    plan = DeliveryPlan(event_id=event_id, program="fvm", groups=(), refused=(),
+                        targeted={"politisk-styrgrupp": {"email": 2}})
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.EVENT_PLANNED, EventPlanned(plan=plan, status="planned", planned_at=now), event_id)
+        for rid, status in (("p1", "sent"), ("p2", "failed"), ("p2", "failed")):
+            await bus.publish(topics.DELIVERY_OUTCOMES, DeliveryOutcome(
+                event_id=event_id, program="fvm", channel="email", audience_id="politisk-styrgrupp",
+                recipient_id=rid, status=status, reason="permanent: SMTP 550" if status == "failed" else None,
+                at=now), rid)
+    status = (await client.get(f"/v1/events/{event_id}", headers=TOKEN)).json()
+    assert status["status"] == "delivered"
+    assert status["groups"]["politisk-styrgrupp"]["email"] == {"targeted": 2, "sent": 1, "failed": 1}
+    assert status["failures"] == [{"audience_id": "politisk-styrgrupp", "channel": "email",
+                                   "reason": "permanent: SMTP 550"}]
+
+
+async def test_idempotency_key_returns_the_first_event(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]) -> None:
+    client, store, _ = gateway
+    body = event_json()
+    headers = {**TOKEN, "Idempotency-Key": "retry-1"}
+    first = await client.post("/v1/events", json=body, headers=headers)
+    again = await client.post("/v1/events", json=body, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert first.json()["event_id"] == again.json()["event_id"]
+    assert len(await store.pending_outbox(10)) == 1
+    changed = await client.post("/v1/events", json={**body, "publisher": "other"}, headers=headers)
+    assert changed.status_code == 409
+
+
+async def test_dry_run_returns_the_plan_and_sends_nothing(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]) -> None:
+    client, store, _ = gateway
+    body = event_json(sensitivity="confidential")
+    body["audiences"] = ["politisk-styrgrupp", "facklig-referensgrupp"]
+    response = await client.post("/v1/events?dry_run=true", json=body, headers=TOKEN)
+    assert response.status_code == 200
+    plan = response.json()["plan"]
+    assert [g["audience_id"] for g in plan["groups"]] == ["politisk-styrgrupp"]
+    assert plan["groups"][0]["recipients"] == 9 and plan["groups"][0]["channels"] == ["email"]
+    assert plan["refused"][0]["audience_id"] == "facklig-referensgrupp"
+    assert plan["refused"][0]["rule"] == "sensitivity"
+    assert await store.pending_outbox(10) == []
+
+
+@pytest.mark.parametrize("headers,status", [({}, 401), ({"Authorization": "Bearer nope-nope-nope"}, 401),
+                                            ({"Authorization": "Basic fvm-token-123"}, 401), (FVIS_ONLY, 403)])
+async def test_missing_unknown_or_foreign_token(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay],
+                                                headers: dict[str, str], status: int) -> None:
+    client, store, _ = gateway
+    response = await client.post("/v1/events", json=event_json(), headers=headers)
+    assert response.status_code == status
+    if status == 401:
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert await store.pending_outbox(10) == []
+
+
+async def test_invalid_event_names_every_invalid_field(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]) -> None:
+    client, _, _ = gateway
+    body = event_json()
+    del body["payload"]["title"]
+    body["importance"] = "urgent"
+    body["payload"]["effective_date"] = "soon"
+    response = await client.post("/v1/events", json=body, headers=TOKEN)
+    assert response.status_code == 422
+    paths = {e["path"] for e in response.json()["errors"]}
+    assert {"steering.decision.importance", "steering.decision.payload.title",
+            "steering.decision.payload.effective_date"} <= paths
+
+
+@pytest.mark.parametrize("mutate,path", [
+    (lambda b: b.update(type="gossip"), None),
+    (lambda b: b.update(program="okand"), "program"),
+    (lambda b: b.update(audiences=["politisk-styrgrupp", "no-such-group"]), "audiences.1"),
+])
+async def test_unknown_type_programme_or_audience_is_422(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay],
+                                                         mutate: Any, path: str | None) -> None:
+    client, store, _ = gateway
+    body = event_json()
+    mutate(body)
+    response = await client.post("/v1/events", json=body, headers={"Authorization": "Bearer all-token-123"})
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    if path is None:
+        assert "gossip" in errors[0]["reason"]
+    else:
+        assert [e["path"] for e in errors] == [path]
+    assert await store.pending_outbox(10) == []
+
+
+async def test_malformed_and_oversized_bodies(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]) -> None:
+    client, _, _ = gateway
+    bad = await client.post("/v1/events", content=b"{not json", headers=TOKEN)
+    assert bad.status_code == 422 and bad.json()["detail"] == "body is not valid JSON"
+    array = await client.post("/v1/events", json=[1, 2], headers=TOKEN)
+    assert array.status_code == 422
+    body = event_json()
+    body["payload"]["decision_text"] = "x" * (300 * 1024)
+    big = await client.post("/v1/events", json=body, headers=TOKEN)
+    assert big.status_code == 413
+
+
+async def test_audiences_of_a_programme(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]) -> None:
+    client, _, _ = gateway
+    response = await client.get("/v1/programs/fvm/audiences", headers=TOKEN)
+    assert response.status_code == 200
+    ids = [a["id"] for a in response.json()["audiences"]]
+    assert "politisk-styrgrupp" in ids and len(ids) == 30
+    assert (await client.get("/v1/programs/fvm/audiences", headers=FVIS_ONLY)).status_code == 403
+    assert (await client.get("/v1/programs/fvm/audiences")).status_code == 401
