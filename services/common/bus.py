@@ -81,6 +81,12 @@ class Bus:
         await self.broker.publish(body, topic, key=key.encode(), headers={"content-type": "application/json"})
 
 
+async def raw_body(msg: Any) -> bytes:
+    """A decoder that leaves the body as bytes: handlers validate it themselves, so that a body that is
+    not even JSON reaches the dead-letter topic instead of failing inside FastStream's decoding."""
+    return bytes(msg.body)
+
+
 def validation_reason(exc: ValidationError | ValueError) -> str:
     """Every invalid field's path and reason, without the offending input (it may hold addresses)."""
     if isinstance(exc, ValidationError):

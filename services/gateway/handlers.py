@@ -7,7 +7,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts import topics
 from contracts.deliveries import DeliveryOutcome, EventPlanned
-from services.common.bus import Bus, decode_or_dead_letter
+from services.common.bus import Bus, decode_or_dead_letter, raw_body
 from services.gateway.store import GatewayStore
 
 CONSUMER = "gateway"
@@ -17,14 +17,14 @@ def build_router(store: GatewayStore, bus: Bus) -> KafkaRouter:
     router = KafkaRouter()
 
     @router.subscriber(topics.EVENT_PLANNED, group_id=f"{CONSUMER}-plans", auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.NACK_ON_ERROR, title="gateway:plans")
+                       ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="gateway:plans")
     async def on_event_planned(msg: KafkaMessage) -> None:
         planned = await decode_or_dead_letter(msg, EventPlanned.model_validate_json, bus, CONSUMER)
         if planned is not None:
             await store.record_plan(planned)
 
     @router.subscriber(topics.DELIVERY_OUTCOMES, group_id=f"{CONSUMER}-outcomes", auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.NACK_ON_ERROR, title="gateway:outcomes")
+                       ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="gateway:outcomes")
     async def on_delivery_outcome(msg: KafkaMessage) -> None:
         outcome = await decode_or_dead_letter(msg, DeliveryOutcome.model_validate_json, bus, CONSUMER)
         if outcome is not None:

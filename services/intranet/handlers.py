@@ -6,7 +6,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts import topics
 from contracts.deliveries import PublishIntranetItem
-from services.common.bus import Bus, decode_or_dead_letter
+from services.common.bus import Bus, decode_or_dead_letter, raw_body
 from services.common.delivery import Ledger, deliver_once
 from services.intranet.store import IntranetStore
 
@@ -17,7 +17,7 @@ def build_router(store: IntranetStore, ledger: Ledger, bus: Bus) -> KafkaRouter:
     router = KafkaRouter()
 
     @router.subscriber(topics.INTRANET_DELIVERY_REQUESTED, group_id=CONSUMER, auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.NACK_ON_ERROR, title="intranet:deliveries")
+                       ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="intranet:deliveries")
     async def on_intranet_delivery_requested(msg: KafkaMessage) -> None:
         cmd = await decode_or_dead_letter(msg, PublishIntranetItem.model_validate_json, bus, CONSUMER)
         if cmd is not None:

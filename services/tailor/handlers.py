@@ -6,7 +6,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts import topics
 from contracts.events import parse_event
-from services.common.bus import Bus, dead_letter, decode_or_dead_letter
+from services.common.bus import Bus, dead_letter, decode_or_dead_letter, raw_body
 from services.tailor.planning import UnknownAudienceError
 from services.tailor.service import Tailor, UnprocessableEvent
 
@@ -17,7 +17,7 @@ def build_router(tailor: Tailor, bus: Bus) -> KafkaRouter:
     router = KafkaRouter()
 
     @router.subscriber(*topics.EVENT_TOPICS.values(), group_id=CONSUMER, auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.NACK_ON_ERROR, title="tailor:events")
+                       ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="tailor:events")
     async def on_event(msg: KafkaMessage) -> None:
         event = await decode_or_dead_letter(msg, parse_event, bus, CONSUMER)
         if event is None:

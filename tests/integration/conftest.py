@@ -1,0 +1,159 @@
+"""Integration fixtures: each starts the real component itself — a Kafka-protocol broker, an SMTP
+server, an HTTP receiver, PostgreSQL — on loopback."""
+
+import asyncio
+import os
+import shutil
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.db import create_engine
+from services.embedded.broker import EmbeddedKafka, free_port
+
+POSTGRES_URL = os.environ.get("BUDKAVLE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+def _docker_engine() -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        import docker
+
+        docker.from_env().ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def kafka_bootstrap() -> Iterator[str]:
+    """A fresh broker per test (consumer-group rejoins are slow on tansu): KAFKA_BOOTSTRAP_SERVERS where
+    set, testcontainers' Kafka where a Docker engine runs, else the embedded tansu binary."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    elif _docker_engine():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer() as container:
+            yield container.get_bootstrap_server()
+    else:
+        with EmbeddedKafka() as broker:
+            yield broker.bootstrap_servers
+
+
+# --- SMTP ----------------------------------------------------------------------------------------
+
+@dataclass
+class SmtpServer:
+    port: int
+    messages: list[Any] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)  # scripted replies to DATA, then 250
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.replies:
+            return self.replies.pop(0)
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer(port=free_port())
+    controller = Controller(server, hostname="127.0.0.1", port=server.port)
+    controller.start()
+    yield server
+    controller.stop()
+
+
+# --- HTTP receiver -------------------------------------------------------------------------------
+
+@dataclass
+class HttpReceiver:
+    url: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    """A real HTTP server (uvicorn) answering like a Workflows webhook; `script` queues other answers."""
+    port = free_port()
+    receiver = HttpReceiver(url=f"http://127.0.0.1:{port}")
+    app = FastAPI()
+
+    @app.post("/hook/{name}")
+    async def hook(name: str, request: Request) -> JSONResponse:
+        if receiver.script:
+            status, headers = receiver.script.pop(0)
+            return JSONResponse({"error": "scripted"}, status_code=status, headers=headers)
+        receiver.received.append({"name": name, "body": await request.json()})
+        return JSONResponse({}, status_code=202)
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        threading.Event().wait(0.01)
+    yield receiver
+    server.should_exit = True
+    thread.join(5)
+
+
+# --- databases -----------------------------------------------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_engine(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[AsyncEngine]:
+    """The same store tests on the embedded SQLite file and on the local PostgreSQL."""
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+        yield engine
+        await engine.dispose()
+        return
+    schema = f"t_{os.getpid()}_{abs(hash(request.node.name)) % 10**8}"
+    admin = create_engine(POSTGRES_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = _with_search_path(POSTGRES_URL, schema)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+def _with_search_path(url: str, schema: str) -> AsyncEngine:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    return create_async_engine(url, connect_args={"server_settings": {"search_path": schema}})
+
+
+async def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> None:
+    """Wait for a condition rather than sleeping a fixed time."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

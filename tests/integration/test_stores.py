@@ -1,0 +1,96 @@
+"""Every service's store on both SQLite and the local PostgreSQL."""
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned, PublishIntranetItem, SendEmail
+from services.common.db import create_tables
+from services.common.delivery import Ledger, LedgerEntry
+from services.email.main import LEDGER, metadata as email_md
+from services.gateway.store import DuplicateEvent, GatewayStore, metadata as gateway_md
+from services.intranet.store import IntranetStore, metadata as intranet_md
+from services.tailor.directory import Recipient
+from services.tailor.store import TailorStore, metadata as tailor_md
+from tests.conftest import make_event
+
+
+async def test_ledger_records_once_and_finds_it_again(store_engine: AsyncEngine) -> None:
+    await create_tables(store_engine, email_md)
+    ledger = Ledger(store_engine, LEDGER)
+    cmd = SendEmail(event_id=uuid4(), program="fvm", audience_id="a", recipient_id="p1", to_address="a@example.se",
+                    to_name="A", sender_name="FVM", sender_address="fvm@vgregion.se", subject="s", text_body="t",
+                    html_body="h")
+    assert await ledger.lookup(cmd.delivery_key) is None
+    await ledger.record(cmd, "p1", LedgerEntry("failed", "temporary: SMTP 451", 3))
+    await ledger.record(cmd, "p1", LedgerEntry("sent", None, 1))
+    assert await ledger.lookup(cmd.delivery_key) == LedgerEntry("sent", None, 1)
+
+
+async def test_gateway_store_keeps_event_and_outbox_together(store_engine: AsyncEngine) -> None:
+    await create_tables(store_engine, gateway_md)
+    store = GatewayStore(store_engine)
+    event = make_event()
+    await store.accept(event, "events.steering.decision.v1", "t0:key-1", "hash")
+    with pytest.raises(DuplicateEvent):
+        await store.accept(make_event(), "events.steering.decision.v1", "t0:key-1", "hash")
+    assert len(await store.pending_outbox(10)) == 1  # the refused duplicate left no outbox row
+    found = await store.by_idempotency("t0:key-1")
+    assert found is not None and found.event_id == str(event.event_id)
+    [(row_id, topic, key, _)] = await store.pending_outbox(10)
+    await store.mark_published([row_id])
+    assert await store.pending_outbox(10) == []
+
+
+async def test_gateway_counts_outcomes_once_per_delivery(store_engine: AsyncEngine) -> None:
+    await create_tables(store_engine, gateway_md)
+    store = GatewayStore(store_engine)
+    event_id = uuid4()
+    now = datetime.now(UTC)
+    for status in ("failed", "sent", "sent"):
+        await store.record_outcome(DeliveryOutcome(event_id=event_id, program="fvm", channel="email",
+                                                   audience_id="a", recipient_id="p1", status=status, at=now))
+    await store.record_outcome(DeliveryOutcome(event_id=event_id, program="fvm", channel="teams",
+                                               audience_id="a", status="sent", at=now))
+    assert await store.outcome_counts(event_id) == {("a", "email", "sent"): 1, ("a", "teams", "sent"): 1}
+    plan = DeliveryPlan(event_id=event_id, program="fvm", groups=(), refused=())
+    await store.record_plan(EventPlanned(plan=plan, status="planned", planned_at=now))
+    await store.record_plan(EventPlanned(plan=plan, status="embargoed", planned_at=now))
+    assert (await store.plan_of(event_id))[0] == "planned"  # type: ignore[index]
+
+
+async def test_tailor_directory_and_held_events(store_engine: AsyncEngine) -> None:
+    await create_tables(store_engine, tailor_md)
+    store = TailorStore(store_engine)
+    people = [Recipient(f"p{i}", "N", f"p{i}@example.se", area="södra", options=frozenset({1, 3})) for i in range(12_000)]
+    assert await store.replace_directory(people) == 12_000
+    assert await store.replace_directory(people[:3]) == 3
+    assert await store.load_directory() == people[:3]
+    now = datetime.now(UTC)
+    held = make_event(embargo_until=(now + timedelta(minutes=10)).isoformat())
+    await store.record(held, "held")
+    assert await store.due(now) == []
+    assert await store.due(now + timedelta(minutes=11)) == [held]
+    next_release = await store.next_release()
+    assert next_release is not None and abs((next_release - held.embargo_until).total_seconds()) < 1  # type: ignore[operator]
+    await store.record(held, "planned")
+    assert await store.status(held.event_id) == "planned"
+    assert await store.due(now + timedelta(days=1)) == []
+
+
+async def test_intranet_items_newest_first(store_engine: AsyncEngine) -> None:
+    await create_tables(store_engine, intranet_md)
+    store = IntranetStore(store_engine)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(3):
+        event = make_event()
+        await store.save(PublishIntranetItem(
+            event_id=event.event_id, program="fvm", event_type=event.type, title=f"Nyhet {n}", summary="s",
+            html_body="<p>x</p>", importance="awareness", sensitivity="internal", occurred_at=base,
+            published_at=base + timedelta(hours=n), audiences=()))
+    items = await store.latest("fvm")
+    assert [i.title for i in items] == ["Nyhet 2", "Nyhet 1", "Nyhet 0"]
+    assert items[0].published_at.tzinfo is not None
+    assert await store.get(items[0].event_id) == items[0]
