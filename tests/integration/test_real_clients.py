@@ -1,0 +1,89 @@
+"""Budkavle's output read by real clients: Microsoft's Adaptive Cards library, feedparser."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import feedparser
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.deliveries import PublishIntranetItem
+from services.common.db import create_tables
+from services.intranet.pages import build_http
+from services.intranet.store import IntranetStore, metadata
+from services.tailor.programs import Program
+from services.tailor.rendering import Renderer
+from services.tailor.samples import sample_events
+from tests.conftest import ROOT, TEMPLATES_DIR
+
+VALIDATE = """
+const AC = require(process.argv[1]);
+const cards = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+const out = cards.map((json) => {
+  const card = new AC.AdaptiveCard();
+  const context = new AC.SerializationContext();
+  card.parse(json, context);
+  const events = card.validateProperties().validationEvents.map((e) => `${e.phase}/${e.event}: ${e.message}`);
+  const parseEvents = context.eventCount;
+  return { events, parseEvents };
+});
+console.log(JSON.stringify(out));
+"""
+
+
+def test_every_teams_card_validates_in_microsofts_adaptive_cards_library(fvm: Program) -> None:
+    library = ROOT / "node_modules" / "adaptivecards" / "dist" / "adaptivecards.js"
+    assert library.is_file(), "run `npm install` (make does) for the adaptivecards library"
+    node = shutil.which("node")
+    assert node is not None
+    renderer = Renderer(TEMPLATES_DIR, "https://budkavle.example.se")
+    cards = [renderer.teams_card(e, fvm, a) for e in sample_events("fvm") for a in fvm.audiences[:6]]
+    # A control the library must complain about, so the check is known to bite.
+    cards.append({"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlok", "text": "x"}]})
+    result = subprocess.run([node, "-e", VALIDATE, str(library)], input=json.dumps(cards), capture_output=True,
+                            text=True, timeout=60, check=True)
+    reports = json.loads(result.stdout)
+    assert len(reports) == len(cards)
+    control = reports.pop()
+    assert control["parseEvents"] > 0
+    for report in reports:
+        assert report["events"] == [] and report["parseEvents"] == 0, report
+
+
+async def test_atom_feed_parses_in_feedparser(sqlite_engine: AsyncEngine, fvm: Program) -> None:
+    await create_tables(sqlite_engine, metadata)
+    store = IntranetStore(sqlite_engine)
+    renderer = Renderer(TEMPLATES_DIR, "http://bk")
+    for event in sample_events("fvm")[:3]:
+        item = renderer.intranet_item(event, fvm)
+        await store.save(PublishIntranetItem(
+            event_id=event.event_id, program="fvm", event_type=event.type, title=item.title, summary=item.summary,
+            html_body=item.html, importance="must_know", sensitivity="internal", occurred_at=event.occurred_at,
+            published_at=event.occurred_at, audiences=()))
+    app = FastAPI()
+    app.include_router(build_http(store, {"fvm": fvm}, TEMPLATES_DIR, "http://bk"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
+        response = await client.get("/intranet/feed.atom?program=fvm")
+        missing = await client.get("/intranet/feed.atom?program=nope")
+    assert response.headers["content-type"].startswith("application/atom+xml")
+    feed = feedparser.parse(response.content)
+    assert not feed.bozo, feed.bozo_exception
+    assert feed.version == "atom10"
+    assert [e.title for e in feed.entries] == [e.payload.title for e in sample_events("fvm")[:3]]
+    assert feed.entries[0].link.startswith("http://bk/intranet/items/")
+    assert "FVM (Framtidens vårdinformationsmiljö)" in feed.entries[0].content[0].value
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/intranet/", "/intranet/status"])
+async def test_pages_render_with_no_items(sqlite_engine: AsyncEngine, fvm: Program, path: str) -> None:
+    await create_tables(sqlite_engine, metadata)
+    app = FastAPI()
+    app.include_router(build_http(IntranetStore(sqlite_engine), {"fvm": fvm}, TEMPLATES_DIR, "http://bk"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
+        response = await client.get(path)
+    assert response.status_code == 200 and 'lang="sv"' in response.text
