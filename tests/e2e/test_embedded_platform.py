@@ -1,0 +1,199 @@
+"""The embedded platform started as a user starts it (`budkavle up`), one must-know steering decision
+posted over HTTP, and everything that should leave checked where it lands."""
+
+import email
+import email.policy
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import httpx
+import pytest
+
+from services.embedded.broker import free_port
+from tests.conftest import ROOT
+
+COMMITTEES = ("politisk-styrgrupp", "programstyrgrupp", "strategisk-styrgrupp")
+
+
+@dataclass
+class Platform:
+    url: str
+    data_dir: Path
+    token: str
+    kafka_port: int
+    process: subprocess.Popen[bytes]
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    data_dir = tmp_path_factory.mktemp("budkavle")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL", "BUDKAVLE_API_TOKENS")}
+    env.update(BUDKAVLE_DATA_DIR=str(data_dir), BUDKAVLE_HTTP_PORT=str(port))
+    log = open(data_dir / "up.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _ready(url) or process.poll() is not None, 120, "the platform to be ready")
+        assert process.poll() is None, (data_dir / "up.log").read_text()[-3000:]
+        runtime = json.loads((data_dir / "runtime.json").read_text())
+        yield Platform(url, data_dir, (data_dir / "demo-token").read_text().strip(),
+                       int(runtime["kafka_bootstrap_servers"].rsplit(":", 1)[1]), process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+
+def steering_decision() -> dict[str, Any]:
+    return {
+        "type": "steering.decision", "program": "fvm", "publisher": "FVM programkontor",
+        "importance": "must_know", "sensitivity": "internal", "audiences": list(COMMITTEES),
+        "payload": {"committee": "Regionstyrelsen", "title": "Ny tidplan för införandet av Millennium",
+                    "decision_text": "Regionstyrelsen godkänner den reviderade tidplanen för FVM.",
+                    "rationale": "Förhandlingarna har gett en tidplan som håller.",
+                    "consequences": "Södra området inför hösten 2024.", "effective_date": "2022-05-17"},
+    }
+
+
+def targeted_addresses(data_dir: Path) -> set[str]:
+    """The committee members, read straight from the directory the platform created."""
+    with sqlite3.connect(data_dir / "budkavle.db") as db:
+        rows = db.execute(f"SELECT email FROM tailor_recipients WHERE role IN ({','.join('?' * len(COMMITTEES))})",
+                          COMMITTEES).fetchall()
+    return {r[0] for r in rows}
+
+
+def mail_recipients(data_dir: Path) -> list[str]:
+    out = []
+    for path in (data_dir / "mail").glob("*.eml"):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        out.append(msg["To"].addresses[0].addr_spec)
+    return out
+
+
+@pytest.fixture(scope="module")
+def delivered(platform: Platform) -> dict[str, Any]:
+    auth = {"Authorization": f"Bearer {platform.token}"}
+    response = httpx.post(f"{platform.url}/v1/events", json=steering_decision(), headers=auth, timeout=30)
+    assert response.status_code == 202, response.text
+    status_url = response.json()["status_url"]
+
+    def done() -> bool:
+        return bool(httpx.get(status_url, headers=auth, timeout=10).json()["status"] == "delivered")
+    wait_until(done, 90, "the event to be delivered")
+    return {"event_id": response.json()["event_id"], "status": httpx.get(status_url, headers=auth).json()}
+
+
+def test_emails_reach_exactly_the_targeted_recipients(platform: Platform, delivered: dict[str, Any]) -> None:
+    expected = targeted_addresses(platform.data_dir)
+    assert len(expected) == 35
+    got = mail_recipients(platform.data_dir)
+    assert sorted(got) == sorted(expected)  # each once, nobody else
+
+
+def test_a_card_lands_in_the_teams_sink_for_each_targeted_group(platform: Platform, delivered: dict[str, Any]) -> None:
+    folders = {p.name: sorted(p.glob("*.json")) for p in (platform.data_dir / "teams").iterdir()}
+    # politisk-styrgrupp has no Teams channel in the FVM configuration
+    assert {k: len(v) for k, v in folders.items()} == {"programstyrgrupp": 1, "strategisk-styrgrupp": 1}
+    body = json.loads(folders["programstyrgrupp"][0].read_text())
+    assert body["attachments"][0]["content"]["body"][1]["text"].endswith("Ny tidplan för införandet av Millennium")
+
+
+def test_item_is_on_the_intranet_and_in_the_atom_feed(platform: Platform, delivered: dict[str, Any]) -> None:
+    page = httpx.get(f"{platform.url}/intranet/")
+    assert "Ny tidplan för införandet av Millennium" in page.text
+    feed = feedparser.parse(httpx.get(f"{platform.url}/intranet/feed.atom").content)
+    assert not feed.bozo
+    assert feed.entries[0].id == f"urn:uuid:{delivered['event_id']}"
+
+
+def test_status_shows_counts_per_group_and_channel(delivered: dict[str, Any]) -> None:
+    status = delivered["status"]
+    assert status["groups"]["politisk-styrgrupp"] == {"email": {"targeted": 9, "sent": 9, "failed": 0}}
+    assert status["groups"]["programstyrgrupp"]["teams"] == {"targeted": 1, "sent": 1, "failed": 0}
+    assert status["totals"]["email"] == {"targeted": 35, "sent": 35, "failed": 0}
+    assert status["totals"]["intranet"] == {"targeted": 1, "sent": 1, "failed": 0}
+
+
+def test_cli_publish_finds_the_running_platform(platform: Platform, delivered: dict[str, Any], tmp_path: Path) -> None:
+    event_file = tmp_path / "status.yaml"
+    event_file.write_text("type: status.update\nprogram: fvm\npublisher: cli\nimportance: awareness\n"
+                          "payload: {title: Läget i december, summary: Allt går enligt plan.}\n")
+    env = {**os.environ, "BUDKAVLE_DATA_DIR": str(platform.data_dir)}
+    result = subprocess.run([sys.executable, "-m", "services.cli", "publish", str(event_file)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status_url"].startswith(platform.url)
+
+
+def test_pages_in_headless_chromium(platform: Platform, delivered: dict[str, Any]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium package is needed (.ci/run installs it)"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"{platform.url}/intranet/")
+            page.get_by_role("link", name="Ny tidplan för införandet av Millennium").click()
+            page.wait_for_url(f"**/intranet/items/{delivered['event_id']}")
+            assert page.locator("h1").inner_text() == "Ny tidplan för införandet av Millennium"
+            assert "FVM (Framtidens vårdinformationsmiljö)" in page.locator("article").inner_text()
+            assert page.locator("dl.facts").inner_text().count("Regionstyrelsen") == 1
+            page.get_by_role("link", name="Läget just nu").click()
+            assert page.get_by_role("heading", name="Senaste besluten").is_visible()
+            page.goto(f"{platform.url}/mail/")
+            assert page.locator("tbody tr").count() >= 35
+            assert errors == []
+        finally:
+            browser.close()
+
+
+def test_ctrl_c_stops_everything_broker_included(platform: Platform, delivered: dict[str, Any]) -> None:
+    platform.process.send_signal(signal.SIGINT)
+    assert platform.process.wait(30) == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{platform.url}/healthz", timeout=2)
+    import socket
+
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", platform.kafka_port)) != 0  # the broker process is gone
+    assert not (platform.data_dir / "runtime.json").exists()
