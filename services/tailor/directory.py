@@ -182,6 +182,21 @@ MEMBERSHIPS = {
 }
 
 
+#: Region Västerbotten (FVIS): staff per healthcare area, and memberships role → (organisation, how many).
+FVIS_STAFF_PER_AREA = {"Umeå": 6000, "Skellefteå": 2800, "Södra Lappland": 1200}
+FVIS_MEMBERSHIPS = {
+    "fvis-regionstyrelsen": ("Region Västerbotten", 15),
+    "fvis-programstyrgrupp": ("Region Västerbotten", 10),
+    "fvis-programdeltagare": ("Region Västerbotten", 120),
+    "fvis-forandringsledare": ("Region Västerbotten", 60),
+    "fvis-facklig": ("Region Västerbotten", 8),
+    "fvis-forvaltning": ("Region Västerbotten", 200),
+    "fvis-invanarpanel": ("Region Västerbotten", 100),
+    "sussa-kontakt": ("Sussa samverkan", 16),
+    "fvis-media": ("Media", 10),
+}
+
+
 def _ascii(text: str) -> str:
     """Ids and addresses stay ASCII, so that no mail server needs SMTPUTF8."""
     return text.translate(str.maketrans("åäöÅÄÖéü", "aaoAAOeu"))
@@ -192,7 +207,8 @@ def synthetic_directory(
     staff_scale: float = 1.0,
     seed: int = 1658,
 ) -> Iterator[Recipient]:
-    """A deterministic directory: ~47 000 regional staff, committee members, 49 municipalities' contacts.
+    """A deterministic directory: ~47 000 VGR staff, committee members, 49 municipalities' contacts, and
+    Region Västerbotten's staff and groups for FVIS.
 
     `municipalities` is (name, area, options). The same arguments always give the same people.
     """
@@ -200,7 +216,7 @@ def synthetic_directory(
 
     def person(prefix: str, n: int) -> tuple[str, str, str]:
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
-        rid = _ascii(f"{prefix}-{n:05d}")
+        rid = _ascii(f"{prefix}-{n:05d}").replace(" ", "-").lower()
         return rid, f"{first} {last}", _ascii(f"{first}.{last}.{rid}@example.se".lower())
 
     areas = tuple(STAFF_PER_AREA)
@@ -220,6 +236,18 @@ def synthetic_directory(
                 profession="chef" if is_manager else rng.choice(professions),
                 area=area,
             )
+    fvis_areas = tuple(FVIS_STAFF_PER_AREA)
+    for role, (organisation, count) in FVIS_MEMBERSHIPS.items():
+        for n in range(count):
+            rid, name, email = person(f"rvb-{role}", n)
+            yield Recipient(rid, name, email, organisation=organisation, role=role, area=fvis_areas[n % 3])
+    for area, count in FVIS_STAFF_PER_AREA.items():
+        for n in range(max(1, round(count * staff_scale))):
+            rid, name, email = person(f"rvb-{area}", n)
+            is_manager = n % 25 == 0
+            yield Recipient(rid, name, email, organisation="Region Västerbotten",
+                            role="fvis-chef" if is_manager else "fvis-medarbetare",
+                            profession="chef" if is_manager else rng.choice(professions), area=area)
     for index, (municipality, area, options) in enumerate(municipalities):
         slug = f"kommun{index:02d}"
         for role, count in (("kommun-kontakt", 2), ("kommunal-ledning", 2),

@@ -90,3 +90,28 @@ def test_each_person_gets_one_email_per_event(fvm: Program, small_directory: lis
     plan = plan_deliveries(make_event("golive.milestone"), fvm, small_directory, HOOKS)
     ids = [r.id for people in plan.emails.values() for r in people]
     assert len(ids) == len(set(ids))
+
+
+def test_fvis_decision_point_reaches_its_committees_and_all_staff_by_intranet(
+        small_directory: list[Recipient]) -> None:
+    from services.tailor.programs import load_program
+    from tests.conftest import PROGRAMS_DIR
+
+    fvis = load_program(PROGRAMS_DIR / "fvis.yaml")
+    assert sorted(fvis.decision_points) == ["B1", "B2", "B3", "B4", "B5", "B6", "B7"]
+    event = make_event(program="fvis", payload={
+        "committee": "Regionstyrelsen", "decision_code": "B3", "title": "Programmet fortsätter",
+        "decision_text": "Regionstyrelsen beslutar att fortsätta programmet."})
+    plan = plan_deliveries(event, fvis, small_directory, {})
+    emailed = [r for people in plan.emails.values() for r in people]
+    assert emailed and all(r.organisation in ("Region Västerbotten", "Sussa samverkan") for r in emailed)
+    groups = {g.audience_id: g for g in plan.contract.groups}
+    assert groups["medarbetare-klinisk"].channels == ("intranet",)
+    assert groups["regionstyrelsen"].recipients == 15
+
+
+def test_programmes_sharing_a_directory_never_reach_each_others_people(
+        fvm: Program, small_directory: list[Recipient]) -> None:
+    plan = plan_deliveries(make_event("golive.milestone"), fvm, small_directory, HOOKS)
+    reached = {r.organisation for people in plan.emails.values() for r in people}
+    assert "Region Västerbotten" not in reached and "Sussa samverkan" not in reached
