@@ -1,0 +1,93 @@
+"""Each service runs alone (`python -m services.<name>`) against KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from uuid import uuid4
+
+import httpx
+
+from contracts import topics
+from contracts.deliveries import PublishIntranetItem
+from services.common.bus import Bus, create_broker
+from services.embedded.broker import free_port
+from tests.conftest import ROOT
+from tests.integration.conftest import wait_for
+
+
+@contextmanager
+def service(name: str, tmp_path: Path, kafka: str, **env: str) -> Iterator[str]:
+    port = free_port()
+    full_env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka, "BUDKAVLE_HTTP_PORT": str(port),
+                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / (name + '.db')}",
+                "BUDKAVLE_DATA_DIR": str(tmp_path), **env}
+    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=full_env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp_path / f"{name}.log").read_text()[-2000:]
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"{name} never became ready"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            assert process.wait(20) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+            log.close()
+
+
+async def test_intranet_service_alone_serves_what_it_consumes(tmp_path: Path, kafka_bootstrap: str) -> None:
+    with service("intranet", tmp_path, kafka_bootstrap) as url:
+        broker = create_broker(kafka_bootstrap, "it-standalone")
+        await broker.start()
+        try:
+            event_id = uuid4()
+            from datetime import UTC, datetime
+
+            now = datetime.now(UTC)
+            await Bus(broker).publish(topics.INTRANET_DELIVERY_REQUESTED, PublishIntranetItem(
+                event_id=event_id, program="fvm", event_type="status.update", title="Läget i november",
+                summary="Allt enligt plan.", html_body="<p>Allt enligt plan.</p>", importance="awareness",
+                sensitivity="internal", occurred_at=now, published_at=now, audiences=()), str(event_id))
+        finally:
+            await broker.stop()
+
+        async def shown() -> bool:
+            async with httpx.AsyncClient() as client:
+                return (await client.get(f"{url}/intranet/items/{event_id}")).status_code == 200
+        await wait_for(shown, timeout=60)
+
+
+def test_gateway_alone_asks_the_tailor_alone_for_dry_runs(tmp_path: Path, kafka_bootstrap: str) -> None:
+    csv = tmp_path / "people.csv"
+    csv.write_text("id,name,email,organisation,role,profession,area,municipality,options\n"
+                   "p1,Anna,anna@example.se,VGR,politisk-styrgrupp,,västra,,\n")
+    db = f"sqlite+aiosqlite:///{tmp_path / 'tailor.db'}"
+    imported = subprocess.run([sys.executable, "-m", "services.cli", "recipients", "import", str(csv)], cwd=ROOT,
+                              env={**os.environ, "DATABASE_URL": db}, capture_output=True, text=True, timeout=60)
+    assert imported.returncode == 0, imported.stderr
+    with service("tailor", tmp_path, kafka_bootstrap) as tailor_url, \
+            service("gateway", tmp_path, kafka_bootstrap, BUDKAVLE_API_TOKENS="standalone-token=fvm",
+                    BUDKAVLE_TAILOR_URL=tailor_url) as gateway_url:
+        event = (ROOT / "deploy" / "examples" / "steering-decision.json").read_bytes()
+        response = httpx.post(f"{gateway_url}/v1/events?dry_run=true", content=event, timeout=30,
+                              headers={"Authorization": "Bearer standalone-token"})
+    assert response.status_code == 200, response.text
+    groups = {g["audience_id"]: g for g in response.json()["plan"]["groups"]}
+    assert groups["politisk-styrgrupp"]["recipients"] == 1
