@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml package.json
 run: $(STAMP)
 	$(BIN)/budkavle up
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy services contracts
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/service

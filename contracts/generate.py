@@ -13,7 +13,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from contracts import topics
-from contracts.deliveries import DeadLetter, DeliveryOutcome, EventPlanned, PublishIntranetItem, SendEmail, SendTeamsCard
+from contracts.deliveries import (
+    DeadLetter,
+    DeliveryOutcome,
+    EventPlanned,
+    PublishIntranetItem,
+    SendEmail,
+    SendTeamsCard,
+)
 from contracts.events import EVENT_ADAPTER
 
 HERE = Path(__file__).parent

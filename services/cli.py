@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "preview":
             return preview(args.event, args.audience, args.channel, args.out)
         if args.command == "recipients":
-            return asyncio.run(import_recipients(args.file, args.skip_invalid))
+            return import_recipients(args.file, args.skip_invalid)
     except CliError as exc:
         print(f"budkavle {args.command}: {exc}", file=sys.stderr)
         return 2
@@ -149,11 +149,9 @@ def preview(event_path: Path, audience_id: str, channel: str, out: Path | None) 
     return 0
 
 
-async def import_recipients(path: Path, skip_invalid: bool) -> int:
-    from services.common.db import create_engine, create_tables
+def import_recipients(path: Path, skip_invalid: bool) -> int:
     from services.tailor.directory import parse_recipients_csv
     from services.tailor.programs import load_programs
-    from services.tailor.store import TailorStore, metadata
 
     settings = CommonSettings()
     try:
@@ -172,14 +170,21 @@ async def import_recipients(path: Path, skip_invalid: bool) -> int:
               f"{len(report.accepted)} valid rows)", file=sys.stderr)
         return 1
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.resolved_database_url())
-    try:
-        await create_tables(engine, metadata)
-        count = await TailorStore(engine).replace_directory(report.accepted)
-    finally:
-        await engine.dispose()
+    count = asyncio.run(_replace_directory(settings.resolved_database_url(), report.accepted))
     print(f"imported {count} recipients; {len(report.rejected)} rejected")
     return 0
+
+
+async def _replace_directory(database_url: str, people: Any) -> int:
+    from services.common.db import create_engine, create_tables
+    from services.tailor.store import TailorStore, metadata
+
+    engine = create_engine(database_url)
+    try:
+        await create_tables(engine, metadata)
+        return await TailorStore(engine).replace_directory(people)
+    finally:
+        await engine.dispose()
 
 
 if __name__ == "__main__":

@@ -38,10 +38,12 @@ def is_postgres(engine: AsyncEngine) -> bool:
 
 async def upsert(conn: Any, table: Any, values: dict[str, Any], keys: tuple[str, ...]) -> None:
     """Insert a row, or update it where the key already exists (SQLite and PostgreSQL alike)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(table).values(**values)
+    from sqlalchemy.dialects import postgresql, sqlite
+
     updates = {k: v for k, v in values.items() if k not in keys}
-    await conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates))
+    if conn.dialect.name == "postgresql":
+        pg = postgresql.insert(table).values(**values)
+        await conn.execute(pg.on_conflict_do_update(index_elements=list(keys), set_=updates))
+    else:
+        lite = sqlite.insert(table).values(**values)
+        await conn.execute(lite.on_conflict_do_update(index_elements=list(keys), set_=updates))

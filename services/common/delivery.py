@@ -41,9 +41,14 @@ class PermanentDeliveryError(DeliveryError):
 
 
 class Deliverable(Protocol):
-    event_id: UUID
-    program: str
-    audience_id: str
+    @property
+    def event_id(self) -> UUID: ...
+
+    @property
+    def program(self) -> str: ...
+
+    @property
+    def audience_id(self) -> str: ...
 
     @property
     def delivery_key(self) -> str: ...
@@ -116,7 +121,7 @@ async def deliver_once(
         log.info("redelivered command found in ledger; nothing sent twice",
                  extra={"event_id": str(cmd.event_id), "channel": channel})
     outcome = DeliveryOutcome(event_id=cmd.event_id, program=cmd.program, channel=channel,
-                              audience_id=cmd.audience_id, recipient_id=recipient_id, status=entry.status,  # type: ignore[arg-type]
+                              audience_id=cmd.audience_id, recipient_id=recipient_id, status=entry.status,
                               reason=entry.reason, attempts=entry.attempts, at=datetime.now(UTC))
     await bus.publish(topics.DELIVERY_OUTCOMES, outcome, key=recipient_id or cmd.audience_id)
     return entry

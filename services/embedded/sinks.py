@@ -61,7 +61,7 @@ class MailSink:
 
 
 def _read_mail(path: Path) -> email.message.EmailMessage:
-    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
 
 
 def mail_viewer(data_dir: Path) -> APIRouter:
@@ -84,7 +84,8 @@ def mail_viewer(data_dir: Path) -> APIRouter:
                         f"<td>{html.escape(str(m['Subject']))}</td><td>{html.escape(str(m['Date']))}</td></tr>")
         body = "".join(rows) or "<tr><td colspan='4'>Inga mejl ännu.</td></tr>"
         return HTMLResponse(
-            "<!DOCTYPE html><html lang='sv'><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>Lokal brevlåda</title></head><body>"
+            "<!DOCTYPE html><html lang='sv'><head><meta charset='utf-8'><link rel='icon' href='data:,'>"
+            "<title>Lokal brevlåda</title></head><body>"
             f"<h1>Lokal brevlåda</h1><p>{len(list(folder.glob('*.eml')))} mejl</p>"
             f"<table><thead><tr><th>#</th><th>Till</th><th>Ämne</th><th>Datum</th></tr></thead><tbody>{body}"
             "</tbody></table></body></html>")

@@ -7,7 +7,6 @@ from pydantic import Field, ValidationError
 
 from contracts.events import parse_event
 from services.common.bus import validation_reason
-
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.tailor.handlers import build_router

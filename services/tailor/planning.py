@@ -12,6 +12,7 @@ from services.tailor import policy
 from services.tailor.directory import Recipient, matches
 from services.tailor.programs import Audience, Program
 
+
 class UnknownAudienceError(ValueError):
     """An event names a target group its programme does not have."""
 
@@ -79,18 +80,19 @@ def plan_deliveries(
     intranet = program.intranet and policy.on_intranet(event) and bool(chosen)
     targeted: dict[str, dict[str, int]] = {}
     groups: list[PlannedGroup] = []
-    for aid, (audience, channels, members, reasons) in chosen.items():
+    for aid, (audience, group_channels, members, group_reasons) in chosen.items():
+        reasons = list(group_reasons)
         counts = {}
         if aid in emails:
             counts["email"] = len(emails[aid])
             if len(emails[aid]) < len(members):
-                reasons = [*reasons, f"{len(members) - len(emails[aid])} already reached through a higher-tier group"]
+                reasons.append(f"{len(members) - len(emails[aid])} already reached through a higher-tier group")
         if aid in teams:
             counts["teams"] = 1
         if counts:
             targeted[aid] = counts
         groups.append(PlannedGroup(audience_id=aid, name=audience.name, tier=audience.tier.value,
-                                   channels=channels, recipients=len(members), reasons=tuple(reasons)))
+                                   channels=group_channels, recipients=len(members), reasons=tuple(reasons)))
     if intranet:
         targeted[INTRANET_AUDIENCE] = {"intranet": 1}
     contract = DeliveryPlan(event_id=event.event_id, program=event.program, groups=tuple(groups),

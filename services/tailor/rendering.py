@@ -14,8 +14,8 @@ from contracts.events import (
     DesignDecisionMade,
     Event,
     GoLiveMilestoneReached,
-    SteeringDecisionMade,
     StatusUpdated,
+    SteeringDecisionMade,
 )
 from services.tailor import policy
 from services.tailor.programs import Audience, Program

@@ -118,7 +118,7 @@ class Tailor:
                                          "teams": len(plan.teams), "intranet": plan.intranet})
 
     async def _publish_plan(self, plan: Plan, status: str) -> None:
-        message = EventPlanned(plan=plan.contract, status=status, planned_at=self.clock())  # type: ignore[arg-type]
+        message = EventPlanned(plan=plan.contract, status=status, planned_at=self.clock())
         await self.bus.publish(topics.EVENT_PLANNED, message, str(plan.contract.event_id))
 
     async def release_due(self) -> int:

@@ -18,7 +18,8 @@ from tests.integration.conftest import HttpReceiver, SmtpServer
 
 def mail(recipient: str = "p1") -> SendEmail:
     return SendEmail(event_id=uuid4(), program="fvm", audience_id="programstyrgrupp", recipient_id=recipient,
-                     to_address=f"{recipient}@example.se", to_name="Åsa Öberg", sender_name="FVM – Framtidens vårdinformationsmiljö",
+                     to_address=f"{recipient}@example.se", to_name="Åsa Öberg",
+                     sender_name="FVM – Framtidens vårdinformationsmiljö",
                      sender_address="fvm@vgregion.se", subject="Beslut om ny tidplan för FVM", text_body="Hej! Åäö.",
                      html_body="<p>Hej! Åäö.</p>")
 

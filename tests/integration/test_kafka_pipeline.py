@@ -13,7 +13,8 @@ from contracts import topics
 from contracts.deliveries import SendEmail
 from services.common.runtime import Runtime
 from services.common.settings import CommonSettings
-from services.email.main import EmailSettings, build as build_email
+from services.email.main import EmailSettings
+from services.email.main import build as build_email
 from services.embedded.platform import build_platform
 from tests.conftest import make_event
 from tests.integration.conftest import HttpReceiver, SmtpServer, wait_for

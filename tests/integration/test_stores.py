@@ -9,11 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned, PublishIntranetItem, SendEmail
 from services.common.db import create_tables
 from services.common.delivery import Ledger, LedgerEntry
-from services.email.main import LEDGER, metadata as email_md
-from services.gateway.store import DuplicateEvent, GatewayStore, metadata as gateway_md
-from services.intranet.store import IntranetStore, metadata as intranet_md
+from services.email.main import LEDGER
+from services.email.main import metadata as email_md
+from services.gateway.store import DuplicateEvent, GatewayStore
+from services.gateway.store import metadata as gateway_md
+from services.intranet.store import IntranetStore
+from services.intranet.store import metadata as intranet_md
 from services.tailor.directory import Recipient
-from services.tailor.store import TailorStore, metadata as tailor_md
+from services.tailor.store import TailorStore
+from services.tailor.store import metadata as tailor_md
 from tests.conftest import make_event
 
 
