@@ -27,6 +27,9 @@ lint: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/service
 
+bench: $(STAMP)
+	$(BIN)/budkavle bench
+
 schemas: $(STAMP)
 	$(BIN)/python -m contracts.generate
 

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p_imp.add_argument("--skip-invalid", action="store_true",
                        help="import the valid rows even when some are rejected (default: import nothing)")
 
+    sub.add_parser("bench", help="measure planning, rendering, SMTP throughput and one event end to end")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -53,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             return publish(args.file, args.dry_run, args.url, args.token, args.idempotency_key)
         if args.command == "preview":
             return preview(args.event, args.audience, args.channel, args.out)
+        if args.command == "bench":
+            from services.bench import main as bench
+
+            return bench()
         if args.command == "recipients":
             return import_recipients(args.file, args.skip_invalid)
     except CliError as exc:

@@ -7,7 +7,7 @@ import csv
 import io
 import random
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from email_validator import EmailNotValidError, validate_email
@@ -36,7 +36,27 @@ class Recipient:
 
 def matches(recipient: Recipient, selector: Mapping[str, Iterable[str]]) -> bool:
     """True when, for every attribute in the selector, the recipient has one of the listed values."""
-    return all(recipient.attribute(attr) & {str(v) for v in values} for attr, values in selector.items())
+    return member_filter(selector)(recipient)
+
+
+def member_filter(selector: Mapping[str, Iterable[str]]) -> Callable[[Recipient], bool]:
+    """The selector compiled once into a predicate: planning runs it over the whole directory."""
+    scalar = [(attr, frozenset(str(v) for v in values)) for attr, values in selector.items() if attr != "options"]
+    options = frozenset(int(v) for v in selector.get("options", ()) if str(v).isdigit())
+    wants_options = "options" in selector
+
+    def test(r: Recipient) -> bool:
+        for attr, allowed in scalar:
+            if getattr(r, attr) not in allowed:
+                return False
+        return not wants_options or not options.isdisjoint(r.options)
+
+    return test
+
+
+def select_members(directory: Iterable[Recipient], selector: Mapping[str, Iterable[str]]) -> list[Recipient]:
+    test = member_filter(selector)
+    return [r for r in directory if test(r)]
 
 
 @dataclass(frozen=True)

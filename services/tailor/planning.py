@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from contracts.deliveries import INTRANET_AUDIENCE, DeliveryPlan, PlannedGroup, RefusedGroup
 from contracts.events import Event
 from services.tailor import policy
-from services.tailor.directory import Recipient, matches
+from services.tailor.directory import Recipient, select_members
 from services.tailor.programs import Audience, Program
 
 
@@ -59,7 +59,7 @@ def plan_deliveries(
         if "teams" in channels and audience.id not in webhooks:
             channels.remove("teams")
             reasons.append("no Teams webhook configured for this group")
-        members = policy.scope_members([r for r in directory if matches(r, audience.members)], audience, areas)
+        members = policy.scope_members(select_members(directory, audience.members), audience, areas)
         if areas is not None and audience.area_scoped:
             reasons.append(f"limited to area {', '.join(sorted(areas))}")
         if not members:

@@ -1,0 +1,168 @@
+"""`budkavle bench`: figures for the hot paths — planning over the whole directory, rendering, SMTP
+throughput against Postfix's smtp-sink, and one event end to end on the embedded platform.
+
+Prints figures and ratios; nothing here asserts on time.
+"""
+
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from contracts.deliveries import SendEmail
+from contracts.events import parse_event
+from services.common.settings import CommonSettings
+from services.email.smtp import SmtpSender, parse_smtp_url
+from services.embedded.broker import free_port, wait_for_port
+from services.tailor.directory import synthetic_directory
+from services.tailor.planning import plan_deliveries
+from services.tailor.programs import load_programs
+from services.tailor.rendering import Renderer
+
+
+def _event(event_type: str, **extra: Any) -> Any:
+    payloads = {
+        "golive.milestone": {"area": "västra", "planned_date": "2026-10-01", "status": "planned",
+                             "title": "Västra området inför Millennium", "what_changes": "Ny vårdinformationsmiljö."},
+        "steering.decision": {"committee": "Regionstyrelsen", "title": "Ny tidplan",
+                              "decision_text": "Regionstyrelsen godkänner tidplanen.", "rationale": "Klart."},
+    }
+    return parse_event({"type": event_type, "program": "fvm", "publisher": "bench", "importance": "must_know",
+                        "sensitivity": "internal", "payload": payloads[event_type], **extra})
+
+
+def bench_planning(results: dict[str, Any]) -> None:
+    settings = CommonSettings()
+    fvm = load_programs(settings.programs_dir)["fvm"]
+    municipalities = [(m.name, m.area, frozenset(m.options)) for m in fvm.municipalities]
+    directory = list(synthetic_directory(municipalities))
+    event = _event("golive.milestone")
+    started = time.perf_counter()
+    runs = 5
+    for _ in range(runs):
+        plan = plan_deliveries(event, fvm, directory, {})
+    elapsed = (time.perf_counter() - started) / runs
+    tracemalloc.start()  # a separate run: tracing slows every allocation
+    plan_deliveries(event, fvm, directory, {})
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    emails = sum(len(v) for v in plan.emails.values())
+    results["planning"] = {"directory": len(directory), "groups": len(plan.contract.groups), "emails": emails,
+                           "seconds_per_plan": round(elapsed, 4),
+                           "recipients_per_second": round(len(directory) / elapsed),
+                           "peak_mib": round(peak / 2**20, 1)}
+    renderer = Renderer(settings.templates_dir, "http://bench")
+    started = time.perf_counter()
+    count = 0
+    for _ in range(20):
+        for audience in fvm.audiences:
+            renderer.email(event, fvm, audience)
+            count += 1
+    per = (time.perf_counter() - started) / count
+    results["rendering"] = {"emails_rendered": count, "ms_per_email": round(per * 1000, 3)}
+
+
+async def _smtp_throughput(port: int, pool: int, messages: int) -> float:
+    sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{port}"), pool_size=pool)
+    event_id = uuid4()
+    cmds = [SendEmail(event_id=event_id, program="fvm", audience_id="bench", recipient_id=f"p{n}",
+                      to_address=f"p{n}@example.se", to_name="P", sender_name="FVM", sender_address="fvm@vgregion.se",
+                      subject="Bench", text_body="t" * 2000, html_body="<p>" + "h" * 4000 + "</p>") for n in range(messages)]
+    queue: asyncio.Queue[SendEmail] = asyncio.Queue()
+    for c in cmds:
+        queue.put_nowait(c)
+
+    async def worker() -> None:
+        while not queue.empty():
+            await sender.send(queue.get_nowait())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(pool)))
+    elapsed = time.perf_counter() - started
+    await sender.close()
+    return messages / elapsed
+
+
+def bench_smtp(results: dict[str, Any]) -> None:
+    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if not os.path.exists(sink):
+        results["smtp"] = {"skipped": "Postfix's smtp-sink is not installed (apt-get install postfix)"}
+        return
+    port = free_port()
+    # -u: smtp-sink refuses to run as root without a user to drop to
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    process = subprocess.Popen([sink, *user, "-c", f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port("127.0.0.1", port, 10)
+        one = asyncio.run(_smtp_throughput(port, 1, 1000))
+        four = asyncio.run(_smtp_throughput(port, 4, 2000))
+    finally:
+        process.terminate()
+        process.wait()
+    results["smtp"] = {"pool_1_msgs_per_s": round(one), "pool_4_msgs_per_s": round(four),
+                       "ratio_pool4_to_pool1": round(four / one, 2)}
+
+
+def bench_end_to_end(results: dict[str, Any]) -> None:
+    """`budkavle up` in a subprocess; one must-know event to the VGR managers; time until delivered."""
+    import httpx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL",
+                                                                "BUDKAVLE_API_TOKENS")}
+        env.update(BUDKAVLE_DATA_DIR=tmp, BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_LOG_LEVEL="WARNING")
+        process = subprocess.Popen(["budkavle", "up"] if shutil.which("budkavle") else
+                                   ["python", "-m", "services.cli", "up"], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            started = time.perf_counter()
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if process.poll() is not None or time.perf_counter() - started > 120:
+                    results["end_to_end"] = {"error": "platform did not start"}
+                    return
+                time.sleep(0.1)
+            startup = time.perf_counter() - started
+            token = Path(tmp, "demo-token").read_text().strip()
+            auth = {"Authorization": f"Bearer {token}"}
+            body = json.loads(_event("steering.decision", audiences=["chefer-hs"]).model_dump_json(exclude={"event_id"}))
+            started = time.perf_counter()
+            status_url = httpx.post(f"{url}/v1/events", json=body, headers=auth, timeout=30).json()["status_url"]
+            while True:
+                status = httpx.get(status_url, headers=auth, timeout=30).json()
+                if status["status"] == "delivered" or time.perf_counter() - started > 600:
+                    break
+                time.sleep(0.2)
+            elapsed = time.perf_counter() - started
+            sent = status["totals"].get("email", {}).get("sent", 0)
+            results["end_to_end"] = {"startup_seconds": round(startup, 1), "emails": sent,
+                                     "seconds_to_delivered": round(elapsed, 1),
+                                     "emails_per_second": round(sent / elapsed, 1), "status": status["status"]}
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+def main() -> int:
+    results: dict[str, Any] = {}
+    bench_planning(results)
+    bench_smtp(results)
+    bench_end_to_end(results)
+    results["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+    return 0
