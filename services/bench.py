@@ -13,6 +13,8 @@ import subprocess
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -91,10 +93,12 @@ async def _smtp_throughput(port: int, pool: int, messages: int) -> float:
     return messages / elapsed
 
 
-def bench_smtp(results: dict[str, Any]) -> None:
+@contextmanager
+def smtp_sink() -> Iterator[int | None]:
+    """Postfix's smtp-sink on a free port (None where Postfix is not installed)."""
     sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
     if not os.path.exists(sink):
-        results["smtp"] = {"skipped": "Postfix's smtp-sink is not installed (apt-get install postfix)"}
+        yield None
         return
     port = free_port()
     # -u: smtp-sink refuses to run as root without a user to drop to
@@ -103,17 +107,37 @@ def bench_smtp(results: dict[str, Any]) -> None:
                                stderr=subprocess.DEVNULL)
     try:
         wait_for_port("127.0.0.1", port, 10)
-        one = asyncio.run(_smtp_throughput(port, 1, 1000))
-        four = asyncio.run(_smtp_throughput(port, 4, 2000))
+        yield port
     finally:
         process.terminate()
         process.wait()
+
+
+def bench_smtp(results: dict[str, Any]) -> None:
+    with smtp_sink() as port:
+        if port is None:
+            results["smtp"] = {"skipped": "Postfix's smtp-sink is not installed (apt-get install postfix)"}
+            return
+        one = asyncio.run(_smtp_throughput(port, 1, 1000))
+        four = asyncio.run(_smtp_throughput(port, 4, 2000))
     results["smtp"] = {"pool_1_msgs_per_s": round(one), "pool_4_msgs_per_s": round(four),
                        "ratio_pool4_to_pool1": round(four / one, 2)}
 
 
 def bench_end_to_end(results: dict[str, Any]) -> None:
-    """`budkavle up` in a subprocess; one must-know event to the VGR managers; time until delivered."""
+    """One must-know event to the VGR managers, time until delivered: with the embedded mail sink (a
+    Python SMTP server in the same process, writing every mail to disk), and with Postfix's smtp-sink."""
+    _end_to_end(results, "end_to_end_local_mail_sink", None)
+    with smtp_sink() as port:
+        if port is not None:
+            _end_to_end(results, "end_to_end_smtp_sink", f"smtp://127.0.0.1:{port}")
+    a, b = results.get("end_to_end_local_mail_sink", {}), results.get("end_to_end_smtp_sink", {})
+    if a.get("emails_per_second") and b.get("emails_per_second"):
+        results["ratio_smtp_sink_to_local_sink"] = round(b["emails_per_second"] / a["emails_per_second"], 2)
+
+
+def _end_to_end(results: dict[str, Any], name: str, smtp_url: str | None) -> None:
+    """`budkavle up` in a subprocess, one event, poll its status until delivered."""
     import httpx
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,6 +145,8 @@ def bench_end_to_end(results: dict[str, Any]) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL",
                                                                 "BUDKAVLE_API_TOKENS")}
         env.update(BUDKAVLE_DATA_DIR=tmp, BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_LOG_LEVEL="WARNING")
+        if smtp_url:
+            env["SMTP_URL"] = smtp_url
         process = subprocess.Popen(["budkavle", "up"] if shutil.which("budkavle") else
                                    ["python", "-m", "services.cli", "up"], env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
@@ -134,7 +160,7 @@ def bench_end_to_end(results: dict[str, Any]) -> None:
                 except httpx.HTTPError:
                     pass
                 if process.poll() is not None or time.perf_counter() - started > 120:
-                    results["end_to_end"] = {"error": "platform did not start"}
+                    results[name] = {"error": "platform did not start"}
                     return
                 time.sleep(0.1)
             startup = time.perf_counter() - started
@@ -150,7 +176,7 @@ def bench_end_to_end(results: dict[str, Any]) -> None:
                 time.sleep(0.2)
             elapsed = time.perf_counter() - started
             sent = status["totals"].get("email", {}).get("sent", 0)
-            results["end_to_end"] = {"startup_seconds": round(startup, 1), "emails": sent,
+            results[name] = {"startup_seconds": round(startup, 1), "emails": sent,
                                      "seconds_to_delivered": round(elapsed, 1),
                                      "emails_per_second": round(sent / elapsed, 1), "status": status["status"]}
         finally:

@@ -81,10 +81,18 @@ class Bus:
         await self.broker.publish(body, topic, key=key.encode(), headers={"content-type": "application/json"})
 
 
-async def raw_body(msg: Any) -> bytes:
-    """A decoder that leaves the body as bytes: handlers validate it themselves, so that a body that is
-    not even JSON reaches the dead-letter topic instead of failing inside FastStream's decoding."""
-    return bytes(msg.body)
+async def raw_body(msg: Any) -> Any:
+    """A decoder that leaves the body as bytes (a list of them for batch subscribers): handlers validate
+    it themselves, so that a body that is not even JSON reaches the dead-letter topic instead of failing
+    inside FastStream's decoding."""
+    return msg.body
+
+
+def batch_records(msg: Any) -> list[tuple[Any, bytes]]:
+    """(record, body) pairs of a batch subscriber's message."""
+    records = msg.raw_message if isinstance(msg.raw_message, (tuple, list)) else (msg.raw_message,)
+    bodies = msg.body if isinstance(msg.body, list) else [msg.body]
+    return list(zip(records, bodies, strict=True))
 
 
 def validation_reason(exc: ValidationError | ValueError) -> str:
@@ -99,13 +107,16 @@ def validation_reason(exc: ValidationError | ValueError) -> str:
 
 async def dead_letter(msg: KafkaMessage, bus: Bus, consumer: str, reason: str) -> None:
     """Park a message the consumer cannot use on the dead-letter topic, with the reason."""
-    record = msg.raw_message
+    await dead_letter_record(msg.raw_message, msg.body, bus, consumer, reason)
+
+
+async def dead_letter_record(record: Any, body: bytes, bus: Bus, consumer: str, reason: str) -> None:
     topic = getattr(record, "topic", "") or ""
     letter = DeadLetter(
         topic=topic,
         consumer=consumer,
         reason=reason,
-        payload=msg.body[:65536].decode("utf-8", errors="replace"),
+        payload=body[:65536].decode("utf-8", errors="replace"),
         at=datetime.now(UTC),
     )
     key = getattr(record, "key", None)

@@ -38,12 +38,17 @@ def is_postgres(engine: AsyncEngine) -> bool:
 
 async def upsert(conn: Any, table: Any, values: dict[str, Any], keys: tuple[str, ...]) -> None:
     """Insert a row, or update it where the key already exists (SQLite and PostgreSQL alike)."""
+    await upsert_many(conn, table, [values], keys)
+
+
+async def upsert_many(conn: Any, table: Any, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
+    """Insert or update many rows in one statement (executemany); later rows win over earlier ones."""
+    if not rows:
+        return
     from sqlalchemy.dialects import postgresql, sqlite
 
-    updates = {k: v for k, v in values.items() if k not in keys}
-    if conn.dialect.name == "postgresql":
-        pg = postgresql.insert(table).values(**values)
-        await conn.execute(pg.on_conflict_do_update(index_elements=list(keys), set_=updates))
-    else:
-        lite = sqlite.insert(table).values(**values)
-        await conn.execute(lite.on_conflict_do_update(index_elements=list(keys), set_=updates))
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    unique: dict[tuple[Any, ...], dict[str, Any]] = {tuple(r[k] for k in keys): r for r in rows}
+    await conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), list(unique.values()))

@@ -4,11 +4,12 @@ A delivery ledger row keyed by the command's delivery key is written before the 
 a redelivered command finds its row, sends nothing and re-announces the recorded outcome.
 """
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from prometheus_client import Counter
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import topics
 from contracts.deliveries import Channel, DeliveryOutcome
 from services.common.bus import Bus
-from services.common.db import upsert
+from services.common.db import upsert_many
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ class Deliverable(Protocol):
     def delivery_key(self) -> str: ...
 
 
+D = TypeVar("D", bound=Deliverable)
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     status: str
@@ -81,47 +85,95 @@ class Ledger:
         self.table = table
 
     async def lookup(self, key: str) -> LedgerEntry | None:
+        return (await self.lookup_many([key])).get(key)
+
+    async def lookup_many(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
+        found: dict[str, LedgerEntry] = {}
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(self.table).where(self.table.c.delivery_key == key))).first()
-        return LedgerEntry(row.status, row.reason, row.attempts) if row else None
+            for start in range(0, len(keys), 500):
+                rows = (await conn.execute(select(self.table).where(
+                    self.table.c.delivery_key.in_(list(keys[start:start + 500]))))).all()
+                found.update({r.delivery_key: LedgerEntry(r.status, r.reason, r.attempts) for r in rows})
+        return found
 
     async def record(self, cmd: Deliverable, recipient_id: str | None, entry: LedgerEntry) -> None:
+        await self.record_many([(cmd, recipient_id, entry)])
+
+    async def record_many(self, results: Sequence[tuple[Deliverable, str | None, LedgerEntry]]) -> None:
+        now = datetime.now(UTC)
+        rows = [{"delivery_key": cmd.delivery_key, "event_id": str(cmd.event_id), "audience_id": cmd.audience_id,
+                 "recipient_id": recipient_id, "status": entry.status, "reason": entry.reason,
+                 "attempts": entry.attempts, "at": now} for cmd, recipient_id, entry in results]
         async with self.engine.begin() as conn:
-            await upsert(conn, self.table, {
-                "delivery_key": cmd.delivery_key, "event_id": str(cmd.event_id), "audience_id": cmd.audience_id,
-                "recipient_id": recipient_id, "status": entry.status, "reason": entry.reason,
-                "attempts": entry.attempts, "at": datetime.now(UTC)}, ("delivery_key",))
+            await upsert_many(conn, self.table, rows, ("delivery_key",))
+
+
+async def _attempt(cmd: Deliverable, channel: Channel, send: Callable[[], Awaitable[int]]) -> LedgerEntry:
+    try:
+        return LedgerEntry("sent", None, await send())
+    except DeliveryError as exc:
+        kind = "temporary" if isinstance(exc, TransientDeliveryError) else "permanent"
+        entry = LedgerEntry("failed", f"{kind}: {exc.reason}"[:2000], exc.attempts)
+        log.warning("delivery failed", extra={"event_id": str(cmd.event_id), "channel": channel,
+                                              "audience_id": cmd.audience_id, "reason": entry.reason})
+        return entry
+
+
+async def deliver_many(
+    cmds: Sequence[D],
+    channel: Channel,
+    recipient_of: Callable[[D], str | None],
+    send: Callable[[D], Awaitable[int]],
+    ledger: Ledger,
+    bus: Bus,
+    concurrency: int = 16,
+) -> list[LedgerEntry]:
+    """Send what the ledger has not seen, record the results, then announce every outcome.
+
+    One ledger query and one ledger transaction per batch, however large. A command repeated in the
+    batch (a redelivery) is sent once and announced for each copy. `send` returns the attempts it
+    took and raises a DeliveryError when it gives up; the result is recorded before the caller lets
+    the offsets be committed.
+    """
+    known = await ledger.lookup_many([c.delivery_key for c in cmds])
+    todo: dict[str, D] = {}
+    for cmd in cmds:
+        if cmd.delivery_key not in known:
+            todo.setdefault(cmd.delivery_key, cmd)
+    if len(known):
+        log.info("redelivered commands found in ledger; nothing sent twice",
+                 extra={"channel": channel, "count": len(known)})
+    limit = asyncio.Semaphore(concurrency)
+
+    async def attempt(cmd: D) -> LedgerEntry:
+        async with limit:
+            return await _attempt(cmd, channel, lambda: send(cmd))
+
+    fresh = dict(zip(todo, await asyncio.gather(*(attempt(c) for c in todo.values())), strict=True))
+    if fresh:
+        await ledger.record_many([(todo[k], recipient_of(todo[k]), e) for k, e in fresh.items()])
+        for entry in fresh.values():
+            DELIVERIES.labels(channel, entry.status).inc()
+    entries = {**known, **fresh}
+    now = datetime.now(UTC)
+    await asyncio.gather(*(
+        bus.publish(topics.DELIVERY_OUTCOMES, DeliveryOutcome(
+            event_id=cmd.event_id, program=cmd.program, channel=channel, audience_id=cmd.audience_id,
+            recipient_id=recipient_of(cmd), status=entries[cmd.delivery_key].status,
+            reason=entries[cmd.delivery_key].reason, attempts=entries[cmd.delivery_key].attempts, at=now),
+            key=recipient_of(cmd) or cmd.audience_id)
+        for cmd in cmds))
+    return [entries[c.delivery_key] for c in cmds]
 
 
 async def deliver_once(
-    cmd: Deliverable,
+    cmd: D,
     channel: Channel,
     recipient_id: str | None,
     send: Callable[[], Awaitable[int]],
     ledger: Ledger,
     bus: Bus,
 ) -> LedgerEntry:
-    """Send unless the ledger says it was done; record the result, then announce it on the outcomes topic.
-
-    `send` returns the number of attempts it took and raises a DeliveryError when it gives up.
-    """
-    entry = await ledger.lookup(cmd.delivery_key)
-    if entry is None:
-        try:
-            attempts = await send()
-            entry = LedgerEntry("sent", None, attempts)
-        except DeliveryError as exc:
-            kind = "temporary" if isinstance(exc, TransientDeliveryError) else "permanent"
-            entry = LedgerEntry("failed", f"{kind}: {exc.reason}"[:2000], exc.attempts)
-            log.warning("delivery failed", extra={"event_id": str(cmd.event_id), "channel": channel,
-                                                  "audience_id": cmd.audience_id, "reason": entry.reason})
-        await ledger.record(cmd, recipient_id, entry)
-        DELIVERIES.labels(channel, entry.status).inc()
-    else:
-        log.info("redelivered command found in ledger; nothing sent twice",
-                 extra={"event_id": str(cmd.event_id), "channel": channel})
-    outcome = DeliveryOutcome(event_id=cmd.event_id, program=cmd.program, channel=channel,
-                              audience_id=cmd.audience_id, recipient_id=recipient_id, status=entry.status,
-                              reason=entry.reason, attempts=entry.attempts, at=datetime.now(UTC))
-    await bus.publish(topics.DELIVERY_OUTCOMES, outcome, key=recipient_id or cmd.audience_id)
+    """`deliver_many` for one command."""
+    [entry] = await deliver_many([cmd], channel, lambda _c: recipient_id, lambda _c: send(), ledger, bus)
     return entry

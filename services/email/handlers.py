@@ -1,28 +1,40 @@
-"""The email channel's subscriber: parse → deliver once → record → announce."""
+"""The email channel's subscriber: parse → deliver once → record → announce.
+
+Email is the one high-volume channel (thousands of people per event), so it consumes in batches
+and delivers a batch concurrently; the batch's offsets are committed only after every message in it
+is recorded, and a failure rewinds the whole batch (the ledger keeps redelivery from sending twice).
+"""
 
 from collections.abc import Awaitable, Callable
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
 
 from contracts import topics
 from contracts.deliveries import SendEmail
-from services.common.bus import Bus, decode_or_dead_letter, raw_body
-from services.common.delivery import Ledger, deliver_once
+from services.common.bus import Bus, batch_records, dead_letter_record, raw_body, validation_reason
+from services.common.delivery import Ledger, deliver_many
 
 CONSUMER = "email"
+BATCH = 200
 SendFn = Callable[[SendEmail], Awaitable[int]]
 
 
-def build_router(send: SendFn, ledger: Ledger, bus: Bus) -> KafkaRouter:
+def build_router(send: SendFn, ledger: Ledger, bus: Bus, concurrency: int = 16) -> KafkaRouter:
     router = KafkaRouter()
 
     @router.subscriber(topics.EMAIL_DELIVERY_REQUESTED, group_id=CONSUMER, auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="email:deliveries")
+                       batch=True, max_records=BATCH, ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
+                       title="email:deliveries")
     async def on_email_delivery_requested(msg: KafkaMessage) -> None:
-        cmd = await decode_or_dead_letter(msg, SendEmail.model_validate_json, bus, CONSUMER)
-        if cmd is not None:
-            await deliver_once(cmd, "email", cmd.recipient_id, lambda: send(cmd), ledger, bus)
+        commands: list[SendEmail] = []
+        for record, body in batch_records(msg):
+            try:
+                commands.append(SendEmail.model_validate_json(body))
+            except (ValidationError, ValueError) as exc:
+                await dead_letter_record(record, body, bus, CONSUMER, validation_reason(exc))
+        await deliver_many(commands, "email", lambda c: c.recipient_id, send, ledger, bus, concurrency)
 
     return router

@@ -4,10 +4,18 @@ other services' tables."""
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
 
 from contracts import topics
 from contracts.deliveries import DeliveryOutcome, EventPlanned
-from services.common.bus import Bus, decode_or_dead_letter, raw_body
+from services.common.bus import (
+    Bus,
+    batch_records,
+    dead_letter_record,
+    decode_or_dead_letter,
+    raw_body,
+    validation_reason,
+)
 from services.gateway.store import GatewayStore
 
 CONSUMER = "gateway"
@@ -24,10 +32,16 @@ def build_router(store: GatewayStore, bus: Bus) -> KafkaRouter:
             await store.record_plan(planned)
 
     @router.subscriber(topics.DELIVERY_OUTCOMES, group_id=f"{CONSUMER}-outcomes", auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="gateway:outcomes")
-    async def on_delivery_outcome(msg: KafkaMessage) -> None:
-        outcome = await decode_or_dead_letter(msg, DeliveryOutcome.model_validate_json, bus, CONSUMER)
-        if outcome is not None:
-            await store.record_outcome(outcome)
+                       batch=True, max_records=500, ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
+                       title="gateway:outcomes")
+    async def on_delivery_outcomes(msg: KafkaMessage) -> None:
+        batch: list[DeliveryOutcome] = []
+        for record, body in batch_records(msg):
+            try:
+                batch.append(DeliveryOutcome.model_validate_json(body))
+            except (ValidationError, ValueError) as exc:
+                await dead_letter_record(record, body, bus, CONSUMER, validation_reason(exc))
+        if batch:
+            await store.record_outcomes(batch)
 
     return router

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import DeliveryOutcome, EventPlanned
 from contracts.events import Event
-from services.common.db import upsert
+from services.common.db import upsert, upsert_many
 
 metadata = MetaData()
 
@@ -142,11 +142,15 @@ class GatewayStore:
                          ("event_id",))
 
     async def record_outcome(self, outcome: DeliveryOutcome) -> None:
+        await self.record_outcomes([outcome])
+
+    async def record_outcomes(self, batch: list[DeliveryOutcome]) -> None:
+        """One transaction for a whole batch; a repeated outcome replaces the earlier one."""
+        rows = [{"event_id": str(o.event_id), "channel": o.channel, "audience_id": o.audience_id,
+                 "recipient_key": o.recipient_id or "", "status": o.status, "reason": o.reason, "at": o.at}
+                for o in batch]
         async with self.engine.begin() as conn:
-            await upsert(conn, outcomes, {
-                "event_id": str(outcome.event_id), "channel": outcome.channel, "audience_id": outcome.audience_id,
-                "recipient_key": outcome.recipient_id or "", "status": outcome.status, "reason": outcome.reason,
-                "at": outcome.at}, ("event_id", "channel", "audience_id", "recipient_key"))
+            await upsert_many(conn, outcomes, rows, ("event_id", "channel", "audience_id", "recipient_key"))
 
     async def plan_of(self, event_id: UUID) -> tuple[str, dict[str, Any]] | None:
         async with self.engine.connect() as conn:
