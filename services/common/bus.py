@@ -88,11 +88,17 @@ async def raw_body(msg: Any) -> Any:
     return msg.body
 
 
-def batch_records(msg: Any) -> list[tuple[Any, bytes]]:
-    """(record, body) pairs of a batch subscriber's message."""
+async def decode_batch(msg: Any, parse: Callable[[bytes], T], bus: Bus, consumer: str) -> list[T]:
+    """Parse every message of a batch subscriber's batch; those that fail go to the dead-letter topic."""
     records = msg.raw_message if isinstance(msg.raw_message, (tuple, list)) else (msg.raw_message,)
     bodies = msg.body if isinstance(msg.body, list) else [msg.body]
-    return list(zip(records, bodies, strict=True))
+    parsed: list[T] = []
+    for record, body in zip(records, bodies, strict=True):
+        try:
+            parsed.append(parse(body))
+        except (ValidationError, ValueError) as exc:
+            await dead_letter_record(record, body, bus, consumer, validation_reason(exc))
+    return parsed
 
 
 def validation_reason(exc: ValidationError | ValueError) -> str:

@@ -10,11 +10,10 @@ from collections.abc import Awaitable, Callable
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
 from contracts import topics
 from contracts.deliveries import SendEmail
-from services.common.bus import Bus, batch_records, dead_letter_record, raw_body, validation_reason
+from services.common.bus import Bus, decode_batch, raw_body
 from services.common.delivery import Ledger, deliver_many
 
 CONSUMER = "email"
@@ -29,12 +28,7 @@ def build_router(send: SendFn, ledger: Ledger, bus: Bus, concurrency: int = 16) 
                        batch=True, max_records=BATCH, ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
                        title="email:deliveries")
     async def on_email_delivery_requested(msg: KafkaMessage) -> None:
-        commands: list[SendEmail] = []
-        for record, body in batch_records(msg):
-            try:
-                commands.append(SendEmail.model_validate_json(body))
-            except (ValidationError, ValueError) as exc:
-                await dead_letter_record(record, body, bus, CONSUMER, validation_reason(exc))
+        commands = await decode_batch(msg, SendEmail.model_validate_json, bus, CONSUMER)
         await deliver_many(commands, "email", lambda c: c.recipient_id, send, ledger, bus, concurrency)
 
     return router

@@ -4,18 +4,10 @@ other services' tables."""
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
 from contracts import topics
 from contracts.deliveries import DeliveryOutcome, EventPlanned
-from services.common.bus import (
-    Bus,
-    batch_records,
-    dead_letter_record,
-    decode_or_dead_letter,
-    raw_body,
-    validation_reason,
-)
+from services.common.bus import Bus, decode_batch, decode_or_dead_letter, raw_body
 from services.gateway.store import GatewayStore
 
 CONSUMER = "gateway"
@@ -35,12 +27,7 @@ def build_router(store: GatewayStore, bus: Bus) -> KafkaRouter:
                        batch=True, max_records=500, ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
                        title="gateway:outcomes")
     async def on_delivery_outcomes(msg: KafkaMessage) -> None:
-        batch: list[DeliveryOutcome] = []
-        for record, body in batch_records(msg):
-            try:
-                batch.append(DeliveryOutcome.model_validate_json(body))
-            except (ValidationError, ValueError) as exc:
-                await dead_letter_record(record, body, bus, CONSUMER, validation_reason(exc))
+        batch = await decode_batch(msg, DeliveryOutcome.model_validate_json, bus, CONSUMER)
         if batch:
             await store.record_outcomes(batch)
 

@@ -239,35 +239,30 @@ def synthetic_directory(
         rid = _ascii(f"{prefix}-{n:05d}").replace(" ", "-").lower()
         return rid, f"{first} {last}", _ascii(f"{first}.{last}.{rid}@example.se".lower())
 
-    areas = tuple(STAFF_PER_AREA)
-    for role, (organisation, count) in MEMBERSHIPS.items():
-        for n in range(count):
-            rid, name, email = person(role, n)
-            yield Recipient(rid, name, email, organisation=organisation, role=role, area=areas[n % len(areas)])
     professions = [p for p, weight in PROFESSIONS for _ in range(weight)]
-    for area, count in STAFF_PER_AREA.items():
-        for n in range(max(1, round(count * staff_scale))):
-            rid, name, email = person(f"hsa-{area}", n)
-            is_manager = n % 25 == 0
-            yield Recipient(
-                rid, name, email,
-                organisation=HOSPITALS[area] if n % 5 else "Närhälsan",
-                role="chef" if is_manager else "medarbetare",
-                profession="chef" if is_manager else rng.choice(professions),
-                area=area,
-            )
-    fvis_areas = tuple(FVIS_STAFF_PER_AREA)
-    for role, (organisation, count) in FVIS_MEMBERSHIPS.items():
-        for n in range(count):
-            rid, name, email = person(f"rvb-{role}", n)
-            yield Recipient(rid, name, email, organisation=organisation, role=role, area=fvis_areas[n % 3])
-    for area, count in FVIS_STAFF_PER_AREA.items():
-        for n in range(max(1, round(count * staff_scale))):
-            rid, name, email = person(f"rvb-{area}", n)
-            is_manager = n % 25 == 0
-            yield Recipient(rid, name, email, organisation="Region Västerbotten",
-                            role="fvis-chef" if is_manager else "fvis-medarbetare",
-                            profession="chef" if is_manager else rng.choice(professions), area=area)
+
+    def memberships(roles: Mapping[str, tuple[str, int]], prefix: str, areas: tuple[str, ...]) -> Iterator[Recipient]:
+        for role, (organisation, count) in roles.items():
+            for n in range(count):
+                rid, name, email = person(f"{prefix}{role}", n)
+                yield Recipient(rid, name, email, organisation=organisation, role=role, area=areas[n % len(areas)])
+
+    def staff(per_area: Mapping[str, int], prefix: str, organisation: Callable[[str, int], str],
+              roles: tuple[str, str]) -> Iterator[Recipient]:
+        """Every 25th person a manager, the others of a weighted profession."""
+        for area, count in per_area.items():
+            for n in range(max(1, round(count * staff_scale))):
+                rid, name, email = person(f"{prefix}{area}", n)
+                manager = n % 25 == 0
+                yield Recipient(rid, name, email, organisation=organisation(area, n),
+                                role=roles[0] if manager else roles[1],
+                                profession="chef" if manager else rng.choice(professions), area=area)
+
+    yield from memberships(MEMBERSHIPS, "", tuple(STAFF_PER_AREA))
+    yield from staff(STAFF_PER_AREA, "hsa-", lambda area, n: HOSPITALS[area] if n % 5 else "Närhälsan",
+                     ("chef", "medarbetare"))
+    yield from memberships(FVIS_MEMBERSHIPS, "rvb-", tuple(FVIS_STAFF_PER_AREA))
+    yield from staff(FVIS_STAFF_PER_AREA, "rvb-", lambda _area, _n: "Region Västerbotten", ("fvis-chef", "fvis-medarbetare"))
     for index, (municipality, area, options) in enumerate(municipalities):
         slug = f"kommun{index:02d}"
         for role, count in (("kommun-kontakt", 2), ("kommunal-ledning", 2),
