@@ -182,12 +182,13 @@ def import_recipients(path: Path, skip_invalid: bool) -> int:
 
 
 async def _replace_directory(database_url: str, people: Any) -> int:
-    from services.common.db import create_engine, create_tables
+    from services.common.db import create_engine
+    from services.common.migrations import upgrade
     from services.tailor.store import TailorStore, metadata
 
     engine = create_engine(database_url)
     try:
-        await create_tables(engine, metadata)
+        await upgrade(engine, "tailor", metadata)
         return await TailorStore(engine).replace_directory(people)
     finally:
         await engine.dispose()

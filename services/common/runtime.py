@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
 from services.common.bus import Bus, create_broker, ensure_topics
-from services.common.db import create_engine, create_tables
+from services.common.db import create_engine
+from services.common.migrations import upgrade
 from services.common.problems import install_problem_handler
 from services.common.settings import CommonSettings
 
@@ -32,7 +33,7 @@ class ServiceParts:
     name: str
     router: KafkaRouter | None = None
     http: APIRouter | None = None
-    metadata: tuple[MetaData, ...] = ()
+    metadata: MetaData | None = None  # the service's own tables, migrated by services/<name>/migrations
     background: tuple[BackgroundTask, ...] = ()
     on_start: tuple[BackgroundTask, ...] = ()
     on_stop: tuple[BackgroundTask, ...] = ()
@@ -62,7 +63,9 @@ class Runtime:
         self.parts.append(parts)
 
     async def start(self) -> None:
-        await create_tables(self.engine, *(m for p in self.parts for m in p.metadata))
+        for part in self.parts:
+            if part.metadata is not None:
+                await upgrade(self.engine, part.name, part.metadata)
         await ensure_topics(self.settings.kafka_bootstrap_servers, topics.all_topics())
         for part in self.parts:
             for hook in part.on_start:

@@ -1,16 +1,13 @@
 """Composition root of the email channel."""
 
 from pydantic import Field
-from sqlalchemy import MetaData
 
-from services.common.delivery import Ledger, ledger_table
+from services.common.delivery import Ledger
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.email.handlers import build_router
 from services.email.smtp import SmtpSender, parse_smtp_url
-
-metadata = MetaData()
-LEDGER = ledger_table(metadata, "email_ledger")
+from services.email.store import LEDGER, metadata
 
 
 class EmailSettings(CommonSettings):
@@ -29,4 +26,4 @@ def build(settings: EmailSettings, runtime: Runtime) -> ServiceParts:
     sender = SmtpSender(config, pool_size=settings.smtp_pool_size, rate_per_second=settings.smtp_rate_per_second)
     ledger = Ledger(runtime.engine, LEDGER)
     return ServiceParts(name="email", router=build_router(sender.send, ledger, runtime.bus),
-                        metadata=(metadata,), on_stop=(sender.close,))
+                        metadata=metadata, on_stop=(sender.close,))

@@ -48,6 +48,6 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
         name="gateway",
         router=build_router(store, runtime.bus),
         http=build_http(store, authority, programs, planner, relay.notify),
-        metadata=(metadata,),
+        metadata=metadata,
         background=(relay.run,),
     )

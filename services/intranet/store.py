@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import PublishIntranetItem
 from services.common.db import upsert
+from services.common.delivery import ledger_table
 
 metadata = MetaData()
+LEDGER = ledger_table(metadata, "intranet_ledger")
 
 items = Table(
     "intranet_items", metadata,

@@ -31,7 +31,7 @@ def build(settings: TailorSettings, runtime: Runtime) -> tuple[ServiceParts, Tai
                 for p in programs.values()}
     tailor = Tailor(programs, renderer, TailorStore(runtime.engine), runtime.bus, webhooks)
     parts = ServiceParts(name="tailor", router=build_router(tailor, runtime.bus), http=build_http(tailor),
-                         metadata=(metadata,), background=(tailor.run_embargo_releases,))
+                         metadata=metadata, background=(tailor.run_embargo_releases,))
     return parts, tailor
 
 

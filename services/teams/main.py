@@ -2,16 +2,13 @@
 
 import httpx
 from pydantic import Field
-from sqlalchemy import MetaData
 
-from services.common.delivery import Ledger, ledger_table
+from services.common.delivery import Ledger
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.teams.handlers import build_router
+from services.teams.store import LEDGER, metadata
 from services.teams.webhook import DEFAULT_ALLOWED_HOSTS, TeamsSender
-
-metadata = MetaData()
-LEDGER = ledger_table(metadata, "teams_ledger")
 
 
 class TeamsSettings(CommonSettings):
@@ -26,4 +23,4 @@ def build(settings: TeamsSettings, runtime: Runtime, transport: httpx.AsyncBaseT
     sender = TeamsSender(client, allowed, settings.allow_loopback_http)
     ledger = Ledger(runtime.engine, LEDGER)
     return ServiceParts(name="teams", router=build_router(sender.send, ledger, runtime.bus),
-                        metadata=(metadata,), on_stop=(client.aclose,))
+                        metadata=metadata, on_stop=(client.aclose,))

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned, PublishIntranetItem, SendEmail
 from services.common.db import create_tables
 from services.common.delivery import Ledger, LedgerEntry
-from services.email.main import LEDGER
-from services.email.main import metadata as email_md
+from services.email.store import LEDGER
+from services.email.store import metadata as email_md
 from services.gateway.store import DuplicateEvent, GatewayStore
 from services.gateway.store import metadata as gateway_md
 from services.intranet.store import IntranetStore

@@ -12,13 +12,12 @@ from services.common.bus import Bus
 from services.common.db import create_tables
 from services.common.delivery import Ledger
 from services.intranet.handlers import build_router as intranet_router
-from services.intranet.main import LEDGER as INTRANET_LEDGER
-from services.intranet.main import metadata as intranet_ledger_md
+from services.intranet.store import LEDGER as INTRANET_LEDGER
 from services.intranet.store import IntranetStore
 from services.intranet.store import metadata as intranet_md
 from services.teams.handlers import build_router as teams_router
-from services.teams.main import LEDGER as TEAMS_LEDGER
-from services.teams.main import metadata as teams_md
+from services.teams.store import LEDGER as TEAMS_LEDGER
+from services.teams.store import metadata as teams_md
 from services.teams.webhook import TeamsSender
 from tests.conftest import make_event
 from tests.service.conftest import Recorder
@@ -80,7 +79,7 @@ async def test_webhook_failure_and_forbidden_host_are_recorded_with_reasons(
 
 async def test_intranet_item_is_stored_once_and_announced(
         broker: KafkaBroker, bus: Bus, engine: AsyncEngine, recorder: Recorder) -> None:
-    await create_tables(engine, intranet_md, intranet_ledger_md)
+    await create_tables(engine, intranet_md)
     store = IntranetStore(engine)
     broker.include_router(intranet_router(store, Ledger(engine, INTRANET_LEDGER), bus))
     event = make_event()

@@ -9,7 +9,7 @@ from services.common.bus import Bus
 from services.common.db import create_tables
 from services.common.delivery import Ledger, PermanentDeliveryError
 from services.email.handlers import build_router
-from services.email.main import LEDGER, metadata
+from services.email.store import LEDGER, metadata
 from tests.service.conftest import Recorder
 
 
