@@ -120,7 +120,9 @@ class ProgramConfigError(Exception):
 
 def load_program(path: Path) -> Program:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+        tree = yaml.compose(text)
     except yaml.YAMLError as exc:
         raise ProgramConfigError(f"{path}: not valid YAML: {exc}") from exc
     except OSError as exc:
@@ -131,12 +133,32 @@ def load_program(path: Path) -> Program:
         program = Program.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{_path(err['loc'], data)}: {err['msg']}" for err in exc.errors(include_url=False)
+            f"line {_line(err['loc'], tree)}: {_path(err['loc'], data)}: {err['msg']}"
+            for err in exc.errors(include_url=False)
         )
         raise ProgramConfigError(f"{path}: {problems}") from exc
     if program.program != path.stem:
         raise ProgramConfigError(f"{path}: program id {program.program!r} does not match the file name")
     return program
+
+
+def _line(loc: tuple[int | str, ...], node: yaml.Node | None) -> int:
+    """The 1-based line of the deepest YAML node the error's path reaches."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if k.value == key), None)
+            if found is None:
+                break
+            # an unknown key is best shown at the key itself; anything else at its value
+            node = found[1]
+            line = (found[0] if key == loc[-1] else found[1]).start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def _path(loc: tuple[int | str, ...], data: object) -> str:

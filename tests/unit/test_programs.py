@@ -32,6 +32,9 @@ def test_unknown_key_is_named_with_file_and_path(tmp_path: Path) -> None:
         load_program(path)
     message = str(info.value)
     assert str(path) in message and "audiences[3] (programstyrgrupp).colour" in message
+    lines = path.read_text().splitlines()
+    line = int(message.split("line ")[1].split(":")[0])
+    assert lines[line - 1].strip().startswith("colour:")
     assert "Extra inputs are not permitted" in message
 
 
