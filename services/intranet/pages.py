@@ -15,7 +15,7 @@ from services.tailor.rendering import TYPE_LABELS, sv_date
 
 def build_http(store: IntranetStore, programs: Mapping[str, Program], templates_dir: Path,
                public_url: str) -> APIRouter:
-    env = Environment(loader=FileSystemLoader(str(templates_dir / "intranet" / "pages")),
+    env = Environment(loader=FileSystemLoader(str(templates_dir)),
                       autoescape=select_autoescape(["html", "j2", "atom"], default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["sv_date"] = sv_date
@@ -32,14 +32,14 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], templates_
     @router.get("/", response_class=HTMLResponse)
     async def news_list(program: str | None = Query(None)) -> HTMLResponse:
         check_program(program)
-        return page("list.html.j2", items=await store.latest(program), program=program)
+        return page("intranet/pages/list.html.j2", items=await store.latest(program), program=program)
 
     @router.get("/items/{event_id}", response_class=HTMLResponse)
     async def item_page(event_id: str) -> HTMLResponse:
         item = await store.get(event_id)
         if item is None:
             raise HTTPException(404, "no such item")
-        return page("item.html.j2", item=item)
+        return page("intranet/pages/item.html.j2", item=item)
 
     @router.get("/status", response_class=HTMLResponse)
     async def status_page(program: str | None = Query(None)) -> HTMLResponse:
@@ -49,7 +49,7 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], templates_
         timeline = _timeline(golives)
         decisions = [i for i in await store.latest(program, limit=200)
                      if i.event_type in ("steering.decision", "design.decision")][:10]
-        return page("status.html.j2", status=statuses[0] if statuses else None, timeline=timeline,
+        return page("intranet/pages/status.html.j2", status=statuses[0] if statuses else None, timeline=timeline,
                     decisions=decisions, program=program)
 
     @router.get("/feed.atom")
@@ -57,7 +57,7 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], templates_
         check_program(program)
         entries = await store.latest(program, limit=50)
         updated = entries[0].published_at if entries else datetime(2020, 1, 1, tzinfo=UTC)
-        body = env.get_template("feed.atom.j2").render(items=entries, updated=updated, program=program)
+        body = env.get_template("intranet/pages/feed.atom.j2").render(items=entries, updated=updated, program=program)
         return Response(body, media_type="application/atom+xml; charset=utf-8")
 
     return router

@@ -86,3 +86,20 @@ async def test_pages_render_with_no_items(sqlite_engine: AsyncEngine, fvm: Progr
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
         response = await client.get(path)
     assert response.status_code == 200 and 'lang="sv"' in response.text
+
+
+async def test_item_page_carries_its_programmes_brand(sqlite_engine: AsyncEngine, fvm: Program) -> None:
+    await create_tables(sqlite_engine, metadata)
+    store = IntranetStore(sqlite_engine)
+    event = sample_events("fvm")[0]
+    item = Renderer(TEMPLATES_DIR, "http://bk").intranet_item(event, fvm)
+    await store.save(PublishIntranetItem(
+        event_id=event.event_id, program="fvm", event_type=event.type, title=item.title, summary=item.summary,
+        html_body=item.html, importance="must_know", sensitivity="internal", occurred_at=event.occurred_at,
+        published_at=event.occurred_at, audiences=()))
+    app = FastAPI()
+    app.include_router(build_http(store, {"fvm": fvm}, TEMPLATES_DIR, "http://bk"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
+        page = await client.get(f"/intranet/items/{event.event_id}")
+    assert page.status_code == 200
+    assert 'class="brand" style="background:#0074bc' in page.text and "Västra Götalandsregionen" in page.text
