@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, delete, func, insert, select, update
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import Event, parse_event
@@ -23,6 +23,14 @@ recipients = Table(
     Column("area", String(64), nullable=False, default=""),
     Column("municipality", String(100), nullable=False, default=""),
     Column("options", String(20), nullable=False, default=""),
+)
+
+#: One row: bumped by every directory import, so that a tailor can keep the directory in memory and
+#: reload it only when another process (e.g. `budkavle recipients import`) replaced it.
+directory_version = Table(
+    "tailor_directory_version", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
 )
 
 events = Table(
@@ -45,6 +53,7 @@ def _row(r: Recipient) -> dict[str, str]:
 class TailorStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._cache: tuple[int, list[Recipient]] | None = None
 
     async def replace_directory(self, people: Iterable[Recipient]) -> int:
         """Replace the whole directory in one transaction: an import lands whole or not at all."""
@@ -53,6 +62,10 @@ class TailorStore:
             await conn.execute(delete(recipients))
             for start in range(0, len(rows), 5000):
                 await conn.execute(insert(recipients), rows[start:start + 5000])
+            bumped = await conn.execute(update(directory_version).where(directory_version.c.id == 1)
+                                        .values(version=directory_version.c.version + 1))
+            if bumped.rowcount == 0:
+                await conn.execute(insert(directory_version).values(id=1, version=1))
         return len(rows)
 
     async def directory_size(self) -> int:
@@ -60,14 +73,20 @@ class TailorStore:
             return int((await conn.execute(select(func.count()).select_from(recipients))).scalar_one())
 
     async def load_directory(self) -> list[Recipient]:
+        """The whole directory, from memory unless an import has replaced it since it was read."""
         async with self.engine.connect() as conn:
+            version = int((await conn.execute(select(directory_version.c.version))).scalar() or 0)
+            if self._cache is not None and self._cache[0] == version:
+                return self._cache[1]
             rows = (await conn.execute(select(recipients))).all()
-        return [
+        people = [
             Recipient(id=r.id, name=r.name, email=r.email, organisation=r.organisation, role=r.role,
                       profession=r.profession, area=r.area, municipality=r.municipality,
                       options=frozenset(int(o) for o in r.options.split(";") if o))
             for r in rows
         ]
+        self._cache = (version, people)
+        return people
 
     async def status(self, event_id: UUID) -> str | None:
         async with self.engine.connect() as conn:

@@ -98,3 +98,13 @@ async def test_intranet_items_newest_first(store_engine: AsyncEngine) -> None:
     assert [i.title for i in items] == ["Nyhet 2", "Nyhet 1", "Nyhet 0"]
     assert items[0].published_at.tzinfo is not None
     assert await store.get(items[0].event_id) == items[0]
+
+
+async def test_tailor_keeps_the_directory_in_memory_until_an_import_replaces_it(store_engine: AsyncEngine) -> None:
+    await create_tables(store_engine, tailor_md)
+    tailor, importer = TailorStore(store_engine), TailorStore(store_engine)  # as two processes
+    await importer.replace_directory([Recipient("a", "A", "a@example.se")])
+    first = await tailor.load_directory()
+    assert await tailor.load_directory() is first  # served from memory
+    await importer.replace_directory([Recipient("b", "B", "b@example.se")])
+    assert [r.id for r in await tailor.load_directory()] == ["b"]
