@@ -4,10 +4,15 @@
 """
 
 import asyncio
+import email
+import hashlib
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
+from email.policy import SMTP, default
+from email.utils import formatdate, make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -50,21 +55,56 @@ def parse_smtp_url(url: str) -> SmtpConfig:
                       starttls=starttls, use_tls=use_tls)
 
 
-def build_message(cmd: SendEmail, message_domain: str = "budkavle.local") -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = formataddr((cmd.sender_name, str(cmd.sender_address)))
-    msg["To"] = formataddr((cmd.to_name, str(cmd.to_address)))
-    msg["Subject"] = cmd.subject
-    msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = make_msgid(idstring=f"{cmd.event_id}.{cmd.recipient_id}", domain=message_domain)
-    msg["X-Budkavle-Event"] = str(cmd.event_id)
-    msg["X-Budkavle-Audience"] = cmd.audience_id
-    if cmd.list_unsubscribe:
-        msg["List-Unsubscribe"] = f"<{cmd.list_unsubscribe}>"
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(cmd.text_body)
-    msg.add_alternative(cmd.html_body, subtype="html")
-    return msg
+class WireFormat:
+    """Turns a SendEmail into the RFC 5322 bytes sent.
+
+    Python's email package spends most of a send folding headers. The MIME body of a group's message
+    is the same for every person in the group, so it is built once and reused (a small LRU cache);
+    only the addressing headers are made per person.
+    """
+
+    def __init__(self, cache_size: int = 128, message_domain: str = "budkavle.local") -> None:
+        self.cache_size = cache_size
+        self.message_domain = message_domain
+        self._bodies: OrderedDict[bytes, bytes] = OrderedDict()
+
+    def _mime(self, cmd: SendEmail) -> bytes:
+        key = hashlib.sha256(b"\0".join(
+            x.encode() for x in (cmd.sender_name, str(cmd.sender_address), cmd.subject, cmd.text_body, cmd.html_body)
+        )).digest()
+        cached = self._bodies.get(key)
+        if cached is not None:
+            self._bodies.move_to_end(key)
+            return cached
+        part = EmailMessage(policy=SMTP)
+        part["From"] = Address(display_name=cmd.sender_name, addr_spec=str(cmd.sender_address))
+        part["Subject"] = cmd.subject
+        # quoted-printable: any relay takes it, 8BITMIME or not
+        part.set_content(cmd.text_body, cte="quoted-printable")
+        part.add_alternative(cmd.html_body, subtype="html", cte="quoted-printable")
+        mime = part.as_bytes(policy=SMTP)
+        self._bodies[key] = mime
+        if len(self._bodies) > self.cache_size:
+            self._bodies.popitem(last=False)
+        return mime
+
+    def to_bytes(self, cmd: SendEmail) -> bytes:
+        personal = [
+            SMTP.fold(*SMTP.header_store_parse("To", Address(display_name=cmd.to_name, addr_spec=str(cmd.to_address)))),
+            f"Date: {formatdate(localtime=False, usegmt=True)}\r\n",
+            f"Message-ID: {make_msgid(idstring=f'{cmd.event_id}.{cmd.recipient_id}', domain=self.message_domain)}\r\n",
+            f"X-Budkavle-Event: {cmd.event_id}\r\n",
+            f"X-Budkavle-Audience: {cmd.audience_id}\r\n",
+        ]
+        if cmd.list_unsubscribe:
+            personal.append(f"List-Unsubscribe: <{cmd.list_unsubscribe}>\r\n")
+            personal.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+        return "".join(personal).encode("ascii") + self._mime(cmd)
+
+
+def build_message(cmd: SendEmail) -> EmailMessage:
+    """The message exactly as it goes on the wire, parsed back (for previews and tests)."""
+    return email.message_from_bytes(WireFormat().to_bytes(cmd), policy=default)
 
 
 class RateLimiter:
@@ -93,6 +133,7 @@ class SmtpSender:
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self.limiter = RateLimiter(rate_per_second)
+        self.wire = WireFormat()
         self._pool: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
         for _ in range(pool_size):
             self._pool.put_nowait(self._client())
@@ -105,12 +146,12 @@ class SmtpSender:
 
     async def send(self, cmd: SendEmail) -> int:
         """Send one message; returns the attempts it took."""
-        message = build_message(cmd)
+        message = self.wire.to_bytes(cmd)
         last = ""
         for attempt in range(1, self.attempts + 1):
             await self.limiter.wait()
             try:
-                await self._send_pooled(message)
+                await self._send_pooled(cmd, message)
                 return attempt
             except aiosmtplib.SMTPResponseException as exc:
                 if 500 <= exc.code < 600:
@@ -128,12 +169,12 @@ class SmtpSender:
                 await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
         raise TransientDeliveryError(f"gave up after {self.attempts} attempts: {last}", self.attempts)
 
-    async def _send_pooled(self, message: EmailMessage) -> None:
+    async def _send_pooled(self, cmd: SendEmail, message: bytes) -> None:
         client = await self._pool.get()
         try:
             if not client.is_connected:
                 await client.connect()
-            await client.send_message(message)
+            await client.sendmail(str(cmd.sender_address), [str(cmd.to_address)], message)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, TimeoutError):
             client.close()
             raise

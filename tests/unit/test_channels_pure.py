@@ -66,3 +66,21 @@ def test_workflows_envelope() -> None:
     body = envelope({"type": "AdaptiveCard"})
     assert body["type"] == "message"
     assert body["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
+
+
+def test_wire_format_round_trips_swedish_names_and_reuses_the_groups_body() -> None:
+    from email import message_from_bytes
+    from email.policy import default
+
+    from services.email.smtp import WireFormat
+
+    wire = WireFormat()
+    first = _cmd()
+    second = first.model_copy(update={"recipient_id": "p2", "to_address": "bo@example.se", "to_name": "Öberg, Bo"})
+    a, b = wire.to_bytes(first), wire.to_bytes(second)
+    parsed = message_from_bytes(b, policy=default)
+    assert parsed["To"].addresses[0].display_name == "Öberg, Bo"
+    assert parsed["Subject"] == "Beslut: ny tidplan"
+    assert all(p["Content-Transfer-Encoding"] == "quoted-printable" for p in parsed.iter_parts())
+    assert a.split(b"MIME-Version")[1] == b.split(b"MIME-Version")[1]  # one body for the whole group
+    assert a.isascii() and b.isascii()
