@@ -29,5 +29,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "uvicorn.access", "mail.log", "aiosqlite", "httpx"):
+    for noisy in ("aiokafka", "uvicorn.access", "mail.log", "aiosqlite", "httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -27,20 +27,10 @@ class Recipient:
     municipality: str = ""
     options: frozenset[int] = field(default_factory=frozenset)
 
-    def attribute(self, name: str) -> frozenset[str]:
-        if name == "options":
-            return frozenset(str(o) for o in self.options)
-        value = getattr(self, name)
-        return frozenset((value,)) if value else frozenset()
-
-
-def matches(recipient: Recipient, selector: Mapping[str, Iterable[str]]) -> bool:
-    """True when, for every attribute in the selector, the recipient has one of the listed values."""
-    return member_filter(selector)(recipient)
-
 
 def member_filter(selector: Mapping[str, Iterable[str]]) -> Callable[[Recipient], bool]:
-    """The selector compiled once into a predicate: planning runs it over the whole directory."""
+    """The selector compiled once into a predicate: true when, for every attribute in the selector, the
+    recipient has one of the listed values. Planning runs it over the whole directory."""
     scalar = [(attr, frozenset(str(v) for v in values)) for attr, values in selector.items() if attr != "options"]
     options = frozenset(int(v) for v in selector.get("options", ()) if str(v).isdigit())
     wants_options = "options" in selector

@@ -54,10 +54,3 @@ def sample_events(program: str) -> list[Event]:
                 "sensitivity": "internal",
                 "occurred_at": datetime(2022, 5, 17, 10, 0, tzinfo=UTC).isoformat()}
     return [parse_event({**envelope, **e}) for e in (*_FULL, *_MINIMAL)]
-
-
-def sample_event(program: str, event_type: str) -> Event:
-    return next(e for e in sample_events(program) if e.type == event_type)
-
-
-__all__ = ["sample_events", "sample_event"]

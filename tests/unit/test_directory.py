@@ -1,6 +1,6 @@
 import pytest
 
-from services.tailor.directory import matches, parse_recipients_csv, recipients_to_csv, synthetic_directory
+from services.tailor.directory import member_filter, parse_recipients_csv, recipients_to_csv, synthetic_directory
 from services.tailor.programs import Program
 
 HEADER = "id,name,email,organisation,role,profession,area,municipality,options\n"
@@ -49,6 +49,7 @@ def test_synthetic_directory_is_deterministic_and_the_size_of_vgr(fvm: Program) 
 
 def test_selector_matches_every_attribute() -> None:
     person = parse_recipients_csv(HEADER + "p1,A,a@example.se,SU,medarbetare,läkare,västra,,2\n").accepted[0]
-    assert matches(person, {"role": ["medarbetare"], "profession": ["läkare", "sjuksköterska"]})
-    assert not matches(person, {"role": ["medarbetare"], "area": ["södra"]})
-    assert matches(person, {"options": ["2"]})
+    assert member_filter({"role": ["medarbetare"], "profession": ["läkare", "sjuksköterska"]})(person)
+    assert not member_filter({"role": ["medarbetare"], "area": ["södra"]})(person)
+    assert member_filter({"options": ["2"]})(person)
+    assert not member_filter({"options": ["3"]})(person)
