@@ -3,6 +3,7 @@
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 
@@ -24,4 +25,10 @@ def install_problem_handler(app: FastAPI) -> None:
             content["errors"] = exc.errors
         return JSONResponse(content, status_code=exc.status, headers=exc.headers)
 
+    async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [{"path": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()]
+        return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
+
     app.add_exception_handler(Problem, handle)
+    app.add_exception_handler(RequestValidationError, invalid_request)

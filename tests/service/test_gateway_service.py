@@ -182,3 +182,14 @@ async def test_audiences_of_a_programme(gateway: tuple[httpx.AsyncClient, Gatewa
     assert "politisk-styrgrupp" in ids and len(ids) == 30
     assert (await client.get("/v1/programs/fvm/audiences", headers=FVIS_ONLY)).status_code == 403
     assert (await client.get("/v1/programs/fvm/audiences")).status_code == 401
+
+
+async def test_bad_query_header_or_path_is_422_in_the_same_shape(
+        gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]) -> None:
+    client, _, _ = gateway
+    bad_flag = await client.post("/v1/events?dry_run=maybe", json=event_json(), headers=TOKEN)
+    assert bad_flag.status_code == 422 and bad_flag.json()["errors"][0]["path"] == "query.dry_run"
+    long_key = await client.post("/v1/events", json=event_json(), headers={**TOKEN, "Idempotency-Key": "k" * 201})
+    assert long_key.status_code == 422 and long_key.json()["errors"][0]["path"] == "header.idempotency-key"
+    bad_id = await client.get("/v1/events/not-a-uuid", headers=TOKEN)
+    assert bad_id.status_code == 422 and bad_id.json()["errors"][0]["path"] == "path.event_id"
