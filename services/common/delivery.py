@@ -41,6 +41,11 @@ class PermanentDeliveryError(DeliveryError):
     """The channel refused the message for good (SMTP 5xx, HTTP 4xx, a forbidden webhook)."""
 
 
+class ChannelUnavailable(TransientDeliveryError):
+    """The channel itself cannot be reached (connection refused, lost, timed out). Nothing is recorded as
+    failed: the batch is handed back to the bus and tried again, with back-off, until the channel is back."""
+
+
 class Deliverable(Protocol):
     @property
     def event_id(self) -> UUID: ...
@@ -109,8 +114,11 @@ class Ledger:
 
 
 async def _attempt(cmd: Deliverable, channel: Channel, send: Callable[[], Awaitable[int]]) -> LedgerEntry:
+    """The ledger entry for one send; ChannelUnavailable (and anything unexpected) propagates."""
     try:
         return LedgerEntry("sent", None, await send())
+    except ChannelUnavailable:
+        raise
     except DeliveryError as exc:
         kind = "temporary" if isinstance(exc, TransientDeliveryError) else "permanent"
         entry = LedgerEntry("failed", f"{kind}: {exc.reason}"[:2000], exc.attempts)
@@ -149,20 +157,29 @@ async def deliver_many(
         async with limit:
             return await _attempt(cmd, channel, lambda: send(cmd))
 
-    fresh = dict(zip(todo, await asyncio.gather(*(attempt(c) for c in todo.values())), strict=True))
+    results = await asyncio.gather(*(attempt(c) for c in todo.values()), return_exceptions=True)
+    fresh = {k: r for k, r in zip(todo, results, strict=True) if isinstance(r, LedgerEntry)}
+    unavailable = [r for r in results if isinstance(r, BaseException)]
     if fresh:
         await ledger.record_many([(todo[k], recipient_of(todo[k]), e) for k, e in fresh.items()])
         for entry in fresh.values():
             DELIVERIES.labels(channel, entry.status).inc()
     entries = {**known, **fresh}
     now = datetime.now(UTC)
+    done = [c for c in cmds if c.delivery_key in entries]
     await asyncio.gather(*(
         bus.publish(topics.DELIVERY_OUTCOMES, DeliveryOutcome(
             event_id=cmd.event_id, program=cmd.program, channel=channel, audience_id=cmd.audience_id,
             recipient_id=recipient_of(cmd), status=entries[cmd.delivery_key].status,
             reason=entries[cmd.delivery_key].reason, attempts=entries[cmd.delivery_key].attempts, at=now),
             key=recipient_of(cmd) or cmd.audience_id)
-        for cmd in cmds))
+        for cmd in done))
+    if unavailable:
+        # What was sent is recorded and announced; the rest goes back to the bus (the ledger keeps the
+        # redelivered batch from sending anything twice).
+        log.warning("channel unavailable; batch handed back for redelivery",
+                    extra={"channel": channel, "pending": len(unavailable), "reason": str(unavailable[0])[:300]})
+        raise unavailable[0]
     return [entries[c.delivery_key] for c in cmds]
 
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 
 from contracts.deliveries import SendEmail
-from services.common.delivery import PermanentDeliveryError, TransientDeliveryError
+from services.common.delivery import ChannelUnavailable, PermanentDeliveryError, TransientDeliveryError
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,7 @@ class SmtpSender:
         """Send one message; returns the attempts it took."""
         message = self.wire.to_bytes(cmd)
         last = ""
+        unreachable = False
         for attempt in range(1, self.attempts + 1):
             await self.limiter.wait()
             try:
@@ -163,11 +164,18 @@ class SmtpSender:
                 if all(500 <= c < 600 for c in codes):
                     raise PermanentDeliveryError(text, attempt) from exc
                 last = text
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                unreachable = False
+            except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
+                    OSError, TimeoutError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
+                unreachable = True
+            except aiosmtplib.SMTPException as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                unreachable = False
             if attempt < self.attempts:
                 await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-        raise TransientDeliveryError(f"gave up after {self.attempts} attempts: {last}", self.attempts)
+        error = ChannelUnavailable if unreachable else TransientDeliveryError
+        raise error(f"gave up after {self.attempts} attempts: {last}", self.attempts)
 
     async def _send_pooled(self, cmd: SendEmail, message: bytes) -> None:
         client = await self._pool.get()

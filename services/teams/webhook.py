@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from contracts.deliveries import SendTeamsCard
-from services.common.delivery import PermanentDeliveryError, TransientDeliveryError
+from services.common.delivery import ChannelUnavailable, PermanentDeliveryError, TransientDeliveryError
 
 DEFAULT_ALLOWED_HOSTS = ("webhook.office.com", "logic.azure.com", "api.powerplatform.com",
                          "environment.api.powerplatform.com")
@@ -68,13 +68,16 @@ class TeamsSender:
         check_webhook_url(cmd.webhook_url, self.allowed_suffixes, self.allow_loopback_http)
         body = envelope(cmd.card)
         last = ""
+        unreachable = False
         for attempt in range(1, self.attempts + 1):
             delay = self.backoff_seconds * 2 ** (attempt - 1)
             try:
                 response = await self.client.post(cmd.webhook_url, json=body, follow_redirects=False)
-            except httpx.HTTPError as exc:
+            except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
+                unreachable = True
             else:
+                unreachable = False
                 if 200 <= response.status_code < 300:
                     return attempt
                 reason = f"HTTP {response.status_code} {response.text[:300]}".strip()
@@ -85,4 +88,5 @@ class TeamsSender:
                 last = reason
             if attempt < self.attempts:
                 await asyncio.sleep(delay)
-        raise TransientDeliveryError(f"gave up after {self.attempts} attempts: {last}", self.attempts)
+        error = ChannelUnavailable if unreachable else TransientDeliveryError
+        raise error(f"gave up after {self.attempts} attempts: {last}", self.attempts)

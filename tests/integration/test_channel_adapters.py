@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from contracts.deliveries import SendEmail, SendTeamsCard
-from services.common.delivery import PermanentDeliveryError, TransientDeliveryError
+from services.common.delivery import ChannelUnavailable, PermanentDeliveryError, TransientDeliveryError
 from services.email.smtp import SmtpSender, parse_smtp_url
 from services.embedded.broker import free_port
 from services.teams.webhook import TeamsSender
@@ -59,9 +59,9 @@ async def test_smtp_5xx_fails_permanently_with_the_servers_reason(smtp_server: S
         await sender.close()
 
 
-async def test_unreachable_smtp_server_is_a_temporary_failure_after_retries() -> None:
+async def test_unreachable_smtp_server_makes_the_channel_unavailable_after_retries() -> None:
     sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{free_port()}"), attempts=2, backoff_seconds=0.01)
-    with pytest.raises(TransientDeliveryError, match="gave up after 2 attempts"):
+    with pytest.raises(ChannelUnavailable, match="gave up after 2 attempts"):
         await sender.send(mail())
 
 

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer
 
 from contracts import topics
 from contracts.deliveries import SendEmail
+from services.common.bus import RedeliveryBackoff
 from services.common.runtime import Runtime
 from services.common.settings import CommonSettings
 from services.email.main import EmailSettings
@@ -102,3 +103,34 @@ async def test_every_service_on_one_runtime_delivers_a_go_live(
     assert len(smtp_server.messages) == 30
     assert [r["name"] for r in http_receiver.received] == ["programstyrgrupp"]
     assert page.status_code == 200 and "Södra inför Millennium" in page.text
+
+
+async def test_mail_accepted_while_the_smtp_server_is_down_goes_out_when_it_is_back(
+        env: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiosmtpd.controller import Controller
+
+    from services.embedded.broker import free_port
+    from tests.integration.conftest import SmtpServer
+
+    port = free_port()
+    monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{port}")
+    RedeliveryBackoff.failures.clear()
+    runtime = Runtime.create(CommonSettings(), client_id="it-email-down")
+    runtime.add(build_email(EmailSettings(), runtime))
+    await runtime.start()
+    server = SmtpServer(port=port)
+    controller = Controller(server, hostname="127.0.0.1", port=port)
+    try:
+        cmd = SendEmail(event_id=uuid4(), program="fvm", audience_id="a", recipient_id="p1",
+                        to_address="p1@example.se", to_name="P", sender_name="FVM", sender_address="fvm@vgregion.se",
+                        subject="Hej", text_body="t", html_body="<p>h</p>")
+        await runtime.bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, "p1")
+        # the server is down: the consumer keeps the command (no outcome is recorded) and retries with back-off
+        await wait_for(lambda: bool(RedeliveryBackoff.failures), timeout=30)
+        controller.start()
+        outcomes = await read_topic(kafka_bootstrap, topics.DELIVERY_OUTCOMES, 1, timeout=60)
+    finally:
+        await runtime.stop()
+        controller.stop()
+    assert [o["status"] for o in outcomes] == ["sent"]
+    assert len(server.messages) == 1
