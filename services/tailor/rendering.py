@@ -128,7 +128,8 @@ class Renderer:
 
     def subject(self, event: Event, program: Program, audience: Audience | None) -> str:
         ctx = self._context(event, program, audience)
-        return " ".join(self._render(self._text, "subject.txt.j2", ctx).split())
+        subject = " ".join(self._render(self._text, "subject.txt.j2", ctx).split())
+        return policy.expand_first_mention(subject, program.acronym, program.first_mention)
 
     def email(self, event: Event, program: Program, audience: Audience) -> RenderedEmail:
         ctx = self._context(event, program, audience)

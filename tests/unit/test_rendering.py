@@ -79,3 +79,10 @@ def test_swedish_dates() -> None:
     from datetime import date
 
     assert sv_date(date(2022, 5, 17)) == "17 maj 2022"
+
+
+def test_a_subject_that_mentions_the_acronym_reads_it_expanded(renderer: Renderer, fvm: Program) -> None:
+    event = make_event(payload={"committee": "Programstyrgrupp", "title": "FVM får ny tidplan",
+                                "decision_text": "FVM går vidare."})
+    mail = renderer.email(event, fvm, fvm.audience("programstyrgrupp"))  # type: ignore[arg-type]
+    assert mail.subject == "Programstyrgrupp har beslutat: FVM (Framtidens vårdinformationsmiljö) får ny tidplan"
