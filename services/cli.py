@@ -110,8 +110,11 @@ def publish(path: Path, dry_run: bool, url: str | None, token: str | None, idemp
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
     try:
-        response = httpx.post(f"{base}/v1/events", json=event, headers=headers,
-                              params={"dry_run": "true"} if dry_run else None, timeout=60.0)
+        # YAML reads dates and timestamps as objects; send them as ISO 8601 text
+        body = json.dumps(event, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
+        response = httpx.post(f"{base}/v1/events", content=body.encode(), timeout=60.0,
+                              headers={**headers, "Content-Type": "application/json"},
+                              params={"dry_run": "true"} if dry_run else None)
     except httpx.HTTPError as exc:
         raise CliError(f"cannot reach {base}: {exc}") from exc
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}

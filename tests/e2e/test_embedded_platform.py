@@ -151,7 +151,9 @@ def test_status_shows_counts_per_group_and_channel(delivered: dict[str, Any]) ->
 def test_cli_publish_finds_the_running_platform(platform: Platform, delivered: dict[str, Any], tmp_path: Path) -> None:
     event_file = tmp_path / "status.yaml"
     event_file.write_text("type: status.update\nprogram: fvm\npublisher: cli\nimportance: awareness\n"
-                          "payload: {title: Läget i december, summary: Allt går enligt plan.}\n")
+                          "occurred_at: 2026-12-01T09:00:00+01:00\n"
+                          "payload: {title: Läget i december, summary: Allt går enligt plan.,\n"
+                          "          next_milestones: [{title: Utbildning, date: 2027-01-15}]}\n")
     env = {**os.environ, "BUDKAVLE_DATA_DIR": str(platform.data_dir)}
     result = subprocess.run([sys.executable, "-m", "services.cli", "publish", str(event_file)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
