@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -28,27 +28,32 @@ T = TypeVar("T")
 DEAD_LETTERS = Counter("budkavle_dead_letters_total", "Bus messages that failed validation", ["consumer"])
 
 
-class RedeliveryBackoff(BaseMiddleware):
-    """Waits before a failed message is redelivered (NACK_ON_ERROR seeks back at once), doubling the wait
-    for each consecutive failure of the same message, so a broken dependency is not hammered."""
+REDELIVERIES = Counter("budkavle_redeliveries_total", "Messages handed back to the bus after an error")
 
-    failures: ClassVar[dict[str, int]] = {}
-    base_seconds: ClassVar[float] = 0.2
-    max_seconds: ClassVar[float] = 30.0
 
-    async def consume_scope(self, call_next: Any, msg: Any) -> Any:
-        key = str(msg.message_id)
-        try:
-            result = await call_next(msg)
-        except Exception:
-            n = self.failures.get(key, 0) + 1
-            if len(self.failures) > 10_000:
-                self.failures.clear()
-            self.failures[key] = n
-            await asyncio.sleep(min(self.max_seconds, self.base_seconds * 2 ** (n - 1)))
-            raise
-        self.failures.pop(key, None)
-        return result
+def redelivery_backoff(base_seconds: float = 0.2, max_seconds: float = 30.0) -> type[BaseMiddleware]:
+    """A middleware that waits before a failed message is redelivered (NACK_ON_ERROR seeks back at once),
+    doubling the wait for each consecutive failure of the same message, so that a broken dependency is
+    not hammered. Each broker gets its own class, and so its own memory of failures."""
+    failures: dict[str, int] = {}
+
+    class RedeliveryBackoff(BaseMiddleware):
+        async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+            key = str(msg.message_id)
+            try:
+                result = await call_next(msg)
+            except Exception:
+                n = failures.get(key, 0) + 1
+                if len(failures) > 10_000:
+                    failures.clear()
+                failures[key] = n
+                REDELIVERIES.inc()
+                await asyncio.sleep(min(max_seconds, base_seconds * 2 ** (n - 1)))
+                raise
+            failures.pop(key, None)
+            return result
+
+    return RedeliveryBackoff
 
 
 def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
@@ -64,7 +69,7 @@ def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
         enable_idempotence=idempotent,
         client_id=client_id,
         logger=logging.getLogger("budkavle.bus"),
-        middlewares=(RedeliveryBackoff,),
+        middlewares=(redelivery_backoff(),),
     )
 
 

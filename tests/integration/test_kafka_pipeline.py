@@ -8,10 +8,10 @@ from uuid import uuid4
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import REGISTRY
 
 from contracts import topics
 from contracts.deliveries import SendEmail
-from services.common.bus import RedeliveryBackoff
 from services.common.runtime import Runtime
 from services.common.settings import CommonSettings
 from services.email.main import EmailSettings
@@ -114,7 +114,7 @@ async def test_mail_accepted_while_the_smtp_server_is_down_goes_out_when_it_is_b
 
     port = free_port()
     monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{port}")
-    RedeliveryBackoff.failures.clear()
+    redelivered = REGISTRY.get_sample_value("budkavle_redeliveries_total") or 0.0
     runtime = Runtime.create(CommonSettings(), client_id="it-email-down")
     runtime.add(build_email(EmailSettings(), runtime))
     await runtime.start()
@@ -126,7 +126,8 @@ async def test_mail_accepted_while_the_smtp_server_is_down_goes_out_when_it_is_b
                         subject="Hej", text_body="t", html_body="<p>h</p>")
         await runtime.bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, "p1")
         # the server is down: the consumer keeps the command (no outcome is recorded) and retries with back-off
-        await wait_for(lambda: bool(RedeliveryBackoff.failures), timeout=30)
+        await wait_for(lambda: (REGISTRY.get_sample_value("budkavle_redeliveries_total") or 0.0) > redelivered,
+                       timeout=30)
         controller.start()
         outcomes = await read_topic(kafka_bootstrap, topics.DELIVERY_OUTCOMES, 1, timeout=60)
     finally:
