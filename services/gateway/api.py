@@ -31,6 +31,10 @@ REJECTED = Counter("budkavle_events_rejected_total", "Event requests refused by 
 Planner = Callable[[Event], Awaitable[DeliveryPlan]]
 
 
+class PlannerUnavailable(Exception):
+    """The tailor, which owns the directory, could not be asked for a plan."""
+
+
 def _problem(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> Problem:
     REJECTED.labels(str(status)).inc()
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -60,11 +64,12 @@ def build_http(store: GatewayStore, authority: TokenAuthority, programs: Mapping
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY:
             raise _problem(413, f"request body over {MAX_BODY // 1024} KiB")
-        raw = b""
+        body = bytearray()
         async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > MAX_BODY:
+            body += chunk
+            if len(body) > MAX_BODY:
                 raise _problem(413, f"request body over {MAX_BODY // 1024} KiB")
+        raw = bytes(body)
         try:
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -86,7 +91,10 @@ def build_http(store: GatewayStore, authority: TokenAuthority, programs: Mapping
             raise _problem(422, "invalid event", [{"path": f"audiences.{i}", "reason": f"unknown target group {a!r}"}
                                                   for i, a in unknown])
         if dry_run:
-            plan = await planner(event)
+            try:
+                plan = await planner(event)
+            except PlannerUnavailable as exc:
+                raise _problem(503, f"cannot plan now: {exc}") from exc
             return JSONResponse({"dry_run": True, "plan": plan.model_dump(mode="json")}, status_code=200)
 
         request_hash = hashlib.sha256(raw).hexdigest()

@@ -7,7 +7,7 @@ from contracts.deliveries import DeliveryPlan
 from contracts.events import Event
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
-from services.gateway.api import Planner, build_http
+from services.gateway.api import Planner, PlannerUnavailable, build_http
 from services.gateway.auth import TokenAuthority, parse_tokens
 from services.gateway.handlers import build_router
 from services.gateway.relay import OutboxRelay
@@ -24,11 +24,14 @@ def http_planner(tailor_url: str) -> Planner:
     """Dry runs ask the tailor, which owns the directory, over HTTP (production topology)."""
 
     async def plan(event: Event) -> DeliveryPlan:
-        async with httpx.AsyncClient(base_url=tailor_url, timeout=30.0) as client:
-            response = await client.post("/internal/v1/plans", content=event.model_dump_json(),
-                                         headers={"content-type": "application/json"})
-            response.raise_for_status()
-            return DeliveryPlan.model_validate_json(response.content)
+        try:
+            async with httpx.AsyncClient(base_url=tailor_url, timeout=30.0) as client:
+                response = await client.post("/internal/v1/plans", content=event.model_dump_json(),
+                                             headers={"content-type": "application/json"})
+                response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise PlannerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return DeliveryPlan.model_validate_json(response.content)
 
     return plan
 

@@ -116,8 +116,8 @@ class GatewayStore:
             row = (await conn.execute(select(events).where(where))).first()
         if row is None:
             return None
-        return StoredEvent(row.event_id, row.program, row.type, json.loads(row.body), row.request_hash,
-                           row.accepted_at)
+        accepted_at = row.accepted_at if row.accepted_at.tzinfo else row.accepted_at.replace(tzinfo=UTC)
+        return StoredEvent(row.event_id, row.program, row.type, json.loads(row.body), row.request_hash, accepted_at)
 
     async def pending_outbox(self, limit: int) -> list[tuple[int, str, str, str]]:
         async with self.engine.connect() as conn:

@@ -193,3 +193,18 @@ async def test_bad_query_header_or_path_is_422_in_the_same_shape(
     assert long_key.status_code == 422 and long_key.json()["errors"][0]["path"] == "header.idempotency-key"
     bad_id = await client.get("/v1/events/not-a-uuid", headers=TOKEN)
     assert bad_id.status_code == 422 and bad_id.json()["errors"][0]["path"] == "path.event_id"
+
+
+async def test_dry_run_when_the_tailor_cannot_be_reached_is_503(engine: AsyncEngine, fvm: Program) -> None:
+    from services.embedded.broker import free_port
+    from services.gateway.main import http_planner
+
+    await create_tables(engine, metadata)
+    app = FastAPI()
+    install_problem_handler(app)
+    store = GatewayStore(engine)
+    app.include_router(build_http(store, TokenAuthority(parse_tokens("fvm-token-123=fvm")), {"fvm": fvm},
+                                  http_planner(f"http://127.0.0.1:{free_port()}"), lambda: None))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+        response = await client.post("/v1/events?dry_run=true", json=event_json(), headers=TOKEN)
+    assert response.status_code == 503 and response.json()["detail"].startswith("cannot plan now: ConnectError")
