@@ -100,3 +100,31 @@ async def test_invalid_event_is_dead_lettered_with_every_invalid_field(
     [letter] = recorder[topics.DEAD_LETTER]
     for field in ("publisher", "importance", "payload.committee", "payload.title"):
         assert field in letter["reason"]
+
+
+async def test_the_release_loop_lets_an_embargoed_event_out_when_its_time_comes(
+        broker: KafkaBroker, bus: Bus, engine: AsyncEngine, fvm: Program, small_directory: list[Recipient],
+        recorder: Recorder) -> None:
+    import asyncio
+
+    await create_tables(engine, metadata)
+    store = TailorStore(engine)
+    await store.replace_directory(small_directory)
+    tailor = Tailor({"fvm": fvm}, Renderer(TEMPLATES_DIR, "http://budkavle.test"), store, bus, {})
+    broker.include_router(build_router(tailor, bus))
+    event = make_event(audiences=["politisk-styrgrupp"],
+                       embargo_until=(datetime.now(UTC) + timedelta(seconds=1)).isoformat())
+    async with TestKafkaBroker(broker):
+        loop = asyncio.create_task(tailor.run_embargo_releases())
+        try:
+            await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
+            assert recorder[topics.EMAIL_DELIVERY_REQUESTED] == []
+            for _ in range(100):  # up to 10 s for a 1 s embargo
+                if recorder[topics.EMAIL_DELIVERY_REQUESTED]:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            loop.cancel()
+    emails = recorder[topics.EMAIL_DELIVERY_REQUESTED]
+    assert len(emails) == 9
+    assert datetime.fromisoformat(recorder[topics.EVENT_PLANNED][-1]["planned_at"]) >= event.embargo_until  # type: ignore[operator]
