@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import PublishIntranetItem
+from contracts.events import Event
 from services.common.db import create_tables
 from services.intranet.pages import build_http
 from services.intranet.store import IntranetStore, metadata
@@ -53,11 +54,12 @@ def test_every_teams_card_validates_in_microsofts_adaptive_cards_library(fvm: Pr
         assert report["events"] == [] and report["parseEvents"] == 0, report
 
 
-async def test_atom_feed_parses_in_feedparser(sqlite_engine: AsyncEngine, fvm: Program) -> None:
-    await create_tables(sqlite_engine, metadata)
-    store = IntranetStore(sqlite_engine)
+async def intranet_with(engine: AsyncEngine, fvm: Program, events: list[Event]) -> FastAPI:
+    """The intranet's pages over a store holding the rendered items of `events`."""
+    await create_tables(engine, metadata)
+    store = IntranetStore(engine)
     renderer = Renderer(TEMPLATES_DIR, "http://bk")
-    for event in sample_events("fvm")[:3]:
+    for event in events:
         item = renderer.intranet_item(event, fvm)
         await store.save(PublishIntranetItem(
             event_id=event.event_id, program="fvm", event_type=event.type, title=item.title, summary=item.summary,
@@ -65,6 +67,11 @@ async def test_atom_feed_parses_in_feedparser(sqlite_engine: AsyncEngine, fvm: P
             published_at=event.occurred_at, audiences=()))
     app = FastAPI()
     app.include_router(build_http(store, {"fvm": fvm}, TEMPLATES_DIR, "http://bk"))
+    return app
+
+
+async def test_atom_feed_parses_in_feedparser(sqlite_engine: AsyncEngine, fvm: Program) -> None:
+    app = await intranet_with(sqlite_engine, fvm, sample_events("fvm")[:3])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
         response = await client.get("/intranet/feed.atom?program=fvm")
         missing = await client.get("/intranet/feed.atom?program=nope")
@@ -80,25 +87,15 @@ async def test_atom_feed_parses_in_feedparser(sqlite_engine: AsyncEngine, fvm: P
 
 @pytest.mark.parametrize("path", ["/intranet/", "/intranet/status"])
 async def test_pages_render_with_no_items(sqlite_engine: AsyncEngine, fvm: Program, path: str) -> None:
-    await create_tables(sqlite_engine, metadata)
-    app = FastAPI()
-    app.include_router(build_http(IntranetStore(sqlite_engine), {"fvm": fvm}, TEMPLATES_DIR, "http://bk"))
+    app = await intranet_with(sqlite_engine, fvm, [])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
         response = await client.get(path)
     assert response.status_code == 200 and 'lang="sv"' in response.text
 
 
 async def test_item_page_carries_its_programmes_brand(sqlite_engine: AsyncEngine, fvm: Program) -> None:
-    await create_tables(sqlite_engine, metadata)
-    store = IntranetStore(sqlite_engine)
     event = sample_events("fvm")[0]
-    item = Renderer(TEMPLATES_DIR, "http://bk").intranet_item(event, fvm)
-    await store.save(PublishIntranetItem(
-        event_id=event.event_id, program="fvm", event_type=event.type, title=item.title, summary=item.summary,
-        html_body=item.html, importance="must_know", sensitivity="internal", occurred_at=event.occurred_at,
-        published_at=event.occurred_at, audiences=()))
-    app = FastAPI()
-    app.include_router(build_http(store, {"fvm": fvm}, TEMPLATES_DIR, "http://bk"))
+    app = await intranet_with(sqlite_engine, fvm, [event])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
         page = await client.get(f"/intranet/items/{event.event_id}")
     assert page.status_code == 200
