@@ -128,3 +128,13 @@ async def test_the_release_loop_lets_an_embargoed_event_out_when_its_time_comes(
     emails = recorder[topics.EMAIL_DELIVERY_REQUESTED]
     assert len(emails) == 9
     assert datetime.fromisoformat(recorder[topics.EVENT_PLANNED][-1]["planned_at"]) >= event.embargo_until  # type: ignore[operator]
+
+
+async def test_event_naming_a_target_group_the_programme_lacks_is_dead_lettered(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder) -> None:
+    event = make_event(audiences=["politisk-styrgrupp", "no-such-group"])
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
+    [letter] = recorder[topics.DEAD_LETTER]
+    assert "has no target groups ['no-such-group']" in letter["reason"]
+    assert recorder[topics.EMAIL_DELIVERY_REQUESTED] == []
