@@ -4,8 +4,11 @@ Memory storage only: it is for laptops, demos and tests. Production runs Apache 
 """
 
 import contextlib
+import ctypes
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +31,14 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
         time.sleep(0.05)
 
 
+def _die_with_parent() -> None:
+    """In the broker's process, before exec: ask Linux to end it when its parent ends, however the parent
+    ends (even SIGKILL), so that no broker outlives the platform that started it."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class EmbeddedKafka:
     def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
         self.port = port or free_port()
@@ -45,7 +56,7 @@ class EmbeddedKafka:
         self._process = subprocess.Popen(
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", "memory://tansu/", "--cluster-id", "budkavle"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
         )
         try:
             wait_for_port("127.0.0.1", self.port, timeout)

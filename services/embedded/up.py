@@ -1,6 +1,7 @@
 """`budkavle up`: the whole platform on one machine, with demo data, printing its URLs."""
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def up(staff_scale: float = 1.0) -> int:
     base = settings.resolved_public_url()
     broker = None
     mail = None
+    runtime_file: Path | None = None
     try:
         if not settings.kafka_bootstrap_servers:
             broker = EmbeddedKafka(log_path=data_dir / "broker.log")
@@ -43,10 +45,14 @@ def up(staff_scale: float = 1.0) -> int:
         app = runtime.http_app(extra_routers=(mail_viewer(data_dir), teams_sink(data_dir)))
         runtime_file = write_runtime_file(data_dir, os.environ["KAFKA_BOOTSTRAP_SERVERS"], port, base)
         print(_banner(base, token, data_dir, os.environ["KAFKA_BOOTSTRAP_SERVERS"]), flush=True)
+        # uvicorn shuts down gracefully on SIGTERM and then re-raises it; Python's default would end the
+        # process there and skip the clean-up below, leaving the broker running.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         serve(app, settings.http_host, port)
-        runtime_file.unlink(missing_ok=True)
         return 0
     finally:
+        if runtime_file is not None:  # only the file this process wrote
+            runtime_file.unlink(missing_ok=True)
         if mail is not None:
             mail.stop()
         if broker is not None:

@@ -199,3 +199,33 @@ def test_ctrl_c_stops_everything_broker_included(platform: Platform, delivered: 
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", platform.kafka_port)) != 0  # the broker process is gone
     assert not (platform.data_dir / "runtime.json").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_no_broker_outlives_the_platform(tmp_path: Path, sig: signal.Signals) -> None:
+    """What a service manager does (SIGTERM), and the worst case (SIGKILL): no broker is left behind."""
+    import socket
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL")}
+    env.update(BUDKAVLE_DATA_DIR=str(tmp_path), BUDKAVLE_HTTP_PORT=str(port))
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--staff-scale", "0.01"], cwd=ROOT,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (tmp_path / "runtime.json").exists() or process.poll() is not None, 60, "runtime.json")
+        kafka = json.loads((tmp_path / "runtime.json").read_text())["kafka_bootstrap_servers"]
+        kafka_port = int(kafka.rsplit(":", 1)[1])
+        wait_until(lambda: _ready(f"http://127.0.0.1:{port}"), 60, "readiness")
+        process.send_signal(sig)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    def broker_gone() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", kafka_port)) != 0
+    wait_until(broker_gone, 15, f"the broker to stop after {sig.name}")
+    if sig is signal.SIGTERM:
+        assert process.returncode == 0
+        assert not (tmp_path / "runtime.json").exists()
