@@ -3,7 +3,7 @@
 from typing import Any
 
 from sqlalchemy import MetaData, event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -26,14 +26,6 @@ async def create_tables(engine: AsyncEngine, *metadatas: MetaData) -> None:
     async with engine.begin() as conn:
         for metadata in metadatas:
             await conn.run_sync(metadata.create_all)
-
-
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
-    return async_sessionmaker(engine, expire_on_commit=False)
-
-
-def is_postgres(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "postgresql"
 
 
 async def upsert(conn: Any, table: Any, values: dict[str, Any], keys: tuple[str, ...]) -> None:

@@ -141,9 +141,6 @@ class GatewayStore:
                                        "plan": planned.plan.model_dump_json(), "updated_at": planned.planned_at},
                          ("event_id",))
 
-    async def record_outcome(self, outcome: DeliveryOutcome) -> None:
-        await self.record_outcomes([outcome])
-
     async def record_outcomes(self, batch: list[DeliveryOutcome]) -> None:
         """One transaction for a whole batch; a repeated outcome replaces the earlier one."""
         rows = [{"event_id": str(o.event_id), "channel": o.channel, "audience_id": o.audience_id,

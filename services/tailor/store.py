@@ -8,6 +8,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text,
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import Event, parse_event
+from services.common.db import upsert
 from services.tailor.directory import Recipient
 
 metadata = MetaData()
@@ -94,15 +95,11 @@ class TailorStore:
         return str(value) if value is not None else None
 
     async def record(self, event: Event, status: str) -> None:
-        now = datetime.now(UTC)
         release_at = event.embargo_until.astimezone(UTC) if status == "held" and event.embargo_until else None
-        values = {"status": status, "release_at": release_at,
-                  "updated_at": now}
         async with self.engine.begin() as conn:
-            changed = await conn.execute(update(events).where(events.c.event_id == str(event.event_id)).values(values))
-            if changed.rowcount == 0:
-                await conn.execute(insert(events).values(event_id=str(event.event_id), program=event.program,
-                                                         body=event.model_dump_json(), **values))
+            await upsert(conn, events, {"event_id": str(event.event_id), "program": event.program,
+                                        "body": event.model_dump_json(), "status": status, "release_at": release_at,
+                                        "updated_at": datetime.now(UTC)}, ("event_id",))
 
     async def due(self, now: datetime) -> list[Event]:
         async with self.engine.connect() as conn:

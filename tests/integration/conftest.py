@@ -4,7 +4,6 @@ server, an HTTP receiver, PostgreSQL — on loopback."""
 import asyncio
 import os
 import shutil
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -152,8 +151,3 @@ async def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(interval)
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0

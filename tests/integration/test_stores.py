@@ -54,10 +54,10 @@ async def test_gateway_counts_outcomes_once_per_delivery(store_engine: AsyncEngi
     event_id = uuid4()
     now = datetime.now(UTC)
     for status in ("failed", "sent", "sent"):
-        await store.record_outcome(DeliveryOutcome(event_id=event_id, program="fvm", channel="email",
-                                                   audience_id="a", recipient_id="p1", status=status, at=now))
-    await store.record_outcome(DeliveryOutcome(event_id=event_id, program="fvm", channel="teams",
-                                               audience_id="a", status="sent", at=now))
+        await store.record_outcomes([DeliveryOutcome(event_id=event_id, program="fvm", channel="email",
+                                                   audience_id="a", recipient_id="p1", status=status, at=now)])
+    await store.record_outcomes([DeliveryOutcome(event_id=event_id, program="fvm", channel="teams",
+                                               audience_id="a", status="sent", at=now)])
     assert await store.outcome_counts(event_id) == {("a", "email", "sent"): 1, ("a", "teams", "sent"): 1}
     plan = DeliveryPlan(event_id=event_id, program="fvm", groups=(), refused=())
     await store.record_plan(EventPlanned(plan=plan, status="planned", planned_at=now))
