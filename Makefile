@@ -27,7 +27,7 @@ test: $(STAMP) $(NODE_STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy services contracts
+	$(BIN)/mypy services contracts programs
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/service
@@ -36,7 +36,7 @@ bench: $(STAMP)
 	$(BIN)/budkavle bench
 
 schemas: $(STAMP)
-	$(BIN)/python -m contracts.generate
+	$(BIN)/python -m services.embedded.specs
 
 clean:
 	rm -rf $(VENV) var node_modules

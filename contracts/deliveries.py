@@ -1,7 +1,12 @@
-"""Delivery commands (tailor → channels), the delivery plan, outcomes and dead letters, version 1."""
+"""Delivery commands (tailor → channels), the delivery plan, outcomes and dead letters.
+
+Every delivery command shares one base (`DeliveryCommand`); a channel's command adds only what that
+channel needs. Commands carry no secrets: a Teams command names its target group, and the Teams
+service resolves the webhook itself.
+"""
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, EmailStr, Field
@@ -9,54 +14,69 @@ from pydantic import AwareDatetime, EmailStr, Field
 from contracts.base import Contract
 from contracts.events import AudienceId, ProgramId
 
-Channel = Literal["email", "teams", "intranet"]
+#: A channel's name, as the channel registry (`contracts.channels`) and programme files spell it.
+ChannelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
 
-#: The audience id under which the programme-wide intranet item is planned and counted.
-INTRANET_AUDIENCE = "intranet"
+#: Most recipients one email command carries: the group's message travels once per chunk, not per person.
+EMAIL_CHUNK = 250
 
 
-class SendEmail(Contract):
-    """One email to one person, already rendered for their target group."""
+class DeliveryCommand(Contract):
+    """What every delivery command carries. `channel` is the channel's name; `version` its contract version."""
+
+    channel: ClassVar[str]
+    version: ClassVar[int]
 
     event_id: UUID
     program: ProgramId
     audience_id: AudienceId
-    recipient_id: Annotated[str, Field(min_length=1, max_length=128)]
-    to_address: EmailStr
-    to_name: str
-    sender_name: str
+    correlation_id: Annotated[str, Field(max_length=200)] | None = None
+
+    def delivery_key(self, recipient_id: str | None = None) -> str:
+        """The ledger key of one delivery: per person for person channels, per group otherwise."""
+        return f"{self.event_id}:{recipient_id or self.audience_id}:{self.channel}"
+
+    @property
+    def bus_key(self) -> str:
+        return f"{self.event_id}:{self.audience_id}"
+
+
+class EmailRecipient(Contract):
+    id: Annotated[str, Field(min_length=1, max_length=128)]
+    address: EmailStr
+    name: Annotated[str, Field(max_length=200)]
+
+
+class SendEmail(DeliveryCommand):
+    """One target group's rendered email and a chunk of its recipients; the email service adds what is
+    personal (To, message id) at send time."""
+
+    channel: ClassVar[str] = "email"
+    version: ClassVar[int] = 2
+
+    sender_name: Annotated[str, Field(min_length=1, max_length=200)]
     sender_address: EmailStr
     subject: Annotated[str, Field(min_length=1, max_length=300)]
     text_body: str
     html_body: str
-    list_unsubscribe: str | None = None
-    correlation_id: str | None = None
-
-    @property
-    def delivery_key(self) -> str:
-        return f"{self.event_id}:{self.recipient_id}:email"
+    recipients: tuple[EmailRecipient, ...] = Field(min_length=1, max_length=EMAIL_CHUNK)
 
 
-class SendTeamsCard(Contract):
-    """One Adaptive Card to one target group's Teams channel (Workflows webhook)."""
+class SendTeamsCard(DeliveryCommand):
+    """One Adaptive Card to one target group's Teams channel; the Teams service knows the group's webhook."""
 
-    event_id: UUID
-    program: ProgramId
-    audience_id: AudienceId
-    webhook_url: Annotated[str, Field(min_length=8, max_length=2000)]
+    channel: ClassVar[str] = "teams"
+    version: ClassVar[int] = 2
+
     card: dict[str, Any]
-    correlation_id: str | None = None
-
-    @property
-    def delivery_key(self) -> str:
-        return f"{self.event_id}:{self.audience_id}:teams"
 
 
-class PublishIntranetItem(Contract):
+class PublishIntranetItem(DeliveryCommand):
     """One news item for the intranet, rendered once for the whole organisation."""
 
-    event_id: UUID
-    program: ProgramId
+    channel: ClassVar[str] = "intranet"
+    version: ClassVar[int] = 2
+
     event_type: str
     title: str
     summary: str
@@ -68,22 +88,13 @@ class PublishIntranetItem(Contract):
     audiences: tuple[AudienceId, ...]
     facts: dict[str, str] = Field(default_factory=dict)
     timeline_date: date | None = Field(default=None, description="go-live date, for the status page timeline")
-    correlation_id: str | None = None
-
-    @property
-    def audience_id(self) -> str:
-        return INTRANET_AUDIENCE
-
-    @property
-    def delivery_key(self) -> str:
-        return f"{self.event_id}:intranet"
 
 
 class PlannedGroup(Contract):
     audience_id: AudienceId
     name: str
     tier: str
-    channels: tuple[Channel, ...]
+    channels: tuple[ChannelName, ...]
     recipients: int
     reasons: tuple[str, ...]
 
@@ -102,8 +113,9 @@ class DeliveryPlan(Contract):
     program: ProgramId
     groups: tuple[PlannedGroup, ...]
     refused: tuple[RefusedGroup, ...]
-    targeted: dict[str, dict[str, int]] = Field(
-        description="audience id → channel → messages to be sent", default_factory=dict
+    targeted: dict[str, dict[ChannelName, int]] = Field(
+        description="audience id (or, for a programme-wide channel, the channel's name) → channel → messages",
+        default_factory=dict,
     )
     embargoed_until: AwareDatetime | None = None
 
@@ -117,7 +129,7 @@ class EventPlanned(Contract):
 class DeliveryOutcome(Contract):
     event_id: UUID
     program: ProgramId
-    channel: Channel
+    channel: ChannelName
     audience_id: AudienceId
     recipient_id: str | None = None
     status: Literal["sent", "failed"]

@@ -11,10 +11,11 @@ EVENT_TOPICS: Final[dict[str, str]] = {
     "newsletter.issue": "events.newsletter.issue.v1",
 }
 
-#: Per-channel delivery commands emitted by the tailor; email is keyed by recipient id.
-EMAIL_DELIVERY_REQUESTED: Final = "deliveries.email.v1"
-TEAMS_DELIVERY_REQUESTED: Final = "deliveries.teams.v1"
-INTRANET_DELIVERY_REQUESTED: Final = "deliveries.intranet.v1"
+#: Per-channel delivery commands emitted by the tailor, keyed by event and target group. Version 2: one
+#: email command carries a group's message once with a chunk of its recipients; no command carries a secret.
+EMAIL_DELIVERY_REQUESTED: Final = "deliveries.email.v2"
+TEAMS_DELIVERY_REQUESTED: Final = "deliveries.teams.v2"
+INTRANET_DELIVERY_REQUESTED: Final = "deliveries.intranet.v2"
 
 #: The tailor's explainable delivery plan for each event.
 EVENT_PLANNED: Final = "plans.event_planned.v1"
@@ -30,13 +31,6 @@ def event_topic(event_type: str) -> str:
     return EVENT_TOPICS[event_type]
 
 
-def all_topics() -> tuple[str, ...]:
-    return (
-        *EVENT_TOPICS.values(),
-        EMAIL_DELIVERY_REQUESTED,
-        TEAMS_DELIVERY_REQUESTED,
-        INTRANET_DELIVERY_REQUESTED,
-        EVENT_PLANNED,
-        DELIVERY_OUTCOMES,
-        DEAD_LETTER,
-    )
+def all_topics(*extra: str) -> tuple[str, ...]:
+    """Every topic the platform needs; `extra` are the delivery topics of the registered channels."""
+    return (*EVENT_TOPICS.values(), *extra, EVENT_PLANNED, DELIVERY_OUTCOMES, DEAD_LETTER)

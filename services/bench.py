@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from contracts.deliveries import SendEmail
+from contracts.deliveries import EMAIL_CHUNK, EmailRecipient, SendEmail
 from contracts.events import parse_event
+from programs import load_programs
 from services.common.settings import CommonSettings
+from services.email.sender import Mail
 from services.email.smtp import SmtpSender, parse_smtp_url
 from services.embedded.broker import free_port, wait_for_port
 from services.tailor.directory import synthetic_directory
 from services.tailor.planning import plan_deliveries
-from services.tailor.programs import load_programs
 from services.tailor.rendering import Renderer
 
 
@@ -50,13 +51,13 @@ def bench_planning(results: dict[str, Any]) -> None:
     started = time.perf_counter()
     runs = 5
     for _ in range(runs):
-        plan = plan_deliveries(event, fvm, directory, {})
+        plan = plan_deliveries(event, fvm, directory)
     elapsed = (time.perf_counter() - started) / runs
     tracemalloc.start()  # a separate run: tracing slows every allocation
     plan_deliveries(event, fvm, directory, {})
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    emails = sum(len(v) for v in plan.emails.values())
+    emails = sum(len(v) for v in plan.recipients("email").values())
     results["planning"] = {"directory": len(directory), "groups": len(plan.contract.groups), "emails": emails,
                            "seconds_per_plan": round(elapsed, 4),
                            "recipients_per_second": round(len(directory) / elapsed),
@@ -75,12 +76,16 @@ def bench_planning(results: dict[str, Any]) -> None:
 async def _smtp_throughput(port: int, pool: int, messages: int) -> float:
     sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{port}"), pool_size=pool)
     event_id = uuid4()
-    cmds = [SendEmail(event_id=event_id, program="fvm", audience_id="bench", recipient_id=f"p{n}",
-                      to_address=f"p{n}@example.se", to_name="P", sender_name="FVM", sender_address="fvm@vgregion.se",
-                      subject="Bench", text_body="t" * 2000, html_body="<p>" + "h" * 4000 + "</p>") for n in range(messages)]
-    queue: asyncio.Queue[SendEmail] = asyncio.Queue()
-    for c in cmds:
-        queue.put_nowait(c)
+    mails = [Mail.each_of(SendEmail(
+        event_id=event_id, program="fvm", audience_id="bench", sender_name="FVM", sender_address="fvm@vgregion.se",
+        subject="Bench", text_body="t" * 2000, html_body="<p>" + "h" * 4000 + "</p>",
+        recipients=tuple(EmailRecipient(id=f"p{n}", address=f"p{n}@example.se", name="P")
+                         for n in range(start, min(messages, start + EMAIL_CHUNK)))))
+             for start in range(0, messages, EMAIL_CHUNK)]
+    queue: asyncio.Queue[Mail] = asyncio.Queue()
+    for chunk in mails:
+        for mail in chunk:
+            queue.put_nowait(mail)
 
     async def worker() -> None:
         while not queue.empty():

@@ -12,6 +12,7 @@ import httpx
 import yaml
 from pydantic import ValidationError
 
+from contracts.channels import CHANNELS
 from services.common.settings import CommonSettings
 
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p_prev = sub.add_parser("preview", help="render one message for one target group without sending")
     p_prev.add_argument("--event", type=Path, required=True)
     p_prev.add_argument("--audience", required=True)
-    p_prev.add_argument("--channel", choices=("email", "teams", "intranet"), required=True)
+    p_prev.add_argument("--channel", choices=sorted(CHANNELS), required=True)
     p_prev.add_argument("--out", type=Path)
 
     p_rec = sub.add_parser("recipients", help="the recipient directory")
@@ -124,7 +125,8 @@ def publish(path: Path, dry_run: bool, url: str | None, token: str | None, idemp
 
 def preview(event_path: Path, audience_id: str, channel: str, out: Path | None) -> int:
     from contracts.events import parse_event
-    from services.tailor.programs import load_programs
+    from programs import load_programs
+    from services.tailor.channels import preview as compose_preview
     from services.tailor.rendering import Renderer
 
     settings = CommonSettings()
@@ -141,26 +143,19 @@ def preview(event_path: Path, audience_id: str, channel: str, out: Path | None) 
     audience = program.audience(audience_id)
     if audience is None:
         raise CliError(f"programme {program.program!r} has no target group {audience_id!r}")
-    renderer = Renderer(settings.templates_dir, settings.resolved_public_url())
-    if channel == "email":
-        mail = renderer.email(event, program, audience)
-        content = mail.html
-        out = out or Path(f"preview-{audience_id}-email.html")
-        out.with_suffix(".txt").write_text(f"Ämne: {mail.subject}\n\n{mail.text}", encoding="utf-8")
-    elif channel == "teams":
-        content = json.dumps(renderer.teams_card(event, program, audience), ensure_ascii=False, indent=2)
-        out = out or Path(f"preview-{audience_id}-teams.json")
-    else:
-        content = renderer.intranet_item(event, program).html
-        out = out or Path(f"preview-{audience_id}-intranet.html")
-    out.write_text(content, encoding="utf-8")
-    print(f"wrote {out}")
+    files = compose_preview(event, program, audience, channel, Renderer(settings.templates_dir,
+                                                                        settings.resolved_public_url()))
+    stem = out.with_suffix("") if out else Path(f"preview-{audience_id}-{channel}")
+    for n, (suffix, text) in enumerate(files.items()):
+        path = out if out is not None and n == 0 else stem.with_suffix(suffix)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 
 def import_recipients(path: Path, skip_invalid: bool) -> int:
+    from programs import load_programs
     from services.tailor.directory import parse_recipients_csv
-    from services.tailor.programs import load_programs
 
     settings = CommonSettings()
     try:
@@ -187,11 +182,11 @@ def import_recipients(path: Path, skip_invalid: bool) -> int:
 async def _replace_directory(database_url: str, people: Any) -> int:
     from services.common.db import create_engine
     from services.common.migrations import upgrade
-    from services.tailor.store import TailorStore, metadata
+    from services.tailor.store import MIGRATIONS, TailorStore
 
     engine = create_engine(database_url)
     try:
-        await upgrade(engine, "tailor", metadata)
+        await upgrade(engine, MIGRATIONS)
         return await TailorStore(engine).replace_directory(people)
     finally:
         await engine.dispose()

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import Event, parse_event
+from programs import Program, load_program
 from services.common.db import create_engine
 from services.tailor.directory import Recipient, synthetic_directory
-from services.tailor.programs import Program, load_program
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS_DIR = ROOT / "deploy" / "programs"

@@ -6,7 +6,6 @@ and a cluster.
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -56,13 +55,12 @@ def redelivery_backoff(base_seconds: float = 0.2, max_seconds: float = 30.0) -> 
     return RedeliveryBackoff
 
 
-def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
+def create_broker(bootstrap_servers: str, client_id: str, idempotent: bool = False) -> KafkaBroker:
     """A broker whose producer waits for all in-sync replicas (aiokafka defaults to acks=1).
 
-    Idempotence is opt-in (KAFKA_ENABLE_IDEMPOTENCE=true) because the embedded tansu broker
+    Idempotence is opt-in (setting `kafka_enable_idempotence`) because the embedded tansu broker
     does not support the idempotent producer; production Kafka does.
     """
-    idempotent = os.environ.get("KAFKA_ENABLE_IDEMPOTENCE", "false").lower() == "true"
     return KafkaBroker(
         bootstrap_servers,
         acks="all",

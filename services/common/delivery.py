@@ -1,23 +1,23 @@
-"""What every channel shares: the adapter errors, the delivery ledger, and the deliver-once step.
+"""What every channel shares: the sender interface and its errors, the delivery ledger, and the
+deliver-once step.
 
-A delivery ledger row keyed by the command's delivery key is written before the offset is committed;
-a redelivered command finds its row, sends nothing and re-announces the recorded outcome.
+A delivery ledger row keyed by (event, recipient or group, channel) is written before the offset is
+committed; a redelivered command finds its rows, sends nothing and re-announces the recorded outcomes.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
-from uuid import UUID
+from typing import Any, Generic, Protocol, TypeVar
 
 from prometheus_client import Counter
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
-from contracts.deliveries import Channel, DeliveryOutcome
+from contracts.deliveries import DeliveryCommand, DeliveryOutcome
 from services.common.bus import Bus
 from services.common.db import upsert_many
 
@@ -46,21 +46,28 @@ class ChannelUnavailable(TransientDeliveryError):
     failed: the batch is handed back to the bus and tried again, with back-off, until the channel is back."""
 
 
-class Deliverable(Protocol):
-    @property
-    def event_id(self) -> UUID: ...
+C = TypeVar("C", bound=DeliveryCommand)
+D = TypeVar("D", bound="Delivery[Any]")
+D_contra = TypeVar("D_contra", bound="Delivery[Any]", contravariant=True)
+
+
+@dataclass(frozen=True)
+class Delivery(Generic[C]):
+    """One delivery of a command: to one person (`recipient_id`), or to the command's group (None)."""
+
+    command: C
+    recipient_id: str | None
 
     @property
-    def program(self) -> str: ...
-
-    @property
-    def audience_id(self) -> str: ...
-
-    @property
-    def delivery_key(self) -> str: ...
+    def key(self) -> str:
+        return self.command.delivery_key(self.recipient_id)
 
 
-D = TypeVar("D", bound=Deliverable)
+class Sender(Protocol[D_contra]):
+    """What every channel adapter is: send one delivery, return the attempts it took, or raise a
+    TransientDeliveryError / PermanentDeliveryError (ChannelUnavailable when the channel is down)."""
+
+    async def send(self, delivery: D_contra, /) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -101,96 +108,77 @@ class Ledger:
                 found.update({r.delivery_key: LedgerEntry(r.status, r.reason, r.attempts) for r in rows})
         return found
 
-    async def record(self, cmd: Deliverable, recipient_id: str | None, entry: LedgerEntry) -> None:
-        await self.record_many([(cmd, recipient_id, entry)])
-
-    async def record_many(self, results: Sequence[tuple[Deliverable, str | None, LedgerEntry]]) -> None:
+    async def record_many(self, results: Sequence[tuple[Delivery[Any], LedgerEntry]]) -> None:
         now = datetime.now(UTC)
-        rows = [{"delivery_key": cmd.delivery_key, "event_id": str(cmd.event_id), "audience_id": cmd.audience_id,
-                 "recipient_id": recipient_id, "status": entry.status, "reason": entry.reason,
-                 "attempts": entry.attempts, "at": now} for cmd, recipient_id, entry in results]
+        rows = [{"delivery_key": d.key, "event_id": str(d.command.event_id), "audience_id": d.command.audience_id,
+                 "recipient_id": d.recipient_id, "status": entry.status, "reason": entry.reason,
+                 "attempts": entry.attempts, "at": now} for d, entry in results]
         async with self.engine.begin() as conn:
             await upsert_many(conn, self.table, rows, ("delivery_key",))
 
 
-async def _attempt(cmd: Deliverable, channel: Channel, send: Callable[[], Awaitable[int]]) -> LedgerEntry:
+async def _attempt(delivery: D, sender: Sender[D]) -> LedgerEntry:
     """The ledger entry for one send; ChannelUnavailable (and anything unexpected) propagates."""
     try:
-        return LedgerEntry("sent", None, await send())
+        return LedgerEntry("sent", None, await sender.send(delivery))
     except ChannelUnavailable:
         raise
     except DeliveryError as exc:
         kind = "temporary" if isinstance(exc, TransientDeliveryError) else "permanent"
         entry = LedgerEntry("failed", f"{kind}: {exc.reason}"[:2000], exc.attempts)
-        log.warning("delivery failed", extra={"event_id": str(cmd.event_id), "channel": channel,
+        cmd = delivery.command
+        log.warning("delivery failed", extra={"event_id": str(cmd.event_id), "channel": cmd.channel,
                                               "audience_id": cmd.audience_id, "reason": entry.reason})
         return entry
 
 
-async def deliver_many(
-    cmds: Sequence[D],
-    channel: Channel,
-    recipient_of: Callable[[D], str | None],
-    send: Callable[[D], Awaitable[int]],
-    ledger: Ledger,
-    bus: Bus,
-    concurrency: int = 16,
-) -> list[LedgerEntry]:
+async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledger, bus: Bus,
+                       concurrency: int = 16) -> list[LedgerEntry]:
     """Send what the ledger has not seen, record the results, then announce every outcome.
 
-    One ledger query and one ledger transaction per batch, however large. A command repeated in the
-    batch (a redelivery) is sent once and announced for each copy. `send` returns the attempts it
+    One ledger query and one ledger transaction per batch, however large. A delivery repeated in the
+    batch (a redelivery) is sent once and announced for each copy. The sender returns the attempts it
     took and raises a DeliveryError when it gives up; the result is recorded before the caller lets
     the offsets be committed.
     """
-    known = await ledger.lookup_many([c.delivery_key for c in cmds])
+    known = await ledger.lookup_many([d.key for d in deliveries])
     todo: dict[str, D] = {}
-    for cmd in cmds:
-        if cmd.delivery_key not in known:
-            todo.setdefault(cmd.delivery_key, cmd)
-    if len(known):
-        log.info("redelivered commands found in ledger; nothing sent twice",
-                 extra={"channel": channel, "count": len(known)})
+    for delivery in deliveries:
+        if delivery.key not in known:
+            todo.setdefault(delivery.key, delivery)
+    if known:
+        log.info("redelivered deliveries found in ledger; nothing sent twice",
+                 extra={"channel": deliveries[0].command.channel, "count": len(known)})
     limit = asyncio.Semaphore(concurrency)
 
-    async def attempt(cmd: D) -> LedgerEntry:
+    async def attempt(delivery: D) -> LedgerEntry:
         async with limit:
-            return await _attempt(cmd, channel, lambda: send(cmd))
+            return await _attempt(delivery, sender)
 
-    results = await asyncio.gather(*(attempt(c) for c in todo.values()), return_exceptions=True)
+    results = await asyncio.gather(*(attempt(d) for d in todo.values()), return_exceptions=True)
     fresh = {k: r for k, r in zip(todo, results, strict=True) if isinstance(r, LedgerEntry)}
     unavailable = [r for r in results if isinstance(r, BaseException)]
     if fresh:
-        await ledger.record_many([(todo[k], recipient_of(todo[k]), e) for k, e in fresh.items()])
-        for entry in fresh.values():
-            DELIVERIES.labels(channel, entry.status).inc()
+        await ledger.record_many([(todo[k], e) for k, e in fresh.items()])
+        for key, entry in fresh.items():
+            DELIVERIES.labels(todo[key].command.channel, entry.status).inc()
     entries = {**known, **fresh}
     now = datetime.now(UTC)
-    done = [c for c in cmds if c.delivery_key in entries]
     await asyncio.gather(*(
-        bus.publish(topics.DELIVERY_OUTCOMES, DeliveryOutcome(
-            event_id=cmd.event_id, program=cmd.program, channel=channel, audience_id=cmd.audience_id,
-            recipient_id=recipient_of(cmd), status=entries[cmd.delivery_key].status,
-            reason=entries[cmd.delivery_key].reason, attempts=entries[cmd.delivery_key].attempts, at=now),
-            key=recipient_of(cmd) or cmd.audience_id)
-        for cmd in done))
+        bus.publish(topics.DELIVERY_OUTCOMES, _outcome(d, entries[d.key], now), key=d.recipient_id or d.command.audience_id)
+        for d in deliveries if d.key in entries))
     if unavailable:
         # What was sent is recorded and announced; the rest goes back to the bus (the ledger keeps the
         # redelivered batch from sending anything twice).
         log.warning("channel unavailable; batch handed back for redelivery",
-                    extra={"channel": channel, "pending": len(unavailable), "reason": str(unavailable[0])[:300]})
+                    extra={"channel": deliveries[0].command.channel, "pending": len(unavailable),
+                           "reason": str(unavailable[0])[:300]})
         raise unavailable[0]
-    return [entries[c.delivery_key] for c in cmds]
+    return [entries[d.key] for d in deliveries]
 
 
-async def deliver_once(
-    cmd: D,
-    channel: Channel,
-    recipient_id: str | None,
-    send: Callable[[], Awaitable[int]],
-    ledger: Ledger,
-    bus: Bus,
-) -> LedgerEntry:
-    """`deliver_many` for one command."""
-    [entry] = await deliver_many([cmd], channel, lambda _c: recipient_id, lambda _c: send(), ledger, bus)
-    return entry
+def _outcome(delivery: Delivery[Any], entry: LedgerEntry, at: datetime) -> DeliveryOutcome:
+    cmd = delivery.command
+    return DeliveryOutcome(event_id=cmd.event_id, program=cmd.program, channel=cmd.channel, audience_id=cmd.audience_id,
+                           recipient_id=delivery.recipient_id, status=entry.status, reason=entry.reason,
+                           attempts=entry.attempts, at=at)

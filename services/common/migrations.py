@@ -1,14 +1,13 @@
-"""Schema migrations with Alembic: one history per service, in `services/<name>/migrations`, with its own
-version table (`alembic_version_<name>`), since each service owns its tables.
+"""Schema migrations with Alembic: one history per service, in the service's own `migrations/` folder, with
+its own version table (`alembic_version_<name>`), since each service owns its tables.
 
-`python -m services.common.migrations revision <service> -m "what changed"` autogenerates the next
-revision from the service's metadata.
+A service registers its history as a `Migrations` value (in its `store.py`) and hands it to the runtime
+in its `ServiceParts`; nothing here knows which services exist. `python -m services.embedded.migrations
+revision <service> -m "what changed"` autogenerates the next revision.
 """
 
-import argparse
-import asyncio
-import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +18,51 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.db import create_engine
 
-SERVICES_DIR = Path(__file__).resolve().parent.parent
+
+@dataclass(frozen=True)
+class Migrations:
+    """One service's tables and the Alembic history that builds them."""
+
+    service: str
+    metadata: MetaData
+    location: Path
+
+    @classmethod
+    def beside(cls, module_file: str, service: str, metadata: MetaData) -> "Migrations":
+        """The history in the `migrations/` folder next to the module that declares the tables."""
+        return cls(service, metadata, Path(module_file).resolve().parent / "migrations")
+
+    def config(self, connection: Any = None) -> Config:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(self.location))
+        cfg.attributes.update(metadata=self.metadata, version_table=f"alembic_version_{self.service}",
+                              connection=connection)
+        return cfg
 
 
-def _config(service: str, metadata: MetaData, connection: Any = None) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
-    cfg.attributes.update(metadata=metadata, version_table=f"alembic_version_{service}", connection=connection)
-    return cfg
-
-
-async def upgrade(engine: AsyncEngine, service: str, metadata: MetaData) -> None:
+async def upgrade(engine: AsyncEngine, migrations: Migrations) -> None:
     """Bring the service's tables to the newest revision."""
     def run(sync_connection: Any) -> None:
-        command.upgrade(_config(service, metadata, sync_connection), "head")
+        command.upgrade(migrations.config(sync_connection), "head")
 
     async with engine.begin() as conn:
         await conn.run_sync(run)
+
+
+async def autogenerate_revision(migrations: Migrations, message: str) -> None:
+    """Write the next revision: the difference between the history's head and the service's metadata."""
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp}/rev.db")
+        try:
+            await upgrade(engine, migrations)
+
+            def revision(sync_connection: Any) -> None:
+                command.revision(migrations.config(sync_connection), message=message, autogenerate=True)
+
+            async with engine.begin() as conn:
+                await conn.run_sync(revision)
+        finally:
+            await engine.dispose()
 
 
 def run_env() -> None:
@@ -48,40 +75,3 @@ def run_env() -> None:
                       compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
-
-
-def service_metadata(service: str) -> MetaData:
-    import importlib
-
-    module = importlib.import_module(f"services.{service}.store")
-    return module.metadata  # type: ignore[no-any-return]
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.common.migrations")
-    sub = parser.add_subparsers(dest="command", required=True)
-    rev = sub.add_parser("revision", help="autogenerate the next revision of a service's tables")
-    rev.add_argument("service", choices=("gateway", "tailor", "email", "teams", "intranet"))
-    rev.add_argument("-m", "--message", required=True)
-    args = parser.parse_args(argv)
-    metadata = service_metadata(args.service)
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp}/rev.db")
-
-        async def generate() -> None:
-            await upgrade(engine, args.service, metadata)
-
-            def revision(sync_connection: Any) -> None:
-                command.revision(_config(args.service, metadata, sync_connection), message=args.message,
-                                 autogenerate=True)
-
-            async with engine.begin() as conn:
-                await conn.run_sync(revision)
-            await engine.dispose()
-
-        asyncio.run(generate())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

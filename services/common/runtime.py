@@ -9,17 +9,20 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
+from fastapi.openapi.utils import get_openapi
 from faststream.kafka import KafkaBroker, KafkaRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import MetaData, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
+from contracts.channels import CHANNELS
 from services.common.bus import Bus, create_broker, ensure_topics
 from services.common.db import create_engine
-from services.common.migrations import upgrade
+from services.common.migrations import Migrations, upgrade
 from services.common.problems import install_problem_handler
 from services.common.settings import CommonSettings
 
@@ -33,7 +36,10 @@ class ServiceParts:
     name: str
     router: KafkaRouter | None = None
     http: APIRouter | None = None
-    metadata: MetaData | None = None  # the service's own tables, migrated by services/<name>/migrations
+    migrations: Migrations | None = None  # the service's own tables and their history, migrated at start
+    #: JSON Schemas the service's HTTP routes refer to without FastAPI seeing them as models (e.g. a
+    #: request body read and validated by hand); merged into the OpenAPI document's components.
+    openapi_schemas: dict[str, Any] = field(default_factory=dict)
     background: tuple[BackgroundTask, ...] = ()
     on_start: tuple[BackgroundTask, ...] = ()
     on_stop: tuple[BackgroundTask, ...] = ()
@@ -54,7 +60,7 @@ class Runtime:
             raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set (the embedded runner `budkavle up` sets it)")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.resolved_database_url())
-        broker = create_broker(settings.kafka_bootstrap_servers, client_id)
+        broker = create_broker(settings.kafka_bootstrap_servers, client_id, settings.kafka_enable_idempotence)
         return cls(settings=settings, engine=engine, broker=broker, bus=Bus(broker))
 
     def add(self, parts: ServiceParts) -> None:
@@ -64,9 +70,10 @@ class Runtime:
 
     async def start(self) -> None:
         for part in self.parts:
-            if part.metadata is not None:
-                await upgrade(self.engine, part.name, part.metadata)
-        await ensure_topics(self.settings.kafka_bootstrap_servers, topics.all_topics())
+            if part.migrations is not None:
+                await upgrade(self.engine, part.migrations)
+        await ensure_topics(self.settings.kafka_bootstrap_servers,
+                            topics.all_topics(*(spec.topic for spec in CHANNELS.values())))
         for part in self.parts:
             for hook in part.on_start:
                 await hook()
@@ -106,6 +113,17 @@ class Runtime:
                 app.include_router(part.http)
         for router in extra_routers:
             app.include_router(router)
+        schemas = {name: schema for part in self.parts for name, schema in part.openapi_schemas.items()}
+
+        def openapi() -> dict[str, Any]:
+            if app.openapi_schema is None:
+                doc = get_openapi(title=app.title, version="1", routes=app.routes,
+                                  description="Budkavle's HTTP interface.")
+                doc.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+                app.openapi_schema = doc
+            return app.openapi_schema
+
+        app.openapi = openapi  # type: ignore[method-assign]
         return app
 
     def health_router(self) -> APIRouter:

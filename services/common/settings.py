@@ -1,4 +1,9 @@
-"""Settings every service reads, from the environment names the design fixes."""
+"""Settings every service reads, from the environment names the design fixes.
+
+Each service's settings class extends `CommonSettings`; the process that starts a service builds its
+settings once and passes them in (`budkavle up` passes its own values as keyword arguments, which win
+over the environment). Nothing writes the environment to configure a service.
+"""
 
 from pathlib import Path
 
@@ -10,6 +15,8 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
     kafka_bootstrap_servers: str = Field(default="", alias="KAFKA_BOOTSTRAP_SERVERS")
+    # Apache Kafka supports the idempotent producer; the embedded tansu broker does not.
+    kafka_enable_idempotence: bool = Field(default=False, alias="KAFKA_ENABLE_IDEMPOTENCE")
     database_url: str = Field(default="", alias="DATABASE_URL")
     data_dir: Path = Field(default=Path("var"), alias="BUDKAVLE_DATA_DIR")
     http_port: int = Field(default=8080, alias="BUDKAVLE_HTTP_PORT", ge=1, le=65535)

@@ -1,4 +1,5 @@
-"""SMTP adapter: aiosmtplib behind `send(SendEmail)`, with a connection pool, rate limit and retries.
+"""SMTP adapter: aiosmtplib behind the email service's `EmailSender`, with a connection pool, rate limit
+and retries.
 
 4xx replies and lost connections are retried with back-off; 5xx replies fail with the server's reason.
 """
@@ -19,6 +20,7 @@ import aiosmtplib
 
 from contracts.deliveries import SendEmail
 from services.common.delivery import ChannelUnavailable, PermanentDeliveryError, TransientDeliveryError
+from services.email.sender import Mail
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def parse_smtp_url(url: str) -> SmtpConfig:
 
 
 class WireFormat:
-    """Turns a SendEmail into the RFC 5322 bytes sent.
+    """Turns one mail into the RFC 5322 bytes sent.
 
     Python's email package spends most of a send folding headers. The MIME body of a group's message
     is the same for every person in the group, so it is built once and reused (a small LRU cache);
@@ -88,23 +90,26 @@ class WireFormat:
             self._bodies.popitem(last=False)
         return mime
 
-    def to_bytes(self, cmd: SendEmail) -> bytes:
+    def to_bytes(self, mail: Mail, list_unsubscribe: str | None = None) -> bytes:
+        """The group's MIME body behind this person's addressing headers (and, for newsletters and
+        digests, their one-click unsubscribe link, RFC 8058)."""
+        cmd, to = mail.command, mail.recipient
         personal = [
-            SMTP.fold(*SMTP.header_store_parse("To", Address(display_name=cmd.to_name, addr_spec=str(cmd.to_address)))),
+            SMTP.fold(*SMTP.header_store_parse("To", Address(display_name=to.name, addr_spec=str(to.address)))),
             f"Date: {formatdate(localtime=False, usegmt=True)}\r\n",
-            f"Message-ID: {make_msgid(idstring=f'{cmd.event_id}.{cmd.recipient_id}', domain=self.message_domain)}\r\n",
+            f"Message-ID: {make_msgid(idstring=f'{cmd.event_id}.{to.id}', domain=self.message_domain)}\r\n",
             f"X-Budkavle-Event: {cmd.event_id}\r\n",
             f"X-Budkavle-Audience: {cmd.audience_id}\r\n",
         ]
-        if cmd.list_unsubscribe:
-            personal.append(f"List-Unsubscribe: <{cmd.list_unsubscribe}>\r\n")
+        if list_unsubscribe:
+            personal.append(f"List-Unsubscribe: <{list_unsubscribe}>\r\n")
             personal.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
         return "".join(personal).encode("ascii") + self._mime(cmd)
 
 
-def build_message(cmd: SendEmail) -> EmailMessage:
+def build_message(mail: Mail, list_unsubscribe: str | None = None) -> EmailMessage:
     """The message exactly as it goes on the wire, parsed back (for previews and tests)."""
-    return email.message_from_bytes(WireFormat().to_bytes(cmd), policy=default)
+    return email.message_from_bytes(WireFormat().to_bytes(mail, list_unsubscribe), policy=default)
 
 
 class RateLimiter:
@@ -144,15 +149,15 @@ class SmtpSender:
                                use_tls=c.use_tls, start_tls=c.starttls if c.starttls else False,
                                timeout=c.timeout)
 
-    async def send(self, cmd: SendEmail) -> int:
+    async def send(self, mail: Mail, /) -> int:
         """Send one message; returns the attempts it took."""
-        message = self.wire.to_bytes(cmd)
+        message = self.wire.to_bytes(mail)
         last = ""
         unreachable = False
         for attempt in range(1, self.attempts + 1):
             await self.limiter.wait()
             try:
-                await self._send_pooled(cmd, message)
+                await self._send_pooled(mail, message)
                 return attempt
             except aiosmtplib.SMTPResponseException as exc:
                 if 500 <= exc.code < 600:
@@ -177,12 +182,12 @@ class SmtpSender:
         error = ChannelUnavailable if unreachable else TransientDeliveryError
         raise error(f"gave up after {self.attempts} attempts: {last}", self.attempts)
 
-    async def _send_pooled(self, cmd: SendEmail, message: bytes) -> None:
+    async def _send_pooled(self, mail: Mail, message: bytes) -> None:
         client = await self._pool.get()
         try:
             if not client.is_connected:
                 await client.connect()
-            await client.sendmail(str(cmd.sender_address), [str(cmd.to_address)], message)
+            await client.sendmail(str(mail.command.sender_address), [str(mail.recipient.address)], message)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, TimeoutError):
             client.close()
             raise

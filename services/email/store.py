@@ -3,6 +3,8 @@
 from sqlalchemy import MetaData
 
 from services.common.delivery import ledger_table
+from services.common.migrations import Migrations
 
 metadata = MetaData()
+MIGRATIONS = Migrations.beside(__file__, "email", metadata)
 LEDGER = ledger_table(metadata, "email_ledger")

@@ -1,56 +1,97 @@
-"""Every service composed on one runtime: what `budkavle up` runs, and what the end-to-end tests start."""
+"""Every service composed on one runtime: what `budkavle up` runs, and what the end-to-end tests start.
+
+The embedded platform is the one place that knows every service: it builds each one's settings, hands
+them over, and adds each one's parts to a shared runtime.
+"""
 
 import json
 import logging
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from contracts.deliveries import DeliveryPlan
+from contracts.events import Event
+from programs import load_programs
+from services.common.migrations import Migrations
 from services.common.runtime import Runtime
 from services.email.main import EmailSettings
 from services.email.main import build as build_email
+from services.email.store import MIGRATIONS as EMAIL_MIGRATIONS
 from services.gateway.main import GatewaySettings
 from services.gateway.main import build as build_gateway
+from services.gateway.store import MIGRATIONS as GATEWAY_MIGRATIONS
 from services.intranet.main import IntranetSettings
 from services.intranet.main import build as build_intranet
+from services.intranet.store import MIGRATIONS as INTRANET_MIGRATIONS
 from services.tailor.directory import synthetic_directory
 from services.tailor.main import TailorSettings
 from services.tailor.main import build as build_tailor
-from services.tailor.programs import load_programs
+from services.tailor.store import MIGRATIONS as TAILOR_MIGRATIONS
 from services.tailor.store import TailorStore
 from services.teams.main import TeamsSettings
 from services.teams.main import build as build_teams
+from services.teams.store import MIGRATIONS as TEAMS_MIGRATIONS
 
 log = logging.getLogger(__name__)
 
+#: Every service's tables and their Alembic history.
+MIGRATIONS: dict[str, Migrations] = {m.service: m for m in (
+    GATEWAY_MIGRATIONS, TAILOR_MIGRATIONS, EMAIL_MIGRATIONS, TEAMS_MIGRATIONS, INTRANET_MIGRATIONS)}
 
-def ensure_demo_token(data_dir: Path, programs: list[str]) -> str:
-    """BUDKAVLE_API_TOKENS, or a demo token for every programme, kept in `<data dir>/demo-token`."""
-    if os.environ.get("BUDKAVLE_API_TOKENS"):
-        return ""
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    """Each service's settings, built once from the environment and what `budkavle up` decided."""
+
+    gateway: GatewaySettings
+    tailor: TailorSettings
+    email: EmailSettings
+    teams: TeamsSettings
+    intranet: IntranetSettings
+
+    @classmethod
+    def load(cls, shared: dict[str, Any] | None = None, **per_service: dict[str, Any]) -> "PlatformSettings":
+        """From the environment; `shared` values (field names, e.g. `kafka_bootstrap_servers`) go to every
+        service and `per_service` ones (e.g. `email={"smtp_url": …}`) to one, both winning over the
+        environment."""
+        unknown = set(per_service) - {"gateway", "tailor", "email", "teams", "intranet"}
+        if unknown:
+            raise ValueError(f"no services {sorted(unknown)}")
+
+        def make(name: str, settings_class: type[Any]) -> Any:
+            return settings_class(**{**(shared or {}), **per_service.get(name, {})})
+
+        return cls(gateway=make("gateway", GatewaySettings), tailor=make("tailor", TailorSettings),
+                   email=make("email", EmailSettings), teams=make("teams", TeamsSettings),
+                   intranet=make("intranet", IntranetSettings))
+
+
+def demo_token(data_dir: Path) -> str:
+    """The demo token kept in `<data dir>/demo-token` (made on first use)."""
     path = data_dir / "demo-token"
     token = path.read_text().strip() if path.is_file() else ""
     if len(token) < 16:
         token = secrets.token_urlsafe(24)
         path.write_text(token + "\n")
         path.chmod(0o600)
-    os.environ["BUDKAVLE_API_TOKENS"] = f"{token}={'|'.join(programs)}"
     return token
 
 
-def build_platform(data_dir: Path, staff_scale: float = 1.0) -> Runtime:
-    """Compose gateway, tailor, email, teams and intranet on one runtime (environment already set)."""
-    tailor_settings = TailorSettings()
-    runtime = Runtime.create(tailor_settings, client_id="budkavle")
-    tailor_parts, tailor = build_tailor(tailor_settings, runtime)
+def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runtime:
+    """Compose gateway, tailor, email, teams and intranet on one runtime."""
+    runtime = Runtime.create(settings.tailor, client_id="budkavle")
+    tailor_parts, tailor = build_tailor(settings.tailor, runtime)
 
-    async def plan(event):  # type: ignore[no-untyped-def]
+    async def plan(event: Event) -> DeliveryPlan:
         return (await tailor.plan(event)).contract
 
     async def seed_demo_directory() -> None:
         store = TailorStore(runtime.engine)
         if await store.directory_size() == 0:
-            programs = load_programs(tailor_settings.programs_dir)
+            programs = load_programs(settings.tailor.programs_dir)
             municipalities = [(m.name, m.area, frozenset(m.options))
                               for p in programs.values() for m in p.municipalities]
             count = await store.replace_directory(synthetic_directory(municipalities, staff_scale))
@@ -58,10 +99,10 @@ def build_platform(data_dir: Path, staff_scale: float = 1.0) -> Runtime:
 
     tailor_parts.on_start = (seed_demo_directory, *tailor_parts.on_start)
     runtime.add(tailor_parts)
-    runtime.add(build_gateway(GatewaySettings(), runtime, planner=plan))
-    runtime.add(build_email(EmailSettings(), runtime))
-    runtime.add(build_teams(TeamsSettings(), runtime))
-    runtime.add(build_intranet(IntranetSettings(), runtime))
+    runtime.add(build_gateway(settings.gateway, runtime, planner=plan))
+    runtime.add(build_email(settings.email, runtime))
+    runtime.add(build_teams(settings.teams, runtime))
+    runtime.add(build_intranet(settings.intranet, runtime))
     return runtime
 
 

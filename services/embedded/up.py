@@ -1,54 +1,63 @@
 """`budkavle up`: the whole platform on one machine, with demo data, printing its URLs."""
 
-import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
+from programs import ProgramConfigError, load_programs
 from services.common.logs import configure_logging
 from services.common.runtime import serve
 from services.common.settings import CommonSettings
+from services.email.main import EmailSettings
 from services.embedded.broker import EmbeddedKafka, free_port
-from services.embedded.platform import build_platform, ensure_demo_token, write_runtime_file
+from services.embedded.platform import PlatformSettings, build_platform, demo_token, write_runtime_file
 from services.embedded.sinks import MailSink, mail_viewer, teams_sink
-from services.tailor.programs import ProgramConfigError, load_programs
+from services.gateway.main import GatewaySettings
+from services.teams.main import TeamsSettings
 
 
 def up(staff_scale: float = 1.0) -> int:
-    settings = CommonSettings()
-    configure_logging(settings.log_level)
-    data_dir = settings.data_dir.resolve()
+    common = CommonSettings()
+    configure_logging(common.log_level)
+    data_dir = common.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["BUDKAVLE_DATA_DIR"] = str(data_dir)
     try:
-        programs = load_programs(settings.programs_dir)
+        programs = load_programs(common.programs_dir)
     except ProgramConfigError as exc:
         print(f"budkavle up: {exc}", file=sys.stderr)
         return 2
-    port = settings.http_port
-    base = settings.resolved_public_url()
+    port = common.http_port
+    base = common.resolved_public_url()
+    shared: dict[str, Any] = {"data_dir": data_dir}
+    per_service: dict[str, dict[str, Any]] = {"gateway": {}, "email": {}, "teams": {}}
     broker = None
     mail = None
     runtime_file: Path | None = None
     try:
-        if not settings.kafka_bootstrap_servers:
+        if not common.kafka_bootstrap_servers:
             broker = EmbeddedKafka(log_path=data_dir / "broker.log")
-            os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.start()
-        if not os.environ.get("SMTP_URL"):
+            shared["kafka_bootstrap_servers"] = broker.start()
+        if not EmailSettings().smtp_url:
             mail = MailSink(data_dir, free_port())
             mail.start()
-            os.environ["SMTP_URL"] = mail.url
-        os.environ.setdefault("BUDKAVLE_TEAMS_SINK_URL", f"http://127.0.0.1:{port}/teams-sink")
-        os.environ.setdefault("BUDKAVLE_TEAMS_ALLOW_LOOPBACK", "true")
-        token = ensure_demo_token(data_dir, sorted(programs))
-        runtime = build_platform(data_dir, staff_scale)
+            per_service["email"]["smtp_url"] = mail.url
+        if not TeamsSettings().sink_url:
+            per_service["teams"].update(sink_url=f"http://127.0.0.1:{port}/teams-sink", allow_loopback_http=True)
+        token = ""
+        if not GatewaySettings().api_tokens:
+            token = demo_token(data_dir)
+            per_service["gateway"]["api_tokens"] = f"{token}={'|'.join(sorted(programs))}"
+        settings = PlatformSettings.load(shared, **per_service)
+        kafka = settings.tailor.kafka_bootstrap_servers
+        runtime = build_platform(settings, staff_scale)
         app = runtime.http_app(extra_routers=(mail_viewer(data_dir), teams_sink(data_dir)))
-        runtime_file = write_runtime_file(data_dir, os.environ["KAFKA_BOOTSTRAP_SERVERS"], port, base)
-        print(_banner(base, token, data_dir, os.environ["KAFKA_BOOTSTRAP_SERVERS"]), flush=True)
+        runtime_file = write_runtime_file(data_dir, kafka, port, base)
+        print(_banner(base, token, data_dir, kafka), flush=True)
         # uvicorn shuts down gracefully on SIGTERM and then re-raises it; Python's default would end the
         # process there and skip the clean-up below, leaving the broker running.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        serve(app, settings.http_host, port)
+        serve(app, common.http_host, port)
         return 0
     finally:
         if runtime_file is not None:  # only the file this process wrote
@@ -62,7 +71,7 @@ def up(staff_scale: float = 1.0) -> int:
 def _banner(base: str, token: str, data_dir: Path, kafka: str) -> str:
     lines = [
         "Budkavle is starting (embedded mode). Ctrl-C stops everything.",
-        f"  API            {base}/v1/events",
+        f"  API            {base}/v1/events   (OpenAPI: {base}/docs)",
         f"  Intranet       {base}/intranet/",
         f"  Status page    {base}/intranet/status",
         f"  Atom feed      {base}/intranet/feed.atom",

@@ -16,11 +16,11 @@ from pydantic import ValidationError
 from contracts import topics
 from contracts.deliveries import DeliveryPlan
 from contracts.events import Event, parse_event
+from programs import Program
 from services.common.problems import Problem
 from services.gateway.auth import Principal, TokenAuthority
 from services.gateway.status import event_status
 from services.gateway.store import DuplicateEvent, GatewayStore
-from services.tailor.programs import Program
 
 log = logging.getLogger(__name__)
 

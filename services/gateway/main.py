@@ -5,14 +5,14 @@ from pydantic import Field
 
 from contracts.deliveries import DeliveryPlan
 from contracts.events import Event
+from programs import load_programs
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.gateway.api import Planner, PlannerUnavailable, build_http
 from services.gateway.auth import TokenAuthority, parse_tokens
 from services.gateway.handlers import build_router
 from services.gateway.relay import OutboxRelay
-from services.gateway.store import GatewayStore, metadata
-from services.tailor.programs import load_programs
+from services.gateway.store import MIGRATIONS, GatewayStore
 
 
 class GatewaySettings(CommonSettings):
@@ -51,6 +51,6 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
         name="gateway",
         router=build_router(store, runtime.bus),
         http=build_http(store, authority, programs, planner, relay.notify),
-        metadata=metadata,
+        migrations=MIGRATIONS,
         background=(relay.run,),
     )

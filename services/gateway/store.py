@@ -27,8 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.deliveries import DeliveryOutcome, EventPlanned
 from contracts.events import Event
 from services.common.db import upsert, upsert_many
+from services.common.migrations import Migrations
 
 metadata = MetaData()
+MIGRATIONS = Migrations.beside(__file__, "gateway", metadata)
 
 events = Table(
     "gateway_events", metadata,

@@ -7,13 +7,12 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts import topics
 from contracts.deliveries import PublishIntranetItem
 from services.common.bus import Bus, decode_or_dead_letter, raw_body
-from services.common.delivery import Ledger, deliver_once
-from services.intranet.store import IntranetStore
+from services.common.delivery import Delivery, Ledger, Sender, deliver_many
 
 CONSUMER = "intranet"
 
 
-def build_router(store: IntranetStore, ledger: Ledger, bus: Bus) -> KafkaRouter:
+def build_router(publisher: Sender[Delivery[PublishIntranetItem]], ledger: Ledger, bus: Bus) -> KafkaRouter:
     router = KafkaRouter()
 
     @router.subscriber(topics.INTRANET_DELIVERY_REQUESTED, group_id=CONSUMER, auto_offset_reset="earliest",
@@ -21,6 +20,6 @@ def build_router(store: IntranetStore, ledger: Ledger, bus: Bus) -> KafkaRouter:
     async def on_intranet_delivery_requested(msg: KafkaMessage) -> None:
         cmd = await decode_or_dead_letter(msg, PublishIntranetItem.model_validate_json, bus, CONSUMER)
         if cmd is not None:
-            await deliver_once(cmd, "intranet", None, lambda: store.save(cmd), ledger, bus)
+            await deliver_many([Delivery(cmd, None)], publisher, ledger, bus)
 
     return router

@@ -8,9 +8,9 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from programs import Program
+from programs.labels import TYPE_LABELS, sv_date
 from services.intranet.store import IntranetStore, Item
-from services.tailor.programs import Program
-from services.tailor.rendering import TYPE_LABELS, sv_date
 
 
 def build_http(store: IntranetStore, programs: Mapping[str, Program], templates_dir: Path,

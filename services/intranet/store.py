@@ -9,9 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import PublishIntranetItem
 from services.common.db import upsert
-from services.common.delivery import ledger_table
+from services.common.delivery import Delivery, ledger_table
+from services.common.migrations import Migrations
 
 metadata = MetaData()
+MIGRATIONS = Migrations.beside(__file__, "intranet", metadata)
 LEDGER = ledger_table(metadata, "intranet_ledger")
 
 items = Table(
@@ -54,6 +56,10 @@ def _aware(value: datetime) -> datetime:
 class IntranetStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+
+    async def send(self, delivery: Delivery[PublishIntranetItem], /) -> int:
+        """The intranet channel's sender: publishing an item is storing it (the pages serve it)."""
+        return await self.save(delivery.command)
 
     async def save(self, cmd: PublishIntranetItem) -> int:
         async with self.engine.begin() as conn:

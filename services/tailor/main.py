@@ -1,37 +1,34 @@
 """Composition root of the tailor: settings, programmes, templates, store, router."""
 
-import os
-
 from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from contracts.events import parse_event
+from programs import load_programs
 from services.common.bus import validation_reason
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
+from services.tailor.channels import COMPOSERS, check_templates
 from services.tailor.handlers import build_router
 from services.tailor.planning import UnknownAudienceError
-from services.tailor.programs import load_programs
 from services.tailor.rendering import Renderer
 from services.tailor.samples import sample_events
-from services.tailor.service import Tailor, UnprocessableEvent, resolve_webhooks
-from services.tailor.store import TailorStore, metadata
+from services.tailor.service import Tailor, UnprocessableEvent
+from services.tailor.store import MIGRATIONS, TailorStore
 
 
 class TailorSettings(CommonSettings):
-    teams_sink_url: str = Field(default="", alias="BUDKAVLE_TEAMS_SINK_URL")
+    pass
 
 
 def build(settings: TailorSettings, runtime: Runtime) -> tuple[ServiceParts, Tailor]:
     programs = load_programs(settings.programs_dir)
     renderer = Renderer(settings.templates_dir, settings.resolved_public_url())
     for program in programs.values():
-        renderer.check(sample_events(program.program), program)
-    webhooks = {p.program: resolve_webhooks(p, os.environ, settings.teams_sink_url or None)
-                for p in programs.values()}
-    tailor = Tailor(programs, renderer, TailorStore(runtime.engine), runtime.bus, webhooks)
+        check_templates(renderer, program, sample_events(program.program), COMPOSERS)
+    tailor = Tailor(programs, renderer, TailorStore(runtime.engine), runtime.bus)
     parts = ServiceParts(name="tailor", router=build_router(tailor, runtime.bus), http=build_http(tailor),
-                         metadata=metadata, background=(tailor.run_embargo_releases,))
+                         migrations=MIGRATIONS, background=(tailor.run_embargo_releases,))
     return parts, tailor
 
 

@@ -1,29 +1,39 @@
 """From one event to an explainable delivery plan: which groups, which channels, which people, and why.
 
-Pure: the directory and the programme come in as values; nothing here does I/O.
+Pure: the directory, the programme and the channel registry come in as values; nothing here does I/O.
+Planning follows each channel's reach, never its name: person channels (email) get the members left
+after rule 8, group channels (Teams) one delivery per group, programme-wide channels (the intranet) one
+per event.
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from contracts.deliveries import INTRANET_AUDIENCE, DeliveryPlan, PlannedGroup, RefusedGroup
+from contracts.channels import CHANNELS, ChannelSpec, Reach
+from contracts.deliveries import DeliveryPlan, PlannedGroup, RefusedGroup
 from contracts.events import Event
+from programs import Audience, Program
 from services.tailor import policy
 from services.tailor.directory import Recipient, select_members
-from services.tailor.programs import Audience, Program
 
 
 class UnknownAudienceError(ValueError):
     """An event names a target group its programme does not have."""
 
 
+#: channel → target (a group id, or for a programme-wide channel the channel's own name) → people
+#: (the recipients of a person channel; empty for the others).
+Targets = Mapping[str, Mapping[str, Sequence[Recipient]]]
+
+
 @dataclass(frozen=True)
 class Plan:
     contract: DeliveryPlan
-    emails: Mapping[str, Sequence[Recipient]]
-    teams: Mapping[str, str]
-    intranet: bool
+    targets: Targets
     audiences: Mapping[str, Audience]
+
+    def recipients(self, channel: str) -> Mapping[str, Sequence[Recipient]]:
+        return self.targets.get(channel, {})
 
 
 def candidate_audiences(event: Event, program: Program) -> list[Audience]:
@@ -35,9 +45,8 @@ def candidate_audiences(event: Event, program: Program) -> list[Audience]:
     return [a for a in program.audiences if event.type in a.follows]
 
 
-def plan_deliveries(
-    event: Event, program: Program, directory: Sequence[Recipient], webhooks: Mapping[str, str]
-) -> Plan:
+def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipient],
+                    channels: Mapping[str, ChannelSpec] = CHANNELS) -> Plan:
     """Decide, for every candidate group, its channels and members, or refuse it with the rule's reason."""
     refused: list[RefusedGroup] = []
     chosen: dict[str, tuple[Audience, tuple[str, ...], list[Recipient], list[str]]] = {}
@@ -55,10 +64,7 @@ def plan_deliveries(
             reasons.append("clinical leadership: not among the most affected, intranet and digest only")
         elif policy.is_clinical_leadership(event):
             reasons.append("clinical leadership: among the most affected, alerted at once")
-        channels = list(policy.channels_for(event, audience, affected))
-        if "teams" in channels and audience.id not in webhooks:
-            channels.remove("teams")
-            reasons.append("no Teams webhook configured for this group")
+        group_channels = policy.channels_for(event, audience, channels, affected)
         members = policy.scope_members(select_members(directory, audience.members), audience, areas)
         if areas is not None and audience.area_scoped:
             reasons.append(f"limited to area {', '.join(sorted(areas))}")
@@ -66,35 +72,45 @@ def plan_deliveries(
             refused.append(RefusedGroup(audience_id=audience.id, name=audience.name, rule="members",
                                         reason="no recipients in the directory match the group"))
             continue
-        if not channels:
+        if not group_channels:
             refused.append(RefusedGroup(audience_id=audience.id, name=audience.name, rule="channels",
                                         reason="no channel the group allows fits this event"))
             continue
-        chosen[audience.id] = (audience, tuple(channels), members, reasons)
+        chosen[audience.id] = (audience, group_channels, members, reasons)
 
     by_id = {aid: entry[0] for aid, entry in chosen.items()}
-    emails = policy.assign_highest_tier(
-        {aid: entry[2] for aid, entry in chosen.items() if "email" in entry[1]}, by_id
-    )
-    teams = {aid: webhooks[aid] for aid, entry in chosen.items() if "teams" in entry[1]}
-    intranet = program.intranet and policy.on_intranet(event) and bool(chosen)
-    targeted: dict[str, dict[str, int]] = {}
+    targets: dict[str, dict[str, Sequence[Recipient]]] = {}
+    for name, spec in channels.items():
+        if spec.reach is Reach.PERSON:
+            people = policy.assign_highest_tier(
+                {aid: entry[2] for aid, entry in chosen.items() if name in entry[1]}, by_id)
+            targets[name] = {aid: members for aid, members in people.items() if members}
+        elif spec.reach is Reach.GROUP:
+            targets[name] = {aid: () for aid, entry in chosen.items() if name in entry[1]}
+        elif name in program.publishes_to and policy.on_intranet(event) and chosen:
+            targets[name] = {name: ()}
+    targets = {name: by_target for name, by_target in targets.items() if by_target}
+
     groups: list[PlannedGroup] = []
     for aid, (audience, group_channels, members, group_reasons) in chosen.items():
         reasons = list(group_reasons)
-        counts = {}
-        if aid in emails:
-            counts["email"] = len(emails[aid])
-            if len(emails[aid]) < len(members):
-                reasons.append(f"{len(members) - len(emails[aid])} already reached through a higher-tier group")
-        if aid in teams:
-            counts["teams"] = 1
-        if counts:
-            targeted[aid] = counts
+        for name in group_channels:
+            reached = len(targets.get(name, {}).get(aid, ()))
+            if channels[name].reach is Reach.PERSON and reached < len(members):
+                reasons.append(f"{len(members) - reached} already reached through a higher-tier group ({name})")
         groups.append(PlannedGroup(audience_id=aid, name=audience.name, tier=audience.tier.value,
                                    channels=group_channels, recipients=len(members), reasons=tuple(reasons)))
-    if intranet:
-        targeted[INTRANET_AUDIENCE] = {"intranet": 1}
     contract = DeliveryPlan(event_id=event.event_id, program=event.program, groups=tuple(groups),
-                            refused=tuple(refused), targeted=targeted, embargoed_until=event.embargo_until)
-    return Plan(contract=contract, emails=emails, teams=teams, intranet=intranet, audiences=by_id)
+                            refused=tuple(refused), targeted=_targeted(targets, channels),
+                            embargoed_until=event.embargo_until)
+    return Plan(contract=contract, targets=targets, audiences=by_id)
+
+
+def _targeted(targets: Targets, channels: Mapping[str, ChannelSpec]) -> dict[str, dict[str, int]]:
+    """target → channel → messages to be sent: one per person on a person channel, one otherwise."""
+    targeted: dict[str, dict[str, int]] = {}
+    for name, by_target in targets.items():
+        per_person = channels[name].reach is Reach.PERSON
+        for target, people in by_target.items():
+            targeted.setdefault(target, {})[name] = len(people) if per_person else 1
+    return targeted

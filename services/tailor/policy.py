@@ -15,11 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from contracts.channels import ChannelSpec
 from contracts.events import DesignDecisionMade, Event, GoLiveMilestoneReached, Importance, Sensitivity
+from programs import TIER_RANK, Audience, Program, Sender, Tier
 from services.tailor.directory import Recipient
-from services.tailor.programs import TIER_RANK, Audience, Program, Sender, Tier
-
-DIRECT_CHANNELS = ("email", "teams")
 
 
 @dataclass(frozen=True)
@@ -30,16 +29,18 @@ class Refusal:
 
 # Rule 1 and rule 7 -----------------------------------------------------------------------------
 
-def channels_for(event: Event, audience: Audience, most_affected: bool = True) -> tuple[str, ...]:
-    """The channels an event uses for a group: direct ones only for must-know news to those concerned."""
+def channels_for(event: Event, audience: Audience, channels: Mapping[str, ChannelSpec],
+                 most_affected: bool = True) -> tuple[str, ...]:
+    """The channels an event uses for a group: direct ones (to people, to the group) only for must-know
+    news to those concerned; programme-wide ones (the intranet) for anything not confidential."""
     direct = event.importance is Importance.MUST_KNOW and most_affected
-    chosen = [c for c in audience.channels if c in DIRECT_CHANNELS and direct]
-    if "intranet" in audience.channels and on_intranet(event):
-        chosen.append("intranet")
+    chosen = [c for c in audience.channels if channels[c].reach.direct and direct]
+    chosen += [c for c in audience.channels if not channels[c].reach.direct and on_intranet(event)]
     return tuple(chosen)
 
 
 def on_intranet(event: Event) -> bool:
+    """Rule 2: programme-wide channels (the intranet and its kind) never carry confidential matters."""
     return event.sensitivity is not Sensitivity.CONFIDENTIAL
 
 

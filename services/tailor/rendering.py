@@ -4,7 +4,6 @@ Pure apart from reading templates: the same event, programme and group always re
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +16,9 @@ from contracts.events import (
     StatusUpdated,
     SteeringDecisionMade,
 )
+from programs import Audience, Program
+from programs.labels import GOLIVE_STATUS, TYPE_LABELS, sv_date
 from services.tailor import policy
-from services.tailor.programs import Audience, Program
-
-MONTHS = ("januari", "februari", "mars", "april", "maj", "juni", "juli", "augusti", "september",
-          "oktober", "november", "december")
-GOLIVE_STATUS = {"planned": "Planerad", "rescheduled": "Ny tidpunkt", "started": "Införandet har startat",
-                 "completed": "Genomförd"}
-TYPE_LABELS = {"steering.decision": "Styrgruppsbeslut", "design.decision": "Designbeslut",
-               "golive.milestone": "Införande", "status.update": "Lägesrapport",
-               "newsletter.issue": "Nyhetsbrev"}
-
-
-def sv_date(value: date | datetime | None) -> str:
-    if value is None:
-        return ""
-    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
 
 
 @dataclass(frozen=True)
@@ -173,11 +159,3 @@ class Renderer:
             html=policy.expand_first_mention_html(html, program.acronym, program.first_mention),
             facts=ctx["facts"],
         )
-
-    def check(self, events: list[Event], program: Program) -> None:
-        """Render every template for every sample event and every tone; raises TemplateProblem."""
-        for event in events:
-            self.intranet_item(event, program)
-            for audience in program.audiences:
-                self.email(event, program, audience)
-                self.teams_card(event, program, audience)

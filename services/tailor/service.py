@@ -1,17 +1,19 @@
-"""The tailor's use case: hold what is embargoed, plan the rest, render, and emit the delivery commands."""
+"""The tailor's use case: hold what is embargoed, plan the rest, compose each channel's commands, emit them."""
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 
 from contracts import topics
-from contracts.deliveries import EventPlanned, PublishIntranetItem, SendEmail, SendTeamsCard
-from contracts.events import Event, GoLiveMilestoneReached, Sensitivity
+from contracts.channels import CHANNELS, ChannelSpec
+from contracts.deliveries import DeliveryCommand, EventPlanned
+from contracts.events import Event
+from programs import Program
 from services.common.bus import Bus
 from services.tailor import policy
+from services.tailor.channels import COMPOSERS, Composer, Composition
 from services.tailor.planning import Plan, plan_deliveries
-from services.tailor.programs import Program
 from services.tailor.rendering import Renderer
 from services.tailor.store import TailorStore
 
@@ -24,29 +26,20 @@ class UnprocessableEvent(Exception):
     """A valid event the tailor cannot act on (e.g. a programme without configuration)."""
 
 
-def resolve_webhooks(program: Program, environ: Mapping[str, str], sink_url: str | None) -> dict[str, str]:
-    """Each group's Teams webhook: its secret from the environment, or the local sink in embedded mode."""
-    hooks = {}
-    for audience in program.audiences:
-        if "teams" not in audience.channels:
-            continue
-        url = environ.get(audience.teams_webhook_env or "", "")
-        if not url and sink_url:
-            url = f"{sink_url.rstrip('/')}/{audience.id}"
-        if url:
-            hooks[audience.id] = url
-    return hooks
-
-
 class Tailor:
     def __init__(self, programs: Mapping[str, Program], renderer: Renderer, store: TailorStore, bus: Bus,
-                 webhooks: Mapping[str, Mapping[str, str]], clock: Clock = lambda: datetime.now(UTC)) -> None:
+                 clock: Clock = lambda: datetime.now(UTC), composers: Mapping[str, Composer] = COMPOSERS,
+                 channels: Mapping[str, ChannelSpec] = CHANNELS) -> None:
+        missing = sorted(set(channels) - set(composers))
+        if missing:
+            raise ValueError(f"channels {missing} have no composer in the tailor")
         self.programs = programs
         self.renderer = renderer
         self.store = store
         self.bus = bus
-        self.webhooks = webhooks
         self.clock = clock
+        self.composers = composers
+        self.channels = channels
         self.wake = asyncio.Event()
 
     def program_for(self, event: Event) -> Program:
@@ -58,7 +51,7 @@ class Tailor:
     async def plan(self, event: Event) -> Plan:
         program = self.program_for(event)
         directory = await self.store.load_directory()
-        return plan_deliveries(event, program, directory, self.webhooks.get(program.program, {}))
+        return plan_deliveries(event, program, directory, self.channels)
 
     async def on_event(self, event: Event) -> None:
         if await self.store.status(event.event_id) == "planned":
@@ -73,49 +66,34 @@ class Tailor:
             return
         await self.deliver(event, plan)
 
+    def compose(self, event: Event, plan: Plan, published_at: datetime) -> Iterator[tuple[str, DeliveryCommand]]:
+        """Every command of the plan, with its topic: one loop over the plan's channels and targets."""
+        program = self.program_for(event)
+        planned = tuple(plan.audiences)
+        for name, by_target in plan.targets.items():
+            composer = self.composers[name]
+            for target, people in by_target.items():
+                composition = Composition(event, program, target, plan.audiences.get(target), people, planned,
+                                          published_at)
+                for command in composer.compose(composition, self.renderer):
+                    yield self.channels[name].topic, command
+
     async def deliver(self, event: Event, plan: Plan) -> None:
         """Emit every command, then the plan, then record: a crash midway re-emits, and the channels'
         ledgers make sure no one gets anything twice."""
-        program = self.program_for(event)
-        published_at = event.published_at or self.clock()
-        sends: list[asyncio.Future[None] | asyncio.Task[None]] = []
-        for aid, people in plan.emails.items():
-            audience = plan.audiences[aid]
-            rendered = self.renderer.email(event, program, audience)
-            sender = policy.sender_for(program)
-            for person in people:
-                cmd = SendEmail(event_id=event.event_id, program=program.program, audience_id=aid,
-                                recipient_id=person.id, to_address=person.email, to_name=person.name,
-                                sender_name=sender.name, sender_address=sender.address,
-                                subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
-                                correlation_id=event.correlation_id)
-                sends.append(asyncio.ensure_future(self.bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, person.id)))
-                if len(sends) >= 500:
-                    await asyncio.gather(*sends)
-                    sends.clear()
-        for aid, url in plan.teams.items():
-            card = self.renderer.teams_card(event, program, plan.audiences[aid])
-            cmd_t = SendTeamsCard(event_id=event.event_id, program=program.program, audience_id=aid,
-                                  webhook_url=url, card=card, correlation_id=event.correlation_id)
-            sends.append(asyncio.ensure_future(self.bus.publish(topics.TEAMS_DELIVERY_REQUESTED, cmd_t, aid)))
-        if plan.intranet:
-            item = self.renderer.intranet_item(event, program)
-            cmd_i = PublishIntranetItem(
-                event_id=event.event_id, program=program.program, event_type=event.type, title=item.title,
-                summary=item.summary, html_body=item.html, importance=event.importance.value,
-                sensitivity="public" if event.sensitivity is Sensitivity.PUBLIC else "internal",
-                occurred_at=event.occurred_at, published_at=published_at,
-                audiences=tuple(plan.audiences), facts=item.facts, correlation_id=event.correlation_id,
-                timeline_date=event.payload.planned_date if isinstance(event, GoLiveMilestoneReached) else None)
-            sends.append(asyncio.ensure_future(
-                self.bus.publish(topics.INTRANET_DELIVERY_REQUESTED, cmd_i, str(event.event_id))))
+        sends: list[asyncio.Task[None]] = []
+        counts: dict[str, int] = {}
+        for topic, command in self.compose(event, plan, event.published_at or self.clock()):
+            counts[command.channel] = counts.get(command.channel, 0) + 1
+            sends.append(asyncio.create_task(self.bus.publish(topic, command, command.bus_key)))
+            if len(sends) >= 100:
+                await asyncio.gather(*sends)
+                sends.clear()
         await asyncio.gather(*sends)
         await self._publish_plan(plan, "planned")
         await self.store.record(event, "planned")
         log.info("event planned", extra={"event_id": str(event.event_id), "groups": len(plan.contract.groups),
-                                         "refused": len(plan.contract.refused),
-                                         "emails": sum(len(v) for v in plan.emails.values()),
-                                         "teams": len(plan.teams), "intranet": plan.intranet})
+                                         "refused": len(plan.contract.refused), "commands": counts})
 
     async def _publish_plan(self, plan: Plan, status: str) -> None:
         message = EventPlanned(plan=plan.contract, status=status, planned_at=self.clock())
@@ -131,10 +109,10 @@ class Tailor:
     async def run_embargo_releases(self) -> None:
         """Sleep until the next embargo lifts (or a new one arrives), then release what is due."""
         while True:
+            self.wake.clear()  # before looking: a wake-up that arrives while we look is not lost
             await self.release_due()
             next_at = await self.store.next_release()
             timeout = 30.0 if next_at is None else max(0.05, (next_at - self.clock()).total_seconds())
-            self.wake.clear()
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=min(timeout, 30.0))
             except TimeoutError:

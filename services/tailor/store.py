@@ -9,9 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import Event, parse_event
 from services.common.db import upsert
+from services.common.migrations import Migrations
 from services.tailor.directory import Recipient
 
 metadata = MetaData()
+MIGRATIONS = Migrations.beside(__file__, "tailor", metadata)
 
 recipients = Table(
     "tailor_recipients", metadata,

@@ -1,7 +1,5 @@
 """The Teams channel's subscriber: parse → deliver once → record → announce."""
 
-from collections.abc import Awaitable, Callable
-
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
@@ -9,13 +7,13 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts import topics
 from contracts.deliveries import SendTeamsCard
 from services.common.bus import Bus, decode_or_dead_letter, raw_body
-from services.common.delivery import Ledger, deliver_once
+from services.common.delivery import Delivery, Ledger, deliver_many
+from services.teams.sender import TeamsSender
 
 CONSUMER = "teams"
-SendFn = Callable[[SendTeamsCard], Awaitable[int]]
 
 
-def build_router(send: SendFn, ledger: Ledger, bus: Bus) -> KafkaRouter:
+def build_router(sender: TeamsSender, ledger: Ledger, bus: Bus) -> KafkaRouter:
     router = KafkaRouter()
 
     @router.subscriber(topics.TEAMS_DELIVERY_REQUESTED, group_id=CONSUMER, auto_offset_reset="earliest",
@@ -23,6 +21,6 @@ def build_router(send: SendFn, ledger: Ledger, bus: Bus) -> KafkaRouter:
     async def on_teams_delivery_requested(msg: KafkaMessage) -> None:
         cmd = await decode_or_dead_letter(msg, SendTeamsCard.model_validate_json, bus, CONSUMER)
         if cmd is not None:
-            await deliver_once(cmd, "teams", None, lambda: send(cmd), ledger, bus)
+            await deliver_many([Delivery(cmd, None)], sender, ledger, bus)
 
     return router

@@ -1,26 +1,35 @@
 """Composition root of the Teams channel."""
 
+import os
+from collections.abc import Mapping
+
 import httpx
 from pydantic import Field
 
+from programs import load_programs
 from services.common.delivery import Ledger
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.teams.handlers import build_router
-from services.teams.store import LEDGER, metadata
-from services.teams.webhook import DEFAULT_ALLOWED_HOSTS, TeamsSender
+from services.teams.sender import resolve_webhooks
+from services.teams.store import LEDGER, MIGRATIONS
+from services.teams.webhook import DEFAULT_ALLOWED_HOSTS, WorkflowsWebhook
 
 
 class TeamsSettings(CommonSettings):
     allowed_hosts: str = Field(default=",".join(DEFAULT_ALLOWED_HOSTS), alias="BUDKAVLE_TEAMS_ALLOWED_HOSTS")
     allow_loopback_http: bool = Field(default=False, alias="BUDKAVLE_TEAMS_ALLOW_LOOPBACK")
+    #: The local Teams sink (embedded mode): groups without a webhook of their own post there.
+    sink_url: str = Field(default="", alias="BUDKAVLE_TEAMS_SINK_URL")
 
 
-def build(settings: TeamsSettings, runtime: Runtime, transport: httpx.AsyncBaseTransport | None = None
-          ) -> ServiceParts:
+def build(settings: TeamsSettings, runtime: Runtime, transport: httpx.AsyncBaseTransport | None = None,
+          environ: Mapping[str, str] = os.environ) -> ServiceParts:
+    """`environ` holds the webhook secrets, under the names the programme files give (`teams_webhook_env`)."""
+    webhooks = resolve_webhooks(load_programs(settings.programs_dir), environ, settings.sink_url or None)
     client = httpx.AsyncClient(timeout=httpx.Timeout(15.0), transport=transport)
     allowed = tuple(h.strip().lower().lstrip(".") for h in settings.allowed_hosts.split(",") if h.strip())
-    sender = TeamsSender(client, allowed, settings.allow_loopback_http)
+    sender = WorkflowsWebhook(client, webhooks, allowed, settings.allow_loopback_http)
     ledger = Ledger(runtime.engine, LEDGER)
-    return ServiceParts(name="teams", router=build_router(sender.send, ledger, runtime.bus),
-                        metadata=metadata, on_stop=(client.aclose,))
+    return ServiceParts(name="teams", router=build_router(sender, ledger, runtime.bus),
+                        migrations=MIGRATIONS, on_stop=(client.aclose,))

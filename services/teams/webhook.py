@@ -1,7 +1,8 @@
 """Power Automate Workflows webhook adapter: posts an Adaptive Card in the `message`/`attachments` envelope.
 
 HTTPS only and an allow-list of host suffixes guard against SSRF; 429 honours Retry-After; 5xx and
-lost connections are retried; other 4xx fail with the receiver's reason.
+lost connections are retried; other 4xx fail with the receiver's reason. A group without a configured
+webhook fails with a reason that names the setting to fill in.
 """
 
 import asyncio
@@ -11,8 +12,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from contracts.deliveries import SendTeamsCard
 from services.common.delivery import ChannelUnavailable, PermanentDeliveryError, TransientDeliveryError
+from services.teams.sender import CardDelivery, Webhooks
 
 DEFAULT_ALLOWED_HOSTS = ("webhook.office.com", "logic.azure.com", "api.powerplatform.com",
                          "environment.api.powerplatform.com")
@@ -55,24 +56,33 @@ def retry_after_seconds(value: str | None, default: float) -> float:
         return default
 
 
-class TeamsSender:
-    def __init__(self, client: httpx.AsyncClient, allowed_suffixes: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
-                 allow_loopback_http: bool = False, attempts: int = 4, backoff_seconds: float = 0.5) -> None:
+class WorkflowsWebhook:
+    """The Teams sender: posts to the group's Workflows webhook."""
+
+    def __init__(self, client: httpx.AsyncClient, webhooks: Webhooks,
+                 allowed_suffixes: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS, allow_loopback_http: bool = False,
+                 attempts: int = 4, backoff_seconds: float = 0.5) -> None:
         self.client = client
+        self.webhooks = webhooks
         self.allowed_suffixes = allowed_suffixes
         self.allow_loopback_http = allow_loopback_http
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
 
-    async def send(self, cmd: SendTeamsCard) -> int:
-        check_webhook_url(cmd.webhook_url, self.allowed_suffixes, self.allow_loopback_http)
+    async def send(self, delivery: CardDelivery, /) -> int:
+        cmd = delivery.command
+        url = self.webhooks.get((cmd.program, cmd.audience_id))
+        if url is None:
+            raise PermanentDeliveryError(f"no Teams webhook configured for {cmd.program}/{cmd.audience_id} "
+                                         "(set the variable its teams_webhook_env names)")
+        check_webhook_url(url, self.allowed_suffixes, self.allow_loopback_http)
         body = envelope(cmd.card)
         last = ""
         unreachable = False
         for attempt in range(1, self.attempts + 1):
             delay = self.backoff_seconds * 2 ** (attempt - 1)
             try:
-                response = await self.client.post(cmd.webhook_url, json=body, follow_redirects=False)
+                response = await self.client.post(url, json=body, follow_redirects=False)
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 unreachable = True

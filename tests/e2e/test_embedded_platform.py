@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 
 from services.embedded.broker import free_port
 from tests.conftest import ROOT
+from tests.waiting import wait_until
 
 COMMITTEES = ("politisk-styrgrupp", "programstyrgrupp", "strategisk-styrgrupp")
 
@@ -33,14 +33,6 @@ class Platform:
     token: str
     kafka_port: int
     process: subprocess.Popen[bytes]
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def _ready(url: str) -> bool:

@@ -1,7 +1,6 @@
 """Integration fixtures: each starts the real component itself — a Kafka-protocol broker, an SMTP
 server, an HTTP receiver, PostgreSQL — on loopback."""
 
-import asyncio
 import os
 import shutil
 import threading
@@ -137,17 +136,3 @@ def _with_search_path(url: str, schema: str) -> AsyncEngine:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     return create_async_engine(url, connect_args={"server_settings": {"search_path": schema}})
-
-
-async def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> None:
-    """Wait for a condition rather than sleeping a fixed time."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)

@@ -3,25 +3,29 @@
 import email
 import email.policy
 import time
+from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
 
-from contracts.deliveries import SendEmail, SendTeamsCard
-from services.common.delivery import ChannelUnavailable, PermanentDeliveryError, TransientDeliveryError
+from contracts.deliveries import EmailRecipient, SendEmail, SendTeamsCard
+from services.common.delivery import ChannelUnavailable, Delivery, PermanentDeliveryError, TransientDeliveryError
+from services.email.sender import Mail
 from services.email.smtp import SmtpSender, parse_smtp_url
 from services.embedded.broker import free_port
-from services.teams.webhook import TeamsSender
+from services.teams.sender import CardDelivery
+from services.teams.webhook import WorkflowsWebhook
 from tests.integration.conftest import HttpReceiver, SmtpServer
 
 
-def mail(recipient: str = "p1") -> SendEmail:
-    return SendEmail(event_id=uuid4(), program="fvm", audience_id="programstyrgrupp", recipient_id=recipient,
-                     to_address=f"{recipient}@example.se", to_name="Åsa Öberg",
-                     sender_name="FVM – Framtidens vårdinformationsmiljö",
-                     sender_address="fvm@vgregion.se", subject="Beslut om ny tidplan för FVM", text_body="Hej! Åäö.",
-                     html_body="<p>Hej! Åäö.</p>")
+def mail(recipient: str = "p1") -> Mail:
+    [one] = Mail.each_of(SendEmail(
+        event_id=uuid4(), program="fvm", audience_id="programstyrgrupp",
+        sender_name="FVM – Framtidens vårdinformationsmiljö", sender_address="fvm@vgregion.se",
+        subject="Beslut om ny tidplan för FVM", text_body="Hej! Åäö.", html_body="<p>Hej! Åäö.</p>",
+        recipients=(EmailRecipient(id=recipient, address=f"{recipient}@example.se", name="Åsa Öberg"),)))
+    return one
 
 
 async def test_email_reaches_a_real_smtp_server_as_multipart(smtp_server: SmtpServer) -> None:
@@ -77,17 +81,23 @@ async def test_rate_limit_spaces_sends(smtp_server: SmtpServer) -> None:
     assert time.monotonic() - started >= 0.25
 
 
-def card(url: str) -> SendTeamsCard:
-    return SendTeamsCard(event_id=uuid4(), program="fvm", audience_id="programstyrgrupp", webhook_url=url,
-                         card={"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Hej"}]})
+def card(audience_id: str = "programstyrgrupp") -> CardDelivery:
+    return Delivery(SendTeamsCard(event_id=uuid4(), program="fvm", audience_id=audience_id, card={
+        "type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Hej"}]}), None)
+
+
+def webhook(client: httpx.AsyncClient, receiver: HttpReceiver, **options: Any) -> WorkflowsWebhook:
+    """The Teams sender, its groups' webhooks pointing at the real receiver (named after the group)."""
+    hooks = {("fvm", "programstyrgrupp"): f"{receiver.url}/hook/styrgrupp", ("fvm", "a"): f"{receiver.url}/hook/a"}
+    return WorkflowsWebhook(client, hooks, (), allow_loopback_http=True, **options)
 
 
 async def test_teams_card_reaches_a_real_http_receiver_honouring_retry_after(http_receiver: HttpReceiver) -> None:
     http_receiver.script = [(429, {"Retry-After": "1"})]
     async with httpx.AsyncClient() as client:
-        sender = TeamsSender(client, (), allow_loopback_http=True, backoff_seconds=0.01)
+        sender = webhook(client, http_receiver, backoff_seconds=0.01)
         started = time.monotonic()
-        assert await sender.send(card(f"{http_receiver.url}/hook/styrgrupp")) == 2
+        assert await sender.send(card()) == 2
         assert time.monotonic() - started >= 1.0  # waited as Retry-After asked
     [got] = http_receiver.received
     assert got["name"] == "styrgrupp"
@@ -97,9 +107,9 @@ async def test_teams_card_reaches_a_real_http_receiver_honouring_retry_after(htt
 async def test_teams_5xx_gives_up_as_temporary_and_4xx_fails_at_once(http_receiver: HttpReceiver) -> None:
     http_receiver.script = [(503, {}), (503, {}), (404, {})]
     async with httpx.AsyncClient() as client:
-        sender = TeamsSender(client, (), allow_loopback_http=True, attempts=2, backoff_seconds=0.01)
+        sender = webhook(client, http_receiver, attempts=2, backoff_seconds=0.01)
         with pytest.raises(TransientDeliveryError, match="HTTP 503"):
-            await sender.send(card(f"{http_receiver.url}/hook/a"))
+            await sender.send(card("a"))
         with pytest.raises(PermanentDeliveryError, match="HTTP 404"):
-            await sender.send(card(f"{http_receiver.url}/hook/a"))
+            await sender.send(card("a"))
     assert http_receiver.received == []

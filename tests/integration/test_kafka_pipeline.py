@@ -11,14 +11,14 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import REGISTRY
 
 from contracts import topics
-from contracts.deliveries import SendEmail
+from contracts.deliveries import EmailRecipient, SendEmail
 from services.common.runtime import Runtime
-from services.common.settings import CommonSettings
 from services.email.main import EmailSettings
 from services.email.main import build as build_email
-from services.embedded.platform import build_platform
-from tests.conftest import make_event
-from tests.integration.conftest import HttpReceiver, SmtpServer, wait_for
+from services.embedded.platform import PlatformSettings, build_platform
+from tests.conftest import ROOT, make_event
+from tests.integration.conftest import HttpReceiver, SmtpServer
+from tests.waiting import wait_for
 
 
 async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
@@ -38,29 +38,29 @@ async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kafka_bootstrap: str) -> Path:
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
-    monkeypatch.setenv("BUDKAVLE_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    root = Path(__file__).resolve().parents[2]
-    monkeypatch.setenv("BUDKAVLE_PROGRAMS_DIR", str(root / "deploy" / "programs"))
-    monkeypatch.setenv("BUDKAVLE_TEMPLATES_DIR", str(root / "templates"))
-    return tmp_path
+def shared(tmp_path: Path, kafka_bootstrap: str) -> dict[str, Any]:
+    """The settings every service of a test shares: this test's broker and data directory (SQLite in it)."""
+    return {"kafka_bootstrap_servers": kafka_bootstrap, "data_dir": tmp_path, "database_url": "",
+            "programs_dir": ROOT / "deploy" / "programs", "templates_dir": ROOT / "templates"}
+
+
+def one_mail(recipient: str = "p1") -> SendEmail:
+    return SendEmail(event_id=uuid4(), program="fvm", audience_id="a", sender_name="FVM",
+                     sender_address="fvm@vgregion.se", subject="Hej", text_body="t", html_body="<p>h</p>",
+                     recipients=(EmailRecipient(id=recipient, address=f"{recipient}@example.se", name="P"),))
 
 
 async def test_email_service_on_real_kafka_sends_once_and_dead_letters_garbage(
-        env: Path, kafka_bootstrap: str, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{smtp_server.port}")
-    runtime = Runtime.create(CommonSettings(), client_id="it-email")
-    runtime.add(build_email(EmailSettings(), runtime))
+        shared: dict[str, Any], kafka_bootstrap: str, smtp_server: SmtpServer) -> None:
+    settings = EmailSettings(**shared, smtp_url=f"smtp://127.0.0.1:{smtp_server.port}")
+    runtime = Runtime.create(settings, client_id="it-email")
+    runtime.add(build_email(settings, runtime))
     await runtime.start()
     try:
-        cmd = SendEmail(event_id=uuid4(), program="fvm", audience_id="a", recipient_id="p1",
-                        to_address="p1@example.se", to_name="P", sender_name="FVM", sender_address="fvm@vgregion.se",
-                        subject="Hej", text_body="t", html_body="<p>h</p>")
+        cmd = one_mail()
         await runtime.bus.publish_json(topics.EMAIL_DELIVERY_REQUESTED, b"\xffnot json at all", "p0")
-        await runtime.bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, "p1")
-        await runtime.bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, "p1")  # a redelivery
+        await runtime.bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.bus_key)
+        await runtime.bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.bus_key)  # a redelivery
         outcomes = await read_topic(kafka_bootstrap, topics.DELIVERY_OUTCOMES, 2)
         letters = await read_topic(kafka_bootstrap, topics.DEAD_LETTER, 1)
     finally:
@@ -71,14 +71,14 @@ async def test_email_service_on_real_kafka_sends_once_and_dead_letters_garbage(
 
 
 async def test_every_service_on_one_runtime_delivers_a_go_live(
-        env: Path, kafka_bootstrap: str, smtp_server: SmtpServer, http_receiver: HttpReceiver,
+        shared: dict[str, Any], smtp_server: SmtpServer, http_receiver: HttpReceiver,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{smtp_server.port}")
-    monkeypatch.setenv("BUDKAVLE_API_TOKENS", "integration-token=fvm")
+    # The webhook is a secret in the environment, under the name the programme file gives.
     monkeypatch.setenv("TEAMS_WEBHOOK_FVM_PROGRAMSTYRGRUPP", f"{http_receiver.url}/hook/programstyrgrupp")
-    monkeypatch.setenv("BUDKAVLE_TEAMS_ALLOW_LOOPBACK", "true")
-    monkeypatch.delenv("BUDKAVLE_TEAMS_SINK_URL", raising=False)
-    runtime = build_platform(env, staff_scale=0.01)
+    settings = PlatformSettings.load(shared, gateway={"api_tokens": "integration-token=fvm"},
+                                     email={"smtp_url": f"smtp://127.0.0.1:{smtp_server.port}"},
+                                     teams={"sink_url": "", "allow_loopback_http": True})
+    runtime = build_platform(settings, staff_scale=0.01)
     app = runtime.http_app()
     await runtime.start()
     try:
@@ -106,25 +106,22 @@ async def test_every_service_on_one_runtime_delivers_a_go_live(
 
 
 async def test_mail_accepted_while_the_smtp_server_is_down_goes_out_when_it_is_back(
-        env: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        shared: dict[str, Any], kafka_bootstrap: str) -> None:
     from aiosmtpd.controller import Controller
 
     from services.embedded.broker import free_port
-    from tests.integration.conftest import SmtpServer
 
     port = free_port()
-    monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{port}")
+    settings = EmailSettings(**shared, smtp_url=f"smtp://127.0.0.1:{port}")
     redelivered = REGISTRY.get_sample_value("budkavle_redeliveries_total") or 0.0
-    runtime = Runtime.create(CommonSettings(), client_id="it-email-down")
-    runtime.add(build_email(EmailSettings(), runtime))
+    runtime = Runtime.create(settings, client_id="it-email-down")
+    runtime.add(build_email(settings, runtime))
     await runtime.start()
     server = SmtpServer(port=port)
     controller = Controller(server, hostname="127.0.0.1", port=port)
     try:
-        cmd = SendEmail(event_id=uuid4(), program="fvm", audience_id="a", recipient_id="p1",
-                        to_address="p1@example.se", to_name="P", sender_name="FVM", sender_address="fvm@vgregion.se",
-                        subject="Hej", text_body="t", html_body="<p>h</p>")
-        await runtime.bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, "p1")
+        cmd = one_mail()
+        await runtime.bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.bus_key)
         # the server is down: the consumer keeps the command (no outcome is recorded) and retries with back-off
         await wait_for(lambda: (REGISTRY.get_sample_value("budkavle_redeliveries_total") or 0.0) > redelivered,
                        timeout=30)

@@ -6,34 +6,35 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.migrations import service_metadata, upgrade
+from services.common.migrations import upgrade
+from services.embedded.platform import MIGRATIONS
 
-SERVICES = ("gateway", "tailor", "email", "teams", "intranet")
 
-
-@pytest.mark.parametrize("service", SERVICES)
-async def test_migrations_match_the_models(store_engine: AsyncEngine, service: str) -> None:
-    metadata = service_metadata(service)
-    await upgrade(store_engine, service, metadata)
-    await upgrade(store_engine, service, metadata)  # a second start finds nothing to do
+@pytest.mark.parametrize("service", sorted(MIGRATIONS))
+async def test_each_services_history_builds_exactly_its_models_and_a_second_start_changes_nothing(
+        store_engine: AsyncEngine, service: str) -> None:
+    migrations = MIGRATIONS[service]
+    await upgrade(store_engine, migrations)
+    await upgrade(store_engine, migrations)
 
     def diff(sync_connection: object) -> list[object]:
         context = MigrationContext.configure(sync_connection, opts={  # type: ignore[arg-type]
             "compare_type": True, "version_table": f"alembic_version_{service}"})
-        return list(compare_metadata(context, metadata))
+        return list(compare_metadata(context, migrations.metadata))
 
     async with store_engine.connect() as conn:
         differences = await conn.run_sync(diff)
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
     assert differences == []
     assert f"alembic_version_{service}" in tables
-    assert set(metadata.tables) <= tables
+    assert set(migrations.metadata.tables) <= tables
 
 
 async def test_services_share_one_database_without_touching_each_others_tables(store_engine: AsyncEngine) -> None:
-    for service in SERVICES:
-        await upgrade(store_engine, service, service_metadata(service))
+    for migrations in MIGRATIONS.values():
+        await upgrade(store_engine, migrations)
     async with store_engine.connect() as conn:
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-    for service in SERVICES:
-        assert {t for t in service_metadata(service).tables} <= tables
+    owners = [name for m in MIGRATIONS.values() for name in m.metadata.tables]
+    assert len(owners) == len(set(owners))  # no table belongs to two services
+    assert set(owners) <= tables

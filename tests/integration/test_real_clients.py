@@ -12,10 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import PublishIntranetItem
 from contracts.events import Event
+from programs import Program
 from services.common.db import create_tables
 from services.intranet.pages import build_http
 from services.intranet.store import IntranetStore, metadata
-from services.tailor.programs import Program
+from services.tailor.channels import COMPOSERS, Composition
 from services.tailor.rendering import Renderer
 from services.tailor.samples import sample_events
 from tests.conftest import ROOT, TEMPLATES_DIR
@@ -60,11 +61,10 @@ async def intranet_with(engine: AsyncEngine, fvm: Program, events: list[Event]) 
     store = IntranetStore(engine)
     renderer = Renderer(TEMPLATES_DIR, "http://bk")
     for event in events:
-        item = renderer.intranet_item(event, fvm)
-        await store.save(PublishIntranetItem(
-            event_id=event.event_id, program="fvm", event_type=event.type, title=item.title, summary=item.summary,
-            html_body=item.html, importance="must_know", sensitivity="internal", occurred_at=event.occurred_at,
-            published_at=event.occurred_at, audiences=()))
+        target = Composition(event, fvm, "intranet", None, (), (), event.occurred_at)
+        for item in COMPOSERS["intranet"].compose(target, renderer):
+            assert isinstance(item, PublishIntranetItem)
+            await store.save(item)
     app = FastAPI()
     app.include_router(build_http(store, {"fvm": fvm}, TEMPLATES_DIR, "http://bk"))
     return app

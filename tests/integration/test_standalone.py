@@ -17,7 +17,7 @@ from contracts.deliveries import PublishIntranetItem
 from services.common.bus import Bus, create_broker
 from services.embedded.broker import free_port
 from tests.conftest import ROOT
-from tests.integration.conftest import wait_for
+from tests.waiting import wait_for
 
 
 @contextmanager
@@ -62,7 +62,8 @@ async def test_intranet_service_alone_serves_what_it_consumes(tmp_path: Path, ka
 
             now = datetime.now(UTC)
             await Bus(broker).publish(topics.INTRANET_DELIVERY_REQUESTED, PublishIntranetItem(
-                event_id=event_id, program="fvm", event_type="status.update", title="Läget i november",
+                event_id=event_id, program="fvm", audience_id="intranet", event_type="status.update",
+                title="Läget i november",
                 summary="Allt enligt plan.", html_body="<p>Allt enligt plan.</p>", importance="awareness",
                 sensitivity="internal", occurred_at=now, published_at=now, audiences=()), str(event_id))
         finally:

@@ -6,9 +6,17 @@ from uuid import uuid4
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned, PublishIntranetItem, SendEmail
+from contracts.deliveries import (
+    DeliveryOutcome,
+    DeliveryPlan,
+    EmailRecipient,
+    EventPlanned,
+    PublishIntranetItem,
+    SendEmail,
+)
 from services.common.db import create_tables
 from services.common.delivery import Ledger, LedgerEntry
+from services.email.sender import Mail
 from services.email.store import LEDGER
 from services.email.store import metadata as email_md
 from services.gateway.store import DuplicateEvent, GatewayStore
@@ -24,13 +32,15 @@ from tests.conftest import make_event
 async def test_ledger_records_once_and_finds_it_again(store_engine: AsyncEngine) -> None:
     await create_tables(store_engine, email_md)
     ledger = Ledger(store_engine, LEDGER)
-    cmd = SendEmail(event_id=uuid4(), program="fvm", audience_id="a", recipient_id="p1", to_address="a@example.se",
-                    to_name="A", sender_name="FVM", sender_address="fvm@vgregion.se", subject="s", text_body="t",
-                    html_body="h")
-    assert await ledger.lookup(cmd.delivery_key) is None
-    await ledger.record(cmd, "p1", LedgerEntry("failed", "temporary: SMTP 451", 3))
-    await ledger.record(cmd, "p1", LedgerEntry("sent", None, 1))
-    assert await ledger.lookup(cmd.delivery_key) == LedgerEntry("sent", None, 1)
+    cmd = SendEmail(event_id=uuid4(), program="fvm", audience_id="a", sender_name="FVM", sender_address="fvm@vgregion.se",
+                    subject="s", text_body="t", html_body="h",
+                    recipients=(EmailRecipient(id="p1", address="a@example.se", name="A"),))
+    [mail] = Mail.each_of(cmd)
+    assert await ledger.lookup(mail.key) is None
+    await ledger.record_many([(mail, LedgerEntry("failed", "temporary: SMTP 451", 3))])
+    await ledger.record_many([(mail, LedgerEntry("sent", None, 1))])
+    assert await ledger.lookup(mail.key) == LedgerEntry("sent", None, 1)
+    assert mail.key == f"{cmd.event_id}:p1:email"
 
 
 async def test_gateway_store_keeps_event_and_outbox_together(store_engine: AsyncEngine) -> None:
@@ -91,7 +101,8 @@ async def test_intranet_items_newest_first(store_engine: AsyncEngine) -> None:
     for n in range(3):
         event = make_event()
         await store.save(PublishIntranetItem(
-            event_id=event.event_id, program="fvm", event_type=event.type, title=f"Nyhet {n}", summary="s",
+            event_id=event.event_id, program="fvm", audience_id="intranet", event_type=event.type,
+            title=f"Nyhet {n}", summary="s",
             html_body="<p>x</p>", importance="awareness", sensitivity="internal", occurred_at=base,
             published_at=base + timedelta(hours=n), audiences=()))
     items = await store.latest("fvm")

@@ -18,7 +18,7 @@ from services.intranet.store import metadata as intranet_md
 from services.teams.handlers import build_router as teams_router
 from services.teams.store import LEDGER as TEAMS_LEDGER
 from services.teams.store import metadata as teams_md
-from services.teams.webhook import TeamsSender
+from services.teams.webhook import WorkflowsWebhook
 from tests.conftest import make_event
 from tests.service.conftest import Recorder
 
@@ -36,19 +36,24 @@ class RecordingReceiver:
         return httpx.Response(status, headers={"retry-after": "0"}, text="slow down" if status == 429 else "")
 
 
-def card_command(url: str = "https://prod.westeurope.logic.azure.com/workflows/abc") -> SendTeamsCard:
-    return SendTeamsCard(event_id=uuid4(), program="fvm", audience_id="programstyrgrupp", webhook_url=url,
+#: The Teams service's own settings: each group's secret webhook (never on the bus).
+WEBHOOKS = {("fvm", "programstyrgrupp"): "https://prod.westeurope.logic.azure.com/workflows/abc",
+            ("fvm", "objektledning"): "https://evil.example.com/hook"}
+
+
+def card_command(audience_id: str = "programstyrgrupp") -> SendTeamsCard:
+    return SendTeamsCard(event_id=uuid4(), program="fvm", audience_id=audience_id,
                          card={"type": "AdaptiveCard", "version": "1.5", "body": []})
 
 
 async def _teams(broker: KafkaBroker, bus: Bus, engine: AsyncEngine, receiver: RecordingReceiver) -> None:
     await create_tables(engine, teams_md)
     client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
-    sender = TeamsSender(client, ("logic.azure.com",), backoff_seconds=0)
-    broker.include_router(teams_router(sender.send, Ledger(engine, TEAMS_LEDGER), bus))
+    sender = WorkflowsWebhook(client, WEBHOOKS, ("logic.azure.com",), backoff_seconds=0)
+    broker.include_router(teams_router(sender, Ledger(engine, TEAMS_LEDGER), bus))
 
 
-async def test_teams_card_is_posted_once_in_the_workflows_envelope(
+async def test_teams_card_is_posted_once_to_the_groups_own_webhook_in_the_workflows_envelope(
         broker: KafkaBroker, bus: Bus, engine: AsyncEngine, recorder: Recorder) -> None:
     receiver = RecordingReceiver(429, 202)
     await _teams(broker, bus, engine, receiver)
@@ -57,33 +62,35 @@ async def test_teams_card_is_posted_once_in_the_workflows_envelope(
         await bus.publish(topics.TEAMS_DELIVERY_REQUESTED, cmd, cmd.audience_id)
         await bus.publish(topics.TEAMS_DELIVERY_REQUESTED, cmd, cmd.audience_id)
     assert len(receiver.requests) == 2  # one 429, then accepted; the redelivery sent nothing
+    assert str(receiver.requests[-1].url) == WEBHOOKS[("fvm", "programstyrgrupp")]
     body = receiver.requests[-1].read()
     assert b'"contentType":"application/vnd.microsoft.card.adaptive"' in body.replace(b" ", b"")
     assert [o["status"] for o in recorder[topics.DELIVERY_OUTCOMES]] == ["sent", "sent"]
     assert recorder[topics.DELIVERY_OUTCOMES][0]["attempts"] == 2
 
 
-async def test_webhook_failure_and_forbidden_host_are_recorded_with_reasons(
+async def test_refusal_forbidden_host_and_missing_webhook_are_recorded_with_reasons(
         broker: KafkaBroker, bus: Bus, engine: AsyncEngine, recorder: Recorder) -> None:
     receiver = RecordingReceiver(400)
     await _teams(broker, bus, engine, receiver)
-    refused, bad_host = card_command(), card_command("https://evil.example.com/hook")
     async with TestKafkaBroker(broker):
-        await bus.publish(topics.TEAMS_DELIVERY_REQUESTED, refused, "a")
-        await bus.publish(topics.TEAMS_DELIVERY_REQUESTED, bad_host, "b")
+        for audience_id in ("programstyrgrupp", "objektledning", "vgr-it"):
+            await bus.publish(topics.TEAMS_DELIVERY_REQUESTED, card_command(audience_id), audience_id)
     reasons = [(o["status"], o["reason"]) for o in recorder[topics.DELIVERY_OUTCOMES]]
     assert reasons[0][0] == "failed" and reasons[0][1].startswith("permanent: HTTP 400")
     assert reasons[1] == ("failed", "permanent: webhook refused: host 'evil.example.com' is not on the allow-list")
+    assert reasons[2][0] == "failed" and "no Teams webhook configured for fvm/vgr-it" in reasons[2][1]
     assert len(receiver.requests) == 1
 
 
-async def test_intranet_item_is_stored_once_and_announced(
+async def test_a_redelivered_intranet_item_is_stored_once_and_announced_each_time(
         broker: KafkaBroker, bus: Bus, engine: AsyncEngine, recorder: Recorder) -> None:
     await create_tables(engine, intranet_md)
     store = IntranetStore(engine)
     broker.include_router(intranet_router(store, Ledger(engine, INTRANET_LEDGER), bus))
     event = make_event()
-    cmd = PublishIntranetItem(event_id=event.event_id, program="fvm", event_type=event.type, title="Ny tidplan",
+    cmd = PublishIntranetItem(event_id=event.event_id, program="fvm", audience_id="intranet", event_type=event.type,
+                              title="Ny tidplan",
                               summary="Sammanfattning", html_body="<p>Text</p>", importance="must_know",
                               sensitivity="internal", occurred_at=event.occurred_at,
                               published_at=event.occurred_at, audiences=("programstyrgrupp",))

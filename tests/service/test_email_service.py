@@ -1,81 +1,93 @@
+"""The email service through TestKafkaBroker, with a recording fake in place of the SMTP server."""
+
 from uuid import uuid4
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
-from contracts.deliveries import SendEmail
+from contracts.deliveries import EmailRecipient, SendEmail
 from services.common.bus import Bus
 from services.common.db import create_tables
-from services.common.delivery import Ledger, PermanentDeliveryError
+from services.common.delivery import DeliveryError, Ledger, PermanentDeliveryError
 from services.email.handlers import build_router
+from services.email.sender import Mail
 from services.email.store import LEDGER, metadata
 from tests.service.conftest import Recorder
 
 
-class FakeSmtp:
-    def __init__(self, fail: Exception | None = None) -> None:
-        self.sent: list[SendEmail] = []
-        self.fail = fail
+class RecordingSmtp:
+    """An EmailSender that keeps what it sent; `refuse` maps a recipient id to the error it gets."""
 
-    async def send(self, cmd: SendEmail) -> int:
-        if self.fail:
-            raise self.fail
-        self.sent.append(cmd)
+    def __init__(self, refuse: dict[str, DeliveryError] | None = None) -> None:
+        self.sent: list[Mail] = []
+        self.refuse = refuse or {}
+
+    async def send(self, mail: Mail, /) -> int:
+        if mail.recipient.id in self.refuse:
+            raise self.refuse[mail.recipient.id]
+        self.sent.append(mail)
         return 1
 
-
-def command(recipient: str = "p1") -> SendEmail:
-    return SendEmail(event_id=uuid4(), program="fvm", audience_id="programstyrgrupp", recipient_id=recipient,
-                     to_address=f"{recipient}@example.se", to_name="Anna", sender_name="FVM",
-                     sender_address="fvm@vgregion.se", subject="Beslut", text_body="t", html_body="<p>h</p>")
+    async def close(self) -> None:
+        pass
 
 
-async def _setup(broker: KafkaBroker, bus: Bus, engine: AsyncEngine, smtp: FakeSmtp) -> None:
+def command(*recipients: str) -> SendEmail:
+    return SendEmail(event_id=uuid4(), program="fvm", audience_id="programstyrgrupp", sender_name="FVM",
+                     sender_address="fvm@vgregion.se", subject="Beslut", text_body="t", html_body="<p>h</p>",
+                     recipients=tuple(EmailRecipient(id=r, address=f"{r}@example.se", name="Anna")
+                                      for r in recipients or ("p1",)))
+
+
+async def _setup(broker: KafkaBroker, bus: Bus, engine: AsyncEngine, smtp: RecordingSmtp) -> None:
     await create_tables(engine, metadata)
-    broker.include_router(build_router(smtp.send, Ledger(engine, LEDGER), bus))
+    broker.include_router(build_router(smtp, Ledger(engine, LEDGER), bus))
 
 
-async def test_email_command_is_sent_and_its_outcome_announced(
+async def test_one_command_reaches_each_of_its_recipients_and_each_outcome_is_announced(
         broker: KafkaBroker, bus: Bus, engine: AsyncEngine, recorder: Recorder) -> None:
-    smtp = FakeSmtp()
+    smtp = RecordingSmtp()
     await _setup(broker, bus, engine, smtp)
-    cmd = command()
+    cmd = command("p1", "p2", "p3")
     async with TestKafkaBroker(broker):
-        await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.recipient_id)
-    assert [s.recipient_id for s in smtp.sent] == ["p1"]
-    [outcome] = recorder[topics.DELIVERY_OUTCOMES]
-    assert (outcome["status"], outcome["channel"], outcome["recipient_id"]) == ("sent", "email", "p1")
+        await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.bus_key)
+    assert [(m.recipient.id, str(m.recipient.address)) for m in smtp.sent] == [
+        ("p1", "p1@example.se"), ("p2", "p2@example.se"), ("p3", "p3@example.se")]
+    assert {m.command.subject for m in smtp.sent} == {"Beslut"}
+    assert sorted((o["status"], o["channel"], o["recipient_id"]) for o in recorder[topics.DELIVERY_OUTCOMES]) == [
+        ("sent", "email", "p1"), ("sent", "email", "p2"), ("sent", "email", "p3")]
 
 
-async def test_redelivered_email_command_sends_nothing_twice(
+async def test_a_redelivered_chunk_sends_nothing_to_those_already_served(
         broker: KafkaBroker, bus: Bus, engine: AsyncEngine, recorder: Recorder) -> None:
-    smtp = FakeSmtp()
+    smtp = RecordingSmtp()
     await _setup(broker, bus, engine, smtp)
-    cmd = command()
+    cmd = command("p1", "p2")
     async with TestKafkaBroker(broker):
-        await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.recipient_id)
-        await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.recipient_id)
-    assert len(smtp.sent) == 1
-    assert [o["status"] for o in recorder[topics.DELIVERY_OUTCOMES]] == ["sent", "sent"]
+        await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.bus_key)
+        await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.bus_key)
+    assert sorted(m.recipient.id for m in smtp.sent) == ["p1", "p2"]
+    assert [o["status"] for o in recorder[topics.DELIVERY_OUTCOMES]] == ["sent"] * 4
 
 
-async def test_smtp_refusal_is_recorded_with_its_reason(
+async def test_a_refused_recipient_is_recorded_with_its_reason_and_the_others_are_sent(
         broker: KafkaBroker, bus: Bus, engine: AsyncEngine, recorder: Recorder) -> None:
-    smtp = FakeSmtp(fail=PermanentDeliveryError("SMTP 550 mailbox unavailable"))
+    smtp = RecordingSmtp(refuse={"p2": PermanentDeliveryError("SMTP 550 mailbox unavailable")})
     await _setup(broker, bus, engine, smtp)
-    cmd = command()
+    cmd = command("p1", "p2")
     async with TestKafkaBroker(broker):
-        await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.recipient_id)
-    [outcome] = recorder[topics.DELIVERY_OUTCOMES]
-    assert outcome["status"] == "failed" and outcome["reason"] == "permanent: SMTP 550 mailbox unavailable"
-    entry = await Ledger(engine, LEDGER).lookup(cmd.delivery_key)
+        await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.bus_key)
+    outcomes = {o["recipient_id"]: o for o in recorder[topics.DELIVERY_OUTCOMES]}
+    assert outcomes["p1"]["status"] == "sent"
+    assert outcomes["p2"]["status"] == "failed" and outcomes["p2"]["reason"] == "permanent: SMTP 550 mailbox unavailable"
+    entry = await Ledger(engine, LEDGER).lookup(cmd.delivery_key("p2"))
     assert entry is not None and entry.status == "failed"
 
 
 async def test_invalid_email_command_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(
         broker: KafkaBroker, bus: Bus, engine: AsyncEngine, recorder: Recorder) -> None:
-    smtp = FakeSmtp()
+    smtp = RecordingSmtp()
     await _setup(broker, bus, engine, smtp)
     good = command("p2")
     async with TestKafkaBroker(broker):
@@ -83,9 +95,9 @@ async def test_invalid_email_command_goes_to_the_dead_letter_topic_and_the_consu
         # (TestKafkaBroker's call recorder decodes JSON bodies itself, so send garbage as octet-stream)
         await broker.publish(b"\xff not json", topics.EMAIL_DELIVERY_REQUESTED,
                              headers={"content-type": "application/octet-stream"})
-        await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, good, good.recipient_id)
+        await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, good, good.bus_key)
     letters = recorder[topics.DEAD_LETTER]
     assert len(letters) == 2
     assert letters[0]["consumer"] == "email" and "event_id" in letters[0]["reason"]
     assert letters[0]["topic"] == topics.EMAIL_DELIVERY_REQUESTED
-    assert [s.recipient_id for s in smtp.sent] == ["p2"]
+    assert [m.recipient.id for m in smtp.sent] == ["p2"]

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import topics
 from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned
 from contracts.events import Event
+from programs import Program
 from services.common.bus import Bus
 from services.common.db import create_tables
 from services.common.problems import install_problem_handler
@@ -22,7 +23,6 @@ from services.gateway.relay import OutboxRelay
 from services.gateway.store import GatewayStore, metadata
 from services.tailor.directory import Recipient
 from services.tailor.planning import plan_deliveries
-from services.tailor.programs import Program
 from tests.conftest import make_event
 from tests.service.conftest import Recorder
 
@@ -42,7 +42,7 @@ async def gateway(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Progr
     relay = OutboxRelay(store, bus)
 
     async def planner(event: Event) -> DeliveryPlan:
-        return plan_deliveries(event, fvm, small_directory, {}).contract
+        return plan_deliveries(event, fvm, small_directory).contract
 
     authority = TokenAuthority(parse_tokens("fvm-token-123=fvm,fvis-token-123=fvis,all-token-123=fvm|okand"))
     app = FastAPI()

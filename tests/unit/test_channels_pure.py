@@ -2,8 +2,9 @@ from uuid import uuid4
 
 import pytest
 
-from contracts.deliveries import SendEmail
+from contracts.deliveries import EmailRecipient, SendEmail
 from services.common.delivery import PermanentDeliveryError
+from services.email.sender import Mail
 from services.email.smtp import build_message, parse_smtp_url
 from services.teams.webhook import check_webhook_url, envelope, retry_after_seconds
 
@@ -24,21 +25,23 @@ def test_bad_smtp_url_is_refused(url: str) -> None:
         parse_smtp_url(url)
 
 
-def _cmd(**extra: object) -> SendEmail:
-    return SendEmail(event_id=uuid4(), program="fvm", audience_id="programstyrgrupp", recipient_id="p1",
-                     to_address="anna@example.se", to_name="Anna Åberg", sender_name="FVM", sender_address="fvm@vgregion.se",
-                     subject="Beslut: ny tidplan", text_body="Text", html_body="<p>Html</p>", **extra)  # type: ignore[arg-type]
+def _mails() -> list[Mail]:
+    return Mail.each_of(SendEmail(
+        event_id=uuid4(), program="fvm", audience_id="programstyrgrupp", sender_name="FVM",
+        sender_address="fvm@vgregion.se", subject="Beslut: ny tidplan", text_body="Text", html_body="<p>Html</p>",
+        recipients=(EmailRecipient(id="p1", address="anna@example.se", name="Anna Åberg"),
+                    EmailRecipient(id="p2", address="bo@example.se", name="Öberg, Bo"))))
 
 
 def test_email_is_multipart_text_and_html_from_the_programme() -> None:
-    msg = build_message(_cmd())
+    msg = build_message(_mails()[0])
     assert msg.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
     assert "fvm@vgregion.se" in msg["From"] and "List-Unsubscribe" not in msg
 
 
 def test_newsletter_email_carries_one_click_unsubscribe() -> None:
-    msg = build_message(_cmd(list_unsubscribe="https://budkavle.test/u/abc"))
+    msg = build_message(_mails()[0], list_unsubscribe="https://budkavle.test/u/abc")
     assert msg["List-Unsubscribe"] == "<https://budkavle.test/u/abc>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
@@ -75,8 +78,7 @@ def test_wire_format_round_trips_swedish_names_and_reuses_the_groups_body() -> N
     from services.email.smtp import WireFormat
 
     wire = WireFormat()
-    first = _cmd()
-    second = first.model_copy(update={"recipient_id": "p2", "to_address": "bo@example.se", "to_name": "Öberg, Bo"})
+    first, second = _mails()
     a, b = wire.to_bytes(first), wire.to_bytes(second)
     parsed = message_from_bytes(b, policy=default)
     assert parsed["To"].addresses[0].display_name == "Öberg, Bo"

@@ -41,15 +41,41 @@ def test_contracts_are_frozen() -> None:
         event.program = "fvis"  # type: ignore[misc]
 
 
-def test_email_command_needs_a_valid_address() -> None:
+def test_email_command_needs_a_valid_address_for_every_recipient() -> None:
     with pytest.raises(ValidationError) as info:
-        SendEmail(event_id=make_event().event_id, program="fvm", audience_id="a", recipient_id="r",
-                  to_address="not-an-address", to_name="n", sender_name="s", sender_address="fvm@vgregion.se",
-                  subject="s", text_body="t", html_body="h")
-    assert [e["loc"] for e in info.value.errors()] == [("to_address",)]
+        SendEmail(event_id=make_event().event_id, program="fvm", audience_id="a", sender_name="s",
+                  sender_address="fvm@vgregion.se", subject="s", text_body="t", html_body="h",
+                  recipients=({"id": "r1", "address": "ok@example.se", "name": "n"},  # type: ignore[arg-type]
+                              {"id": "r2", "address": "not-an-address", "name": "n"}))
+    assert [e["loc"] for e in info.value.errors()] == [("recipients", 1, "address")]
+
+
+def test_email_command_carries_at_most_one_chunk_of_recipients() -> None:
+    from contracts.deliveries import EMAIL_CHUNK
+
+    people = [{"id": f"r{n}", "address": f"r{n}@example.se", "name": "n"} for n in range(EMAIL_CHUNK + 1)]
+    with pytest.raises(ValidationError, match="at most 250"):
+        SendEmail(event_id=make_event().event_id, program="fvm", audience_id="a", sender_name="s",
+                  sender_address="fvm@vgregion.se", subject="s", text_body="t", html_body="h",
+                  recipients=people)  # type: ignore[arg-type]
+
+
+def test_no_contract_has_a_field_for_a_webhook_or_other_secret() -> None:
+    from contracts.channels import CHANNELS
+    from contracts.deliveries import DeadLetter, DeliveryOutcome, EventPlanned
+
+    def field_names(schema: dict[str, object]) -> set[str]:
+        names = set(schema.get("properties", {}))  # type: ignore[call-overload]
+        for sub in schema.get("$defs", {}).values():  # type: ignore[attr-defined]
+            names |= field_names(sub)
+        return names
+
+    for model in (*(spec.command for spec in CHANNELS.values()), DeliveryOutcome, EventPlanned, DeadLetter):
+        names = field_names(model.model_json_schema())
+        assert not [n for n in names if "url" in n or "webhook" in n or "token" in n], model.__name__
 
 
 def test_committed_schemas_and_asyncapi_match_the_code() -> None:
-    result = subprocess.run([sys.executable, "-m", "contracts.generate", "--check"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "services.embedded.specs", "--check"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,7 +1,7 @@
 import pytest
 
+from programs import Program
 from services.tailor.directory import member_filter, parse_recipients_csv, recipients_to_csv, synthetic_directory
-from services.tailor.programs import Program
 
 HEADER = "id,name,email,organisation,role,profession,area,municipality,options\n"
 

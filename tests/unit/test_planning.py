@@ -2,50 +2,48 @@
 
 import pytest
 
+from programs import Program
 from services.tailor.directory import Recipient
 from services.tailor.planning import UnknownAudienceError, plan_deliveries
-from services.tailor.programs import Program
 from tests.conftest import make_event
-
-HOOKS = {"programstyrgrupp": "https://x.webhook.office.com/a", "strategisk-styrgrupp": "https://x.webhook.office.com/b"}
 
 
 def test_procurement_period_confidential_event_reaches_only_cleared_groups(
         fvm: Program, small_directory: list[Recipient]) -> None:
     event = make_event(sensitivity="confidential", importance="must_know")
-    plan = plan_deliveries(event, fvm, small_directory, HOOKS)
+    plan = plan_deliveries(event, fvm, small_directory)
     reached = {g.audience_id for g in plan.contract.groups}
     assert reached and all(fvm.audience(a).cleared_for_confidential for a in reached)  # type: ignore[union-attr]
     refused = {r.audience_id: r.rule for r in plan.contract.refused}
     assert refused["facklig-referensgrupp"] == "sensitivity"
     assert refused["media"] == "sensitivity"
-    assert not plan.intranet and "intranet" not in plan.contract.targeted
+    assert "intranet" not in plan.targets and "intranet" not in plan.contract.targeted
 
 
 def test_may_2022_steering_decision_reaches_committees_by_email_and_teams(
         fvm: Program, small_directory: list[Recipient]) -> None:
     event = make_event("steering.decision", audiences=["politisk-styrgrupp", "programstyrgrupp", "strategisk-styrgrupp"])
-    plan = plan_deliveries(event, fvm, small_directory, HOOKS)
+    plan = plan_deliveries(event, fvm, small_directory)
     expected = {r.id for r in small_directory
                 if r.role in ("politisk-styrgrupp", "programstyrgrupp", "strategisk-styrgrupp")}
-    assert {r.id for people in plan.emails.values() for r in people} == expected
-    assert set(plan.teams) == {"programstyrgrupp", "strategisk-styrgrupp"}
+    assert {r.id for people in plan.recipients("email").values() for r in people} == expected
+    assert set(plan.recipients("teams")) == {"programstyrgrupp", "strategisk-styrgrupp"}
     assert plan.contract.targeted["intranet"] == {"intranet": 1}
     assert plan.contract.targeted["politisk-styrgrupp"] == {"email": 9}
 
 
 def test_golive_for_sodra_reaches_sodra_staff_and_municipalities_not_vastra(
         fvm: Program, small_directory: list[Recipient]) -> None:
-    plan = plan_deliveries(make_event("golive.milestone"), fvm, small_directory, HOOKS)
-    chefer = plan.emails["chefer-hs"]
+    plan = plan_deliveries(make_event("golive.milestone"), fvm, small_directory)
+    chefer = plan.recipients("email")["chefer-hs"]
     assert chefer and {r.area for r in chefer} == {"södra"}
     groups = {g.audience_id: g for g in plan.contract.groups}
     assert "limited to area södra" in groups["medarbetare-hs"].reasons
-    kommunal = [r for r in plan.emails["kommunal-ledning"]]
+    kommunal = [r for r in plan.recipients("email")["kommunal-ledning"]]
     assert kommunal and {r.area for r in kommunal} == {"södra"}
-    assert {r.area for r in plan.emails["kommuner"]} == {"södra"}
+    assert {r.area for r in plan.recipients("email")["kommuner"]} == {"södra"}
     # committees (primary, not area-scoped) hear about every area's go-live
-    assert len(plan.emails["programstyrgrupp"]) == len([r for r in small_directory if r.role == "programstyrgrupp"])
+    assert len(plan.recipients("email")["programstyrgrupp"]) == len([r for r in small_directory if r.role == "programstyrgrupp"])
     refused = {r.audience_id: r.rule for r in plan.contract.refused}
     assert refused["fortroendevalda"] == "golive"
 
@@ -56,8 +54,8 @@ def test_clinical_leadership_decision_on_discharge_alerts_physicians_and_nurses_
         "workstream": "Vårdadministration", "level": "clinical_leadership",
         "title": "Nytt arbetssätt vid utskrivning", "summary": "Utskrivningen blir gemensam.",
         "affected_professions": ["läkare", "sjuksköterska"], "affected_processes": ["Utskrivning"]})
-    plan = plan_deliveries(event, fvm, small_directory, HOOKS)
-    emailed = {r.id for people in plan.emails.values() for r in people}
+    plan = plan_deliveries(event, fvm, small_directory)
+    emailed = {r.id for people in plan.recipients("email").values() for r in people}
     staff = [r for r in small_directory if r.role == "medarbetare"]
     for person in staff:
         if person.profession in ("läkare", "sjuksköterska"):
@@ -67,34 +65,36 @@ def test_clinical_leadership_decision_on_discharge_alerts_physicians_and_nurses_
     groups = {g.audience_id: g for g in plan.contract.groups}
     assert groups["chefer-hs"].channels == ("intranet",)
     assert groups["medarbetare-hs"].channels == ("intranet",)
-    assert plan.intranet
+    assert plan.contract.targeted["intranet"] == {"intranet": 1}
 
 
 def test_awareness_event_sends_nothing_directly(fvm: Program, small_directory: list[Recipient]) -> None:
-    plan = plan_deliveries(make_event("status.update", importance="awareness"), fvm, small_directory, HOOKS)
-    assert not plan.emails and not plan.teams and plan.intranet
+    plan = plan_deliveries(make_event("status.update", importance="awareness"), fvm, small_directory)
+    assert set(plan.targets) == {"intranet"}
 
 
-def test_missing_webhook_drops_teams_with_a_reason(fvm: Program, small_directory: list[Recipient]) -> None:
-    plan = plan_deliveries(make_event(audiences=["objektledning"]), fvm, small_directory, {})
-    group = plan.contract.groups[0]
-    assert "teams" not in group.channels and "no Teams webhook configured for this group" in group.reasons
+def test_a_group_with_a_teams_channel_gets_one_card_and_no_webhook_travels_in_the_plan(
+        fvm: Program, small_directory: list[Recipient]) -> None:
+    plan = plan_deliveries(make_event(audiences=["objektledning"]), fvm, small_directory)
+    assert plan.contract.groups[0].channels == ("email", "teams", "intranet")
+    assert plan.contract.targeted["objektledning"]["teams"] == 1
+    assert "webhook" not in plan.contract.model_dump_json()
 
 
 def test_unknown_explicit_audience_is_an_error(fvm: Program, small_directory: list[Recipient]) -> None:
     with pytest.raises(UnknownAudienceError, match="no-such-group"):
-        plan_deliveries(make_event(audiences=["no-such-group"]), fvm, small_directory, HOOKS)
+        plan_deliveries(make_event(audiences=["no-such-group"]), fvm, small_directory)
 
 
 def test_each_person_gets_one_email_per_event(fvm: Program, small_directory: list[Recipient]) -> None:
-    plan = plan_deliveries(make_event("golive.milestone"), fvm, small_directory, HOOKS)
-    ids = [r.id for people in plan.emails.values() for r in people]
+    plan = plan_deliveries(make_event("golive.milestone"), fvm, small_directory)
+    ids = [r.id for people in plan.recipients("email").values() for r in people]
     assert len(ids) == len(set(ids))
 
 
 def test_fvis_decision_point_reaches_its_committees_and_all_staff_by_intranet(
         small_directory: list[Recipient]) -> None:
-    from services.tailor.programs import load_program
+    from programs import load_program
     from tests.conftest import PROGRAMS_DIR
 
     fvis = load_program(PROGRAMS_DIR / "fvis.yaml")
@@ -102,8 +102,8 @@ def test_fvis_decision_point_reaches_its_committees_and_all_staff_by_intranet(
     event = make_event(program="fvis", payload={
         "committee": "Regionstyrelsen", "decision_code": "B3", "title": "Programmet fortsätter",
         "decision_text": "Regionstyrelsen beslutar att fortsätta programmet."})
-    plan = plan_deliveries(event, fvis, small_directory, {})
-    emailed = [r for people in plan.emails.values() for r in people]
+    plan = plan_deliveries(event, fvis, small_directory)
+    emailed = [r for people in plan.recipients("email").values() for r in people]
     assert emailed and all(r.organisation in ("Region Västerbotten", "Sussa samverkan") for r in emailed)
     groups = {g.audience_id: g for g in plan.contract.groups}
     assert groups["medarbetare-klinisk"].channels == ("intranet",)
@@ -112,6 +112,6 @@ def test_fvis_decision_point_reaches_its_committees_and_all_staff_by_intranet(
 
 def test_programmes_sharing_a_directory_never_reach_each_others_people(
         fvm: Program, small_directory: list[Recipient]) -> None:
-    plan = plan_deliveries(make_event("golive.milestone"), fvm, small_directory, HOOKS)
-    reached = {r.organisation for people in plan.emails.values() for r in people}
+    plan = plan_deliveries(make_event("golive.milestone"), fvm, small_directory)
+    reached = {r.organisation for people in plan.recipients("email").values() for r in people}
     assert "Region Västerbotten" not in reached and "Sussa samverkan" not in reached

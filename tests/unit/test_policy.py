@@ -2,9 +2,10 @@
 
 from datetime import UTC, datetime, timedelta
 
+from contracts.channels import CHANNELS
+from programs import Program
 from services.tailor import policy
 from services.tailor.directory import Recipient
-from services.tailor.programs import Program
 from tests.conftest import make_event
 
 
@@ -12,13 +13,13 @@ from tests.conftest import make_event
 def test_rule1_must_know_uses_the_groups_direct_channels_and_the_intranet(fvm: Program) -> None:
     group = fvm.audience("programstyrgrupp")
     assert group is not None
-    assert policy.channels_for(make_event(importance="must_know"), group) == ("email", "teams", "intranet")
+    assert policy.channels_for(make_event(importance="must_know"), group, CHANNELS) == ("email", "teams", "intranet")
 
 
 def test_rule1_awareness_goes_to_the_intranet_only(fvm: Program) -> None:
     group = fvm.audience("programstyrgrupp")
     assert group is not None
-    assert policy.channels_for(make_event(importance="awareness"), group) == ("intranet",)
+    assert policy.channels_for(make_event(importance="awareness"), group, CHANNELS) == ("intranet",)
 
 
 # Rule 2 ---------------------------------------------------------------------------------------
@@ -33,7 +34,7 @@ def test_rule2_confidential_never_reaches_uncleared_or_external_groups(fvm: Prog
 def test_rule2_confidential_never_goes_on_the_intranet(fvm: Program) -> None:
     event = make_event(sensitivity="confidential")
     assert not policy.on_intranet(event)
-    assert "intranet" not in policy.channels_for(event, fvm.audience("programstyrgrupp"))  # type: ignore[arg-type]
+    assert "intranet" not in policy.channels_for(event, fvm.audience("programstyrgrupp"), CHANNELS)  # type: ignore[arg-type]
 
 
 def test_rule2_internal_never_reaches_external_groups(fvm: Program) -> None:
@@ -112,7 +113,7 @@ def test_rule7_clinical_leadership_alerts_only_groups_of_affected_professions(fv
     lakare, chefer = fvm.audience("lakare"), fvm.audience("chefer-hs")
     assert policy.most_affected(event, lakare)  # type: ignore[arg-type]
     assert not policy.most_affected(event, chefer)  # type: ignore[arg-type]
-    assert policy.channels_for(event, chefer, most_affected=False) == ("intranet",)  # type: ignore[arg-type]
+    assert policy.channels_for(event, chefer, CHANNELS, most_affected=False) == ("intranet",)  # type: ignore[arg-type]
 
 
 # Rule 8 ---------------------------------------------------------------------------------------

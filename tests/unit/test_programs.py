@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.tailor.programs import ProgramConfigError, load_program, load_programs
+from programs import ProgramConfigError, load_program, load_programs
 from tests.conftest import PROGRAMS_DIR
 
 

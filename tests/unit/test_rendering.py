@@ -3,8 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from services.tailor.programs import Program
-from services.tailor.rendering import Renderer, TemplateProblem, sv_date
+from programs import Program
+from programs.labels import sv_date
+from services.tailor.channels import COMPOSERS, check_templates
+from services.tailor.rendering import Renderer, TemplateProblem
 from services.tailor.samples import sample_events
 from tests.conftest import TEMPLATES_DIR, make_event
 
@@ -15,7 +17,7 @@ def renderer() -> Renderer:
 
 
 def test_every_template_renders_every_sample_event_for_every_group(renderer: Renderer, fvm: Program) -> None:
-    renderer.check(sample_events("fvm"), fvm)
+    check_templates(renderer, fvm, sample_events("fvm"), COMPOSERS)
 
 
 def test_detailed_tone_carries_rationale_and_consequences_plain_does_not(renderer: Renderer, fvm: Program) -> None:
@@ -72,7 +74,7 @@ def test_template_referencing_a_missing_field_is_found_at_check_time(tmp_path: P
         dest.write_text(src.read_text())
     (broken / "parts" / "status_update.txt.j2").write_text("{{ p.no_such_field }}")
     with pytest.raises(TemplateProblem, match="no_such_field"):
-        Renderer(broken, "http://x").check(sample_events("fvm"), fvm)
+        check_templates(Renderer(broken, "http://x"), fvm, sample_events("fvm"), COMPOSERS)
 
 
 def test_swedish_dates() -> None:

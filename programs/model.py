@@ -1,18 +1,28 @@
-"""Programme configurations (`deploy/programs/<program>.yaml`), validated at start-up."""
+"""A programme's configuration (`deploy/programs/<program>.yaml`): who it is, how it looks, its areas,
+municipalities and target groups. Shared domain knowledge that every service may read."""
 
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
+from contracts.channels import CHANNELS, Reach
+from contracts.deliveries import ChannelName
 from contracts.events import EVENT_TYPES, AudienceId
 
 #: Directory attributes a member selector may use.
 DIRECTORY_ATTRIBUTES = ("organisation", "role", "profession", "area", "municipality", "options")
 
-ChannelName = Literal["email", "teams", "intranet"]
+
+def _known_channels(names: tuple[str, ...], reaches: tuple[Reach, ...]) -> tuple[str, ...]:
+    """Every name must be a registered channel plug-in of one of `reaches`."""
+    for name in names:
+        spec = CHANNELS.get(name)
+        if spec is None:
+            raise ValueError(f"no channel plug-in provides {name!r} (known: {', '.join(sorted(CHANNELS))})")
+        if spec.reach not in reaches:
+            raise ValueError(f"channel {name!r} reaches {spec.reach.value}s, not {' or '.join(reaches)}s")
+    return names
 
 
 class Tier(StrEnum):
@@ -67,6 +77,11 @@ class Audience(Config):
     area_scoped: bool = False
     co_branded: bool = False
 
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _known_channels(value, tuple(Reach))
+
     @model_validator(mode="after")
     def _check(self) -> "Audience":
         unknown = sorted(set(self.members) - set(DIRECTORY_ATTRIBUTES))
@@ -91,11 +106,17 @@ class Program(Config):
     organisation: str
     sender: Sender
     brand: Brand
-    intranet: bool = True
+    publishes_to: tuple[ChannelName, ...] = Field(
+        default=("intranet",), description="programme-wide channels that every event not confidential reaches")
     areas: tuple[str, ...] = ()
     municipalities: tuple[Municipality, ...] = ()
     decision_points: dict[str, str] = Field(default_factory=dict)
     audiences: tuple[Audience, ...] = Field(min_length=1)
+
+    @field_validator("publishes_to")
+    @classmethod
+    def _publishes_to(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _known_channels(value, (Reach.PROGRAMME,))
 
     @model_validator(mode="after")
     def _check(self) -> "Program":
@@ -114,75 +135,3 @@ class Program(Config):
         return next((a for a in self.audiences if a.id == audience_id), None)
 
 
-class ProgramConfigError(Exception):
-    """A programme file that cannot be used; the message names the file, the path and the problem."""
-
-
-def load_program(path: Path) -> Program:
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-        tree = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        raise ProgramConfigError(f"{path}: not valid YAML: {exc}") from exc
-    except OSError as exc:
-        raise ProgramConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    if not isinstance(data, dict):
-        raise ProgramConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        program = Program.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"line {_line(err['loc'], tree)}: {_path(err['loc'], data)}: {err['msg']}"
-            for err in exc.errors(include_url=False)
-        )
-        raise ProgramConfigError(f"{path}: {problems}") from exc
-    if program.program != path.stem:
-        raise ProgramConfigError(f"{path}: program id {program.program!r} does not match the file name")
-    return program
-
-
-def _line(loc: tuple[int | str, ...], node: yaml.Node | None) -> int:
-    """The 1-based line of the deepest YAML node the error's path reaches."""
-    line = node.start_mark.line + 1 if node is not None else 1
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = next(((k, v) for k, v in node.value if k.value == key), None)
-            if found is None:
-                break
-            # an unknown key is best shown at the key itself; anything else at its value
-            node = found[1]
-            line = (found[0] if key == loc[-1] else found[1]).start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def _path(loc: tuple[int | str, ...], data: object) -> str:
-    """A readable path like `audiences[3] (facklig-referensgrupp).members`."""
-    parts: list[str] = []
-    node = data
-    for key in loc:
-        if isinstance(key, int):
-            label = f"[{key}]"
-            if isinstance(node, list) and key < len(node):
-                node = node[key]
-                if isinstance(node, dict) and "id" in node:
-                    label += f" ({node['id']})"
-            parts.append(label)
-        else:
-            parts.append(f".{key}" if parts else str(key))
-            node = node.get(key) if isinstance(node, dict) else None
-    return "".join(parts) or "<top>"
-
-
-def load_programs(directory: Path) -> dict[str, Program]:
-    if not directory.is_dir():
-        raise ProgramConfigError(f"{directory}: programme directory does not exist")
-    programs = {p.stem: load_program(p) for p in sorted(directory.glob("*.yaml"))}
-    if not programs:
-        raise ProgramConfigError(f"{directory}: no programme files (*.yaml)")
-    return programs

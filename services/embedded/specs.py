@@ -1,53 +1,51 @@
-"""Generate the committed JSON Schemas and the AsyncAPI document from the code.
+"""Generate the committed JSON Schemas (`contracts/schemas/`) and the AsyncAPI document
+(`contracts/asyncapi.json`) from the code.
 
-`python -m contracts.generate` writes them; `python -m contracts.generate --check` fails when the
-committed files drift from the code (the test suite runs the check).
+`python -m services.embedded.specs` writes them; `--check` fails when the committed files drift from the
+code (the test suite runs the check). The AsyncAPI part is built from every service's FastStream router,
+which is why it lives here, beside the composition of all services, and not in `contracts/`.
 """
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+import contracts
 from contracts import topics
-from contracts.deliveries import (
-    DeadLetter,
-    DeliveryOutcome,
-    EventPlanned,
-    PublishIntranetItem,
-    SendEmail,
-    SendTeamsCard,
-)
+from contracts.channels import CHANNELS
+from contracts.deliveries import DeadLetter, DeliveryOutcome, EventPlanned
 from contracts.events import EVENT_ADAPTER
+from services.embedded.platform import PlatformSettings, build_platform
 
-HERE = Path(__file__).parent
-SCHEMAS = HERE / "schemas"
-ASYNCAPI = HERE / "asyncapi.json"
+CONTRACTS = Path(contracts.__file__).parent
+SCHEMAS = CONTRACTS / "schemas"
+ASYNCAPI = CONTRACTS / "asyncapi.json"
 
-#: What travels on each topic.
-TOPIC_MODELS: dict[str, type[BaseModel] | None] = {
-    **{t: None for t in topics.EVENT_TOPICS.values()},  # the event union, below
-    topics.EMAIL_DELIVERY_REQUESTED: SendEmail,
-    topics.TEAMS_DELIVERY_REQUESTED: SendTeamsCard,
-    topics.INTRANET_DELIVERY_REQUESTED: PublishIntranetItem,
-    topics.EVENT_PLANNED: EventPlanned,
-    topics.DELIVERY_OUTCOMES: DeliveryOutcome,
-    topics.DEAD_LETTER: DeadLetter,
-}
+
+def topic_models() -> dict[str, type[BaseModel] | None]:
+    """What travels on each topic (None: the event union)."""
+    return {
+        **{t: None for t in topics.EVENT_TOPICS.values()},
+        **{spec.topic: spec.command for spec in CHANNELS.values()},
+        topics.EVENT_PLANNED: EventPlanned,
+        topics.DELIVERY_OUTCOMES: DeliveryOutcome,
+        topics.DEAD_LETTER: DeadLetter,
+    }
 
 
 def schema_for(topic: str) -> dict[str, Any]:
-    model = TOPIC_MODELS[topic]
+    model = topic_models()[topic]
     return EVENT_ADAPTER.json_schema() if model is None else model.model_json_schema()
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     out = {"event.v1.json": EVENT_ADAPTER.json_schema()}
-    for model in (SendEmail, SendTeamsCard, PublishIntranetItem, EventPlanned, DeliveryOutcome, DeadLetter):
-        out[f"{model.__name__}.v1.json"] = model.model_json_schema()
+    for model in topic_models().values():
+        if model is not None:
+            out[f"{model.__name__}.v{getattr(model, 'version', 1)}.json"] = model.model_json_schema()
     return out
 
 
@@ -55,13 +53,11 @@ def asyncapi() -> dict[str, Any]:
     """The AsyncAPI 3.0 document of the whole platform, from its FastStream routers."""
     from faststream.specification import AsyncAPI
 
-    defaults = {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "DATABASE_URL": "sqlite+aiosqlite:///:memory:",
-                "SMTP_URL": "smtp://mail:25", "BUDKAVLE_API_TOKENS": "documentation-only=fvm|fvis"}
-    for key, value in defaults.items():
-        os.environ[key] = value  # building never connects; these only satisfy the settings
-    from services.embedded.platform import build_platform
-
-    runtime = build_platform(Path("var"))
+    # Building connects to nothing; these values only satisfy the services' settings.
+    settings = PlatformSettings.load(
+        {"kafka_bootstrap_servers": "kafka:9092", "database_url": "sqlite+aiosqlite:///:memory:"},
+        gateway={"api_tokens": "documentation-only=fvm|fvis"}, email={"smtp_url": "smtp://mail:25"})
+    runtime = build_platform(settings)
     spec = AsyncAPI(runtime.broker, title="Budkavle", version="1", schema_version="3.0.0",
                     description="Budkavle's Kafka topics and the contracts on them.")
     doc: dict[str, Any] = json.loads(spec.to_specification().to_json())
@@ -69,13 +65,13 @@ def asyncapi() -> dict[str, Any]:
                                      "description": "KAFKA_BOOTSTRAP_SERVERS"}}
     # Subscribers validate their bodies themselves (so that bad ones reach the dead-letter topic);
     # attach each topic's contract schema to its messages here.
-    components = doc.setdefault("components", {})
-    messages = components.setdefault("messages", {})
+    models = topic_models()
+    messages = doc.setdefault("components", {}).setdefault("messages", {})
     for channel in doc.get("channels", {}).values():
         address = channel.get("address", "")
         for ref in channel.get("messages", {}).values():
             name = ref["$ref"].rsplit("/", 1)[-1]
-            if address in TOPIC_MODELS and name in messages:
+            if address in models and name in messages:
                 messages[name]["payload"] = schema_for(address)
     return doc
 
@@ -100,6 +96,9 @@ def main(argv: list[str]) -> int:
             return 1
         return 0
     SCHEMAS.mkdir(exist_ok=True)
+    for old in SCHEMAS.glob("*.json"):
+        if old not in files:
+            old.unlink()
     for path, text in files.items():
         path.write_text(text)
     print(f"wrote {len(files)} files")

@@ -1,0 +1,175 @@
+"""How the tailor composes each channel's commands: one composer per registered channel.
+
+The channel registry (`contracts.channels`) says which channels exist, their command and topic, and
+whom they reach; this registry says how the tailor turns a planned (event, group) into that channel's
+commands, and which templates it renders. `Tailor.deliver` loops over the plan and these composers;
+no code here or there branches on a channel's name.
+"""
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypedDict
+from uuid import UUID
+
+from contracts.channels import CHANNELS, Reach
+from contracts.deliveries import (
+    EMAIL_CHUNK,
+    DeliveryCommand,
+    EmailRecipient,
+    PublishIntranetItem,
+    SendEmail,
+    SendTeamsCard,
+)
+from contracts.events import Event, GoLiveMilestoneReached, Sensitivity
+from programs import Audience, Program
+from services.tailor import policy
+from services.tailor.directory import Recipient
+from services.tailor.rendering import Renderer
+
+
+@dataclass(frozen=True)
+class Composition:
+    """One planned delivery target: a group (or, for a programme-wide channel, the whole programme)."""
+
+    event: Event
+    program: Program
+    audience_id: str
+    audience: Audience | None  # None for a programme-wide channel
+    recipients: Sequence[Recipient]  # the people a person channel reaches; empty otherwise
+    planned_audiences: tuple[str, ...]  # every group the event reaches
+    published_at: datetime
+
+
+#: A rendered command as a person would look at it: file suffix → text.
+Preview = dict[str, str]
+
+
+class Composer(Protocol):
+    templates: tuple[str, ...]
+
+    def compose(self, c: Composition, renderer: Renderer) -> Iterable[DeliveryCommand]: ...
+
+    def preview(self, command: DeliveryCommand) -> Preview: ...
+
+
+_SAMPLE = Recipient(id="sample", name="Exempel Exempelsson", email="exempel@example.se")
+
+
+class _Envelope(TypedDict):
+    event_id: UUID
+    program: str
+    audience_id: str
+    correlation_id: str | None
+
+
+def _envelope(c: Composition) -> _Envelope:
+    return {"event_id": c.event.event_id, "program": c.program.program, "audience_id": c.audience_id,
+            "correlation_id": c.event.correlation_id}
+
+
+def _group(c: Composition) -> Audience:
+    if c.audience is None:
+        raise ValueError(f"channel needs a target group; {c.audience_id!r} is programme-wide")
+    return c.audience
+
+
+class EmailComposer:
+    """The group's message rendered once; it travels once per chunk of recipients."""
+
+    templates: tuple[str, ...] = ("subject.txt.j2", "email/message.txt.j2", "email/message.html.j2")
+
+    def compose(self, c: Composition, renderer: Renderer) -> Iterator[SendEmail]:
+        rendered = renderer.email(c.event, c.program, _group(c))
+        sender = policy.sender_for(c.program)
+        for start in range(0, len(c.recipients), EMAIL_CHUNK):
+            chunk = c.recipients[start:start + EMAIL_CHUNK]
+            yield SendEmail(**_envelope(c), sender_name=sender.name, sender_address=sender.address,
+                            subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
+                            recipients=tuple(EmailRecipient(id=p.id, address=p.email, name=p.name) for p in chunk))
+
+    def preview(self, command: DeliveryCommand) -> Preview:
+        assert isinstance(command, SendEmail)
+        return {".html": command.html_body, ".txt": f"Ämne: {command.subject}\n\n{command.text_body}"}
+
+
+class TeamsComposer:
+    templates: tuple[str, ...] = ("subject.txt.j2", "teams/message.md.j2")
+
+    def compose(self, c: Composition, renderer: Renderer) -> Iterator[SendTeamsCard]:
+        yield SendTeamsCard(**_envelope(c), card=renderer.teams_card(c.event, c.program, _group(c)))
+
+    def preview(self, command: DeliveryCommand) -> Preview:
+        assert isinstance(command, SendTeamsCard)
+        return {".json": json.dumps(command.card, ensure_ascii=False, indent=2)}
+
+
+class IntranetComposer:
+    templates: tuple[str, ...] = ("intranet/item.html.j2",)
+
+    def compose(self, c: Composition, renderer: Renderer) -> Iterator[PublishIntranetItem]:
+        event = c.event
+        item = renderer.intranet_item(event, c.program)
+        yield PublishIntranetItem(
+            **_envelope(c), event_type=event.type, title=item.title, summary=item.summary,
+            html_body=item.html, importance=event.importance.value,
+            sensitivity="public" if event.sensitivity is Sensitivity.PUBLIC else "internal",
+            occurred_at=event.occurred_at, published_at=c.published_at, audiences=c.planned_audiences,
+            facts=item.facts,
+            timeline_date=event.payload.planned_date if isinstance(event, GoLiveMilestoneReached) else None)
+
+    def preview(self, command: DeliveryCommand) -> Preview:
+        assert isinstance(command, PublishIntranetItem)
+        return {".html": command.html_body}
+
+
+def preview(event: Event, program: Program, audience: Audience, channel: str, renderer: Renderer,
+            composers: Mapping[str, Composer] | None = None) -> Preview:
+    """What `channel` would carry of `event` for `audience`, without sending (for a sample person)."""
+    composer = (COMPOSERS if composers is None else composers)[channel]
+    target = channel if CHANNELS[channel].reach is Reach.PROGRAMME else audience.id
+    composition = Composition(event, program, target, None if target == channel else audience, (_SAMPLE,),
+                              (audience.id,), event.published_at or event.occurred_at)
+    command = next(iter(composer.compose(composition, renderer)))
+    return composer.preview(command)
+
+
+def check_templates(renderer: Renderer, program: Program, events: Iterable[Event],
+                    composers: Mapping[str, "Composer"]) -> None:
+    """Compose every sample event for every group and channel, so that a template that cannot render an
+    event fails at start-up rather than at send time (raises TemplateProblem)."""
+    sample = (_SAMPLE,)
+    for event in events:
+        for name, composer in composers.items():
+            spec = CHANNELS[name]
+            targets: list[tuple[str, Audience | None]] = (
+                [(name, None)] if spec.reach is Reach.PROGRAMME else [(a.id, a) for a in program.audiences])
+            for audience_id, audience in targets:
+                list(composer.compose(Composition(event, program, audience_id, audience, sample, (), event.occurred_at),
+                                      renderer))
+
+
+COMPOSERS: dict[str, Composer] = {}
+
+
+def register_composer(channel: str, composer: Composer) -> None:
+    if channel in COMPOSERS:
+        raise ValueError(f"channel {channel!r} has a composer already")
+    COMPOSERS[channel] = composer
+
+
+@contextmanager
+def registered_composer(channel: str, composer: Composer) -> Iterator[None]:
+    """A composer registered for a while (tests), removed afterwards."""
+    register_composer(channel, composer)
+    try:
+        yield
+    finally:
+        COMPOSERS.pop(channel, None)
+
+
+register_composer("email", EmailComposer())
+register_composer("teams", TeamsComposer())
+register_composer("intranet", IntranetComposer())
