@@ -28,6 +28,7 @@ test: $(STAMP) $(NODE_STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy services contracts programs
+	$(BIN)/lint-imports --no-cache
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/service

@@ -55,3 +55,20 @@ def test_not_yaml_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "fvm.yaml").write_text("audiences: [unclosed")
     with pytest.raises(ProgramConfigError, match="not valid YAML"):
         load_programs(tmp_path)
+
+
+def test_a_channel_no_plug_in_provides_fails_with_file_line_and_path(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda d: d["audiences"][3]["channels"].append("sms"))
+    with pytest.raises(ProgramConfigError) as info:
+        load_program(path)
+    message = str(info.value)
+    assert str(path) in message and "audiences[3] (programstyrgrupp).channels" in message
+    assert "no channel plug-in provides 'sms' (known: email, intranet, teams)" in message
+    line = int(message.split("line ")[1].split(":")[0])
+    assert path.read_text().splitlines()[line - 1].lstrip("- ").startswith("channels:")
+
+
+def test_a_programme_wide_channel_must_reach_the_whole_programme(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda d: d.update(publishes_to=["intranet", "email"]))
+    with pytest.raises(ProgramConfigError, match="publishes_to: .*channel 'email' reaches persons, not programmes"):
+        load_program(path)
