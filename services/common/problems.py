@@ -1,10 +1,24 @@
-"""HTTP problems with a flat JSON body: `{"detail": "...", "errors": [{"path", "reason"}]}`."""
+"""HTTP problems with a flat JSON body: `{"detail": "...", "errors": [{"path", "reason"}]}`, described in the
+OpenAPI document by `ProblemBody` and `problem_responses`."""
 
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+
+class FieldProblem(BaseModel):
+    path: str
+    reason: str
+
+
+class ProblemBody(BaseModel):
+    """Every refusal: what is wrong, and for invalid input each invalid field's path and reason."""
+
+    detail: str
+    errors: list[FieldProblem] | None = None
 
 
 class Problem(Exception):
@@ -15,6 +29,28 @@ class Problem(Exception):
         self.detail = detail
         self.errors = errors
         self.headers = headers
+
+
+PROBLEM_DESCRIPTIONS = {
+    401: "no bearer token, or one this service does not know",
+    403: "the token may not act for this programme",
+    404: "not found (or not visible to this token)",
+    409: "conflicts with what was accepted before",
+    413: "request body over the size limit",
+    422: "invalid input: every invalid field's path and reason",
+    503: "a service this request needs cannot be reached now",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the problems a route can answer with."""
+    return {status: {"model": ProblemBody, "description": PROBLEM_DESCRIPTIONS[status]} for status in statuses}
+
+
+def field_problems(exc: ValidationError) -> list[dict[str, str]]:
+    """Every invalid field's path and reason, without the offending input (it may hold addresses)."""
+    return [{"path": ".".join(str(p) for p in e["loc"]) or "<root>", "reason": e["msg"]}
+            for e in exc.errors(include_input=False, include_url=False)]
 
 
 def install_problem_handler(app: FastAPI) -> None:

@@ -1,31 +1,31 @@
-"""The gateway's HTTP API: POST /v1/events, GET /v1/events/{id}, GET /v1/programs/{program}/audiences."""
+"""The gateway's HTTP API: POST /v1/events, GET /v1/events/{id}, GET /v1/programs/{program}/audiences.
 
-import hashlib
-import json
-import logging
+Routes stay thin: read → admit (pure, `admission.py`) → accept (`accept.py`) or plan → answer. The request
+body is read and validated by hand (a streaming size limit, the flat error shape), so its schema — the five
+event types as a discriminated union — is added to the OpenAPI document as `Event`.
+"""
+
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
-from pydantic import ValidationError
+from pydantic import AwareDatetime, BaseModel
 
-from contracts import topics
 from contracts.deliveries import DeliveryPlan
-from contracts.events import Event, parse_event
+from contracts.events import EVENT_ADAPTER, Event
 from programs import Program
-from services.common.problems import Problem
+from services.common.problems import Problem, problem_responses
+from services.gateway.accept import AcceptEvent
+from services.gateway.admission import MAX_BODY, admit
 from services.gateway.auth import Principal, TokenAuthority
-from services.gateway.status import event_status
-from services.gateway.store import DuplicateEvent, GatewayStore
+from services.gateway.status import ChannelCounts, State, event_status
+from services.gateway.store import GatewayStore
 
-log = logging.getLogger(__name__)
-
-MAX_BODY = 256 * 1024
-ACCEPTED = Counter("budkavle_events_accepted_total", "Events accepted by the gateway", ["program", "type"])
+PROGRAM_ID = r"^[a-z][a-z0-9_-]{1,31}$"
 REJECTED = Counter("budkavle_events_rejected_total", "Event requests refused by the gateway", ["status"])
 
 Planner = Callable[[Event], Awaitable[DeliveryPlan]]
@@ -35,123 +35,155 @@ class PlannerUnavailable(Exception):
     """The tailor, which owns the directory, could not be asked for a plan."""
 
 
-def _problem(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> Problem:
-    REJECTED.labels(str(status)).inc()
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return Problem(status, detail, errors, headers)
+class EventAccepted(BaseModel):
+    event_id: UUID
+    status_url: str
 
 
-def _errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [{"path": ".".join(str(p) for p in e["loc"]) or "<root>", "reason": e["msg"]}
-            for e in exc.errors(include_input=False, include_url=False)]
+class DryRun(BaseModel):
+    dry_run: Literal[True] = True
+    plan: DeliveryPlan
+
+
+class Failure(BaseModel):
+    audience_id: str
+    channel: str
+    reason: str
+
+
+class EventStatus(BaseModel):
+    event_id: UUID
+    program: str
+    type: str
+    title: str | None
+    accepted_at: AwareDatetime
+    embargo_until: AwareDatetime | None
+    status: State
+    groups: dict[str, dict[str, ChannelCounts]]
+    totals: dict[str, ChannelCounts]
+    plan: DeliveryPlan | None
+    failures: list[Failure]
+
+
+class AudienceSummary(BaseModel):
+    id: str
+    name: str
+    tier: str
+    external: bool
+    cleared_for_confidential: bool
+    tone: str
+    channels: list[str]
+    digest: str
+    follows: list[str]
+    area_scoped: bool
+
+
+class AudienceList(BaseModel):
+    program: str
+    name: str
+    audiences: list[AudienceSummary]
+
+
+def event_schemas() -> dict[str, Any]:
+    """`Event` (the discriminated union of the five event types) and what it refers to, as OpenAPI components."""
+    schema = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+    return {**schema.pop("$defs", {}), "Event": schema}
+
+
+#: A publisher's first event, as the OpenAPI document shows it (and as Schemathesis replays it).
+EXAMPLE_EVENT = {
+    "type": "steering.decision", "program": "fvm", "publisher": "FVM programkontor", "importance": "must_know",
+    "sensitivity": "internal", "audiences": ["politisk-styrgrupp"], "occurred_at": "2022-05-17T15:00:00+02:00",
+    "payload": {"committee": "Regionstyrelsen", "title": "Ny tidplan för införandet av Millennium",
+                "decision_text": "Regionstyrelsen godkänner den reviderade tidplanen för FVM.",
+                "effective_date": "2022-05-17"}}
+EVENT_BODY = {"requestBody": {
+    "required": True, "description": f"one event, at most {MAX_BODY // 1024} KiB",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"},
+                                     "examples": {"steering-decision": {"value": EXAMPLE_EVENT}}}}}}
+
+
+def _refused(problem: Problem) -> Problem:
+    REJECTED.labels(str(problem.status)).inc()
+    if problem.status == 401:
+        problem.headers = {"WWW-Authenticate": "Bearer"}
+    return problem
 
 
 def build_http(store: GatewayStore, authority: TokenAuthority, programs: Mapping[str, Program],
-               planner: Planner, notify_relay: Callable[[], None]) -> APIRouter:
+               planner: Planner, accept: AcceptEvent) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["events"])
 
     def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
         found = authority.authenticate(authorization)
         if found is None:
-            raise _problem(401, "missing or unknown bearer token")
+            raise _refused(Problem(401, "missing or unknown bearer token"))
         return found
 
     Caller = Annotated[Principal, Depends(principal)]
 
-    @router.post("/events", status_code=202)
-    async def post_event(request: Request, caller: Caller, dry_run: bool = Query(False),
-                         idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:
+    async def limited_body(request: Request) -> bytes:
+        """The body, read as it streams in, refused as soon as it passes the limit (413)."""
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY:
-            raise _problem(413, f"request body over {MAX_BODY // 1024} KiB")
+            raise _refused(Problem(413, f"request body over {MAX_BODY // 1024} KiB"))
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
-                raise _problem(413, f"request body over {MAX_BODY // 1024} KiB")
-        raw = bytes(body)
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _problem(422, "body is not valid JSON", [{"path": "<root>", "reason": str(exc)}]) from exc
-        if not isinstance(data, dict):
-            raise _problem(422, "body must be a JSON object", [{"path": "<root>", "reason": "not an object"}])
-        data.pop("published_at", None)  # set by the gateway, never by the publisher
-        try:
-            event = parse_event(data)
-        except ValidationError as exc:
-            raise _problem(422, "invalid event", _errors(exc)) from exc
-        if event.program not in caller.programs:
-            raise _problem(403, f"token may not publish for programme {event.program!r}")
-        program = programs.get(event.program)
-        if program is None:
-            raise _problem(422, "invalid event", [{"path": "program", "reason": f"unknown programme {event.program!r}"}])
-        unknown = [(i, a) for i, a in enumerate(event.audiences or ()) if program.audience(a) is None]
-        if unknown:
-            raise _problem(422, "invalid event", [{"path": f"audiences.{i}", "reason": f"unknown target group {a!r}"}
-                                                  for i, a in unknown])
-        if dry_run:
-            try:
-                plan = await planner(event)
-            except PlannerUnavailable as exc:
-                raise _problem(503, f"cannot plan now: {exc}") from exc
-            return JSONResponse({"dry_run": True, "plan": plan.model_dump(mode="json")}, status_code=200)
+                raise _refused(Problem(413, f"request body over {MAX_BODY // 1024} KiB"))
+        return bytes(body)
 
-        request_hash = hashlib.sha256(raw).hexdigest()
-        scope = f"{caller.token_id}:{idempotency_key}" if idempotency_key else None
-        if scope:
-            first = await store.by_idempotency(scope)
-            if first is not None:
-                if first.request_hash != request_hash:
-                    raise _problem(409, "Idempotency-Key was used before with a different request")
-                return _accepted(request, first.event_id)
-        event = event.model_copy(update={"published_at": datetime.now(UTC)})
+    @router.post("/events", status_code=202, response_model=EventAccepted, openapi_extra=EVENT_BODY,
+                 summary="Publish one event (or, with dry_run, see its delivery plan)",
+                 responses={200: {"model": DryRun, "description": "dry run: the delivery plan, nothing sent"},
+                            **problem_responses(401, 403, 409, 413, 422, 503)})
+    async def post_event(request: Request, caller: Caller, body: Annotated[bytes, Depends(limited_body)],
+                         dry_run: bool = Query(False, description="return the delivery plan, send nothing"),
+                         idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:
         try:
-            await store.accept(event, topics.event_topic(event.type), scope, request_hash)
-        except DuplicateEvent:
-            if scope and (first := await store.by_idempotency(scope)) is not None:
-                return _accepted(request, first.event_id)  # a concurrent retry won the race
-            raise _problem(409, f"event {event.event_id} exists already") from None
-        notify_relay()
-        ACCEPTED.labels(event.program, event.type).inc()
-        log.info("event accepted", extra={"event_id": str(event.event_id), "program": event.program,
-                                          "type": event.type})
-        return _accepted(request, str(event.event_id))
+            admitted = admit(body, caller, programs)
+            if dry_run:
+                try:
+                    plan = await planner(admitted.event)
+                except PlannerUnavailable as exc:
+                    raise Problem(503, f"cannot plan now: {exc}") from exc
+                return JSONResponse(DryRun(plan=plan).model_dump(mode="json"), status_code=200)
+            event_id = await accept(admitted, caller, idempotency_key)
+        except Problem as problem:
+            raise _refused(problem) from None
+        return JSONResponse(EventAccepted(event_id=UUID(event_id), status_url=str(
+            request.url_for("get_event", event_id=event_id))).model_dump(mode="json"), status_code=202)
 
-    @router.get("/events/{event_id}")
-    async def get_event(event_id: UUID, caller: Caller) -> dict[str, Any]:
+    @router.get("/events/{event_id}", response_model=EventStatus, summary="An event's status",
+                responses=problem_responses(401, 404, 422))
+    async def get_event(event_id: UUID, caller: Caller) -> EventStatus:
         stored = await store.get(event_id)
         if stored is None or stored.program not in caller.programs:
-            raise _problem(404, "no such event")
-        plan = await store.plan_of(event_id)
-        status = event_status(plan, await store.outcome_counts(event_id))
-        return {
-            "event_id": stored.event_id,
-            "program": stored.program,
-            "type": stored.type,
-            "title": stored.body.get("payload", {}).get("title"),
-            "accepted_at": stored.accepted_at.isoformat(),
-            "embargo_until": stored.body.get("embargo_until"),
-            **status,
-            "plan": plan[1] if plan else None,
-            "failures": await store.failure_reasons(event_id),
-        }
+            raise _refused(Problem(404, "no such event"))
+        planned = await store.plan_of(event_id)
+        progress = event_status(planned, await store.outcome_counts(event_id))
+        embargo = stored.body.get("embargo_until")
+        return EventStatus(
+            event_id=UUID(stored.event_id), program=stored.program, type=stored.type,
+            title=stored.body.get("payload", {}).get("title"), accepted_at=stored.accepted_at,
+            embargo_until=datetime.fromisoformat(embargo) if embargo else None,
+            status=progress.status, groups=progress.groups, totals=progress.totals,
+            plan=planned[1] if planned else None,
+            failures=[Failure(**f) for f in await store.failure_reasons(event_id)])
 
-    @router.get("/programs/{program}/audiences")
-    async def audiences(program: str, caller: Caller) -> dict[str, Any]:
+    @router.get("/programs/{program}/audiences", response_model=AudienceList,
+                summary="A programme's target groups", responses=problem_responses(401, 403, 404, 422))
+    async def audiences(program: Annotated[str, Path(pattern=PROGRAM_ID)], caller: Caller) -> AudienceList:
         if program not in caller.programs:
-            raise _problem(403, f"token may not read programme {program!r}")
+            raise _refused(Problem(403, f"token may not read programme {program!r}"))
         config = programs.get(program)
         if config is None:
-            raise _problem(404, f"unknown programme {program!r}")
-        return {"program": program, "name": config.name, "audiences": [
-            a.model_dump(mode="json", include={"id", "name", "tier", "external", "cleared_for_confidential",
-                                               "tone", "channels", "digest", "follows", "area_scoped"})
-            for a in config.audiences]}
+            raise _refused(Problem(404, f"unknown programme {program!r}"))
+        return AudienceList(program=program, name=config.name, audiences=[AudienceSummary(
+            id=a.id, name=a.name, tier=a.tier.value, external=a.external,
+            cleared_for_confidential=a.cleared_for_confidential, tone=a.tone, channels=list(a.channels),
+            digest=a.digest, follows=list(a.follows), area_scoped=a.area_scoped) for a in config.audiences])
 
     return router
 
-
-def _accepted(request: Request, event_id: str) -> JSONResponse:
-    url = str(request.url_for("get_event", event_id=event_id))
-    return JSONResponse({"event_id": event_id, "status_url": url}, status_code=202)

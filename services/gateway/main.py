@@ -8,7 +8,8 @@ from contracts.events import Event
 from programs import load_programs
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
-from services.gateway.api import Planner, PlannerUnavailable, build_http
+from services.gateway.accept import AcceptEvent
+from services.gateway.api import Planner, PlannerUnavailable, build_http, event_schemas
 from services.gateway.auth import TokenAuthority, parse_tokens
 from services.gateway.handlers import build_router
 from services.gateway.relay import OutboxRelay
@@ -50,7 +51,8 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
     return ServiceParts(
         name="gateway",
         router=build_router(store, runtime.bus),
-        http=build_http(store, authority, programs, planner, relay.notify),
+        http=build_http(store, authority, programs, planner, AcceptEvent(store, relay.notify)),
+        openapi_schemas=event_schemas(),
         migrations=MIGRATIONS,
         background=(relay.run,),
     )

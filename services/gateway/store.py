@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.deliveries import DeliveryOutcome, EventPlanned
+from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned
 from contracts.events import Event
 from services.common.db import upsert, upsert_many
 from services.common.migrations import Migrations
@@ -151,10 +151,11 @@ class GatewayStore:
         async with self.engine.begin() as conn:
             await upsert_many(conn, outcomes, rows, ("event_id", "channel", "audience_id", "recipient_key"))
 
-    async def plan_of(self, event_id: UUID) -> tuple[str, dict[str, Any]] | None:
+    async def plan_of(self, event_id: UUID) -> tuple[str, DeliveryPlan] | None:
+        """The plan's status (planned | embargoed) and the plan, as the tailor announced it."""
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(plans).where(plans.c.event_id == str(event_id)))).first()
-        return (row.status, json.loads(row.plan)) if row else None
+        return (row.status, DeliveryPlan.model_validate_json(row.plan)) if row else None
 
     async def outcome_counts(self, event_id: UUID) -> dict[tuple[str, str, str], int]:
         """(audience, channel, status) → count."""

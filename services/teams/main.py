@@ -1,5 +1,6 @@
 """Composition root of the Teams channel."""
 
+import logging
 import os
 from collections.abc import Mapping
 
@@ -15,6 +16,8 @@ from services.teams.sender import resolve_webhooks
 from services.teams.store import LEDGER, MIGRATIONS
 from services.teams.webhook import DEFAULT_ALLOWED_HOSTS, WorkflowsWebhook
 
+log = logging.getLogger(__name__)
+
 
 class TeamsSettings(CommonSettings):
     allowed_hosts: str = Field(default=",".join(DEFAULT_ALLOWED_HOSTS), alias="BUDKAVLE_TEAMS_ALLOWED_HOSTS")
@@ -26,7 +29,13 @@ class TeamsSettings(CommonSettings):
 def build(settings: TeamsSettings, runtime: Runtime, transport: httpx.AsyncBaseTransport | None = None,
           environ: Mapping[str, str] = os.environ) -> ServiceParts:
     """`environ` holds the webhook secrets, under the names the programme files give (`teams_webhook_env`)."""
-    webhooks = resolve_webhooks(load_programs(settings.programs_dir), environ, settings.sink_url or None)
+    programs = load_programs(settings.programs_dir)
+    webhooks = resolve_webhooks(programs, environ, settings.sink_url or None)
+    missing = [f"{p.program}/{a.id}" for p in programs.values() for a in p.audiences
+               if "teams" in a.channels and (p.program, a.id) not in webhooks]
+    if missing:
+        log.warning("Teams groups without a webhook: their cards fail with that reason until one is set",
+                    extra={"groups": missing})
     client = httpx.AsyncClient(timeout=httpx.Timeout(15.0), transport=transport)
     allowed = tuple(h.strip().lower().lstrip(".") for h in settings.allowed_hosts.split(",") if h.strip())
     sender = WorkflowsWebhook(client, webhooks, allowed, settings.allow_loopback_http)

@@ -153,7 +153,8 @@ def test_cli_publish_finds_the_running_platform(platform: Platform, delivered: d
     assert json.loads(result.stdout)["status_url"].startswith(platform.url)
 
 
-def test_pages_in_headless_chromium(platform: Platform, delivered: dict[str, Any]) -> None:
+def test_a_reader_follows_the_intranet_pages_in_headless_chromium_without_errors(
+        platform: Platform, delivered: dict[str, Any]) -> None:
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")

@@ -69,7 +69,7 @@ async def test_unreachable_smtp_server_makes_the_channel_unavailable_after_retri
         await sender.send(mail())
 
 
-async def test_rate_limit_spaces_sends(smtp_server: SmtpServer) -> None:
+async def test_a_rate_limit_spaces_the_sends_out(smtp_server: SmtpServer) -> None:
     sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{smtp_server.port}"), rate_per_second=20)
     started = time.monotonic()
     try:

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ from contracts.deliveries import PublishIntranetItem
 from services.common.bus import Bus, create_broker
 from services.embedded.broker import free_port
 from tests.conftest import ROOT
-from tests.waiting import wait_for
+from tests.waiting import wait_for, wait_until
 
 
 @contextmanager
@@ -30,17 +29,15 @@ def service(name: str, tmp_path: Path, kafka: str, **env: str) -> Iterator[str]:
     process = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=full_env, stdout=log,
                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    def ready() -> bool:
+        assert process.poll() is None, (tmp_path / f"{name}.log").read_text()[-2000:]
+        try:
+            return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / f"{name}.log").read_text()[-2000:]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"{name} never became ready"
-            time.sleep(0.1)
+        wait_until(ready, 60, f"{name} to be ready")
         yield url
     finally:
         process.send_signal(signal.SIGINT)

@@ -94,7 +94,7 @@ async def test_tailor_directory_and_held_events(store_engine: AsyncEngine) -> No
     assert await store.due(now + timedelta(days=1)) == []
 
 
-async def test_intranet_items_newest_first(store_engine: AsyncEngine) -> None:
+async def test_intranet_items_are_listed_newest_first(store_engine: AsyncEngine) -> None:
     await create_tables(store_engine, intranet_md)
     store = IntranetStore(store_engine)
     base = datetime(2026, 1, 1, tzinfo=UTC)

@@ -16,6 +16,7 @@ from programs import Program
 from services.common.bus import Bus
 from services.common.db import create_tables
 from services.common.problems import install_problem_handler
+from services.gateway.accept import AcceptEvent
 from services.gateway.api import build_http
 from services.gateway.auth import TokenAuthority, parse_tokens
 from services.gateway.handlers import build_router
@@ -26,6 +27,7 @@ from services.tailor.planning import plan_deliveries
 from tests.conftest import make_event
 from tests.service.conftest import Recorder
 
+Gateway = tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]
 TOKEN = {"Authorization": "Bearer fvm-token-123"}
 FVIS_ONLY = {"Authorization": "Bearer fvis-token-123"}
 
@@ -36,7 +38,7 @@ def event_json(**over: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def gateway(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Program,
-                  small_directory: list[Recipient]) -> AsyncIterator[tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]]:
+                  small_directory: list[Recipient]) -> AsyncIterator[Gateway]:
     await create_tables(engine, metadata)
     store = GatewayStore(engine)
     relay = OutboxRelay(store, bus)
@@ -47,14 +49,14 @@ async def gateway(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Progr
     authority = TokenAuthority(parse_tokens("fvm-token-123=fvm,fvis-token-123=fvis,all-token-123=fvm|okand"))
     app = FastAPI()
     install_problem_handler(app)
-    app.include_router(build_http(store, authority, {"fvm": fvm}, planner, relay.notify))
+    app.include_router(build_http(store, authority, {"fvm": fvm}, planner, AcceptEvent(store, relay.notify)))
     broker.include_router(build_router(store, bus))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
         yield client, store, relay
 
 
 async def test_accepted_event_is_relayed_from_the_outbox_to_its_topic(
-        gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay], broker: KafkaBroker) -> None:
+        gateway: Gateway, broker: KafkaBroker) -> None:
     client, store, relay = gateway
     seen = Recorder(broker, topics.event_topic("steering.decision"))
     response = await client.post("/v1/events", json=event_json(), headers=TOKEN)
@@ -68,8 +70,8 @@ async def test_accepted_event_is_relayed_from_the_outbox_to_its_topic(
     assert relayed["event_id"] == body["event_id"] and relayed["published_at"]
 
 
-async def test_status_follows_plan_and_outcomes(
-        gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay], broker: KafkaBroker, bus: Bus) -> None:
+async def test_status_follows_the_plan_and_the_outcomes_heard_on_the_bus(
+        gateway: Gateway, broker: KafkaBroker, bus: Bus) -> None:
     client, store, _ = gateway
     event_id = (await client.post("/v1/events", json=event_json(), headers=TOKEN)).json()["event_id"]
     assert (await client.get(f"/v1/events/{event_id}", headers=TOKEN)).json()["status"] == "accepted"
@@ -90,7 +92,7 @@ async def test_status_follows_plan_and_outcomes(
                                    "reason": "permanent: SMTP 550"}]
 
 
-async def test_idempotency_key_returns_the_first_event(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]) -> None:
+async def test_a_retried_post_with_the_same_idempotency_key_returns_the_first_event(gateway: Gateway) -> None:
     client, store, _ = gateway
     body = event_json()
     headers = {**TOKEN, "Idempotency-Key": "retry-1"}
@@ -103,7 +105,7 @@ async def test_idempotency_key_returns_the_first_event(gateway: tuple[httpx.Asyn
     assert changed.status_code == 409
 
 
-async def test_dry_run_returns_the_plan_and_sends_nothing(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]) -> None:
+async def test_dry_run_returns_the_plan_and_sends_nothing(gateway: Gateway) -> None:
     client, store, _ = gateway
     body = event_json(sensitivity="confidential")
     body["audiences"] = ["politisk-styrgrupp", "facklig-referensgrupp"]
@@ -119,7 +121,7 @@ async def test_dry_run_returns_the_plan_and_sends_nothing(gateway: tuple[httpx.A
 
 @pytest.mark.parametrize("headers,status", [({}, 401), ({"Authorization": "Bearer nope-nope-nope"}, 401),
                                             ({"Authorization": "Basic fvm-token-123"}, 401), (FVIS_ONLY, 403)])
-async def test_missing_unknown_or_foreign_token(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay],
+async def test_a_request_without_a_token_for_the_programme_is_refused_and_leaves_nothing_behind(gateway: Gateway,
                                                 headers: dict[str, str], status: int) -> None:
     client, store, _ = gateway
     response = await client.post("/v1/events", json=event_json(), headers=headers)
@@ -129,8 +131,9 @@ async def test_missing_unknown_or_foreign_token(gateway: tuple[httpx.AsyncClient
     assert await store.pending_outbox(10) == []
 
 
-async def test_invalid_event_names_every_invalid_field(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]) -> None:
-    client, _, _ = gateway
+async def test_an_invalid_event_is_refused_naming_every_invalid_field_and_leaves_nothing_behind(
+        gateway: Gateway) -> None:
+    client, store, _ = gateway
     body = event_json()
     del body["payload"]["title"]
     body["importance"] = "urgent"
@@ -140,6 +143,7 @@ async def test_invalid_event_names_every_invalid_field(gateway: tuple[httpx.Asyn
     paths = {e["path"] for e in response.json()["errors"]}
     assert {"steering.decision.importance", "steering.decision.payload.title",
             "steering.decision.payload.effective_date"} <= paths
+    assert await store.pending_outbox(10) == []
 
 
 @pytest.mark.parametrize("mutate,path", [
@@ -147,7 +151,7 @@ async def test_invalid_event_names_every_invalid_field(gateway: tuple[httpx.Asyn
     (lambda b: b.update(program="okand"), "program"),
     (lambda b: b.update(audiences=["politisk-styrgrupp", "no-such-group"]), "audiences.1"),
 ])
-async def test_unknown_type_programme_or_audience_is_422(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay],
+async def test_an_unknown_type_programme_or_target_group_is_refused_and_leaves_nothing_behind(gateway: Gateway,
                                                          mutate: Any, path: str | None) -> None:
     client, store, _ = gateway
     body = event_json()
@@ -162,8 +166,9 @@ async def test_unknown_type_programme_or_audience_is_422(gateway: tuple[httpx.As
     assert await store.pending_outbox(10) == []
 
 
-async def test_malformed_and_oversized_bodies(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]) -> None:
-    client, _, _ = gateway
+async def test_a_malformed_or_oversized_body_is_refused_and_leaves_nothing_behind(
+        gateway: Gateway) -> None:
+    client, store, _ = gateway
     bad = await client.post("/v1/events", content=b"{not json", headers=TOKEN)
     assert bad.status_code == 422 and bad.json()["detail"] == "body is not valid JSON"
     array = await client.post("/v1/events", json=[1, 2], headers=TOKEN)
@@ -173,8 +178,15 @@ async def test_malformed_and_oversized_bodies(gateway: tuple[httpx.AsyncClient, 
     big = await client.post("/v1/events", json=body, headers=TOKEN)
     assert big.status_code == 413
 
+    async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: the limit holds as the body streams in
+        for _ in range(300):
+            yield b" " * 1024
+    chunked = await client.post("/v1/events", content=streamed(), headers=TOKEN)
+    assert chunked.status_code == 413
+    assert await store.pending_outbox(10) == []
 
-async def test_audiences_of_a_programme(gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]) -> None:
+
+async def test_a_programmes_target_groups_are_listed_for_its_tokens_only(gateway: Gateway) -> None:
     client, _, _ = gateway
     response = await client.get("/v1/programs/fvm/audiences", headers=TOKEN)
     assert response.status_code == 200
@@ -185,7 +197,7 @@ async def test_audiences_of_a_programme(gateway: tuple[httpx.AsyncClient, Gatewa
 
 
 async def test_bad_query_header_or_path_is_422_in_the_same_shape(
-        gateway: tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]) -> None:
+        gateway: Gateway) -> None:
     client, _, _ = gateway
     bad_flag = await client.post("/v1/events?dry_run=maybe", json=event_json(), headers=TOKEN)
     assert bad_flag.status_code == 422 and bad_flag.json()["errors"][0]["path"] == "query.dry_run"
@@ -195,7 +207,7 @@ async def test_bad_query_header_or_path_is_422_in_the_same_shape(
     assert bad_id.status_code == 422 and bad_id.json()["errors"][0]["path"] == "path.event_id"
 
 
-async def test_dry_run_when_the_tailor_cannot_be_reached_is_503(engine: AsyncEngine, fvm: Program) -> None:
+async def test_a_dry_run_when_the_tailor_cannot_be_reached_is_503(engine: AsyncEngine, fvm: Program) -> None:
     from services.embedded.broker import free_port
     from services.gateway.main import http_planner
 
@@ -204,7 +216,7 @@ async def test_dry_run_when_the_tailor_cannot_be_reached_is_503(engine: AsyncEng
     install_problem_handler(app)
     store = GatewayStore(engine)
     app.include_router(build_http(store, TokenAuthority(parse_tokens("fvm-token-123=fvm")), {"fvm": fvm},
-                                  http_planner(f"http://127.0.0.1:{free_port()}"), lambda: None))
+                                  http_planner(f"http://127.0.0.1:{free_port()}"), AcceptEvent(store, lambda: None)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
         response = await client.post("/v1/events?dry_run=true", json=event_json(), headers=TOKEN)
     assert response.status_code == 503 and response.json()["detail"].startswith("cannot plan now: ConnectError")

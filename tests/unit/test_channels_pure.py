@@ -11,7 +11,7 @@ from services.teams.webhook import check_webhook_url, envelope, retry_after_seco
 ALLOWED = ("webhook.office.com", "logic.azure.com")
 
 
-def test_smtp_url_with_auth_and_starttls() -> None:
+def test_smtp_url_gives_host_port_credentials_and_starttls() -> None:
     c = parse_smtp_url("smtp://user%40x:p%3Ass@mail.example.se:587?starttls=true")
     assert (c.host, c.port, c.username, c.password, c.starttls, c.use_tls) == (
         "mail.example.se", 587, "user@x", "p:ss", True, False)
@@ -20,7 +20,7 @@ def test_smtp_url_with_auth_and_starttls() -> None:
 
 @pytest.mark.parametrize("url", ["http://mail:25", "smtp://", "smtp://mail:25?ssl=yes",
                                  "smtp://mail:25?tls=true&starttls=true", "smtp://mail:notaport"])
-def test_bad_smtp_url_is_refused(url: str) -> None:
+def test_a_bad_smtp_url_is_refused_naming_the_setting(url: str) -> None:
     with pytest.raises(ValueError, match="SMTP_URL"):
         parse_smtp_url(url)
 
@@ -65,7 +65,7 @@ def test_retry_after_is_honoured_and_capped() -> None:
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 0.5) == 0.5
 
 
-def test_workflows_envelope() -> None:
+def test_a_card_travels_in_the_workflows_message_envelope() -> None:
     body = envelope({"type": "AdaptiveCard"})
     assert body["type"] == "message"
     assert body["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"

@@ -10,7 +10,7 @@ from contracts.events import SteeringDecisionMade, parse_event
 from tests.conftest import ROOT, make_event
 
 
-def test_event_type_selects_the_model() -> None:
+def test_an_events_type_selects_its_model_and_fills_the_defaults() -> None:
     event = make_event("steering.decision")
     assert isinstance(event, SteeringDecisionMade)
     assert isinstance(event.event_id, UUID)
@@ -30,12 +30,12 @@ def test_unknown_fields_are_rejected_everywhere() -> None:
     assert ("status.update", "payload", "colour") in [e["loc"] for e in info.value.errors()]
 
 
-def test_naive_timestamps_are_rejected() -> None:
+def test_timestamps_without_a_time_zone_are_refused() -> None:
     with pytest.raises(ValidationError):
         make_event(embargo_until="2030-01-01T10:00:00")
 
 
-def test_contracts_are_frozen() -> None:
+def test_an_accepted_contract_cannot_be_changed() -> None:
     event = make_event()
     with pytest.raises(ValidationError):
         event.program = "fvis"  # type: ignore[misc]

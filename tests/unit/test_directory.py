@@ -31,7 +31,7 @@ def test_csv_without_required_columns_is_refused_whole() -> None:
         parse_recipients_csv("id,name\np1,Anna\n")
 
 
-def test_csv_round_trip() -> None:
+def test_a_directory_written_as_csv_reads_back_the_same() -> None:
     report = parse_recipients_csv(HEADER + "p1,Anna,anna@example.se,SU,chef,chef,västra,,\n")
     assert parse_recipients_csv(recipients_to_csv(report.accepted)).accepted == report.accepted
 

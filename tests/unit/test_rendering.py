@@ -41,7 +41,7 @@ def test_every_message_expands_the_acronym_at_first_mention(renderer: Renderer, 
                 assert body.index("FVM (Framtidens vårdinformationsmiljö)") == body.index("FVM")
 
 
-def test_html_escapes_publisher_text(renderer: Renderer, fvm: Program) -> None:
+def test_publisher_text_is_escaped_in_html(renderer: Renderer, fvm: Program) -> None:
     event = make_event(payload={"committee": "<b>Styrgrupp</b>", "title": "<script>alert(1)</script>",
                                 "decision_text": "a & b"})
     mail = renderer.email(event, fvm, fvm.audience("programstyrgrupp"))  # type: ignore[arg-type]
@@ -77,7 +77,7 @@ def test_template_referencing_a_missing_field_is_found_at_check_time(tmp_path: P
         check_templates(Renderer(broken, "http://x"), fvm, sample_events("fvm"), COMPOSERS)
 
 
-def test_swedish_dates() -> None:
+def test_dates_read_in_swedish() -> None:
     from datetime import date
 
     assert sv_date(date(2022, 5, 17)) == "17 maj 2022"

@@ -1,0 +1,54 @@
+"""Accepting an admitted event: idempotency, the event and its outbox row in one transaction, the relay woken."""
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from prometheus_client import Counter
+
+from contracts import topics
+from services.common.problems import Problem
+from services.gateway.admission import Admitted
+from services.gateway.auth import Principal
+from services.gateway.store import DuplicateEvent, GatewayStore
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = Counter("budkavle_events_accepted_total", "Events accepted by the gateway", ["program", "type"])
+
+Clock = Callable[[], datetime]
+
+
+class AcceptEvent:
+    def __init__(self, store: GatewayStore, notify_relay: Callable[[], None],
+                 clock: Clock = lambda: datetime.now(UTC)) -> None:
+        self.store = store
+        self.notify_relay = notify_relay
+        self.clock = clock
+
+    async def __call__(self, admitted: Admitted, caller: Principal, idempotency_key: str | None) -> str:
+        """The accepted event's id: a new one, or the first one when the same Idempotency-Key comes back with
+        the same body (409 with another body). Keys are scoped per token."""
+        scope = f"{caller.token_id}:{idempotency_key}" if idempotency_key else None
+        if scope and (first := await self._first(scope, admitted)) is not None:
+            return first
+        event = admitted.event.model_copy(update={"published_at": self.clock()})
+        try:
+            await self.store.accept(event, topics.event_topic(event.type), scope, admitted.request_hash)
+        except DuplicateEvent:
+            if scope and (first := await self._first(scope, admitted)) is not None:
+                return first  # a concurrent retry won the race
+            raise Problem(409, f"event {event.event_id} exists already") from None
+        self.notify_relay()
+        ACCEPTED.labels(event.program, event.type).inc()
+        log.info("event accepted", extra={"event_id": str(event.event_id), "program": event.program,
+                                          "type": event.type})
+        return str(event.event_id)
+
+    async def _first(self, scope: str, admitted: Admitted) -> str | None:
+        first = await self.store.by_idempotency(scope)
+        if first is None:
+            return None
+        if first.request_hash != admitted.request_hash:
+            raise Problem(409, "Idempotency-Key was used before with a different request")
+        return first.event_id
