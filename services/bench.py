@@ -10,6 +10,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -26,6 +27,7 @@ from services.common.settings import CommonSettings
 from services.email.sender import Mail
 from services.email.smtp import SmtpSender, parse_smtp_url
 from services.embedded.broker import free_port, wait_for_port
+from services.tailor.channels import COMPOSERS, Composition
 from services.tailor.directory import synthetic_directory
 from services.tailor.planning import plan_deliveries
 from services.tailor.rendering import Renderer
@@ -54,7 +56,7 @@ def bench_planning(results: dict[str, Any]) -> None:
         plan = plan_deliveries(event, fvm, directory)
     elapsed = (time.perf_counter() - started) / runs
     tracemalloc.start()  # a separate run: tracing slows every allocation
-    plan_deliveries(event, fvm, directory, {})
+    plan_deliveries(event, fvm, directory)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     emails = sum(len(v) for v in plan.recipients("email").values())
@@ -71,6 +73,26 @@ def bench_planning(results: dict[str, Any]) -> None:
             count += 1
     per = (time.perf_counter() - started) / count
     results["rendering"] = {"emails_rendered": count, "ms_per_email": round(per * 1000, 3)}
+    bench_bus_volume(results, fvm, directory, renderer)
+
+
+def bench_bus_volume(results: dict[str, Any], fvm: Any, directory: list[Any], renderer: Renderer) -> None:
+    """What one must-know design decision puts on the bus for email: a group's message travels once per
+    chunk of recipients, not once per person."""
+    event = parse_event({"type": "design.decision", "program": "fvm", "publisher": "bench", "importance": "must_know",
+                         "sensitivity": "internal", "payload": {
+                             "workstream": "Vårdadministration", "level": "workstream", "title": "Gemensam utskrivning",
+                             "summary": "Utskrivningen blir gemensam i hela regionen. " * 10}})
+    plan = plan_deliveries(event, fvm, directory)
+    messages = people = size = 0
+    for aid, recipients in plan.recipients("email").items():
+        target = Composition(event, fvm, aid, plan.audiences[aid], recipients, (), event.occurred_at)
+        for command in COMPOSERS["email"].compose(target, renderer):
+            messages += 1
+            people += len(command.recipients)  # type: ignore[attr-defined]
+            size += len(command.model_dump_json())
+    results["bus_volume_email"] = {"emails": people, "bus_messages": messages, "bus_mib": round(size / 2**20, 1),
+                                   "bytes_per_email": round(size / max(people, 1))}
 
 
 async def _smtp_throughput(port: int, pool: int, messages: int) -> float:
@@ -152,8 +174,8 @@ def _end_to_end(results: dict[str, Any], name: str, smtp_url: str | None) -> Non
         env.update(BUDKAVLE_DATA_DIR=tmp, BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_LOG_LEVEL="WARNING")
         if smtp_url:
             env["SMTP_URL"] = smtp_url
-        process = subprocess.Popen(["budkavle", "up"] if shutil.which("budkavle") else
-                                   ["python", "-m", "services.cli", "up"], env=env, stdout=subprocess.DEVNULL,
+        # This interpreter, not whatever `python` or `budkavle` is on PATH (make bench does not activate the venv).
+        process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:

@@ -7,12 +7,13 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts import topics
 from contracts.deliveries import PublishIntranetItem
 from services.common.bus import Bus, decode_or_dead_letter, raw_body
-from services.common.delivery import Delivery, Ledger, Sender, deliver_many
+from services.common.delivery import Delivery, Ledger, deliver_many
+from services.intranet.sender import IntranetPublisher
 
 CONSUMER = "intranet"
 
 
-def build_router(publisher: Sender[Delivery[PublishIntranetItem]], ledger: Ledger, bus: Bus) -> KafkaRouter:
+def build_router(publisher: IntranetPublisher, ledger: Ledger, bus: Bus) -> KafkaRouter:
     router = KafkaRouter()
 
     @router.subscriber(topics.INTRANET_DELIVERY_REQUESTED, group_id=CONSUMER, auto_offset_reset="earliest",
