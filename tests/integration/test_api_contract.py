@@ -134,7 +134,7 @@ def test_fuzzing_the_running_api_finds_no_server_error_and_no_undocumented_answe
     operation = api_schema.find_operation_by_label(label)
 
     @given(operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def call(case: Any) -> None:
         case.call_and_validate(headers=AUTH, checks=CHECKS)
 
