@@ -126,6 +126,9 @@ class Program(Config):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"duplicate audience ids {dupes}")
+        clash = sorted(set(ids) & set(self.publishes_to))
+        if clash:  # a programme-wide channel is planned and counted under its own name
+            raise ValueError(f"audience ids {clash} are taken by programme-wide channels")
         for m in self.municipalities:
             if self.areas and m.area not in self.areas:
                 raise ValueError(f"municipality {m.name!r} is in unknown area {m.area!r}")

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 
 from contracts import topics
-from contracts.channels import CHANNELS, ChannelSpec
+from contracts.channels import CHANNELS, ChannelSpec, Reach
 from contracts.deliveries import DeliveryCommand, EventPlanned
 from contracts.events import Event
 from programs import Program
@@ -72,9 +72,10 @@ class Tailor:
         planned = tuple(plan.audiences)
         for name, by_target in plan.targets.items():
             composer = self.composers[name]
+            programme_wide = self.channels[name].reach is Reach.PROGRAMME
             for target, people in by_target.items():
-                composition = Composition(event, program, target, plan.audiences.get(target), people, planned,
-                                          published_at)
+                audience = None if programme_wide else plan.audiences[target]
+                composition = Composition(event, program, target, audience, people, planned, published_at)
                 for command in composer.compose(composition, self.renderer):
                     yield self.channels[name].topic, command
 

@@ -72,3 +72,9 @@ def test_a_programme_wide_channel_must_reach_the_whole_programme(tmp_path: Path)
     path = _write(tmp_path, lambda d: d.update(publishes_to=["intranet", "email"]))
     with pytest.raises(ProgramConfigError, match="publishes_to: .*channel 'email' reaches persons, not programmes"):
         load_program(path)
+
+
+def test_a_target_group_may_not_take_the_name_of_a_programme_wide_channel(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda d: d["audiences"][0].update(id="intranet"))
+    with pytest.raises(ProgramConfigError, match=r"audience ids \['intranet'\] are taken by programme-wide channels"):
+        load_program(path)
