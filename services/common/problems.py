@@ -68,3 +68,17 @@ def install_problem_handler(app: FastAPI) -> None:
 
     app.add_exception_handler(Problem, handle)
     app.add_exception_handler(RequestValidationError, invalid_request)
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, read as it streams in and refused (413) as soon as it passes `limit` bytes."""
+    too_large = Problem(413, f"request body over {limit // 1024} KiB")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from prometheus_client import Counter
 
 from contracts import topics
+from services.common.auth import Principal
 from services.common.problems import Problem
 from services.gateway.admission import Admitted
-from services.gateway.auth import Principal
 from services.gateway.store import DuplicateEvent, GatewayStore
 
 log = logging.getLogger(__name__)

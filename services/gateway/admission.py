@@ -1,4 +1,4 @@
-"""Admission: may this request body become an accepted event? Pure — no I/O, no clock.
+"""Admission: may this request body become an accepted event? Pure — no I/O; the time comes in.
 
 Every refusal is a `Problem` with the status the API answers and, for invalid input, each invalid
 field's path and reason.
@@ -8,15 +8,17 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
-from contracts.events import Event, parse_event
+from contracts.events import MAX_EVENT_BYTES, Event, GoLiveMilestoneReached, parse_event
 from programs import Program
+from services.common.auth import Principal
 from services.common.problems import Problem, field_problems
-from services.gateway.auth import Principal
 
-MAX_BODY = 256 * 1024
+MAX_BODY = MAX_EVENT_BYTES
+MAX_EMBARGO = timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -25,12 +27,14 @@ class Admitted:
     request_hash: str  # what an Idempotency-Key is held to: the same key must come with the same body
 
 
-def admit(body: bytes, caller: Principal, programs: Mapping[str, Program]) -> Admitted:
+def admit(body: bytes, caller: Principal, programs: Mapping[str, Program], now: datetime) -> Admitted:
     """The event in `body`, or the Problem that refuses it (422 invalid, 403 programme not in the token)."""
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Problem(422, "body is not valid JSON", [{"path": "<root>", "reason": str(exc)}]) from exc
+    except RecursionError:
+        raise Problem(422, "body is not valid JSON", [{"path": "<root>", "reason": "nested too deeply"}]) from None
     if not isinstance(data, dict):
         raise Problem(422, "body must be a JSON object", [{"path": "<root>", "reason": "not an object"}])
     data.pop("published_at", None)  # set by the gateway, never by the publisher
@@ -43,8 +47,23 @@ def admit(body: bytes, caller: Principal, programs: Mapping[str, Program]) -> Ad
     program = programs.get(event.program)
     if program is None:
         raise Problem(422, "invalid event", [{"path": "program", "reason": f"unknown programme {event.program!r}"}])
-    unknown = [(i, a) for i, a in enumerate(event.audiences or ()) if program.audience(a) is None]
-    if unknown:
-        raise Problem(422, "invalid event", [{"path": f"audiences.{i}", "reason": f"unknown target group {a!r}"}
-                                             for i, a in unknown])
+    errors = against_programme(event, program, now)
+    if errors:
+        raise Problem(422, "invalid event", errors)
     return Admitted(event, hashlib.sha256(body).hexdigest())
+
+
+def against_programme(event: Event, program: Program, now: datetime) -> list[dict[str, str]]:
+    """What the schema cannot know: the programme's target groups and areas, and a sane embargo."""
+    errors = [{"path": f"audiences.{i}", "reason": f"unknown target group {a!r}"}
+              for i, a in enumerate(event.audiences or ()) if program.audience(a) is None]
+    areas = ", ".join(program.areas)
+    if program.areas:
+        errors += [{"path": f"regions.{i}", "reason": f"programme {program.program!r} has no area {r!r} (it has {areas})"}
+                   for i, r in enumerate(event.regions or ()) if r not in program.areas]
+        if isinstance(event, GoLiveMilestoneReached) and event.payload.area not in program.areas:
+            errors.append({"path": "payload.area",
+                           "reason": f"programme {program.program!r} has no area {event.payload.area!r} (it has {areas})"})
+    if event.embargo_until is not None and event.embargo_until > now + MAX_EMBARGO:
+        errors.append({"path": "embargo_until", "reason": "an embargo may reach at most a year ahead"})
+    return errors

@@ -18,17 +18,19 @@ from pydantic import AwareDatetime, BaseModel
 from contracts.deliveries import DeliveryPlan
 from contracts.events import EVENT_ADAPTER, Event
 from programs import Program
-from services.common.problems import Problem, problem_responses
+from services.common.auth import Principal, TokenAuthority
+from services.common.problems import Problem, problem_responses, read_limited
 from services.gateway.accept import AcceptEvent
 from services.gateway.admission import MAX_BODY, admit
-from services.gateway.auth import Principal, TokenAuthority
 from services.gateway.status import ChannelCounts, State, event_status
 from services.gateway.store import GatewayStore
 
 PROGRAM_ID = r"^[a-z][a-z0-9_-]{1,31}$"
 REJECTED = Counter("budkavle_events_rejected_total", "Event requests refused by the gateway", ["status"])
 
-Planner = Callable[[Event], Awaitable[DeliveryPlan]]
+#: Plans an event without sending; the second argument is the caller's Authorization header, which a planner
+#: in another process (the tailor) checks for itself.
+Planner = Callable[[Event, str], Awaitable[DeliveryPlan]]
 
 
 class PlannerUnavailable(Exception):
@@ -111,7 +113,10 @@ def _refused(problem: Problem) -> Problem:
 
 
 def build_http(store: GatewayStore, authority: TokenAuthority, programs: Mapping[str, Program],
-               planner: Planner, accept: AcceptEvent) -> APIRouter:
+               planner: Planner, accept: AcceptEvent, public_url: str) -> APIRouter:
+    """`public_url` is where clients reach the API (BUDKAVLE_PUBLIC_URL): status links are built from it,
+    never from the request's Host header."""
+    base = public_url.rstrip("/")
     router = APIRouter(prefix="/v1", tags=["events"])
 
     def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
@@ -123,37 +128,32 @@ def build_http(store: GatewayStore, authority: TokenAuthority, programs: Mapping
     Caller = Annotated[Principal, Depends(principal)]
 
     async def limited_body(request: Request) -> bytes:
-        """The body, read as it streams in, refused as soon as it passes the limit (413)."""
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY:
-            raise _refused(Problem(413, f"request body over {MAX_BODY // 1024} KiB"))
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise _refused(Problem(413, f"request body over {MAX_BODY // 1024} KiB"))
-        return bytes(body)
+        try:
+            return await read_limited(request, MAX_BODY)
+        except Problem as problem:
+            raise _refused(problem) from None
 
     @router.post("/events", status_code=202, response_model=EventAccepted, openapi_extra=EVENT_BODY,
                  summary="Publish one event (or, with dry_run, see its delivery plan)",
                  responses={200: {"model": DryRun, "description": "dry run: the delivery plan, nothing sent"},
                             **problem_responses(401, 403, 409, 413, 422, 503)})
-    async def post_event(request: Request, caller: Caller, body: Annotated[bytes, Depends(limited_body)],
+    async def post_event(caller: Caller, body: Annotated[bytes, Depends(limited_body)],
+                         authorization: Annotated[str, Header()],
                          dry_run: bool = Query(False, description="return the delivery plan, send nothing"),
                          idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:
         try:
-            admitted = admit(body, caller, programs)
+            admitted = admit(body, caller, programs, accept.clock())
             if dry_run:
                 try:
-                    plan = await planner(admitted.event)
+                    plan = await planner(admitted.event, authorization)
                 except PlannerUnavailable as exc:
                     raise Problem(503, f"cannot plan now: {exc}") from exc
                 return JSONResponse(DryRun(plan=plan).model_dump(mode="json"), status_code=200)
             event_id = await accept(admitted, caller, idempotency_key)
         except Problem as problem:
             raise _refused(problem) from None
-        return JSONResponse(EventAccepted(event_id=UUID(event_id), status_url=str(
-            request.url_for("get_event", event_id=event_id))).model_dump(mode="json"), status_code=202)
+        accepted = EventAccepted(event_id=UUID(event_id), status_url=f"{base}/v1/events/{event_id}")
+        return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
     @router.get("/events/{event_id}", response_model=EventStatus, summary="An event's status",
                 responses=problem_responses(401, 404, 422))

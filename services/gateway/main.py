@@ -6,11 +6,11 @@ from pydantic import Field
 from contracts.deliveries import DeliveryPlan
 from contracts.events import Event
 from programs import load_programs
+from services.common.auth import TokenAuthority, parse_tokens
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.gateway.accept import AcceptEvent
 from services.gateway.api import Planner, PlannerUnavailable, build_http, event_schemas
-from services.gateway.auth import TokenAuthority, parse_tokens
 from services.gateway.handlers import build_router
 from services.gateway.relay import OutboxRelay
 from services.gateway.store import MIGRATIONS, GatewayStore
@@ -24,11 +24,12 @@ class GatewaySettings(CommonSettings):
 def http_planner(tailor_url: str) -> Planner:
     """Dry runs ask the tailor, which owns the directory, over HTTP (production topology)."""
 
-    async def plan(event: Event) -> DeliveryPlan:
+    async def plan(event: Event, authorization: str) -> DeliveryPlan:
         try:
             async with httpx.AsyncClient(base_url=tailor_url, timeout=30.0) as client:
                 response = await client.post("/internal/v1/plans", content=event.model_dump_json(),
-                                             headers={"content-type": "application/json"})
+                                             headers={"content-type": "application/json",
+                                                      "authorization": authorization})
                 response.raise_for_status()
         except httpx.HTTPError as exc:
             raise PlannerUnavailable(f"{type(exc).__name__}: {exc}") from exc
@@ -51,7 +52,8 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
     return ServiceParts(
         name="gateway",
         router=build_router(store, runtime.bus),
-        http=build_http(store, authority, programs, planner, AcceptEvent(store, relay.notify)),
+        http=build_http(store, authority, programs, planner, AcceptEvent(store, relay.notify),
+                        settings.resolved_public_url()),
         openapi_schemas=event_schemas(),
         migrations=MIGRATIONS,
         background=(relay.run,),

@@ -1,11 +1,14 @@
 """Composition root of the tailor: settings, programmes, templates, store, router."""
 
-from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import ValidationError
+from typing import Annotated
 
-from contracts.events import parse_event
+from fastapi import APIRouter, Header, Request, Response
+from pydantic import Field, ValidationError
+
+from contracts.events import MAX_EVENT_BYTES, parse_event
 from programs import load_programs
-from services.common.bus import validation_reason
+from services.common.auth import TokenAuthority, parse_tokens
+from services.common.problems import Problem, field_problems, read_limited
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.tailor.channels import COMPOSERS, check_templates
@@ -18,7 +21,9 @@ from services.tailor.store import MIGRATIONS, TailorStore
 
 
 class TailorSettings(CommonSettings):
-    pass
+    #: The publishers' tokens: with them the tailor answers the gateway's dry runs over HTTP, for the
+    #: caller's programmes only. Unset (the embedded mode, where the gateway plans in process): no HTTP API.
+    api_tokens: str = Field(default="", alias="BUDKAVLE_API_TOKENS")
 
 
 def build(settings: TailorSettings, runtime: Runtime) -> tuple[ServiceParts, Tailor]:
@@ -27,25 +32,33 @@ def build(settings: TailorSettings, runtime: Runtime) -> tuple[ServiceParts, Tai
     for program in programs.values():
         check_templates(renderer, program, sample_events(program.program), COMPOSERS)
     tailor = Tailor(programs, renderer, TailorStore(runtime.engine), runtime.bus)
-    parts = ServiceParts(name="tailor", router=build_router(tailor, runtime.bus), http=build_http(tailor),
+    http = build_http(tailor, TokenAuthority(parse_tokens(settings.api_tokens))) if settings.api_tokens else None
+    parts = ServiceParts(name="tailor", router=build_router(tailor, runtime.bus), http=http,
                          migrations=MIGRATIONS, background=(tailor.run_embargo_releases,))
     return parts, tailor
 
 
-def build_http(tailor: Tailor) -> APIRouter:
-    """The tailor's internal API: the gateway's dry runs ask it for a plan (it owns the directory)."""
+def build_http(tailor: Tailor, authority: TokenAuthority) -> APIRouter:
+    """The tailor's internal API: the gateway's dry runs ask it for a plan (it owns the directory), with the
+    publisher's own token, for the programmes that token may publish for."""
     router = APIRouter(prefix="/internal/v1", include_in_schema=False)
 
     @router.post("/plans")
-    async def plan(request: Request) -> Response:
+    async def plan(request: Request, authorization: Annotated[str | None, Header()] = None) -> Response:
+        caller = authority.authenticate(authorization)
+        if caller is None:
+            raise Problem(401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
+        body = await read_limited(request, MAX_EVENT_BYTES)
         try:
-            event = parse_event(await request.body())
+            event = parse_event(body)
         except ValidationError as exc:
-            raise HTTPException(422, validation_reason(exc)) from exc
+            raise Problem(422, "invalid event", field_problems(exc)) from exc
+        if event.program not in caller.programs:
+            raise Problem(403, f"token may not plan for programme {event.program!r}")
         try:
             plan = await tailor.plan(event)
         except (UnprocessableEvent, UnknownAudienceError) as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise Problem(422, str(exc)) from exc
         return Response(plan.contract.model_dump_json(), media_type="application/json")
 
     return router

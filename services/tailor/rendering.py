@@ -77,6 +77,20 @@ def summary_of(event: Event) -> str:
     return p.title
 
 
+#: A subject's length limit: what an email command carries (mail clients show far less anyway).
+SUBJECT_LIMIT = 300
+
+
+def fit(text: str, limit: int) -> str:
+    """`text`, or its longest beginning that ends at a word and leaves room for "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2:]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip() + "…"
+
+
 class Renderer:
     def __init__(self, templates_dir: Path, public_url: str) -> None:
         loader = FileSystemLoader(str(templates_dir))
@@ -113,9 +127,11 @@ class Renderer:
             raise TemplateProblem(f"templates/{name} for {ctx['event'].type} ({ctx['tone']}): {exc}") from exc
 
     def subject(self, event: Event, program: Program, audience: Audience | None) -> str:
+        """One line, at most SUBJECT_LIMIT characters: a long committee name and a long title together are
+        cut at a word with "…", so that every accepted event can be sent (the full title is in the body)."""
         ctx = self._context(event, program, audience)
         subject = " ".join(self._render(self._text, "subject.txt.j2", ctx).split())
-        return policy.expand_first_mention(subject, program.acronym, program.first_mention)
+        return fit(policy.expand_first_mention(subject, program.acronym, program.first_mention), SUBJECT_LIMIT)
 
     def email(self, event: Event, program: Program, audience: Audience) -> RenderedEmail:
         ctx = self._context(event, program, audience)

@@ -43,20 +43,20 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The gateway served over real HTTP (uvicorn), on SQLite; dry runs planned over a small directory.
     Accepted events stay in the outbox: no broker is needed, none is started."""
     data_dir: Path = tmp_path_factory.mktemp("gateway")
-    settings = GatewaySettings(api_tokens=f"{TOKEN}=fvm|fvis", data_dir=data_dir, database_url="",
+    port = free_port()
+    settings = GatewaySettings(api_tokens=f"{TOKEN}=fvm|fvis", data_dir=data_dir, database_url="", http_port=port,
                                kafka_bootstrap_servers="unused.invalid:9092", programs_dir=PROGRAMS_DIR,
                                templates_dir=TEMPLATES_DIR)
     programs = load_programs(PROGRAMS_DIR)
     municipalities = [(m.name, m.area, frozenset(m.options)) for p in programs.values() for m in p.municipalities]
     directory = list(synthetic_directory(municipalities, staff_scale=0.01))
 
-    async def planner(event: Event) -> DeliveryPlan:
+    async def planner(event: Event, _authorization: str) -> DeliveryPlan:
         return plan_deliveries(event, programs[event.program], directory).contract
 
     runtime = Runtime.create(settings, client_id="contract-test")
     runtime.add(build_gateway(settings, runtime, planner=planner))
     asyncio.run(upgrade(runtime.engine, MIGRATIONS))
-    port = free_port()
     server = uvicorn.Server(uvicorn.Config(runtime.http_app(), host="127.0.0.1", port=port, log_config=None,
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -80,12 +80,20 @@ def test_gateway_alone_asks_the_tailor_alone_for_dry_runs(tmp_path: Path, kafka_
     imported = subprocess.run([sys.executable, "-m", "services.cli", "recipients", "import", str(csv)], cwd=ROOT,
                               env={**os.environ, "DATABASE_URL": db}, capture_output=True, text=True, timeout=60)
     assert imported.returncode == 0, imported.stderr
-    with service("tailor", tmp_path, kafka_bootstrap) as tailor_url, \
-            service("gateway", tmp_path, kafka_bootstrap, BUDKAVLE_API_TOKENS="standalone-token=fvm",
+    tokens = "standalone-token=fvm,fvis-only-token=fvis"
+    with service("tailor", tmp_path, kafka_bootstrap, BUDKAVLE_API_TOKENS=tokens) as tailor_url, \
+            service("gateway", tmp_path, kafka_bootstrap, BUDKAVLE_API_TOKENS=tokens,
                     BUDKAVLE_TAILOR_URL=tailor_url) as gateway_url:
         event = (ROOT / "deploy" / "examples" / "steering-decision.json").read_bytes()
         response = httpx.post(f"{gateway_url}/v1/events?dry_run=true", content=event, timeout=30,
                               headers={"Authorization": "Bearer standalone-token"})
+        # The tailor's own port answers only a publisher's token, for that token's programmes.
+        plans = f"{tailor_url}/internal/v1/plans"
+        anonymous = httpx.post(plans, content=event, timeout=30)
+        foreign = httpx.post(plans, content=event, timeout=30, headers={"Authorization": "Bearer fvis-only-token"})
+        huge = httpx.post(plans, content=b" " * (300 * 1024), timeout=30,
+                          headers={"Authorization": "Bearer standalone-token"})
     assert response.status_code == 200, response.text
+    assert (anonymous.status_code, foreign.status_code, huge.status_code) == (401, 403, 413)
     groups = {g["audience_id"]: g for g in response.json()["plan"]["groups"]}
     assert groups["politisk-styrgrupp"]["recipients"] == 1

@@ -13,12 +13,12 @@ from contracts import topics
 from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned
 from contracts.events import Event
 from programs import Program
+from services.common.auth import TokenAuthority, parse_tokens
 from services.common.bus import Bus
 from services.common.db import create_tables
 from services.common.problems import install_problem_handler
 from services.gateway.accept import AcceptEvent
 from services.gateway.api import build_http
-from services.gateway.auth import TokenAuthority, parse_tokens
 from services.gateway.handlers import build_router
 from services.gateway.relay import OutboxRelay
 from services.gateway.store import GatewayStore, metadata
@@ -43,13 +43,13 @@ async def gateway(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Progr
     store = GatewayStore(engine)
     relay = OutboxRelay(store, bus)
 
-    async def planner(event: Event) -> DeliveryPlan:
+    async def planner(event: Event, _authorization: str) -> DeliveryPlan:
         return plan_deliveries(event, fvm, small_directory).contract
 
     authority = TokenAuthority(parse_tokens("fvm-token-123=fvm,fvis-token-123=fvis,all-token-123=fvm|okand"))
     app = FastAPI()
     install_problem_handler(app)
-    app.include_router(build_http(store, authority, {"fvm": fvm}, planner, AcceptEvent(store, relay.notify)))
+    app.include_router(build_http(store, authority, {"fvm": fvm}, planner, AcceptEvent(store, relay.notify), "http://gw"))
     broker.include_router(build_router(store, bus))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
         yield client, store, relay
@@ -216,7 +216,8 @@ async def test_a_dry_run_when_the_tailor_cannot_be_reached_is_503(engine: AsyncE
     install_problem_handler(app)
     store = GatewayStore(engine)
     app.include_router(build_http(store, TokenAuthority(parse_tokens("fvm-token-123=fvm")), {"fvm": fvm},
-                                  http_planner(f"http://127.0.0.1:{free_port()}"), AcceptEvent(store, lambda: None)))
+                                  http_planner(f"http://127.0.0.1:{free_port()}"), AcceptEvent(store, lambda: None),
+                                  "http://gw"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
         response = await client.post("/v1/events?dry_run=true", json=event_json(), headers=TOKEN)
     assert response.status_code == 503 and response.json()["detail"].startswith("cannot plan now: ConnectError")

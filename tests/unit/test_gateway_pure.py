@@ -1,13 +1,15 @@
 import json
+from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid4
 
 import pytest
 
 from contracts.deliveries import DeliveryPlan
 from programs import Program
+from services.common.auth import Principal, TokenAuthority, TokenConfigError, parse_tokens
 from services.common.problems import Problem
 from services.gateway.admission import admit
-from services.gateway.auth import Principal, TokenAuthority, TokenConfigError, parse_tokens
 from services.gateway.status import ChannelCounts, event_status
 
 
@@ -51,19 +53,32 @@ def test_embargoed_plan_reports_embargoed() -> None:
     assert event_status(("embargoed", plan({"a": {"email": 1}})), {}).status == "embargoed"
 
 
-FVM_ONLY = Principal(token_id="t0", programs=frozenset({"fvm"}))
+FVM_ONLY = Principal(token_id="sha256:test", programs=frozenset({"fvm"}))
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def refusal(fvm: Program, **changes: Any) -> Problem:
+    """The problem that refuses a valid go-live once `changes` are applied (payload keys nest under payload)."""
+    body: dict[str, Any] = {"type": "golive.milestone", "program": "fvm", "publisher": "p", "importance": "must_know",
+                            "payload": {"area": "södra", "planned_date": "2027-04-01", "status": "planned",
+                                        "title": "Södra inför Millennium", "what_changes": "Ny journal."}}
+    for key, value in changes.items():
+        (body["payload"] if key in body["payload"] else body)[key] = value
+    with pytest.raises(Problem) as info:
+        admit(json.dumps(body).encode(), FVM_ONLY, {"fvm": fvm}, NOW)
+    return info.value
 
 
 def test_admission_names_every_invalid_field_and_never_trusts_a_publishers_published_at(fvm: Program) -> None:
     body = {"type": "steering.decision", "program": "fvm", "publisher": "p", "importance": "urgent",
             "published_at": "2020-01-01T00:00:00+00:00", "payload": {"committee": "K", "decision_text": "x"}}
     with pytest.raises(Problem) as info:
-        admit(json.dumps(body).encode(), FVM_ONLY, {"fvm": fvm})
+        admit(json.dumps(body).encode(), FVM_ONLY, {"fvm": fvm}, NOW)
     assert info.value.status == 422
     assert {e["path"] for e in info.value.errors or []} == {"steering.decision.importance",
                                                            "steering.decision.payload.title"}
     body.update(importance="must_know", payload={"committee": "K", "title": "T", "decision_text": "x"})
-    admitted = admit(json.dumps(body).encode(), FVM_ONLY, {"fvm": fvm})
+    admitted = admit(json.dumps(body).encode(), FVM_ONLY, {"fvm": fvm}, NOW)
     assert admitted.event.published_at is None and len(admitted.request_hash) == 64
 
 
@@ -76,5 +91,38 @@ def test_admission_names_every_invalid_field_and_never_trusts_a_publishers_publi
 def test_admission_refuses_what_is_not_an_event_for_this_token(fvm: Program, body: bytes, status: int,
                                                                detail: str) -> None:
     with pytest.raises(Problem) as info:
-        admit(body, FVM_ONLY, {"fvm": fvm})
+        admit(body, FVM_ONLY, {"fvm": fvm}, NOW)
     assert (info.value.status, info.value.detail) == (status, detail)
+
+
+@pytest.mark.parametrize("changes,path,reason", [
+    ({"area": "sodra"}, "payload.area", "programme 'fvm' has no area 'sodra' (it has södra, norra, östra, västra)"),
+    ({"regions": ["västra", "Umeå"]}, "regions.1", "programme 'fvm' has no area 'Umeå'"),
+    ({"embargo_until": "2027-12-01T08:00:00+01:00"}, "embargo_until", "an embargo may reach at most a year ahead"),
+    ({"title": "Södra\vinför"}, "golive.milestone.payload.title", "control character U+000B"),
+    ({"what_changes": "Ny\ufffejournal"}, "golive.milestone.payload.what_changes", "control character U+FFFE"),
+    ({"occurred_at": "9999-12-31T23:59:59-23:59"}, "golive.milestone.occurred_at", "outside the calendar"),
+    ({"occurred_at": "1970-01-01T00:00:00+00:00"}, "golive.milestone.occurred_at", "between the years 2000 and 2100"),
+])
+def test_admission_checks_what_the_programme_and_the_channels_can_carry(
+        fvm: Program, changes: dict[str, Any], path: str, reason: str) -> None:
+    problem = refusal(fvm, **changes)
+    assert problem.status == 422
+    [error] = problem.errors or []
+    assert error["path"] == path and reason in error["reason"]
+
+
+def test_deeply_nested_json_is_refused_as_invalid_not_a_server_error(fvm: Program) -> None:
+    with pytest.raises(Problem) as info:
+        admit(b"[" * 100_000 + b"]" * 100_000, FVM_ONLY, {"fvm": fvm}, NOW)
+    assert info.value.status == 422 and info.value.errors == [{"path": "<root>", "reason": "nested too deeply"}]
+
+
+def test_an_idempotency_scope_follows_the_token_not_its_place_in_the_list() -> None:
+    first = TokenAuthority(parse_tokens("aaaa-token-1=fvm,bbbb-token-2=fvm"))
+    reordered = TokenAuthority(parse_tokens("bbbb-token-2=fvm,aaaa-token-1=fvm"))
+    a, b = first.authenticate("Bearer bbbb-token-2"), reordered.authenticate("Bearer bbbb-token-2")
+    assert a is not None and b is not None and a.token_id == b.token_id
+    assert "bbbb" not in a.token_id  # a handle, never the secret
+    other = first.authenticate("Bearer aaaa-token-1")
+    assert other is not None and other.token_id != a.token_id

@@ -88,3 +88,18 @@ def test_a_subject_that_mentions_the_acronym_reads_it_expanded(renderer: Rendere
                                 "decision_text": "FVM går vidare."})
     mail = renderer.email(event, fvm, fvm.audience("programstyrgrupp"))  # type: ignore[arg-type]
     assert mail.subject == "Programstyrgrupp har beslutat: FVM (Framtidens vårdinformationsmiljö) får ny tidplan"
+
+
+def test_the_longest_committee_and_title_an_event_may_have_still_make_a_sendable_email(fvm: Program) -> None:
+    from contracts.deliveries import SendEmail
+    from services.tailor.channels import COMPOSERS, Composition
+    from services.tailor.directory import Recipient
+
+    event = make_event(payload={"committee": "Kommitté " * 22, "title": "Rubrik " * 28, "decision_text": "Text."})
+    assert len(event.payload.committee) == 198 and len(event.payload.title) == 196  # type: ignore[union-attr]
+    audience = fvm.audiences[0]
+    target = Composition(event, fvm, audience.id, audience, (Recipient("p1", "P", "p1@example.se"),), (),
+                         event.occurred_at)
+    [command] = COMPOSERS["email"].compose(target, Renderer(TEMPLATES_DIR, "http://x"))
+    assert isinstance(command, SendEmail)
+    assert len(command.subject) <= 300 and command.subject.endswith("…") and "  " not in command.subject

@@ -1,5 +1,6 @@
 """Bearer tokens scoped per programme, from BUDKAVLE_API_TOKENS (`token=prog[|prog…],…`)."""
 
+import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -11,7 +12,9 @@ class TokenConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Principal:
-    token_id: str  # a stable, non-secret handle for the token (its position), used to scope idempotency keys
+    #: A stable, non-secret handle for the token (a hash of it), used to scope idempotency keys: it stays
+    #: the same when other tokens are added, removed or reordered.
+    token_id: str
     programs: frozenset[str]
 
 
@@ -32,6 +35,10 @@ def parse_tokens(spec: str) -> dict[str, frozenset[str]]:
     return tokens
 
 
+def token_handle(token: str) -> str:
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
 class TokenAuthority:
     def __init__(self, tokens: dict[str, frozenset[str]]) -> None:
         self._tokens = list(tokens.items())
@@ -44,7 +51,7 @@ class TokenAuthority:
             return None
         presented_b = presented.strip().encode()
         found: Principal | None = None
-        for n, (token, programs) in enumerate(self._tokens):
+        for token, programs in self._tokens:
             if hmac.compare_digest(token.encode(), presented_b):  # constant time per candidate
-                found = Principal(token_id=f"t{n}", programs=programs)
+                found = Principal(token_id=token_handle(token), programs=programs)
         return found
