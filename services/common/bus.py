@@ -6,17 +6,19 @@ and a cluster.
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from contracts import topics
 from contracts.deliveries import DeadLetter
@@ -24,16 +26,34 @@ from contracts.deliveries import DeadLetter
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEAD_LETTERS = Counter("budkavle_dead_letters_total", "Bus messages that failed validation", ["consumer"])
-
-
+DEAD_LETTERS = Counter("budkavle_dead_letters_total", "Bus messages parked on the dead-letter topic", ["consumer"])
 REDELIVERIES = Counter("budkavle_redeliveries_total", "Messages handed back to the bus after an error")
+
+#: How often a handler may fail on one message for a reason other than a dependency being down, before the
+#: message is dead-lettered with the reason.
+HANDLER_ATTEMPTS = 3
+
+
+class DependencyUnavailable(Exception):
+    """Something a handler needs is down (a channel, the database, the broker): the message goes back to the
+    bus and is tried again with back-off for as long as that takes; nothing is dead-lettered for it."""
+
+
+#: Errors that mean "a dependency is down", not "this message cannot be handled".
+DEPENDENCY_DOWN: tuple[type[BaseException], ...] = (
+    DependencyUnavailable, OSError, TimeoutError, OperationalError, InterfaceError, KafkaError)
+
+
+class RetryAtOnce(Exception):
+    """A handler failed on a message for another reason: it is handed back for an immediate retry, without
+    back-off, so that the messages behind it wait only for the few attempts allowed."""
 
 
 def redelivery_backoff(base_seconds: float = 0.2, max_seconds: float = 30.0) -> type[BaseMiddleware]:
     """A middleware that waits before a failed message is redelivered (NACK_ON_ERROR seeks back at once),
     doubling the wait for each consecutive failure of the same message, so that a broken dependency is
-    not hammered. Each broker gets its own class, and so its own memory of failures."""
+    not hammered. A `RetryAtOnce` is redelivered without waiting. Each broker gets its own class, and so
+    its own memory of failures."""
     failures: dict[str, int] = {}
 
     class RedeliveryBackoff(BaseMiddleware):
@@ -41,6 +61,9 @@ def redelivery_backoff(base_seconds: float = 0.2, max_seconds: float = 30.0) -> 
             key = str(msg.message_id)
             try:
                 result = await call_next(msg)
+            except RetryAtOnce:
+                REDELIVERIES.inc()
+                raise
             except Exception:
                 n = failures.get(key, 0) + 1
                 if len(failures) > 10_000:
@@ -72,10 +95,12 @@ def create_broker(bootstrap_servers: str, client_id: str, idempotent: bool = Fal
 
 
 class Bus:
-    """What handlers need of the broker: publish a contract model with a key."""
+    """What handlers need of the broker: publish a contract model with a key. It also remembers, per
+    runtime, how often a handler has failed on each message (`bounded_failures`)."""
 
     def __init__(self, broker: KafkaBroker) -> None:
         self.broker = broker
+        self.failures: dict[str, int] = {}
 
     async def publish(self, topic: str, message: BaseModel, key: str) -> None:
         await self.publish_json(topic, message.model_dump_json().encode(), key)
@@ -93,12 +118,15 @@ async def raw_body(msg: Any) -> Any:
 
 async def decode_batch(msg: Any, parse: Callable[[bytes], T], bus: Bus, consumer: str) -> list[T]:
     """Parse every message of a batch subscriber's batch; those that fail go to the dead-letter topic."""
-    records = msg.raw_message if isinstance(msg.raw_message, (tuple, list)) else (msg.raw_message,)
-    bodies = msg.body if isinstance(msg.body, list) else [msg.body]
-    parsed: list[T] = []
-    for record, body in zip(records, bodies, strict=True):
+    return [value for _record, _body, value in await decode_each(msg, parse, bus, consumer)]
+
+
+async def decode_each(msg: Any, parse: Callable[[bytes], T], bus: Bus, consumer: str) -> list[tuple[Any, bytes, T]]:
+    """`decode_batch`, keeping each parsed value's record and body (to dead-letter that one alone)."""
+    parsed: list[tuple[Any, bytes, T]] = []
+    for record, body in records_of(msg):
         try:
-            parsed.append(parse(body))
+            parsed.append((record, body, parse(body)))
         except (ValidationError, ValueError) as exc:
             await dead_letter_record(record, body, bus, consumer, validation_reason(exc))
     return parsed
@@ -143,6 +171,42 @@ async def decode_or_dead_letter(
     except (ValidationError, ValueError) as exc:
         await dead_letter(msg, bus, consumer, validation_reason(exc))
         return None
+
+
+def records_of(msg: Any) -> list[tuple[Any, bytes]]:
+    """(Kafka record, body) of each message a (batch) subscriber received."""
+    records = msg.raw_message if isinstance(msg.raw_message, (tuple, list)) else (msg.raw_message,)
+    bodies = msg.body if isinstance(msg.body, list) else [msg.body]
+    return list(zip(records, bodies, strict=True))
+
+
+@asynccontextmanager
+async def bounded_failures(received: Any, bus: Bus, consumer: str) -> AsyncIterator[None]:
+    """Around a handler's work on `received` (a message, or some of a batch's (record, body) pairs): a
+    dependency being down propagates (the message is redelivered with back-off); any other error is retried
+    at once, at most HANDLER_ATTEMPTS times in all, and then those messages go to the dead-letter topic with
+    the reason, and the consumer goes on. A poison message holds up those behind it for a few attempts,
+    never for good."""
+    records = received if isinstance(received, list) else records_of(received)
+    first = records[0][0]
+    key = f"{consumer}:{getattr(first, 'topic', '')}:{getattr(first, 'partition', '')}:{getattr(first, 'offset', '')}"
+    try:
+        yield
+    except DEPENDENCY_DOWN:
+        raise
+    except Exception as exc:
+        attempts = bus.failures.pop(key, 0) + 1
+        if attempts < HANDLER_ATTEMPTS:
+            if len(bus.failures) > 10_000:
+                bus.failures.clear()
+            bus.failures[key] = attempts
+            raise RetryAtOnce(f"{type(exc).__name__}: {exc}") from exc
+        reason = f"handler failed {attempts} times: {type(exc).__name__}: {exc}"[:2000]
+        log.error("giving up on a message; dead-lettered", exc_info=exc, extra={"consumer": consumer})
+        for record, body in records:
+            await dead_letter_record(record, body, bus, consumer, reason)
+    else:
+        bus.failures.pop(key, None)
 
 
 async def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int = 3) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
 from contracts.deliveries import DeliveryCommand, DeliveryOutcome
-from services.common.bus import Bus
+from services.common.bus import Bus, DependencyUnavailable
 from services.common.db import upsert_many
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class PermanentDeliveryError(DeliveryError):
     """The channel refused the message for good (SMTP 5xx, HTTP 4xx, a forbidden webhook)."""
 
 
-class ChannelUnavailable(TransientDeliveryError):
+class ChannelUnavailable(TransientDeliveryError, DependencyUnavailable):
     """The channel itself cannot be reached (connection refused, lost, timed out). Nothing is recorded as
     failed: the batch is handed back to the bus and tried again, with back-off, until the channel is back."""
 

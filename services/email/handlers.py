@@ -5,13 +5,15 @@ redelivered chunk sends nothing to those already served. The consumer takes a fe
 delivers them concurrently, and lets the offsets be committed only after every result is recorded.
 """
 
+from typing import Any
+
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts import topics
 from contracts.deliveries import SendEmail
-from services.common.bus import Bus, decode_batch, raw_body
+from services.common.bus import Bus, bounded_failures, decode_each, raw_body
 from services.common.delivery import Ledger, deliver_many
 from services.email.sender import EmailSender, Mail
 
@@ -26,9 +28,22 @@ def build_router(sender: EmailSender, ledger: Ledger, bus: Bus, concurrency: int
                        batch=True, max_records=CHUNKS_PER_BATCH, ack_policy=AckPolicy.NACK_ON_ERROR,
                        decoder=raw_body, title="email:deliveries")
     async def on_email_delivery_requested(msg: KafkaMessage) -> None:
-        commands = await decode_batch(msg, SendEmail.model_validate_json, bus, CONSUMER)
-        mails = [mail for command in commands for mail in Mail.each_of(command)]
-        if mails:
-            await deliver_many(mails, sender, ledger, bus, concurrency)
+        commands = await decode_each(msg, SendEmail.model_validate_json, bus, CONSUMER)
+
+        async def deliver(record: Any, body: bytes, command: SendEmail) -> None:
+            # Each chunk is guarded on its own: a chunk the handler cannot deal with is dead-lettered alone.
+            async with bounded_failures([(record, body)], bus, CONSUMER):
+                await deliver_many(Mail.each_of(command), sender, ledger, bus, concurrency)
+
+        # One chunk after another (each sent concurrently inside): a chunk repeated in the batch (a
+        # redelivery) then finds the first one's ledger rows and sends nothing twice.
+        failed: list[BaseException] = []
+        for received in commands:
+            try:
+                await deliver(*received)
+            except Exception as exc:
+                failed.append(exc)
+        if failed:
+            raise failed[0]  # the batch comes back; the ledger makes the chunks already served no-ops
 
     return router

@@ -7,7 +7,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts import topics
 from contracts.deliveries import DeliveryOutcome, EventPlanned
-from services.common.bus import Bus, decode_batch, decode_or_dead_letter, raw_body
+from services.common.bus import Bus, bounded_failures, decode_batch, decode_or_dead_letter, raw_body
 from services.gateway.store import GatewayStore
 
 CONSUMER = "gateway"
@@ -21,7 +21,8 @@ def build_router(store: GatewayStore, bus: Bus) -> KafkaRouter:
     async def on_event_planned(msg: KafkaMessage) -> None:
         planned = await decode_or_dead_letter(msg, EventPlanned.model_validate_json, bus, CONSUMER)
         if planned is not None:
-            await store.record_plan(planned)
+            async with bounded_failures(msg, bus, CONSUMER):
+                await store.record_plan(planned)
 
     @router.subscriber(topics.DELIVERY_OUTCOMES, group_id=f"{CONSUMER}-outcomes", auto_offset_reset="earliest",
                        batch=True, max_records=500, ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
@@ -29,6 +30,7 @@ def build_router(store: GatewayStore, bus: Bus) -> KafkaRouter:
     async def on_delivery_outcomes(msg: KafkaMessage) -> None:
         batch = await decode_batch(msg, DeliveryOutcome.model_validate_json, bus, CONSUMER)
         if batch:
-            await store.record_outcomes(batch)
+            async with bounded_failures(msg, bus, CONSUMER):
+                await store.record_outcomes(batch)
 
     return router

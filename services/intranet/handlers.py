@@ -6,7 +6,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts import topics
 from contracts.deliveries import PublishIntranetItem
-from services.common.bus import Bus, decode_or_dead_letter, raw_body
+from services.common.bus import Bus, bounded_failures, decode_or_dead_letter, raw_body
 from services.common.delivery import Delivery, Ledger, deliver_many
 from services.intranet.sender import IntranetPublisher
 
@@ -21,6 +21,7 @@ def build_router(publisher: IntranetPublisher, ledger: Ledger, bus: Bus) -> Kafk
     async def on_intranet_delivery_requested(msg: KafkaMessage) -> None:
         cmd = await decode_or_dead_letter(msg, PublishIntranetItem.model_validate_json, bus, CONSUMER)
         if cmd is not None:
-            await deliver_many([Delivery(cmd, None)], publisher, ledger, bus)
+            async with bounded_failures(msg, bus, CONSUMER):
+                await deliver_many([Delivery(cmd, None)], publisher, ledger, bus)
 
     return router

@@ -6,7 +6,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts import topics
 from contracts.events import parse_event
-from services.common.bus import Bus, dead_letter, decode_or_dead_letter, raw_body
+from services.common.bus import Bus, bounded_failures, dead_letter, decode_or_dead_letter, raw_body
 from services.tailor.planning import UnknownAudienceError
 from services.tailor.service import Tailor, UnprocessableEvent
 
@@ -22,9 +22,10 @@ def build_router(tailor: Tailor, bus: Bus) -> KafkaRouter:
         event = await decode_or_dead_letter(msg, parse_event, bus, CONSUMER)
         if event is None:
             return
-        try:
-            await tailor.on_event(event)
-        except (UnprocessableEvent, UnknownAudienceError) as exc:
-            await dead_letter(msg, bus, CONSUMER, str(exc))
+        async with bounded_failures(msg, bus, CONSUMER):
+            try:
+                await tailor.on_event(event)
+            except (UnprocessableEvent, UnknownAudienceError) as exc:
+                await dead_letter(msg, bus, CONSUMER, str(exc))
 
     return router

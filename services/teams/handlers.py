@@ -6,7 +6,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts import topics
 from contracts.deliveries import SendTeamsCard
-from services.common.bus import Bus, decode_or_dead_letter, raw_body
+from services.common.bus import Bus, bounded_failures, decode_or_dead_letter, raw_body
 from services.common.delivery import Delivery, Ledger, deliver_many
 from services.teams.sender import TeamsSender
 
@@ -21,6 +21,7 @@ def build_router(sender: TeamsSender, ledger: Ledger, bus: Bus) -> KafkaRouter:
     async def on_teams_delivery_requested(msg: KafkaMessage) -> None:
         cmd = await decode_or_dead_letter(msg, SendTeamsCard.model_validate_json, bus, CONSUMER)
         if cmd is not None:
-            await deliver_many([Delivery(cmd, None)], sender, ledger, bus)
+            async with bounded_failures(msg, bus, CONSUMER):
+                await deliver_many([Delivery(cmd, None)], sender, ledger, bus)
 
     return router

@@ -15,6 +15,7 @@ from contracts.deliveries import EmailRecipient, SendEmail
 from services.common.runtime import Runtime
 from services.email.main import EmailSettings
 from services.email.main import build as build_email
+from services.email.sender import Mail
 from services.embedded.platform import PlatformSettings, build_platform
 from tests.conftest import ROOT, make_event
 from tests.integration.conftest import HttpReceiver, SmtpServer
@@ -132,3 +133,47 @@ async def test_mail_accepted_while_the_smtp_server_is_down_goes_out_when_it_is_b
         controller.stop()
     assert [o["status"] for o in outcomes] == ["sent"]
     assert len(server.messages) == 1
+
+
+class BuggySender:
+    """An email sender with a bug that bites one recipient: not a refusal, not the server being down."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.tries = 0
+
+    async def send(self, mail: Mail, /) -> int:
+        if mail.recipient.id == "poison":
+            self.tries += 1
+            raise RuntimeError("a bug that bites one recipient")
+        self.sent.append(mail.recipient.id)
+        return 1
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_chunk_the_handler_keeps_failing_on_is_dead_lettered_after_a_few_tries_and_the_rest_go_on(
+        shared: dict[str, Any], kafka_bootstrap: str) -> None:
+    settings = EmailSettings(**shared, smtp_url="smtp://unused.invalid:25")
+    sender = BuggySender()
+    runtime = Runtime.create(settings, client_id="it-email-poison")
+    runtime.add(build_email(settings, runtime, sender=sender))
+    await runtime.start()
+    try:
+        poisoned = SendEmail(event_id=uuid4(), program="fvm", audience_id="a", sender_name="FVM",
+                             sender_address="fvm@vgregion.se", subject="Hej", text_body="t", html_body="<p>h</p>",
+                             recipients=tuple(EmailRecipient(id=r, address=f"{r}@example.se", name="P")
+                                              for r in ("p1", "poison")))
+        behind = one_mail("p2")
+        await runtime.bus.publish(topics.EMAIL_DELIVERY_REQUESTED, poisoned, "same-key")
+        await runtime.bus.publish(topics.EMAIL_DELIVERY_REQUESTED, behind, "same-key")  # same partition, behind it
+        [letter] = await read_topic(kafka_bootstrap, topics.DEAD_LETTER, 1)
+        await wait_for(lambda: "p2" in sender.sent, timeout=30, what="the mail behind the poison chunk")
+    finally:
+        await runtime.stop()
+    assert letter["consumer"] == "email"
+    assert letter["reason"] == "handler failed 3 times: RuntimeError: a bug that bites one recipient"
+    assert json.loads(letter["payload"])["event_id"] == str(poisoned.event_id)
+    assert sender.tries == 3
+    assert sorted(sender.sent) == ["p1", "p2"]  # p1 once, although its chunk was tried three times
