@@ -127,14 +127,20 @@ class EventPlanned(Contract):
 
 
 class DeliveryOutcome(Contract):
+    """What became of one delivery. Version 2: a temporary refusal is `deferred`, with the next attempt's
+    time; it ends as `sent` or, at the retry horizon or on a permanent refusal, `failed`."""
+
+    version: ClassVar[int] = 2
+
     event_id: UUID
     program: ProgramId
     channel: ChannelName
     audience_id: AudienceId
     recipient_id: str | None = None
-    status: Literal["sent", "failed"]
+    status: Literal["sent", "failed", "deferred"]
     reason: str | None = None
     attempts: int = 1
+    next_attempt_at: AwareDatetime | None = None
     at: AwareDatetime
 
 

@@ -1,5 +1,5 @@
-"""What every channel shares: the sender interface and its errors, the delivery ledger, and the
-deliver-once step.
+"""What every channel shares: the sender interface and its errors, and the deliver-once step over the
+ledger (`ledger.py`) with deferral (`retry.py`).
 
 A delivery ledger row keyed by (event, recipient or group, channel) is written before the offset is
 committed; a redelivered command finds its rows, sends nothing and re-announces the recorded outcomes.
@@ -13,13 +13,12 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from prometheus_client import Counter
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
 from contracts.deliveries import DeliveryCommand, DeliveryOutcome
 from services.common.bus import Bus, DependencyUnavailable
-from services.common.db import upsert_many
+from services.common.ledger import Ledger, LedgerEntry
+from services.common.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,12 @@ class DeliveryError(Exception):
 
 
 class TransientDeliveryError(DeliveryError):
-    """The channel may accept the message later (SMTP 4xx, HTTP 429/5xx, connection lost)."""
+    """The channel may accept the message later (SMTP 4xx, HTTP 429/5xx, connection lost mid-message): the
+    delivery is deferred. `retry_after` is how long the channel asked to wait, if it said (seconds)."""
+
+    def __init__(self, reason: str, attempts: int = 1, retry_after: float | None = None) -> None:
+        super().__init__(reason, attempts)
+        self.retry_after = retry_after
 
 
 class PermanentDeliveryError(DeliveryError):
@@ -70,90 +74,54 @@ class Sender(Protocol[D_contra]):
     async def send(self, delivery: D_contra, /) -> int: ...
 
 
-@dataclass(frozen=True)
-class LedgerEntry:
-    status: str
-    reason: str | None
-    attempts: int
-
-
-def ledger_table(metadata: MetaData, name: str) -> Table:
-    return Table(
-        name, metadata,
-        Column("delivery_key", String(250), primary_key=True),
-        Column("event_id", String(36), nullable=False, index=True),
-        Column("audience_id", String(64), nullable=False),
-        Column("recipient_id", String(128), nullable=True),
-        Column("status", String(16), nullable=False),
-        Column("reason", Text, nullable=True),
-        Column("attempts", Integer, nullable=False),
-        Column("at", DateTime(timezone=True), nullable=False),
-    )
-
-
-class Ledger:
-    def __init__(self, engine: AsyncEngine, table: Table) -> None:
-        self.engine = engine
-        self.table = table
-
-    async def lookup(self, key: str) -> LedgerEntry | None:
-        return (await self.lookup_many([key])).get(key)
-
-    async def lookup_many(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
-        found: dict[str, LedgerEntry] = {}
-        async with self.engine.connect() as conn:
-            for start in range(0, len(keys), 500):
-                rows = (await conn.execute(select(self.table).where(
-                    self.table.c.delivery_key.in_(list(keys[start:start + 500]))))).all()
-                found.update({r.delivery_key: LedgerEntry(r.status, r.reason, r.attempts) for r in rows})
-        return found
-
-    async def record_many(self, results: Sequence[tuple[Delivery[Any], LedgerEntry]]) -> None:
-        now = datetime.now(UTC)
-        rows = [{"delivery_key": d.key, "event_id": str(d.command.event_id), "audience_id": d.command.audience_id,
-                 "recipient_id": d.recipient_id, "status": entry.status, "reason": entry.reason,
-                 "attempts": entry.attempts, "at": now} for d, entry in results]
-        async with self.engine.begin() as conn:
-            await upsert_many(conn, self.table, rows, ("delivery_key",))
-
-
-async def _attempt(delivery: D, sender: Sender[D]) -> LedgerEntry:
+async def _attempt(delivery: D, sender: Sender[D], before: LedgerEntry | None, policy: RetryPolicy) -> LedgerEntry:
     """The ledger entry for one send; ChannelUnavailable (and anything unexpected) propagates."""
+    done = before.attempts if before is not None else 0
     try:
-        return LedgerEntry("sent", None, await sender.send(delivery))
+        return LedgerEntry("sent", None, done + await sender.send(delivery))
     except ChannelUnavailable:
         raise
-    except DeliveryError as exc:
-        kind = "temporary" if isinstance(exc, TransientDeliveryError) else "permanent"
-        entry = LedgerEntry("failed", f"{kind}: {exc.reason}"[:2000], exc.attempts)
-        cmd = delivery.command
-        log.warning("delivery failed", extra={"event_id": str(cmd.event_id), "channel": cmd.channel,
-                                              "audience_id": cmd.audience_id, "reason": entry.reason})
-        return entry
+    except TransientDeliveryError as exc:
+        now = policy.clock()
+        first = (before.first_attempt_at if before is not None else None) or now
+        attempts = done + exc.attempts
+        next_at = policy.next_attempt(first, attempts, now, exc.retry_after)
+        if next_at is not None:
+            return LedgerEntry("deferred", f"temporary: {exc.reason}"[:2000], attempts, next_at, first)
+        entry = LedgerEntry("failed", f"temporary, gave up after {attempts} attempts: {exc.reason}"[:2000], attempts)
+    except PermanentDeliveryError as exc:
+        entry = LedgerEntry("failed", f"permanent: {exc.reason}"[:2000], done + exc.attempts)
+    cmd = delivery.command
+    log.warning("delivery failed", extra={"event_id": str(cmd.event_id), "channel": cmd.channel,
+                                          "audience_id": cmd.audience_id, "reason": entry.reason})
+    return entry
 
 
 async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledger, bus: Bus,
-                       concurrency: int = 16) -> list[LedgerEntry]:
+                       policy: RetryPolicy | None = None, concurrency: int = 16,
+                       retrying: bool = False) -> list[LedgerEntry]:
     """Send what the ledger has not seen, record the results, then announce every outcome.
 
     One ledger query and one ledger transaction per batch, however large. A delivery repeated in the
-    batch (a redelivery) is sent once and announced for each copy. The sender returns the attempts it
-    took and raises a DeliveryError when it gives up; the result is recorded before the caller lets
-    the offsets be committed.
+    batch (a redelivery) is sent once and announced for each copy. A temporary refusal defers the
+    delivery (`policy` says until when); the retrier (`retrying=True`) sends the deferred ones again. The
+    result is recorded before the caller lets the offsets be committed.
     """
+    policy = policy or RetryPolicy()
     known = await ledger.lookup_many([d.key for d in deliveries])
     todo: dict[str, D] = {}
     for delivery in deliveries:
-        if delivery.key not in known:
+        entry = known.get(delivery.key)
+        if entry is None or (retrying and entry.status == "deferred"):
             todo.setdefault(delivery.key, delivery)
-    if known:
+    if len(todo) < len(deliveries) and not retrying:
         log.info("redelivered deliveries found in ledger; nothing sent twice",
-                 extra={"channel": deliveries[0].command.channel, "count": len(known)})
+                 extra={"channel": deliveries[0].command.channel, "count": len(deliveries) - len(todo)})
     limit = asyncio.Semaphore(concurrency)
 
     async def attempt(delivery: D) -> LedgerEntry:
         async with limit:
-            return await _attempt(delivery, sender)
+            return await _attempt(delivery, sender, known.get(delivery.key), policy)
 
     results = await asyncio.gather(*(attempt(d) for d in todo.values()), return_exceptions=True)
     fresh = {k: r for k, r in zip(todo, results, strict=True) if isinstance(r, LedgerEntry)}
@@ -166,7 +134,7 @@ async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledge
     now = datetime.now(UTC)
     await asyncio.gather(*(
         bus.publish(topics.DELIVERY_OUTCOMES, _outcome(d, entries[d.key], now), key=d.recipient_id or d.command.audience_id)
-        for d in deliveries if d.key in entries))
+        for d in deliveries if d.key in entries and (not retrying or d.key in fresh)))
     if unavailable:
         # What was sent is recorded and announced; the rest goes back to the bus (the ledger keeps the
         # redelivered batch from sending anything twice).
@@ -181,4 +149,4 @@ def _outcome(delivery: Delivery[Any], entry: LedgerEntry, at: datetime) -> Deliv
     cmd = delivery.command
     return DeliveryOutcome(event_id=cmd.event_id, program=cmd.program, channel=cmd.channel, audience_id=cmd.audience_id,
                            recipient_id=delivery.recipient_id, status=entry.status, reason=entry.reason,
-                           attempts=entry.attempts, at=at)
+                           attempts=entry.attempts, next_attempt_at=entry.next_attempt_at, at=at)

@@ -7,8 +7,10 @@ over the environment). Nothing writes the environment to configure a service.
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.retry import RetryPolicy
 
 
 class CommonSettings(BaseSettings):
@@ -25,6 +27,17 @@ class CommonSettings(BaseSettings):
     templates_dir: Path = Field(default=Path("templates"), alias="BUDKAVLE_TEMPLATES_DIR")
     public_url: str = Field(default="", alias="BUDKAVLE_PUBLIC_URL")
     log_level: str = Field(default="INFO", alias="BUDKAVLE_LOG_LEVEL")
+    #: When a temporarily refused delivery is tried again (the last step repeats), and when to give up.
+    retry_schedule: str = Field(default="1m,5m,30m,2h", alias="BUDKAVLE_RETRY_SCHEDULE")
+    retry_horizon: str = Field(default="24h", alias="BUDKAVLE_RETRY_HORIZON")
+
+    @model_validator(mode="after")
+    def _retry_policy_reads(self) -> "CommonSettings":
+        self.retry_policy()
+        return self
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy.from_settings(self.retry_schedule, self.retry_horizon)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

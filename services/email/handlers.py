@@ -14,14 +14,17 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts import topics
 from contracts.deliveries import SendEmail
 from services.common.bus import Bus, bounded_failures, decode_each, raw_body
-from services.common.delivery import Ledger, deliver_many
+from services.common.delivery import deliver_many
+from services.common.ledger import Ledger
+from services.common.retry import RetryPolicy
 from services.email.sender import EmailSender, Mail
 
 CONSUMER = "email"
 CHUNKS_PER_BATCH = 4
 
 
-def build_router(sender: EmailSender, ledger: Ledger, bus: Bus, concurrency: int = 16) -> KafkaRouter:
+def build_router(sender: EmailSender, ledger: Ledger, bus: Bus, policy: RetryPolicy | None = None,
+                 concurrency: int = 16) -> KafkaRouter:
     router = KafkaRouter()
 
     @router.subscriber(topics.EMAIL_DELIVERY_REQUESTED, group_id=CONSUMER, auto_offset_reset="earliest",
@@ -33,7 +36,7 @@ def build_router(sender: EmailSender, ledger: Ledger, bus: Bus, concurrency: int
         async def deliver(record: Any, body: bytes, command: SendEmail) -> None:
             # Each chunk is guarded on its own: a chunk the handler cannot deal with is dead-lettered alone.
             async with bounded_failures([(record, body)], bus, CONSUMER):
-                await deliver_many(Mail.each_of(command), sender, ledger, bus, concurrency)
+                await deliver_many(Mail.each_of(command), sender, ledger, bus, policy, concurrency)
 
         # One chunk after another (each sent concurrently inside): a chunk repeated in the batch (a
         # redelivery) then finds the first one's ledger rows and sends nothing twice.

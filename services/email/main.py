@@ -2,13 +2,16 @@
 
 from pydantic import Field
 
-from services.common.delivery import Ledger
+from contracts.deliveries import SendEmail
+from services.common.delivery import deliver_many
+from services.common.ledger import Ledger
+from services.common.retry import Retrier
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.email.handlers import build_router
-from services.email.sender import EmailSender
+from services.email.sender import EmailSender, Mail
 from services.email.smtp import SmtpSender, parse_smtp_url
-from services.email.store import LEDGER, MIGRATIONS
+from services.email.store import LEDGER, MIGRATIONS, PARKED
 
 
 class EmailSettings(CommonSettings):
@@ -26,6 +29,10 @@ def build(settings: EmailSettings, runtime: Runtime, sender: EmailSender | None 
         except ValueError as exc:
             raise SystemExit(str(exc)) from exc
         sender = SmtpSender(config, pool_size=settings.smtp_pool_size, rate_per_second=settings.smtp_rate_per_second)
-    ledger = Ledger(runtime.engine, LEDGER)
-    return ServiceParts(name="email", router=build_router(sender, ledger, runtime.bus),
-                        migrations=MIGRATIONS, on_stop=(sender.close,))
+    ledger = Ledger(runtime.engine, LEDGER, PARKED)
+    policy = settings.retry_policy()
+    retrier = Retrier(ledger, policy, SendEmail.model_validate_json,
+                      lambda command, recipients: [m for m in Mail.each_of(command) if m.recipient_id in recipients],
+                      lambda mails: deliver_many(mails, sender, ledger, runtime.bus, policy, retrying=True))
+    return ServiceParts(name="email", router=build_router(sender, ledger, runtime.bus, policy),
+                        migrations=MIGRATIONS, background=(retrier.run,), on_stop=(sender.close,))

@@ -131,11 +131,20 @@ class RateLimiter:
             await asyncio.sleep(delay)
 
 
+class _CannotConnect(Exception):
+    """Connecting (or greeting, TLS, login) failed: the server is not there for anyone."""
+
+
 class SmtpSender:
+    """One attempt per mail: a 4xx defers it (the caller's retry schedule, like a mail server's queue),
+    a 5xx fails it. A connection lost mid-message is tried once more on a fresh connection (a pooled
+    connection may have gone stale), then deferred. A server that cannot be reached at all makes the
+    channel unavailable: nothing is recorded, and the batch waits on the bus for the server."""
+
     def __init__(self, config: SmtpConfig, pool_size: int = 4, rate_per_second: float = 0.0,
                  attempts: int = 3, backoff_seconds: float = 0.5) -> None:
         self.config = config
-        self.attempts = attempts
+        self.attempts = attempts  # connection attempts before the channel counts as unavailable
         self.backoff_seconds = backoff_seconds
         self.limiter = RateLimiter(rate_per_second)
         self.wire = WireFormat()
@@ -153,42 +162,47 @@ class SmtpSender:
         """Send one message; returns the attempts it took."""
         message = self.wire.to_bytes(mail)
         last = ""
-        unreachable = False
+        dropped = 0
         for attempt in range(1, self.attempts + 1):
             await self.limiter.wait()
             try:
                 await self._send_pooled(mail, message)
                 return attempt
             except aiosmtplib.SMTPResponseException as exc:
+                reason = f"SMTP {exc.code} {exc.message}"
                 if 500 <= exc.code < 600:
-                    raise PermanentDeliveryError(f"SMTP {exc.code} {exc.message}", attempt) from exc
-                last = f"SMTP {exc.code} {exc.message}"
+                    raise PermanentDeliveryError(reason, attempt) from exc
+                raise TransientDeliveryError(reason, attempt) from exc
             except aiosmtplib.SMTPRecipientsRefused as exc:
-                codes = [r.code for r in exc.recipients]
-                text = "; ".join(f"SMTP {r.code} {r.message}" for r in exc.recipients)
-                if all(500 <= c < 600 for c in codes):
-                    raise PermanentDeliveryError(text, attempt) from exc
-                last = text
-                unreachable = False
-            except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
-                    OSError, TimeoutError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                unreachable = True
+                reason = "; ".join(f"SMTP {r.code} {r.message}" for r in exc.recipients)
+                if all(500 <= r.code < 600 for r in exc.recipients):
+                    raise PermanentDeliveryError(reason, attempt) from exc
+                raise TransientDeliveryError(reason, attempt) from exc
+            except _CannotConnect as exc:
+                last = str(exc)
+            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, TimeoutError) as exc:
+                dropped += 1
+                if dropped > 1:
+                    raise TransientDeliveryError(f"connection lost while sending: {type(exc).__name__}: {exc}",
+                                                 attempt) from exc
+                continue  # at once, on a fresh connection
             except aiosmtplib.SMTPException as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                unreachable = False
+                raise TransientDeliveryError(f"{type(exc).__name__}: {exc}", attempt) from exc
             if attempt < self.attempts:
                 await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-        error = ChannelUnavailable if unreachable else TransientDeliveryError
-        raise error(f"gave up after {self.attempts} attempts: {last}", self.attempts)
+        raise ChannelUnavailable(f"gave up after {self.attempts} attempts: {last}", self.attempts)
 
     async def _send_pooled(self, mail: Mail, message: bytes) -> None:
         client = await self._pool.get()
         try:
             if not client.is_connected:
-                await client.connect()
+                try:
+                    await client.connect()
+                except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                    client.close()
+                    raise _CannotConnect(f"{type(exc).__name__}: {exc}") from exc
             await client.sendmail(str(mail.command.sender_address), [str(mail.recipient.address)], message)
-        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, TimeoutError):
+        except (aiosmtplib.SMTPServerDisconnected, OSError, TimeoutError):
             client.close()
             raise
         finally:

@@ -162,7 +162,7 @@ def build_http(store: GatewayStore, authority: TokenAuthority, programs: Mapping
         if stored is None or stored.program not in caller.programs:
             raise _refused(Problem(404, "no such event"))
         planned = await store.plan_of(event_id)
-        progress = event_status(planned, await store.outcome_counts(event_id))
+        progress = event_status(planned, await store.outcome_counts(event_id), await store.next_attempts(event_id))
         embargo = stored.body.get("embargo_until")
         return EventStatus(
             event_id=UUID(stored.event_id), program=stored.program, type=stored.type,

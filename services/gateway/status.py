@@ -1,8 +1,9 @@
 """Pure: an event's progress from its plan and the outcomes heard so far."""
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
 from contracts.deliveries import DeliveryPlan
 
@@ -13,6 +14,8 @@ class ChannelCounts(BaseModel):
     targeted: int = 0
     sent: int = 0
     failed: int = 0
+    deferred: int = Field(default=0, description="refused for now; tried again at next_attempt_at")
+    next_attempt_at: AwareDatetime | None = None
 
 
 class Progress(BaseModel):
@@ -21,12 +24,15 @@ class Progress(BaseModel):
     totals: dict[str, ChannelCounts]
 
 
-def event_status(planned: tuple[str, DeliveryPlan] | None, counts: dict[tuple[str, str, str], int]) -> Progress:
+def event_status(planned: tuple[str, DeliveryPlan] | None, counts: dict[tuple[str, str, str], int],
+                 next_attempts: dict[tuple[str, str], datetime] | None = None) -> Progress:
     """accepted (not planned yet) / embargoed / delivering / delivered, with counts per group and channel.
 
     `planned` is the plan's status (planned | embargoed) and the plan; `counts` maps (audience, channel,
-    outcome status) to how many deliveries ended so.
+    outcome status) to how many deliveries are so; `next_attempts` (audience, channel) to the earliest next
+    attempt of its deferred ones. Delivered means every targeted delivery was sent or failed.
     """
+    next_attempts = next_attempts or {}
     if planned is None:
         return Progress(status="accepted", groups={}, totals={})
     plan_status, plan = planned
@@ -35,7 +41,8 @@ def event_status(planned: tuple[str, DeliveryPlan] | None, counts: dict[tuple[st
         for channel, targeted in channels.items():
             groups.setdefault(aid, {})[channel] = ChannelCounts(
                 targeted=targeted, sent=counts.get((aid, channel, "sent"), 0),
-                failed=counts.get((aid, channel, "failed"), 0))
+                failed=counts.get((aid, channel, "failed"), 0), deferred=counts.get((aid, channel, "deferred"), 0),
+                next_attempt_at=next_attempts.get((aid, channel)))
     state: State
     if plan_status == "embargoed":
         state = "embargoed"
@@ -53,4 +60,7 @@ def _totals(groups: dict[str, dict[str, ChannelCounts]]) -> dict[str, ChannelCou
             t.targeted += c.targeted
             t.sent += c.sent
             t.failed += c.failed
+            t.deferred += c.deferred
+            if c.next_attempt_at is not None and (t.next_attempt_at is None or c.next_attempt_at < t.next_attempt_at):
+                t.next_attempt_at = c.next_attempt_at
     return totals

@@ -70,6 +70,7 @@ outcomes = Table(
     Column("recipient_key", String(128), nullable=False),
     Column("status", String(16), nullable=False),
     Column("reason", Text, nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
     Column("at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("event_id", "channel", "audience_id", "recipient_key", name="pk_gateway_outcomes"),
 )
@@ -146,7 +147,8 @@ class GatewayStore:
     async def record_outcomes(self, batch: list[DeliveryOutcome]) -> None:
         """One transaction for a whole batch; a repeated outcome replaces the earlier one."""
         rows = [{"event_id": str(o.event_id), "channel": o.channel, "audience_id": o.audience_id,
-                 "recipient_key": o.recipient_id or "", "status": o.status, "reason": o.reason, "at": o.at}
+                 "recipient_key": o.recipient_id or "", "status": o.status, "reason": o.reason,
+                 "next_attempt_at": o.next_attempt_at, "at": o.at}
                 for o in batch]
         async with self.engine.begin() as conn:
             await upsert_many(conn, outcomes, rows, ("event_id", "channel", "audience_id", "recipient_key"))
@@ -166,6 +168,16 @@ class GatewayStore:
                 .group_by(outcomes.c.audience_id, outcomes.c.channel, outcomes.c.status)
             )).all()
         return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
+
+    async def next_attempts(self, event_id: UUID) -> dict[tuple[str, str], datetime]:
+        """(audience, channel) → the earliest next attempt of its deferred deliveries."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(outcomes.c.audience_id, outcomes.c.channel, func.min(outcomes.c.next_attempt_at))
+                .where(outcomes.c.event_id == str(event_id), outcomes.c.status == "deferred")
+                .group_by(outcomes.c.audience_id, outcomes.c.channel)
+            )).all()
+        return {(r[0], r[1]): r[2] if r[2].tzinfo else r[2].replace(tzinfo=UTC) for r in rows if r[2] is not None}
 
     async def failure_reasons(self, event_id: UUID, limit: int = 20) -> list[dict[str, str]]:
         async with self.engine.connect() as conn:

@@ -1,12 +1,15 @@
 """Composition root of the intranet channel."""
 
+from contracts.deliveries import PublishIntranetItem
 from programs import load_programs
-from services.common.delivery import Ledger
+from services.common.delivery import Delivery, deliver_many
+from services.common.ledger import Ledger
+from services.common.retry import Retrier
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.intranet.handlers import build_router
 from services.intranet.pages import build_http
-from services.intranet.store import LEDGER, MIGRATIONS, IntranetStore
+from services.intranet.store import LEDGER, MIGRATIONS, PARKED, IntranetStore
 
 
 class IntranetSettings(CommonSettings):
@@ -16,9 +19,15 @@ class IntranetSettings(CommonSettings):
 def build(settings: IntranetSettings, runtime: Runtime) -> ServiceParts:
     store = IntranetStore(runtime.engine)
     programs = load_programs(settings.programs_dir)
+    ledger = Ledger(runtime.engine, LEDGER, PARKED)
+    policy = settings.retry_policy()
+    retrier = Retrier(ledger, policy, PublishIntranetItem.model_validate_json,
+                      lambda command, _: [Delivery(command, None)],
+                      lambda items: deliver_many(items, store, ledger, runtime.bus, policy, retrying=True))
     return ServiceParts(
         name="intranet",
-        router=build_router(store, Ledger(runtime.engine, LEDGER), runtime.bus),
+        router=build_router(store, ledger, runtime.bus, policy),
+        background=(retrier.run,),
         http=build_http(store, programs, settings.templates_dir, settings.resolved_public_url()),
         migrations=MIGRATIONS,
     )

@@ -9,12 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import PublishIntranetItem
 from services.common.db import upsert
-from services.common.delivery import Delivery, ledger_table
+from services.common.delivery import Delivery
+from services.common.ledger import ledger_table, parked_table
 from services.common.migrations import Migrations
 
 metadata = MetaData()
 MIGRATIONS = Migrations.beside(__file__, "intranet", metadata)
 LEDGER = ledger_table(metadata, "intranet_ledger")
+PARKED = parked_table(metadata, "intranet_parked_commands")
 
 items = Table(
     "intranet_items", metadata,

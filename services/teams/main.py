@@ -7,13 +7,16 @@ from collections.abc import Mapping
 import httpx
 from pydantic import Field
 
+from contracts.deliveries import SendTeamsCard
 from programs import load_programs
-from services.common.delivery import Ledger
+from services.common.delivery import Delivery, deliver_many
+from services.common.ledger import Ledger
+from services.common.retry import Retrier
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.teams.handlers import build_router
 from services.teams.sender import resolve_webhooks
-from services.teams.store import LEDGER, MIGRATIONS
+from services.teams.store import LEDGER, MIGRATIONS, PARKED
 from services.teams.webhook import DEFAULT_ALLOWED_HOSTS, WorkflowsWebhook
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,9 @@ def build(settings: TeamsSettings, runtime: Runtime, transport: httpx.AsyncBaseT
     client = httpx.AsyncClient(timeout=httpx.Timeout(15.0), transport=transport)
     allowed = tuple(h.strip().lower().lstrip(".") for h in settings.allowed_hosts.split(",") if h.strip())
     sender = WorkflowsWebhook(client, webhooks, allowed, settings.allow_loopback_http)
-    ledger = Ledger(runtime.engine, LEDGER)
-    return ServiceParts(name="teams", router=build_router(sender, ledger, runtime.bus),
-                        migrations=MIGRATIONS, on_stop=(client.aclose,))
+    ledger = Ledger(runtime.engine, LEDGER, PARKED)
+    policy = settings.retry_policy()
+    retrier = Retrier(ledger, policy, SendTeamsCard.model_validate_json, lambda command, _: [Delivery(command, None)],
+                      lambda cards: deliver_many(cards, sender, ledger, runtime.bus, policy, retrying=True))
+    return ServiceParts(name="teams", router=build_router(sender, ledger, runtime.bus, policy),
+                        migrations=MIGRATIONS, background=(retrier.run,), on_stop=(client.aclose,))

@@ -7,17 +7,20 @@ webhook fails with a reason that names the setting to fill in.
 
 import asyncio
 import ipaddress
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from services.common.delivery import ChannelUnavailable, PermanentDeliveryError, TransientDeliveryError
+from services.teams.cards import fit_card
+from services.teams.limits import WebhookLimiter
 from services.teams.sender import CardDelivery, Webhooks
 
 DEFAULT_ALLOWED_HOSTS = ("webhook.office.com", "logic.azure.com", "api.powerplatform.com",
                          "environment.api.powerplatform.com")
-MAX_RETRY_AFTER = 60.0
+MAX_RETRY_AFTER = 3600.0
 
 
 def envelope(card: dict[str, Any]) -> dict[str, Any]:
@@ -49,25 +52,35 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def retry_after_seconds(value: str | None, default: float) -> float:
+def retry_after_seconds(value: str | None, default: float | None) -> float | None:
     try:
         return min(MAX_RETRY_AFTER, max(0.0, float(value))) if value else default
     except ValueError:
         return default
 
 
+def throttled_body(text: str) -> bool:
+    """Some Teams endpoints answer a throttled post with 200 and the 429 in the body."""
+    return bool(re.search(r"\b429\b", text) and re.search(r"too many requests|throttl|rate limit", text, re.I))
+
+
 class WorkflowsWebhook:
-    """The Teams sender: posts to the group's Workflows webhook."""
+    """The Teams sender: posts to the group's Workflows webhook, within Microsoft's limits per webhook.
+
+    One post per delivery: 429 (by status or by body) and 5xx defer the card (never sooner than Retry-After),
+    other 4xx fail it. A host that cannot be reached makes the channel unavailable (the card waits on the bus).
+    """
 
     def __init__(self, client: httpx.AsyncClient, webhooks: Webhooks,
                  allowed_suffixes: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS, allow_loopback_http: bool = False,
-                 attempts: int = 4, backoff_seconds: float = 0.5) -> None:
+                 attempts: int = 3, backoff_seconds: float = 0.5, limiter: WebhookLimiter | None = None) -> None:
         self.client = client
         self.webhooks = webhooks
         self.allowed_suffixes = allowed_suffixes
         self.allow_loopback_http = allow_loopback_http
-        self.attempts = attempts
+        self.attempts = attempts  # connection attempts before the channel counts as unavailable
         self.backoff_seconds = backoff_seconds
+        self.limiter = limiter or WebhookLimiter()
 
     async def send(self, delivery: CardDelivery, /) -> int:
         cmd = delivery.command
@@ -76,27 +89,30 @@ class WorkflowsWebhook:
             raise PermanentDeliveryError(f"no Teams webhook configured for {cmd.program}/{cmd.audience_id} "
                                          "(set the variable its teams_webhook_env names)")
         check_webhook_url(url, self.allowed_suffixes, self.allow_loopback_http)
-        body = envelope(cmd.card)
+        try:
+            body = envelope(fit_card(cmd.card))
+        except ValueError as exc:
+            raise PermanentDeliveryError(str(exc)) from exc
         last = ""
-        unreachable = False
         for attempt in range(1, self.attempts + 1):
-            delay = self.backoff_seconds * 2 ** (attempt - 1)
+            await self.limiter.acquire(url)
             try:
                 response = await self.client.post(url, json=body, follow_redirects=False)
-            except httpx.TransportError as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last = f"{type(exc).__name__}: {exc}"
-                unreachable = True
+            except httpx.TransportError as exc:  # sent, but the answer was lost
+                raise TransientDeliveryError(f"{type(exc).__name__}: {exc}", attempt) from exc
             else:
-                unreachable = False
+                reason = f"HTTP {response.status_code} {response.text[:300]}".strip()
+                if response.status_code == 429 or (response.status_code < 300 and throttled_body(response.text)):
+                    raise TransientDeliveryError(reason, attempt, retry_after_seconds(
+                        response.headers.get("retry-after"), None))
                 if 200 <= response.status_code < 300:
                     return attempt
-                reason = f"HTTP {response.status_code} {response.text[:300]}".strip()
-                if response.status_code == 429:
-                    delay = retry_after_seconds(response.headers.get("retry-after"), delay)
-                elif response.status_code < 500:
-                    raise PermanentDeliveryError(reason, attempt)
-                last = reason
+                if response.status_code >= 500:
+                    raise TransientDeliveryError(reason, attempt, retry_after_seconds(
+                        response.headers.get("retry-after"), None))
+                raise PermanentDeliveryError(reason, attempt)
             if attempt < self.attempts:
-                await asyncio.sleep(delay)
-        error = ChannelUnavailable if unreachable else TransientDeliveryError
-        raise error(f"gave up after {self.attempts} attempts: {last}", self.attempts)
+                await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        raise ChannelUnavailable(f"gave up after {self.attempts} attempts: {last}", self.attempts)

@@ -4,7 +4,8 @@ server, an HTTP receiver, PostgreSQL — on loopback."""
 import os
 import shutil
 import threading
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,11 +55,34 @@ def kafka_bootstrap() -> Iterator[str]:
 
 @dataclass
 class SmtpServer:
+    """A real SMTP server (aiosmtpd). `replies` scripts answers to DATA; `greylist` answers 451 to each
+    sender and recipient pair until that long after it was first seen (by `clock`); `drops` closes the
+    connection in the middle of that many DATA commands."""
+
     port: int
     messages: list[Any] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)  # scripted replies to DATA, then 250
+    greylist: float = 0.0
+    clock: Callable[[], float] = time.monotonic
+    drops: int = 0
+    greylisted: int = 0
+    _first_seen: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                          rcpt_options: Any) -> str:
+        if self.greylist:
+            first = self._first_seen.setdefault((envelope.mail_from, address), self.clock())
+            if self.clock() < first + self.greylist:
+                self.greylisted += 1
+                return "451 4.7.1 Greylisted, please try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.drops:
+            self.drops -= 1
+            server.transport.close()
+            return "421 4.4.2 Connection dropped"
         if self.replies:
             return self.replies.pop(0)
         self.messages.append(envelope)
@@ -78,9 +102,25 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 @dataclass
 class HttpReceiver:
+    """`script` queues other answers (status, headers[, body]); with `limits_clock`, the receiver answers 429
+    as Microsoft does to a webhook posted to more than 4 times a second, 60 per 30 s or 100 per hour."""
+
     url: str
     received: list[dict[str, Any]] = field(default_factory=list)
-    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    script: list[tuple[Any, ...]] = field(default_factory=list)
+    limits_clock: Callable[[], float] | None = None
+    throttled: int = 0
+    _posts: dict[str, list[float]] = field(default_factory=dict)
+
+    def over_limits(self, name: str) -> bool:
+        if self.limits_clock is None:
+            return False
+        now = self.limits_clock()
+        posts = self._posts.setdefault(name, [])
+        if any(sum(1 for t in posts if t > now - span) >= limit for span, limit in ((1, 4), (30, 60), (3600, 100))):
+            return True
+        posts.append(now)
+        return False
 
 
 @pytest.fixture
@@ -93,8 +133,11 @@ def http_receiver() -> Iterator[HttpReceiver]:
     @app.post("/hook/{name}")
     async def hook(name: str, request: Request) -> JSONResponse:
         if receiver.script:
-            status, headers = receiver.script.pop(0)
-            return JSONResponse({"error": "scripted"}, status_code=status, headers=headers)
+            status, headers, *body = receiver.script.pop(0)
+            return JSONResponse(body[0] if body else {"error": "scripted"}, status_code=status, headers=headers)
+        if receiver.over_limits(name):
+            receiver.throttled += 1
+            return JSONResponse({"error": "Too many requests"}, status_code=429, headers={"Retry-After": "1"})
         receiver.received.append({"name": name, "body": await request.json()})
         return JSONResponse({}, status_code=202)
 

@@ -3,18 +3,36 @@
 import email
 import email.policy
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import EmailRecipient, SendEmail, SendTeamsCard
-from services.common.delivery import ChannelUnavailable, Delivery, PermanentDeliveryError, TransientDeliveryError
+from services.common.db import create_tables
+from services.common.delivery import (
+    ChannelUnavailable,
+    Delivery,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    deliver_many,
+)
+from services.common.ledger import Ledger
+from services.common.retry import Retrier, RetryPolicy
 from services.email.sender import Mail
 from services.email.smtp import SmtpSender, parse_smtp_url
+from services.email.store import LEDGER as EMAIL_LEDGER
+from services.email.store import PARKED as EMAIL_PARKED
+from services.email.store import metadata as email_md
 from services.embedded.broker import free_port
+from services.teams.limits import WebhookLimiter
 from services.teams.sender import CardDelivery
+from services.teams.store import LEDGER as TEAMS_LEDGER
+from services.teams.store import PARKED as TEAMS_PARKED
+from services.teams.store import metadata as teams_md
 from services.teams.webhook import WorkflowsWebhook
 from tests.integration.conftest import HttpReceiver, SmtpServer
 
@@ -43,14 +61,30 @@ async def test_email_reaches_a_real_smtp_server_as_multipart(smtp_server: SmtpSe
     assert parsed.get_body(("plain",)).get_content().strip() == "Hej! Åäö."  # type: ignore[union-attr]
 
 
-async def test_smtp_4xx_is_retried_with_backoff_then_sent(smtp_server: SmtpServer) -> None:
+async def test_smtp_4xx_is_a_temporary_refusal_at_once_never_a_wait_inside_the_batch(smtp_server: SmtpServer) -> None:
     smtp_server.replies = ["451 4.3.0 Try again later"]
     sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{smtp_server.port}"), backoff_seconds=0.01)
     try:
-        assert await sender.send(mail()) == 2
+        with pytest.raises(TransientDeliveryError, match="SMTP 451 4.3.0 Try again later") as info:
+            await sender.send(mail())
+        assert info.value.attempts == 1
+        assert await sender.send(mail()) == 1
     finally:
         await sender.close()
     assert len(smtp_server.messages) == 1
+
+
+async def test_a_connection_dropped_mid_message_is_tried_once_more_then_deferred(smtp_server: SmtpServer) -> None:
+    sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{smtp_server.port}"), backoff_seconds=0.01)
+    try:
+        smtp_server.drops = 1
+        assert await sender.send(mail("p1")) == 2  # a stale or dropped connection: once more, on a fresh one
+        smtp_server.drops = 2
+        with pytest.raises(TransientDeliveryError, match="connection lost while sending"):
+            await sender.send(mail("p2"))
+    finally:
+        await sender.close()
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["p1@example.se"]]
 
 
 async def test_smtp_5xx_fails_permanently_with_the_servers_reason(smtp_server: SmtpServer) -> None:
@@ -92,24 +126,111 @@ def webhook(client: httpx.AsyncClient, receiver: HttpReceiver, **options: Any) -
     return WorkflowsWebhook(client, hooks, (), allow_loopback_http=True, **options)
 
 
-async def test_teams_card_reaches_a_real_http_receiver_honouring_retry_after(http_receiver: HttpReceiver) -> None:
-    http_receiver.script = [(429, {"Retry-After": "1"})]
+async def test_teams_429_by_status_or_by_body_and_5xx_defer_honouring_retry_after_and_4xx_fails(
+        http_receiver: HttpReceiver) -> None:
+    http_receiver.script = [(429, {"Retry-After": "120"}), (200, {}, "Microsoft Teams endpoint returned HTTP "
+                            "error 429 with ContextId tcid=0: Too many requests"), (503, {}), (404, {})]
     async with httpx.AsyncClient() as client:
         sender = webhook(client, http_receiver, backoff_seconds=0.01)
         started = time.monotonic()
-        assert await sender.send(card()) == 2
-        assert time.monotonic() - started >= 1.0  # waited as Retry-After asked
+        with pytest.raises(TransientDeliveryError, match="HTTP 429") as status_429:
+            await sender.send(card())
+        with pytest.raises(TransientDeliveryError, match="HTTP 200 .*429") as body_429:
+            await sender.send(card())
+        with pytest.raises(TransientDeliveryError, match="HTTP 503"):
+            await sender.send(card("a"))
+        with pytest.raises(PermanentDeliveryError, match="HTTP 404"):
+            await sender.send(card("a"))
+        assert time.monotonic() - started < 5  # nothing waited inside the consumer
+        assert await sender.send(card()) == 1
+    assert status_429.value.retry_after == 120.0 and body_429.value.retry_after is None
     [got] = http_receiver.received
     assert got["name"] == "styrgrupp"
     assert got["body"]["attachments"][0]["content"]["body"][0]["text"] == "Hej"
 
 
-async def test_teams_5xx_gives_up_as_temporary_and_4xx_fails_at_once(http_receiver: HttpReceiver) -> None:
-    http_receiver.script = [(503, {}), (503, {}), (404, {})]
+class RecordingBus:
+    """Stands in for the bus where only the announced outcomes matter."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[Any] = []
+
+    async def publish(self, topic: str, message: Any, key: str) -> None:
+        self.outcomes.append(message)
+
+
+class Clock:
+    """One fake time for everything in a test: the retry schedule, the greylisting server, the limits."""
+
+    def __init__(self) -> None:
+        self.at = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+    def seconds(self) -> float:
+        return self.at.timestamp()
+
+    async def sleep(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+async def test_a_greylisting_server_defers_every_mail_then_takes_them_all_on_the_retry(
+        smtp_server: SmtpServer, sqlite_engine: AsyncEngine) -> None:
+    clock = Clock()
+    smtp_server.greylist, smtp_server.clock = 60.0, clock.seconds
+    await create_tables(sqlite_engine, email_md)
+    ledger, bus = Ledger(sqlite_engine, EMAIL_LEDGER, EMAIL_PARKED), RecordingBus()
+    policy = RetryPolicy(clock=clock.now)
+    sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{smtp_server.port}"), pool_size=4)
+    people = tuple(EmailRecipient(id=f"p{n}", address=f"p{n}@example.se", name="P") for n in range(23))
+    command = SendEmail(event_id=uuid4(), program="fvm", audience_id="a", sender_name="FVM",
+                        sender_address="fvm@vgregion.se", subject="Hej", text_body="t", html_body="<p>h</p>",
+                        recipients=people)
+    retrier = Retrier(ledger, policy, SendEmail.model_validate_json,
+                      lambda cmd, ids: [m for m in Mail.each_of(cmd) if m.recipient_id in ids],
+                      lambda mails: deliver_many(mails, sender, ledger, bus, policy, retrying=True))  # type: ignore[arg-type]
+    try:
+        first = await deliver_many(Mail.each_of(command), sender, ledger, bus, policy)  # type: ignore[arg-type]
+        assert [e.status for e in first] == ["deferred"] * 23
+        assert {e.next_attempt_at for e in first} == {clock.at + timedelta(minutes=1)}
+        assert await retrier.retry_due() == 0
+        clock.at += timedelta(minutes=1)
+        assert await retrier.retry_due() == 23
+    finally:
+        await sender.close()
+    assert smtp_server.greylisted == 23
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == sorted(p.address for p in people)
+    final = await ledger.lookup_many([m.key for m in Mail.each_of(command)])
+    assert {(e.status, e.attempts) for e in final.values()} == {("sent", 2)}
+    assert [o.status for o in bus.outcomes].count("sent") == 23
+
+
+async def test_a_burst_of_200_cards_to_one_webhook_arrives_without_a_single_429(
+        http_receiver: HttpReceiver, sqlite_engine: AsyncEngine) -> None:
+    clock = Clock()
+    http_receiver.limits_clock = clock.seconds
+    await create_tables(sqlite_engine, teams_md)
+    ledger, bus = Ledger(sqlite_engine, TEAMS_LEDGER, TEAMS_PARKED), RecordingBus()
+    policy = RetryPolicy(clock=clock.now)
     async with httpx.AsyncClient() as client:
-        sender = webhook(client, http_receiver, attempts=2, backoff_seconds=0.01)
-        with pytest.raises(TransientDeliveryError, match="HTTP 503"):
-            await sender.send(card("a"))
-        with pytest.raises(PermanentDeliveryError, match="HTTP 404"):
-            await sender.send(card("a"))
-    assert http_receiver.received == []
+        sender = webhook(client, http_receiver, limiter=WebhookLimiter(clock=clock.seconds, sleep=clock.sleep))
+        cards = [card() for _ in range(200)]
+        retrier = Retrier(ledger, policy, SendTeamsCard.model_validate_json, lambda cmd, _: [Delivery(cmd, None)],
+                          # one at a time: with a fake clock, a wait in one send must not move time under another
+                          lambda due: deliver_many(due, sender, ledger, bus, policy, concurrency=1,  # type: ignore[arg-type]
+                                                   retrying=True))
+        started = clock.at
+        for one in cards:  # one at a time, as the consumer takes them
+            await deliver_many([one], sender, ledger, bus, policy)  # type: ignore[arg-type]
+        # Short waits are waited for (4/s); long ones (60/30 s, 100/h) defer the card instead of holding up
+        # the consumer. Then the retrier sends each when its turn comes.
+        assert len(http_receiver.received) == 60
+        while (next_at := await ledger.next_due()) is not None:
+            clock.at = max(clock.at, next_at)
+            await retrier.retry_due()
+    assert http_receiver.throttled == 0
+    assert len(http_receiver.received) == 200
+    assert clock.at - started > timedelta(hours=1)  # 200 cards cannot go out within one hour (100/h)
+    final = await ledger.lookup_many([c.key for c in cards])
+    assert {e.status for e in final.values()} == {"sent"}

@@ -100,7 +100,7 @@ async def test_every_service_on_one_runtime_delivers_a_go_live(
     finally:
         await runtime.stop()
     # programstyrgrupp (14) + the södra municipalities' two contacts each (8 × 2)
-    assert status["totals"]["email"] == {"targeted": 30, "sent": 30, "failed": 0}
+    assert status["totals"]["email"] == {"targeted": 30, "sent": 30, "failed": 0, "deferred": 0, "next_attempt_at": None}
     assert len(smtp_server.messages) == 30
     assert [r["name"] for r in http_receiver.received] == ["programstyrgrupp"]
     assert page.status_code == 200 and "Södra inför Millennium" in page.text

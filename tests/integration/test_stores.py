@@ -15,7 +15,7 @@ from contracts.deliveries import (
     SendEmail,
 )
 from services.common.db import create_tables
-from services.common.delivery import Ledger, LedgerEntry
+from services.common.ledger import Ledger, LedgerEntry
 from services.email.sender import Mail
 from services.email.store import LEDGER
 from services.email.store import metadata as email_md

@@ -1,5 +1,6 @@
 """Teams and intranet services through TestKafkaBroker."""
 
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import httpx
@@ -10,13 +11,16 @@ from contracts import topics
 from contracts.deliveries import PublishIntranetItem, SendTeamsCard
 from services.common.bus import Bus
 from services.common.db import create_tables
-from services.common.delivery import Ledger
+from services.common.delivery import Delivery, deliver_many
+from services.common.ledger import Ledger
+from services.common.retry import Retrier, RetryPolicy
 from services.intranet.handlers import build_router as intranet_router
 from services.intranet.store import LEDGER as INTRANET_LEDGER
 from services.intranet.store import IntranetStore
 from services.intranet.store import metadata as intranet_md
 from services.teams.handlers import build_router as teams_router
 from services.teams.store import LEDGER as TEAMS_LEDGER
+from services.teams.store import PARKED as TEAMS_PARKED
 from services.teams.store import metadata as teams_md
 from services.teams.webhook import WorkflowsWebhook
 from tests.conftest import make_event
@@ -46,27 +50,50 @@ def card_command(audience_id: str = "programstyrgrupp") -> SendTeamsCard:
                          card={"type": "AdaptiveCard", "version": "1.5", "body": []})
 
 
-async def _teams(broker: KafkaBroker, bus: Bus, engine: AsyncEngine, receiver: RecordingReceiver) -> None:
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def _teams(broker: KafkaBroker, bus: Bus, engine: AsyncEngine, receiver: RecordingReceiver,
+                 clock: Clock | None = None) -> Retrier[SendTeamsCard]:
+    """The Teams service's parts over a mock webhook; returns its retrier (driven by `clock`)."""
     await create_tables(engine, teams_md)
     client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
     sender = WorkflowsWebhook(client, WEBHOOKS, ("logic.azure.com",), backoff_seconds=0)
-    broker.include_router(teams_router(sender, Ledger(engine, TEAMS_LEDGER), bus))
+    ledger = Ledger(engine, TEAMS_LEDGER, TEAMS_PARKED)
+    policy = RetryPolicy(clock=clock or Clock())
+    broker.include_router(teams_router(sender, ledger, bus, policy))
+    return Retrier(ledger, policy, SendTeamsCard.model_validate_json, lambda cmd, _: [Delivery(cmd, None)],
+                   lambda cards: deliver_many(cards, sender, ledger, bus, policy, retrying=True))
 
 
-async def test_teams_card_is_posted_once_to_the_groups_own_webhook_in_the_workflows_envelope(
+async def test_a_throttled_card_is_deferred_then_posted_once_to_the_groups_own_webhook(
         broker: KafkaBroker, bus: Bus, engine: AsyncEngine, recorder: Recorder) -> None:
     receiver = RecordingReceiver(429, 202)
-    await _teams(broker, bus, engine, receiver)
+    clock = Clock()
+    retrier = await _teams(broker, bus, engine, receiver, clock)
     cmd = card_command()
     async with TestKafkaBroker(broker):
         await bus.publish(topics.TEAMS_DELIVERY_REQUESTED, cmd, cmd.audience_id)
-        await bus.publish(topics.TEAMS_DELIVERY_REQUESTED, cmd, cmd.audience_id)
-    assert len(receiver.requests) == 2  # one 429, then accepted; the redelivery sent nothing
+        await bus.publish(topics.TEAMS_DELIVERY_REQUESTED, cmd, cmd.audience_id)  # a redelivery: sends nothing
+        assert len(receiver.requests) == 1
+        [first, again] = recorder[topics.DELIVERY_OUTCOMES]
+        assert first["status"] == again["status"] == "deferred" and first["reason"].startswith("temporary: HTTP 429")
+        assert datetime.fromisoformat(first["next_attempt_at"]) == clock.now + timedelta(minutes=1)
+        assert await retrier.retry_due() == 0  # not yet
+        clock.now += timedelta(minutes=1)
+        assert await retrier.retry_due() == 1
+        assert await retrier.retry_due() == 0
+    assert len(receiver.requests) == 2
     assert str(receiver.requests[-1].url) == WEBHOOKS[("fvm", "programstyrgrupp")]
     body = receiver.requests[-1].read()
     assert b'"contentType":"application/vnd.microsoft.card.adaptive"' in body.replace(b" ", b"")
-    assert [o["status"] for o in recorder[topics.DELIVERY_OUTCOMES]] == ["sent", "sent"]
-    assert recorder[topics.DELIVERY_OUTCOMES][0]["attempts"] == 2
+    sent = recorder[topics.DELIVERY_OUTCOMES][-1]
+    assert (sent["status"], sent["attempts"], sent["next_attempt_at"]) == ("sent", 2, None)
 
 
 async def test_refusal_forbidden_host_and_missing_webhook_are_recorded_with_reasons(

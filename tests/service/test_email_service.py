@@ -9,7 +9,8 @@ from contracts import topics
 from contracts.deliveries import EmailRecipient, SendEmail
 from services.common.bus import Bus
 from services.common.db import create_tables
-from services.common.delivery import DeliveryError, Ledger, PermanentDeliveryError
+from services.common.delivery import DeliveryError, PermanentDeliveryError
+from services.common.ledger import Ledger
 from services.email.handlers import build_router
 from services.email.sender import Mail
 from services.email.store import LEDGER, metadata

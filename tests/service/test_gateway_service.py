@@ -1,6 +1,6 @@
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -76,18 +76,29 @@ async def test_status_follows_the_plan_and_the_outcomes_heard_on_the_bus(
     event_id = (await client.post("/v1/events", json=event_json(), headers=TOKEN)).json()["event_id"]
     assert (await client.get(f"/v1/events/{event_id}", headers=TOKEN)).json()["status"] == "accepted"
     now = datetime.now(UTC)
+    later = now + timedelta(minutes=5)
     plan = DeliveryPlan(event_id=event_id, program="fvm", groups=(), refused=(),
-                        targeted={"politisk-styrgrupp": {"email": 2}})
+                        targeted={"politisk-styrgrupp": {"email": 3}})
+
+    def outcome(rid: str, status: str, **more: Any) -> DeliveryOutcome:
+        return DeliveryOutcome(event_id=event_id, program="fvm", channel="email", audience_id="politisk-styrgrupp",
+                               recipient_id=rid, status=status, at=now, **more)
+
     async with TestKafkaBroker(broker):
         await bus.publish(topics.EVENT_PLANNED, EventPlanned(plan=plan, status="planned", planned_at=now), event_id)
-        for rid, status in (("p1", "sent"), ("p2", "failed"), ("p2", "failed")):
-            await bus.publish(topics.DELIVERY_OUTCOMES, DeliveryOutcome(
-                event_id=event_id, program="fvm", channel="email", audience_id="politisk-styrgrupp",
-                recipient_id=rid, status=status, reason="permanent: SMTP 550" if status == "failed" else None,
-                at=now), rid)
+        for o in (outcome("p1", "sent"), outcome("p2", "failed", reason="permanent: SMTP 550"),
+                  outcome("p2", "failed", reason="permanent: SMTP 550"),
+                  outcome("p3", "deferred", reason="temporary: SMTP 451 greylisted", next_attempt_at=later)):
+            await bus.publish(topics.DELIVERY_OUTCOMES, o, o.recipient_id or "")
+        waiting = (await client.get(f"/v1/events/{event_id}", headers=TOKEN)).json()
+        await bus.publish(topics.DELIVERY_OUTCOMES, outcome("p3", "sent", attempts=2), "p3")
     status = (await client.get(f"/v1/events/{event_id}", headers=TOKEN)).json()
+    assert waiting["status"] == "delivering"  # a deferred delivery is not done yet
+    assert waiting["groups"]["politisk-styrgrupp"]["email"] == {
+        "targeted": 3, "sent": 1, "failed": 1, "deferred": 1, "next_attempt_at": later.isoformat().replace("+00:00", "Z")}
     assert status["status"] == "delivered"
-    assert status["groups"]["politisk-styrgrupp"]["email"] == {"targeted": 2, "sent": 1, "failed": 1}
+    assert status["groups"]["politisk-styrgrupp"]["email"] == {
+        "targeted": 3, "sent": 2, "failed": 1, "deferred": 0, "next_attempt_at": None}
     assert status["failures"] == [{"audience_id": "politisk-styrgrupp", "channel": "email",
                                    "reason": "permanent: SMTP 550"}]
 
