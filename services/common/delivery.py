@@ -102,10 +102,12 @@ async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledge
                        retrying: bool = False) -> list[LedgerEntry]:
     """Send what the ledger has not seen, record the results, then announce every outcome.
 
-    One ledger query and one ledger transaction per batch, however large. A delivery repeated in the
-    batch (a redelivery) is sent once and announced for each copy. A temporary refusal defers the
-    delivery (`policy` says until when); the retrier (`retrying=True`) sends the deferred ones again. The
-    result is recorded before the caller lets the offsets be committed.
+    At most `concurrency` sends are in flight (for email: the connection pool), and results are recorded
+    as they come, `concurrency` at a time: a crash repeats at most the sends in flight and the answers not
+    yet written, never a whole batch. A delivery repeated in the batch (a redelivery) is sent once and
+    announced for each copy. A temporary refusal defers the delivery (`policy` says until when); the
+    retrier (`retrying=True`) sends the deferred ones again. Every result is recorded before the caller
+    lets the offsets be committed.
     """
     policy = policy or RetryPolicy()
     known = await ledger.lookup_many([d.key for d in deliveries])
@@ -118,18 +120,29 @@ async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledge
         log.info("redelivered deliveries found in ledger; nothing sent twice",
                  extra={"channel": deliveries[0].command.channel, "count": len(deliveries) - len(todo)})
     limit = asyncio.Semaphore(concurrency)
+    fresh: dict[str, LedgerEntry] = {}
+    pending: list[tuple[D, LedgerEntry]] = []
+    writing = asyncio.Lock()
 
-    async def attempt(delivery: D) -> LedgerEntry:
+    async def write() -> None:
+        async with writing:
+            batch = pending[:]
+            pending.clear()
+            if batch:
+                await ledger.record_many(batch)
+
+    async def attempt(delivery: D) -> None:
         async with limit:
-            return await _attempt(delivery, sender, known.get(delivery.key), policy)
+            entry = await _attempt(delivery, sender, known.get(delivery.key), policy)
+        DELIVERIES.labels(delivery.command.channel, entry.status).inc()
+        fresh[delivery.key] = entry
+        pending.append((delivery, entry))
+        if len(pending) >= concurrency:
+            await write()
 
     results = await asyncio.gather(*(attempt(d) for d in todo.values()), return_exceptions=True)
-    fresh = {k: r for k, r in zip(todo, results, strict=True) if isinstance(r, LedgerEntry)}
+    await write()
     unavailable = [r for r in results if isinstance(r, BaseException)]
-    if fresh:
-        await ledger.record_many([(todo[k], e) for k, e in fresh.items()])
-        for key, entry in fresh.items():
-            DELIVERIES.labels(todo[key].command.channel, entry.status).inc()
     entries = {**known, **fresh}
     now = datetime.now(UTC)
     await asyncio.gather(*(

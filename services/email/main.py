@@ -33,6 +33,8 @@ def build(settings: EmailSettings, runtime: Runtime, sender: EmailSender | None 
     policy = settings.retry_policy()
     retrier = Retrier(ledger, policy, SendEmail.model_validate_json,
                       lambda command, recipients: [m for m in Mail.each_of(command) if m.recipient_id in recipients],
-                      lambda mails: deliver_many(mails, sender, ledger, runtime.bus, policy, retrying=True))
-    return ServiceParts(name="email", router=build_router(sender, ledger, runtime.bus, policy),
+                      lambda mails: deliver_many(mails, sender, ledger, runtime.bus, policy, settings.smtp_pool_size,
+                                                 retrying=True))
+    # As many sends in flight as connections: the repeat window after a crash is one message per connection.
+    return ServiceParts(name="email", router=build_router(sender, ledger, runtime.bus, policy, settings.smtp_pool_size),
                         migrations=MIGRATIONS, background=(retrier.run,), on_stop=(sender.close,))
