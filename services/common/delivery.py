@@ -102,9 +102,8 @@ async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledge
                        retrying: bool = False) -> list[LedgerEntry]:
     """Send what the ledger has not seen, record the results, then announce every outcome.
 
-    At most `concurrency` sends are in flight (for email: the connection pool), and results are recorded
-    as they come, `concurrency` at a time: a crash repeats at most the sends in flight and the answers not
-    yet written, never a whole batch. A delivery repeated in the batch (a redelivery) is sent once and
+    At most `concurrency` sends are in flight or unrecorded (for email: the connection pool), and results
+    are recorded as they come: a crash repeats at most `concurrency` deliveries, never a whole batch. A delivery repeated in the batch (a redelivery) is sent once and
     announced for each copy. A temporary refusal defers the delivery (`policy` says until when); the
     retrier (`retrying=True`) sends the deferred ones again. Every result is recorded before the caller
     lets the offsets be committed.
@@ -132,12 +131,14 @@ async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledge
                 await ledger.record_many(batch)
 
     async def attempt(delivery: D) -> None:
+        # A slot is held until the answer is written, so sends in flight plus answers not yet written never
+        # exceed `concurrency`: that bounds what a crash can repeat. Answers that arrive while a write is
+        # under way are written together by the next one (group commit).
         async with limit:
             entry = await _attempt(delivery, sender, known.get(delivery.key), policy)
-        DELIVERIES.labels(delivery.command.channel, entry.status).inc()
-        fresh[delivery.key] = entry
-        pending.append((delivery, entry))
-        if len(pending) >= concurrency:
+            DELIVERIES.labels(delivery.command.channel, entry.status).inc()
+            fresh[delivery.key] = entry
+            pending.append((delivery, entry))
             await write()
 
     results = await asyncio.gather(*(attempt(d) for d in todo.values()), return_exceptions=True)
