@@ -103,10 +103,10 @@ async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledge
     """Send what the ledger has not seen, record the results, then announce every outcome.
 
     At most `concurrency` sends are in flight or unrecorded (for email: the connection pool), and results
-    are recorded as they come: a crash repeats at most `concurrency` deliveries, never a whole batch. A delivery repeated in the batch (a redelivery) is sent once and
-    announced for each copy. A temporary refusal defers the delivery (`policy` says until when); the
-    retrier (`retrying=True`) sends the deferred ones again. Every result is recorded before the caller
-    lets the offsets be committed.
+    are recorded as they come: a crash repeats at most `concurrency` deliveries, never a whole batch. A
+    delivery repeated in the batch (a redelivery) is sent once and announced for each copy. A temporary
+    refusal defers the delivery (`policy` says until when); the retrier (`retrying=True`) sends the
+    deferred ones again. Every result is recorded before the caller lets the offsets be committed.
     """
     policy = policy or RetryPolicy()
     known = await ledger.lookup_many([d.key for d in deliveries])
