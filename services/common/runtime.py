@@ -28,7 +28,7 @@ from services.common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
-BackgroundTask = Callable[[], Awaitable[None]]
+BackgroundTask = Callable[[], Awaitable[object]]
 
 
 @dataclass

@@ -56,5 +56,6 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
                         settings.resolved_public_url()),
         openapi_schemas=event_schemas(),
         migrations=MIGRATIONS,
+        on_start=(relay.requeue_unplanned,),
         background=(relay.run,),
     )

@@ -24,6 +24,12 @@ class OutboxRelay:
     def notify(self) -> None:
         self._wake.set()
 
+    async def requeue_unplanned(self) -> None:
+        """At start: events accepted but never planned go out again (see GatewayStore.requeue_unplanned)."""
+        count = await self.store.requeue_unplanned()
+        if count:
+            log.info("accepted events without a plan relayed again", extra={"count": count})
+
     async def relay_once(self) -> int:
         rows = await self.store.pending_outbox(self.batch)
         if not rows:

@@ -130,6 +130,16 @@ class GatewayStore:
             )).all()
         return [(r.id, r.topic, r.key, r.payload) for r in rows]
 
+    async def requeue_unplanned(self) -> int:
+        """After a start: put back in the outbox every accepted event whose plan was never heard. With an
+        in-memory broker a crash loses what was on the bus; the tailor plans nothing twice."""
+        unplanned = select(events.c.event_id).where(events.c.event_id.not_in(select(plans.c.event_id)))
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(outbox).where(outbox.c.key.in_(unplanned),
+                                                             outbox.c.published_at.is_not(None))
+                                        .values(published_at=None))
+        return int(result.rowcount or 0)
+
     async def mark_published(self, ids: list[int]) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_at=datetime.now(UTC)))

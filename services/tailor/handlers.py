@@ -1,12 +1,14 @@
-"""The tailor's subscriber: parse → tailor → record. Invalid or unprocessable events go to the dead-letter topic."""
+"""The tailor's subscribers: events (parse → tailor → record; invalid or unprocessable ones go to the dead-letter
+topic), and the channels' outcomes (which planned deliveries ended)."""
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts import topics
+from contracts.deliveries import DeliveryOutcome
 from contracts.events import parse_event
-from services.common.bus import Bus, bounded_failures, dead_letter, decode_or_dead_letter, raw_body
+from services.common.bus import Bus, bounded_failures, dead_letter, decode_batch, decode_or_dead_letter, raw_body
 from services.tailor.planning import UnknownAudienceError
 from services.tailor.service import Tailor, UnprocessableEvent
 
@@ -27,5 +29,15 @@ def build_router(tailor: Tailor, bus: Bus) -> KafkaRouter:
                 await tailor.on_event(event)
             except (UnprocessableEvent, UnknownAudienceError) as exc:
                 await dead_letter(msg, bus, CONSUMER, str(exc))
+
+    @router.subscriber(topics.DELIVERY_OUTCOMES, group_id=f"{CONSUMER}-outcomes", auto_offset_reset="earliest",
+                       batch=True, max_records=500, ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
+                       title="tailor:outcomes")
+    async def on_delivery_outcomes(msg: KafkaMessage) -> None:
+        """Which planned deliveries ended: the tailor's own record of what it need not emit again."""
+        batch = await decode_batch(msg, DeliveryOutcome.model_validate_json, bus, CONSUMER)
+        if batch:
+            async with bounded_failures(msg, bus, CONSUMER):
+                await tailor.store.record_done(batch)
 
     return router

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from contracts import topics
 from contracts.channels import CHANNELS, ChannelSpec, Reach
-from contracts.deliveries import DeliveryCommand, EventPlanned
+from contracts.deliveries import DeliveryCommand, DeliveryPlan, EventPlanned
 from contracts.events import Event
 from programs import Program
 from services.common.bus import Bus
@@ -54,13 +54,18 @@ class Tailor:
         return plan_deliveries(event, program, directory, self.channels)
 
     async def on_event(self, event: Event) -> None:
-        if await self.store.status(event.event_id) == "planned":
+        if await self.store.status(event.event_id) in ("planned", "delivered"):
+            # A redelivered (or re-relayed) event: nothing is planned twice, but its plan is announced again,
+            # for a gateway that may not have heard it.
+            stored = await self.store.stored_plan(event.event_id)
+            if stored is not None:
+                await self._publish_plan(DeliveryPlan.model_validate_json(stored), "planned")
             log.info("event already planned; nothing sent twice", extra={"event_id": str(event.event_id)})
             return
         plan = await self.plan(event)
         if policy.is_embargoed(event, self.clock()):
             await self.store.record(event, "held")
-            await self._publish_plan(plan, "embargoed")
+            await self._publish_plan(plan.contract, "embargoed")
             self.wake.set()
             log.info("event held until embargo lifts", extra={"event_id": str(event.event_id)})
             return
@@ -80,8 +85,35 @@ class Tailor:
                     yield self.channels[name].topic, command
 
     async def deliver(self, event: Event, plan: Plan) -> None:
-        """Emit every command, then the plan, then record: a crash midway re-emits, and the channels'
-        ledgers make sure no one gets anything twice."""
+        """Record what is planned (whom, on which channel), then emit every command and the plan. A crash
+        midway is made whole by `recover`, from the record; the channels' ledgers make sure no one gets
+        anything twice."""
+        targets = {name: {target: [p.id for p in people] for target, people in by_target.items()}
+                   for name, by_target in plan.targets.items()}
+        status = "planned" if plan.targets else "delivered"  # nothing to wait for when nothing is targeted
+        await self.store.record(event, status, plan.contract, targets)
+        await self._emit(event, plan)
+        log.info("event planned", extra={"event_id": str(event.event_id), "groups": len(plan.contract.groups),
+                                         "refused": len(plan.contract.refused)})
+
+    async def recover(self) -> int:
+        """After a start: emit again every planned event the channels have not all confirmed. With an
+        in-memory broker a crash loses what was on the bus; the ledgers make the repeats no-ops."""
+        pending = await self.store.unconfirmed()
+        if not pending:
+            return 0
+        people = {r.id: r for r in await self.store.load_directory()}
+        for stored in pending:
+            program = self.program_for(stored.event)
+            contract = DeliveryPlan.model_validate_json(stored.plan)
+            audiences = {g.audience_id: a for g in contract.groups if (a := program.audience(g.audience_id))}
+            targets = {name: {target: [people[i] for i in ids if i in people] for target, ids in by_target.items()}
+                       for name, by_target in stored.targets.items()}
+            await self._emit(stored.event, Plan(contract=contract, targets=targets, audiences=audiences))
+        log.info("planned events emitted again after a start", extra={"events": len(pending)})
+        return len(pending)
+
+    async def _emit(self, event: Event, plan: Plan) -> None:
         sends: list[asyncio.Task[None]] = []
         counts: dict[str, int] = {}
         for topic, command in self.compose(event, plan, event.published_at or self.clock()):
@@ -91,14 +123,12 @@ class Tailor:
                 await asyncio.gather(*sends)
                 sends.clear()
         await asyncio.gather(*sends)
-        await self._publish_plan(plan, "planned")
-        await self.store.record(event, "planned")
-        log.info("event planned", extra={"event_id": str(event.event_id), "groups": len(plan.contract.groups),
-                                         "refused": len(plan.contract.refused), "commands": counts})
+        await self._publish_plan(plan.contract, "planned")
+        log.info("commands emitted", extra={"event_id": str(event.event_id), "commands": counts})
 
-    async def _publish_plan(self, plan: Plan, status: str) -> None:
-        message = EventPlanned(plan=plan.contract, status=status, planned_at=self.clock())
-        await self.bus.publish(topics.EVENT_PLANNED, message, str(plan.contract.event_id))
+    async def _publish_plan(self, plan: DeliveryPlan, status: str) -> None:
+        message = EventPlanned(plan=plan, status=status, planned_at=self.clock())
+        await self.bus.publish(topics.EVENT_PLANNED, message, str(plan.event_id))
 
     async def release_due(self) -> int:
         released = 0

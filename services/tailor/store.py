@@ -1,12 +1,30 @@
 """The tailor's own tables: the recipient directory and what it has done with each event."""
 
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, delete, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.deliveries import DeliveryOutcome, DeliveryPlan
 from contracts.events import Event, parse_event
 from services.common.db import upsert
 from services.common.migrations import Migrations
@@ -40,11 +58,31 @@ events = Table(
     "tailor_events", metadata,
     Column("event_id", String(36), primary_key=True),
     Column("program", String(32), nullable=False),
-    Column("status", String(16), nullable=False),  # held | planned
+    Column("status", String(16), nullable=False, index=True),  # held | planned | delivered
     Column("release_at", DateTime(timezone=True), nullable=True, index=True),
     Column("body", Text, nullable=False),
+    Column("plan", Text, nullable=True),  # the DeliveryPlan announced
+    Column("targets", Text, nullable=True),  # channel → target → recipient ids: what was planned, to re-emit
+    Column("expected", Integer, nullable=True),  # deliveries targeted; delivered once as many are done
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+#: The tailor's read model of the channels' outcomes: each delivery that ended (sent or failed), once.
+done = Table(
+    "tailor_done", metadata,
+    Column("event_id", String(36), nullable=False, index=True),
+    Column("delivery", String(300), nullable=False),  # channel:audience:recipient
+    UniqueConstraint("event_id", "delivery", name="uq_tailor_done"),
+)
+
+
+@dataclass(frozen=True)
+class PlannedEvent:
+    """An event the tailor planned and the channels have not all confirmed: enough to emit it again."""
+
+    event: Event
+    plan: str
+    targets: dict[str, dict[str, list[str]]]
 
 
 def _row(r: Recipient) -> dict[str, str]:
@@ -96,12 +134,49 @@ class TailorStore:
             value = (await conn.execute(select(events.c.status).where(events.c.event_id == str(event_id)))).scalar()
         return str(value) if value is not None else None
 
-    async def record(self, event: Event, status: str) -> None:
+    async def record(self, event: Event, status: str, plan: DeliveryPlan | None = None,
+                     targets: dict[str, dict[str, list[str]]] | None = None) -> None:
         release_at = event.embargo_until.astimezone(UTC) if status == "held" and event.embargo_until else None
+        expected = sum(n for by_channel in plan.targeted.values() for n in by_channel.values()) if plan else None
         async with self.engine.begin() as conn:
             await upsert(conn, events, {"event_id": str(event.event_id), "program": event.program,
                                         "body": event.model_dump_json(), "status": status, "release_at": release_at,
-                                        "updated_at": datetime.now(UTC)}, ("event_id",))
+                                        "plan": plan.model_dump_json() if plan else None,
+                                        "targets": json.dumps(targets) if targets is not None else None,
+                                        "expected": expected, "updated_at": datetime.now(UTC)}, ("event_id",))
+
+    async def stored_plan(self, event_id: UUID) -> str | None:
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(select(events.c.plan).where(events.c.event_id == str(event_id)))).scalar()
+        return str(value) if value is not None else None
+
+    async def unconfirmed(self) -> list[PlannedEvent]:
+        """Events planned whose deliveries the channels have not all confirmed (sent or failed)."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(events.c.body, events.c.plan, events.c.targets).where(
+                events.c.status == "planned", events.c.targets.is_not(None)))).all()
+        return [PlannedEvent(parse_event(r.body), r.plan, json.loads(r.targets)) for r in rows]
+
+    async def record_done(self, outcomes: Iterable[DeliveryOutcome]) -> int:
+        """Count the deliveries that ended; an event all of whose deliveries ended becomes delivered.
+        Returns how many events became delivered."""
+        rows = [{"event_id": str(o.event_id), "delivery": f"{o.channel}:{o.audience_id}:{o.recipient_id or ''}"}
+                for o in outcomes if o.status in ("sent", "failed")]
+        if not rows:
+            return 0
+        ids = sorted({r["event_id"] for r in rows})
+        async with self.engine.begin() as conn:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            await conn.execute(dialect.insert(done).on_conflict_do_nothing(), rows)
+            counts = select(done.c.event_id, func.count().label("n")).where(done.c.event_id.in_(ids)) \
+                .group_by(done.c.event_id).subquery()
+            finished = [r.event_id for r in (await conn.execute(
+                select(events.c.event_id).join(counts, counts.c.event_id == events.c.event_id)
+                .where(events.c.status == "planned", counts.c.n >= events.c.expected))).all()]
+            if finished:
+                await conn.execute(update(events).where(events.c.event_id.in_(finished))
+                                   .values(status="delivered", updated_at=datetime.now(UTC)))
+        return len(finished)
 
     async def due(self, now: datetime) -> list[Event]:
         async with self.engine.connect() as conn:

@@ -119,3 +119,17 @@ async def test_tailor_keeps_the_directory_in_memory_until_an_import_replaces_it(
     assert await tailor.load_directory() is first  # served from memory
     await importer.replace_directory([Recipient("b", "B", "b@example.se")])
     assert [r.id for r in await tailor.load_directory()] == ["b"]
+
+
+async def test_after_a_restart_the_gateway_relays_again_the_events_never_planned(store_engine: AsyncEngine) -> None:
+    await create_tables(store_engine, gateway_md)
+    store = GatewayStore(store_engine)
+    planned, lost = make_event(), make_event()
+    for event in (planned, lost):
+        await store.accept(event, "events.steering.decision.v1", None, "hash")
+    await store.mark_published([row[0] for row in await store.pending_outbox(10)])
+    await store.record_plan(EventPlanned(plan=DeliveryPlan(event_id=planned.event_id, program="fvm", groups=(),
+                                                           refused=()), status="planned", planned_at=datetime.now(UTC)))
+    assert await store.requeue_unplanned() == 1
+    assert [key for _, _, key, _ in await store.pending_outbox(10)] == [str(lost.event_id)]
+    assert await store.requeue_unplanned() == 0  # what is waiting in the outbox already is left as it is

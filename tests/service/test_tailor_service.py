@@ -63,14 +63,15 @@ async def test_steering_decision_becomes_emails_cards_and_an_intranet_item(
     assert planned["plan"]["targeted"]["programstyrgrupp"] == {"email": 14, "teams": 1}
 
 
-async def test_redelivered_event_is_not_planned_twice(
+async def test_a_redelivered_event_is_not_planned_twice_but_its_plan_is_announced_again(
         tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder) -> None:
     event = make_event(audiences=["politisk-styrgrupp"])
     async with TestKafkaBroker(broker):
         await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
         await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
     assert recipients(recorder) == 9
-    assert len(recorder[topics.EVENT_PLANNED]) == 1
+    first, again = recorder[topics.EVENT_PLANNED]  # the plan is announced again, for a gateway that missed it
+    assert first["plan"] == again["plan"] and again["status"] == "planned"
 
 
 async def test_embargoed_event_is_held_then_released_when_the_instant_passes(
@@ -138,3 +139,36 @@ async def test_event_naming_a_target_group_the_programme_lacks_is_dead_lettered(
     [letter] = recorder[topics.DEAD_LETTER]
     assert "has no target groups ['no-such-group']" in letter["reason"]
     assert recorder[topics.EMAIL_DELIVERY_REQUESTED] == []
+
+
+async def test_after_a_restart_the_tailor_emits_again_what_the_channels_have_not_confirmed(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder, engine: AsyncEngine, fvm: Program) -> None:
+    from contracts.deliveries import DeliveryOutcome
+
+    event = make_event(audiences=["politisk-styrgrupp", "programstyrgrupp"])
+    restarted = Tailor({"fvm": fvm}, Renderer(TEMPLATES_DIR, "http://budkavle.test"), TailorStore(engine), bus)
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
+        first = sorted(r["id"] for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] for r in c["recipients"])
+        # The bus lost everything; a new tailor process starts over the same tables.
+        recorder[topics.EMAIL_DELIVERY_REQUESTED].clear()
+        recorder[topics.TEAMS_DELIVERY_REQUESTED].clear()
+        assert await restarted.recover() == 1
+        again = sorted(r["id"] for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] for r in c["recipients"])
+        assert again == first and len(first) == 23
+        assert [c["audience_id"] for c in recorder[topics.TEAMS_DELIVERY_REQUESTED]] == ["programstyrgrupp"]
+        assert recorder[topics.EVENT_PLANNED][-1]["plan"]["targeted"]["programstyrgrupp"] == {"email": 14, "teams": 1}
+        # The channels confirm every delivery (the intranet item, the card, each mail): nothing is left to emit.
+        now = datetime.now(UTC)
+        outcomes = [DeliveryOutcome(event_id=event.event_id, program="fvm", channel="email", audience_id=aid,
+                                    recipient_id=r["id"], status="sent", at=now)
+                    for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] for aid in [c["audience_id"]]
+                    for r in c["recipients"]]
+        outcomes += [DeliveryOutcome(event_id=event.event_id, program="fvm", channel="teams",
+                                     audience_id="programstyrgrupp", status="failed", reason="permanent: 404", at=now),
+                     DeliveryOutcome(event_id=event.event_id, program="fvm", channel="intranet",
+                                     audience_id="intranet", status="sent", at=now)]
+        assert await restarted.store.record_done(outcomes[:-1]) == 0
+        assert await restarted.store.record_done(outcomes[-1:] * 2) == 1  # repeated outcomes count once
+        assert await restarted.recover() == 0
+    assert await restarted.store.status(event.event_id) == "delivered"

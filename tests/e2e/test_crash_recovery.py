@@ -1,0 +1,95 @@
+"""Nothing accepted is lost: the embedded platform killed (SIGKILL) in the middle of a fan-out, then started
+again on the same data directory. Its broker keeps messages in memory only, so whatever was on the bus is
+gone; every service makes itself whole from its own tables."""
+
+import email
+import email.policy
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.embedded.broker import free_port
+from tests.conftest import ROOT
+from tests.waiting import wait_until
+
+POOL_SIZE = 4  # BUDKAVLE_SMTP_POOL_SIZE's default: at most one repeated mail per connection
+
+
+def start(data_dir: Path, port: int, log_name: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL", "BUDKAVLE_API_TOKENS")}
+    env.update(BUDKAVLE_DATA_DIR=str(data_dir), BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_LOG_LEVEL="WARNING")
+    log = open(data_dir / log_name, "wb")  # noqa: SIM115 (the process writes it until it ends)
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+
+    def ready() -> bool:
+        assert process.poll() is None, (data_dir / log_name).read_text()[-3000:]
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, 120, "the platform to be ready")
+    return process
+
+
+def mails(data_dir: Path) -> Counter[str]:
+    """How many mails each address got, read from the local mail sink's files."""
+    got: Counter[str] = Counter()
+    for path in (data_dir / "mail").glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        got[message["To"].addresses[0].addr_spec] += 1
+    return got
+
+
+def test_a_fan_out_killed_midway_is_finished_after_a_restart_with_at_most_one_repeat_per_connection(
+        tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start(tmp_path, port, "first.log")
+    try:
+        auth = {"Authorization": f"Bearer {(tmp_path / 'demo-token').read_text().strip()}"}
+        golive: dict[str, Any] = {
+            "type": "golive.milestone", "program": "fvm", "publisher": "FVM programkontor", "importance": "must_know",
+            "sensitivity": "internal", "payload": {
+                "area": "södra", "wave": "Våg 1", "planned_date": "2027-04-01", "status": "planned",
+                "title": "Södra området inför Millennium", "what_changes": "Alla i södra börjar arbeta i Millennium."}}
+        response = httpx.post(f"{url}/v1/events", json=golive, headers=auth, timeout=30)
+        assert response.status_code == 202, response.text
+        status_url = response.json()["status_url"]
+        wait_until(lambda: len(list((tmp_path / "mail").glob("*.eml"))) >= 400, 120, "the fan-out to be under way")
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        before = sum(mails(tmp_path).values())
+
+        process = start(tmp_path, port, "second.log")
+
+        def delivered() -> bool:
+            return bool(httpx.get(status_url, headers=auth, timeout=10).json()["status"] == "delivered")
+
+        wait_until(delivered, 300, "the event to be delivered after the restart")
+        status = httpx.get(status_url, headers=auth, timeout=10).json()
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(30)
+    got = mails(tmp_path)
+    targeted = status["totals"]["email"]["targeted"]
+    repeats = sum(n - 1 for n in got.values())
+    print(json.dumps({"targeted": targeted, "mails_before_the_kill": before, "addresses_reached": len(got),
+                      "repeated_mails": repeats}))
+    assert targeted > 4000 and before < targeted
+    assert status["totals"]["email"] == {"targeted": targeted, "sent": targeted, "failed": 0, "deferred": 0,
+                                         "next_attempt_at": None}
+    assert len(got) == targeted  # everyone, once at least
+    assert repeats <= POOL_SIZE  # and no one more than once, but for the mails in flight at the kill
+    teams = {p.name: len(list(p.glob("*.json"))) for p in (tmp_path / "teams").iterdir()}
+    assert teams and all(1 <= n <= 2 for n in teams.values())  # at most the one card in flight repeated
