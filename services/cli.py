@@ -44,6 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     p_imp.add_argument("--skip-invalid", action="store_true",
                        help="import the valid rows even when some are rejected (default: import nothing)")
 
+    p_dead = sub.add_parser("dead-letters", help="what the bus could not use: list, or send one again")
+    dead_sub = p_dead.add_subparsers(dest="dead_letters_command", required=True)
+    dead_sub.add_parser("list", help="the dead letters this token may see, newest first")
+    p_redrive = dead_sub.add_parser("redrive", help="send one dead letter again, to the topic it came from")
+    p_redrive.add_argument("id", type=int)
+    p_dead.add_argument("--url", help="gateway base URL (default: the running embedded platform)")
+    p_dead.add_argument("--token", help="bearer token (default: $BUDKAVLE_TOKEN or the demo token)")
+
     sub.add_parser("bench", help="measure planning, rendering, SMTP throughput and one event end to end")
 
     args = parser.parse_args(argv)
@@ -62,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             return bench()
         if args.command == "recipients":
             return import_recipients(args.file, args.skip_invalid)
+        if args.command == "dead-letters":
+            return dead_letters(args.dead_letters_command, getattr(args, "id", None), args.url, args.token)
     except CliError as exc:
         print(f"budkavle {args.command}: {exc}", file=sys.stderr)
         return 2
@@ -116,6 +126,21 @@ def publish(path: Path, dry_run: bool, url: str | None, token: str | None, idemp
         response = httpx.post(f"{base}/v1/events", content=body.encode(), timeout=60.0,
                               headers={**headers, "Content-Type": "application/json"},
                               params={"dry_run": "true"} if dry_run else None)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach {base}: {exc}") from exc
+    body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    print(json.dumps(body, ensure_ascii=False, indent=2))
+    return 0 if response.status_code < 300 else 1
+
+
+def dead_letters(command: str, letter_id: int | None, url: str | None, token: str | None) -> int:
+    base, bearer = _target(url, token)
+    headers = {"Authorization": f"Bearer {bearer}"}
+    try:
+        if command == "list":
+            response = httpx.get(f"{base}/v1/dead-letters", headers=headers, timeout=30.0)
+        else:
+            response = httpx.post(f"{base}/v1/dead-letters/{letter_id}/redrive", headers=headers, timeout=30.0)
     except httpx.HTTPError as exc:
         raise CliError(f"cannot reach {base}: {exc}") from exc
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}

@@ -13,7 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
 from contracts.deliveries import DeliveryPlan
 from contracts.events import EVENT_ADAPTER, Event
@@ -22,6 +22,7 @@ from services.common.auth import Principal, TokenAuthority
 from services.common.problems import Problem, problem_responses, read_limited
 from services.gateway.accept import AcceptEvent
 from services.gateway.admission import MAX_BODY, admit
+from services.gateway.dead_letters import DeadLetterStore, DeadLetterSummary
 from services.gateway.status import ChannelCounts, State, event_status
 from services.gateway.store import GatewayStore
 
@@ -65,6 +66,8 @@ class EventStatus(BaseModel):
     totals: dict[str, ChannelCounts]
     plan: DeliveryPlan | None
     failures: list[Failure]
+    dead_letters: list[DeadLetterSummary] = Field(
+        description="what a service could not handle for this event, with the reason (see /v1/dead-letters)")
 
 
 class AudienceSummary(BaseModel):
@@ -112,7 +115,7 @@ def _refused(problem: Problem) -> Problem:
     return problem
 
 
-def build_http(store: GatewayStore, authority: TokenAuthority, programs: Mapping[str, Program],
+def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAuthority, programs: Mapping[str, Program],
                planner: Planner, accept: AcceptEvent, public_url: str) -> APIRouter:
     """`public_url` is where clients reach the API (BUDKAVLE_PUBLIC_URL): status links are built from it,
     never from the request's Host header."""
@@ -170,7 +173,8 @@ def build_http(store: GatewayStore, authority: TokenAuthority, programs: Mapping
             embargo_until=datetime.fromisoformat(embargo) if embargo else None,
             status=progress.status, groups=progress.groups, totals=progress.totals,
             plan=planned[1] if planned else None,
-            failures=[Failure(**f) for f in await store.failure_reasons(event_id)])
+            failures=[Failure(**f) for f in await store.failure_reasons(event_id)],
+            dead_letters=await letters.visible(caller.programs, event_id=str(event_id)))
 
     @router.get("/programs/{program}/audiences", response_model=AudienceList,
                 summary="A programme's target groups", responses=problem_responses(401, 403, 404, 422))

@@ -1,6 +1,7 @@
 """Composition root of the gateway: tokens, programmes, store, outbox relay, HTTP API, bus listeners."""
 
 import httpx
+from fastapi import APIRouter
 from pydantic import Field
 
 from contracts.deliveries import DeliveryPlan
@@ -11,6 +12,8 @@ from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.gateway.accept import AcceptEvent
 from services.gateway.api import Planner, PlannerUnavailable, build_http, event_schemas
+from services.gateway.dead_letters import DeadLetterStore
+from services.gateway.dead_letters import build_http as dead_letters_http
 from services.gateway.handlers import build_router
 from services.gateway.relay import OutboxRelay
 from services.gateway.store import MIGRATIONS, GatewayStore
@@ -48,12 +51,16 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
             raise SystemExit("BUDKAVLE_TAILOR_URL is not set: the gateway needs the tailor for dry runs")
         planner = http_planner(settings.tailor_url)
     store = GatewayStore(runtime.engine)
+    letters = DeadLetterStore(runtime.engine)
     relay = OutboxRelay(store, runtime.bus)
+    http = APIRouter()
+    http.include_router(build_http(store, letters, authority, programs, planner, AcceptEvent(store, relay.notify),
+                                   settings.resolved_public_url()))
+    http.include_router(dead_letters_http(letters, authority, runtime.bus))
     return ServiceParts(
         name="gateway",
-        router=build_router(store, runtime.bus),
-        http=build_http(store, authority, programs, planner, AcceptEvent(store, relay.notify),
-                        settings.resolved_public_url()),
+        router=build_router(store, letters, runtime.bus),
+        http=http,
         openapi_schemas=event_schemas(),
         migrations=MIGRATIONS,
         on_start=(relay.requeue_unplanned,),

@@ -186,6 +186,38 @@ def test_a_reader_follows_the_intranet_pages_in_headless_chromium_without_errors
             browser.close()
 
 
+def test_cli_lists_a_dead_letter_and_sends_it_again(platform: Platform, delivered: dict[str, Any]) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def garbage() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{platform.kafka_port}")
+        await producer.start()
+        try:
+            await producer.send_and_wait("events.status.update.v1", b"\xffnot an event", key=b"garbage-1")
+        finally:
+            await producer.stop()
+
+    asyncio.run(garbage())
+    env = {**os.environ, "BUDKAVLE_DATA_DIR": str(platform.data_dir)}
+
+    def cli(*args: str) -> Any:
+        result = subprocess.run([sys.executable, "-m", "services.cli", "dead-letters", *args], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def listed() -> list[dict[str, Any]]:
+        return [d for d in cli("list")["dead_letters"] if d["consumer"] == "tailor"]
+
+    wait_until(lambda: bool(listed()), 60, "the dead letter to be listed")
+    [letter] = listed()
+    assert letter["topic"] == "events.status.update.v1" and letter["program"] is None
+    assert cli("redrive", str(letter["id"]))["redrives"] == 1
+    wait_until(lambda: len(listed()) == 2, 60, "the redriven garbage to come back as a dead letter")
+
+
 def test_ctrl_c_stops_everything_broker_included(platform: Platform, delivered: dict[str, Any]) -> None:
     platform.process.send_signal(signal.SIGINT)
     assert platform.process.wait(30) == 0

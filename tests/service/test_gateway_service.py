@@ -10,7 +10,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
-from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned
+from contracts.deliveries import DeadLetter, DeliveryOutcome, DeliveryPlan, EventPlanned
 from contracts.events import Event
 from programs import Program
 from services.common.auth import TokenAuthority, parse_tokens
@@ -19,6 +19,8 @@ from services.common.db import create_tables
 from services.common.problems import install_problem_handler
 from services.gateway.accept import AcceptEvent
 from services.gateway.api import build_http
+from services.gateway.dead_letters import DeadLetterStore
+from services.gateway.dead_letters import build_http as dead_letters_http
 from services.gateway.handlers import build_router
 from services.gateway.relay import OutboxRelay
 from services.gateway.store import GatewayStore, metadata
@@ -49,8 +51,11 @@ async def gateway(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Progr
     authority = TokenAuthority(parse_tokens("fvm-token-123=fvm,fvis-token-123=fvis,all-token-123=fvm|okand"))
     app = FastAPI()
     install_problem_handler(app)
-    app.include_router(build_http(store, authority, {"fvm": fvm}, planner, AcceptEvent(store, relay.notify), "http://gw"))
-    broker.include_router(build_router(store, bus))
+    letters = DeadLetterStore(engine)
+    app.include_router(build_http(store, letters, authority, {"fvm": fvm}, planner, AcceptEvent(store, relay.notify),
+                                  "http://gw"))
+    app.include_router(dead_letters_http(letters, authority, bus))
+    broker.include_router(build_router(store, letters, bus))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
         yield client, store, relay
 
@@ -226,9 +231,43 @@ async def test_a_dry_run_when_the_tailor_cannot_be_reached_is_503(engine: AsyncE
     app = FastAPI()
     install_problem_handler(app)
     store = GatewayStore(engine)
-    app.include_router(build_http(store, TokenAuthority(parse_tokens("fvm-token-123=fvm")), {"fvm": fvm},
+    app.include_router(build_http(store, DeadLetterStore(engine), TokenAuthority(parse_tokens("fvm-token-123=fvm")),
+                                  {"fvm": fvm},
                                   http_planner(f"http://127.0.0.1:{free_port()}"), AcceptEvent(store, lambda: None),
                                   "http://gw"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
         response = await client.post("/v1/events?dry_run=true", json=event_json(), headers=TOKEN)
     assert response.status_code == 503 and response.json()["detail"].startswith("cannot plan now: ConnectError")
+
+
+async def test_dead_letters_are_listed_per_programme_without_payloads_and_can_be_sent_again(
+        gateway: Gateway, broker: KafkaBroker, bus: Bus) -> None:
+    client, _, _ = gateway
+    event_id = (await client.post("/v1/events", json=event_json(), headers=TOKEN)).json()["event_id"]
+    now = datetime.now(UTC)
+    fvm_chunk = json.dumps({"event_id": event_id, "program": "fvm", "recipients": [{"address": "anna@example.se"}]})
+    letters = [DeadLetter(topic=topics.EMAIL_DELIVERY_REQUESTED, consumer="email", reason="handler failed 3 times: X",
+                          payload=fvm_chunk, at=now),
+               DeadLetter(topic=topics.event_topic("status.update"), consumer="tailor", reason="invalid",
+                          payload='{"program": "fvis", "event_id": "x"}', at=now),
+               DeadLetter(topic=topics.event_topic("status.update"), consumer="tailor", reason="not JSON",
+                          payload="\ufffd garbage", at=now)]
+    redriven = Recorder(broker, topics.EMAIL_DELIVERY_REQUESTED)
+    async with TestKafkaBroker(broker):
+        for letter in letters:
+            await bus.publish(topics.DEAD_LETTER, letter, "chunk-key")
+        listed = (await client.get("/v1/dead-letters", headers=TOKEN)).json()["dead_letters"]
+        status = (await client.get(f"/v1/events/{event_id}", headers=TOKEN)).json()
+        [chunk] = [d for d in listed if d["consumer"] == "email"]
+        again = await client.post(f"/v1/dead-letters/{chunk['id']}/redrive", headers=TOKEN)
+        [fvis_id] = [d["id"] for d in (await client.get("/v1/dead-letters", headers=FVIS_ONLY)).json()["dead_letters"]
+                     if d["program"] == "fvis"]
+        foreign = await client.post(f"/v1/dead-letters/{fvis_id}/redrive", headers=TOKEN)
+    assert [(d["consumer"], d["program"]) for d in listed] == [("tailor", None), ("email", "fvm")]  # fvis's is not shown
+    assert "anna@example.se" not in json.dumps(listed)  # no payloads, no addresses
+    assert status["dead_letters"][0]["reason"] == "handler failed 3 times: X"
+    assert again.status_code == 202 and again.json()["redrives"] == 1
+    [sent_again] = redriven[topics.EMAIL_DELIVERY_REQUESTED]
+    assert sent_again["event_id"] == event_id
+    assert foreign.status_code == 404
+    assert (await client.get("/v1/dead-letters")).status_code == 401

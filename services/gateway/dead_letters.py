@@ -1,0 +1,159 @@
+"""Dead letters, visible and recoverable: what the bus could not use, kept in the gateway's own table, listed
+per programme, and sent again (`redrive`) after a fix.
+
+The list shows ids, topic, consumer, reason and time, never the payload (it may hold people's addresses).
+A letter belongs to the programme its payload names; one whose payload cannot even be read is shown to
+every token, as it names nobody.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query
+from pydantic import AwareDatetime, BaseModel
+from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Table, Text, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.deliveries import DeadLetter
+from services.common.auth import Principal, TokenAuthority
+from services.common.bus import Bus
+from services.common.problems import Problem, problem_responses
+from services.gateway.store import metadata
+
+dead_letters = Table(
+    "gateway_dead_letters", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("topic", String(200), nullable=False),
+    Column("key", String(300), nullable=False),
+    Column("consumer", String(100), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("program", String(32), nullable=True, index=True),
+    Column("event_id", String(36), nullable=True, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("redriven_at", DateTime(timezone=True), nullable=True),
+    Column("redrives", Integer, nullable=False, default=0),
+)
+
+
+class DeadLetterSummary(BaseModel):
+    id: int
+    topic: str
+    consumer: str
+    reason: str
+    program: str | None
+    event_id: str | None
+    at: AwareDatetime
+    redriven_at: AwareDatetime | None
+    redrives: int
+
+
+class DeadLetterList(BaseModel):
+    dead_letters: list[DeadLetterSummary]
+
+
+class Redriven(BaseModel):
+    id: int
+    topic: str
+    redrives: int
+
+
+@dataclass(frozen=True)
+class StoredLetter:
+    summary: DeadLetterSummary
+    key: str
+    payload: str
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _about(payload: str) -> tuple[str | None, str | None]:
+    """The programme and event a payload names, when it can be read at all."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    program, event_id = data.get("program"), data.get("event_id")
+    if program is None and isinstance(data.get("plan"), dict):  # an EventPlanned
+        program, event_id = data["plan"].get("program"), data["plan"].get("event_id")
+    return (str(program)[:32] if isinstance(program, str) else None,
+            str(event_id)[:36] if isinstance(event_id, str) else None)
+
+
+class DeadLetterStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def keep(self, letters: list[tuple[DeadLetter, str]]) -> None:
+        """Keep each (letter, its bus key)."""
+        rows = []
+        for letter, key in letters:
+            program, event_id = _about(letter.payload)
+            rows.append({"topic": letter.topic, "key": key, "consumer": letter.consumer, "reason": letter.reason,
+                         "payload": letter.payload, "program": program, "event_id": event_id,
+                         "at": letter.at if letter.at.tzinfo else letter.at.replace(tzinfo=UTC), "redrives": 0})
+        if rows:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(dead_letters), rows)
+
+    async def visible(self, programs: frozenset[str], event_id: str | None = None,
+                      limit: int = 200) -> list[DeadLetterSummary]:
+        query = (select(dead_letters).where(or_(dead_letters.c.program.in_(sorted(programs)),
+                                                dead_letters.c.program.is_(None)))
+                 .order_by(dead_letters.c.id.desc()).limit(limit))
+        if event_id is not None:
+            query = query.where(dead_letters.c.event_id == event_id)
+        async with self.engine.connect() as conn:
+            return [self._summary(r) for r in (await conn.execute(query)).all()]
+
+    async def get(self, letter_id: int) -> StoredLetter | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(dead_letters).where(dead_letters.c.id == letter_id))).first()
+        return StoredLetter(self._summary(row), row.key, row.payload) if row else None
+
+    async def mark_redriven(self, letter_id: int) -> int:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(dead_letters).where(dead_letters.c.id == letter_id)
+                               .values(redriven_at=datetime.now(UTC), redrives=dead_letters.c.redrives + 1))
+            return int((await conn.execute(select(dead_letters.c.redrives)
+                                           .where(dead_letters.c.id == letter_id))).scalar_one())
+
+    @staticmethod
+    def _summary(r: Any) -> DeadLetterSummary:
+        return DeadLetterSummary(id=r.id, topic=r.topic, consumer=r.consumer, reason=r.reason, program=r.program,
+                                 event_id=r.event_id, at=_aware(r.at), redriven_at=_aware(r.redriven_at),
+                                 redrives=r.redrives)
+
+
+def build_http(store: DeadLetterStore, authority: TokenAuthority, bus: Bus) -> APIRouter:
+    router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
+
+    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
+        found = authority.authenticate(authorization)
+        if found is None:
+            raise Problem(401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
+        return found
+
+    Caller = Annotated[Principal, Depends(principal)]
+
+    @router.get("", response_model=DeadLetterList, summary="What the bus could not use, newest first",
+                responses=problem_responses(401, 422))
+    async def list_dead_letters(caller: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> DeadLetterList:
+        return DeadLetterList(dead_letters=await store.visible(caller.programs, limit=limit))
+
+    @router.post("/{letter_id}/redrive", status_code=202, response_model=Redriven,
+                 summary="Send a dead letter again, to the topic it came from", responses=problem_responses(401, 404, 422))
+    async def redrive(letter_id: Annotated[int, Path(ge=1, le=2**62)], caller: Caller) -> Redriven:
+        letter = await store.get(letter_id)
+        if letter is None or (letter.summary.program is not None and letter.summary.program not in caller.programs):
+            raise Problem(404, "no such dead letter")
+        await bus.publish_json(letter.summary.topic, letter.payload.encode(), letter.key)
+        return Redriven(id=letter_id, topic=letter.summary.topic, redrives=await store.mark_redriven(letter_id))
+
+    return router
