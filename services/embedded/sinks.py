@@ -4,14 +4,17 @@ with a viewer at /mail/, and a Teams sink writing `<data>/teams/<audience>/<n>.j
 import email
 import email.policy
 import html
+import ipaddress
 import json
 import threading
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from services.common.problems import Problem, read_limited
 
 
 class _Numbered:
@@ -64,9 +67,25 @@ def _read_mail(path: Path) -> email.message.EmailMessage:
     return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
 
 
+#: The largest post the local Teams sink takes: more than Teams' own 28 KB, far less than a disk.
+MAX_TEAMS_POST = 64 * 1024
+
+
+def loopback_only(request: Request) -> None:
+    """The local sinks hold what was sent to people: they answer this machine only, whatever the HTTP host."""
+    host = request.client.host if request.client else ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host in ("localhost", "testclient")
+    if not loopback:
+        raise HTTPException(403, "the local sinks answer only this machine")
+
+
 def mail_viewer(data_dir: Path) -> APIRouter:
     folder = data_dir / "mail"
-    router = APIRouter(prefix="/mail", tags=["local sinks"])
+    router = APIRouter(prefix="/mail", tags=["local sinks"], dependencies=[Depends(loopback_only)],
+                       include_in_schema=False)
 
     def mail_path(n: int) -> Path:
         path = folder / f"{n}.eml"
@@ -112,14 +131,19 @@ def teams_sink(data_dir: Path) -> APIRouter:
     folder = data_dir / "teams"
     writers: dict[str, _Numbered] = {}
     lock = threading.Lock()
-    router = APIRouter(prefix="/teams-sink", tags=["local sinks"])
+    router = APIRouter(prefix="/teams-sink", tags=["local sinks"], dependencies=[Depends(loopback_only)],
+                       include_in_schema=False)
 
     @router.post("/{audience_id}", status_code=202)
     async def receive(audience_id: str, request: Request) -> JSONResponse:
-        if not audience_id.replace("-", "").replace("_", "").isalnum():
+        if not audience_id.replace("-", "").replace("_", "").isalnum() or len(audience_id) > 64:
             raise HTTPException(400, "bad audience id")
         try:
-            body = json.loads(await request.body())
+            raw = await read_limited(request, MAX_TEAMS_POST)
+        except Problem as problem:
+            raise HTTPException(413, problem.detail) from None
+        try:
+            body = json.loads(raw)
             attachment = body["attachments"][0]
             ok = (body.get("type") == "message"
                   and attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
