@@ -61,6 +61,12 @@ class SendEmail(DeliveryCommand):
     html_body: str
     recipients: tuple[EmailRecipient, ...] = Field(min_length=1, max_length=EMAIL_CHUNK)
 
+    @property
+    def bus_key(self) -> str:
+        """Chunks of one group spread over the partitions (so over the email replicas); a chunk's repeats
+        keep its key."""
+        return f"{self.event_id}:{self.audience_id}:{self.recipients[0].id}"
+
 
 class SendTeamsCard(DeliveryCommand):
     """One Adaptive Card to one target group's Teams channel; the Teams service knows the group's webhook."""

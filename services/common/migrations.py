@@ -7,13 +7,14 @@ revision <service> -m "what changed"` autogenerates the next revision.
 """
 
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.db import create_engine
@@ -41,11 +42,16 @@ class Migrations:
 
 
 async def upgrade(engine: AsyncEngine, migrations: Migrations) -> None:
-    """Bring the service's tables to the newest revision."""
+    """Bring the service's tables to the newest revision. On PostgreSQL, replicas starting together take
+    turns (a transaction-scoped advisory lock per service), so an upgrade runs once and the others find
+    nothing to do."""
     def run(sync_connection: Any) -> None:
         command.upgrade(migrations.config(sync_connection), "head")
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            lock = zlib.crc32(f"budkavle-migrations:{migrations.service}".encode())
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
         await conn.run_sync(run)
 
 

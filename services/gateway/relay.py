@@ -8,7 +8,7 @@ import asyncio
 import logging
 
 from services.common.bus import Bus
-from services.gateway.store import GatewayStore
+from services.gateway.store import GatewayStore, OutboxRow
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,13 @@ class OutboxRelay:
             log.info("accepted events without a plan relayed again", extra={"count": count})
 
     async def relay_once(self) -> int:
-        rows = await self.store.pending_outbox(self.batch)
-        if not rows:
-            return 0
-        await asyncio.gather(*(self.bus.publish_json(topic, payload.encode(), key) for _, topic, key, payload in rows))
-        await self.store.mark_published([row[0] for row in rows])
-        log.info("relayed events", extra={"count": len(rows)})
-        return len(rows)
+        async def publish(rows: list[OutboxRow]) -> None:
+            await asyncio.gather(*(self.bus.publish_json(r.topic, r.payload.encode(), r.key) for r in rows))
+
+        count = await self.store.relay_pending(self.batch, publish)
+        if count:
+            log.info("relayed events", extra={"count": count})
+        return count
 
     async def run(self) -> None:
         while True:

@@ -1,6 +1,9 @@
 """The gateway's own tables: accepted events, the transactional outbox, and what it hears of plans and outcomes."""
 
+import asyncio
+import contextlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +84,14 @@ class DuplicateEvent(Exception):
 
 
 @dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    topic: str
+    key: str
+    payload: str
+
+
+@dataclass(frozen=True)
 class StoredEvent:
     event_id: str
     program: str
@@ -93,6 +104,7 @@ class StoredEvent:
 class GatewayStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._relaying = asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     async def accept(self, event: Event, topic: str, idempotency_scope: str | None, request_hash: str) -> None:
         """Record the event and its outbox row in one transaction: both or neither."""
@@ -130,6 +142,24 @@ class GatewayStore:
             )).all()
         return [(r.id, r.topic, r.key, r.payload) for r in rows]
 
+    async def relay_pending(self, limit: int, publish: Callable[[list[OutboxRow]], Awaitable[None]]) -> int:
+        """Publish up to `limit` unpublished outbox rows in order and mark them, in one transaction that
+        holds their rows: on PostgreSQL `FOR UPDATE SKIP LOCKED`, so that two gateways never relay one row
+        at the same time (each takes rows the other does not hold). A crash before the mark republishes
+        (at least once); the tailor plans nothing twice."""
+        query = (select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload)
+                 .where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(limit))
+        # SQLite (the embedded mode: one process) has no row locks; relays in one process take turns.
+        async with self._relaying, self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = [OutboxRow(r.id, r.topic, r.key, r.payload) for r in (await conn.execute(query)).all()]
+            if rows:
+                await publish(rows)
+                await conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
+                                   .values(published_at=datetime.now(UTC)))
+        return len(rows)
+
     async def requeue_unplanned(self) -> int:
         """After a start: put back in the outbox every accepted event whose plan was never heard. With an
         in-memory broker a crash loses what was on the bus; the tailor plans nothing twice."""
@@ -139,10 +169,6 @@ class GatewayStore:
                                                              outbox.c.published_at.is_not(None))
                                         .values(published_at=None))
         return int(result.rowcount or 0)
-
-    async def mark_published(self, ids: list[int]) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_at=datetime.now(UTC)))
 
     async def record_plan(self, planned: EventPlanned) -> None:
         async with self.engine.begin() as conn:

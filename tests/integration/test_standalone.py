@@ -1,7 +1,6 @@
 """Each service runs alone (`python -m services.<name>`) against KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL."""
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,39 +13,21 @@ import httpx
 from contracts import topics
 from contracts.deliveries import PublishIntranetItem
 from services.common.bus import Bus, create_broker
-from services.embedded.broker import free_port
 from tests.conftest import ROOT
-from tests.waiting import wait_for, wait_until
+from tests.integration.processes import ServiceProcess
+from tests.waiting import wait_for
 
 
 @contextmanager
 def service(name: str, tmp_path: Path, kafka: str, **env: str) -> Iterator[str]:
-    port = free_port()
-    full_env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka, "BUDKAVLE_HTTP_PORT": str(port),
-                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / (name + '.db')}",
-                "BUDKAVLE_DATA_DIR": str(tmp_path), **env}
-    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=full_env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    def ready() -> bool:
-        assert process.poll() is None, (tmp_path / f"{name}.log").read_text()[-2000:]
-        try:
-            return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
+    """One service alone on its own SQLite file; stopped with Ctrl-C, which must end it cleanly."""
+    process = ServiceProcess(name, tmp_path, {"KAFKA_BOOTSTRAP_SERVERS": kafka,
+                                              "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / (name + '.db')}",
+                                              **env}).start()
     try:
-        wait_until(ready, 60, f"{name} to be ready")
-        yield url
+        yield process.wait_ready(60).url
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            assert process.wait(20) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-            log.close()
+        assert process.stop() == 0
 
 
 async def test_intranet_service_alone_serves_what_it_consumes(tmp_path: Path, kafka_bootstrap: str) -> None:

@@ -19,7 +19,7 @@ from services.common.ledger import Ledger, LedgerEntry
 from services.email.sender import Mail
 from services.email.store import LEDGER
 from services.email.store import metadata as email_md
-from services.gateway.store import DuplicateEvent, GatewayStore
+from services.gateway.store import DuplicateEvent, GatewayStore, OutboxRow
 from services.gateway.store import metadata as gateway_md
 from services.intranet.store import IntranetStore
 from services.intranet.store import metadata as intranet_md
@@ -53,8 +53,13 @@ async def test_gateway_store_keeps_event_and_outbox_together(store_engine: Async
     assert len(await store.pending_outbox(10)) == 1  # the refused duplicate left no outbox row
     found = await store.by_idempotency("t0:key-1")
     assert found is not None and found.event_id == str(event.event_id)
-    [(row_id, topic, key, _)] = await store.pending_outbox(10)
-    await store.mark_published([row_id])
+    published: list[OutboxRow] = []
+
+    async def publish(rows: list[OutboxRow]) -> None:
+        published.extend(rows)
+
+    assert await store.relay_pending(10, publish) == 1
+    assert [r.key for r in published] == [str(event.event_id)]
     assert await store.pending_outbox(10) == []
 
 
@@ -127,9 +132,33 @@ async def test_after_a_restart_the_gateway_relays_again_the_events_never_planned
     planned, lost = make_event(), make_event()
     for event in (planned, lost):
         await store.accept(event, "events.steering.decision.v1", None, "hash")
-    await store.mark_published([row[0] for row in await store.pending_outbox(10)])
+    async def publish(_rows: list[OutboxRow]) -> None:
+        pass
+
+    await store.relay_pending(10, publish)
     await store.record_plan(EventPlanned(plan=DeliveryPlan(event_id=planned.event_id, program="fvm", groups=(),
                                                            refused=()), status="planned", planned_at=datetime.now(UTC)))
     assert await store.requeue_unplanned() == 1
     assert [key for _, _, key, _ in await store.pending_outbox(10)] == [str(lost.event_id)]
     assert await store.requeue_unplanned() == 0  # what is waiting in the outbox already is left as it is
+
+
+async def test_two_gateways_relaying_at_once_never_publish_one_row_twice(store_engine: AsyncEngine) -> None:
+    import asyncio
+
+    await create_tables(store_engine, gateway_md)
+    store = GatewayStore(store_engine)
+    for _ in range(40):
+        await store.accept(make_event(), "events.steering.decision.v1", None, "hash")
+    published: list[str] = []
+
+    async def publish(rows: list[OutboxRow]) -> None:
+        await asyncio.sleep(0.01)  # Kafka takes a moment to acknowledge; the other gateway runs meanwhile
+        published.extend(r.key for r in rows)
+
+    async def gateway() -> None:
+        while await store.relay_pending(5, publish):
+            pass
+
+    await asyncio.gather(gateway(), gateway())
+    assert len(published) == 40 and len(set(published)) == 40

@@ -1,0 +1,115 @@
+"""The production topology under a fault: every service its own process against one Kafka-protocol broker and
+one PostgreSQL database, two gateways, two email replicas in one consumer group. One event to 2 000 people;
+one email replica is killed (SIGKILL) in the middle of it and started again."""
+
+import asyncio
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.integration.conftest import POSTGRES_URL, HttpReceiver, SmtpServer
+from tests.integration.processes import ServiceProcess
+from tests.waiting import wait_until
+
+PEOPLE = 2000
+POOL_SIZE = 4
+TOKEN = "topology-token"
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A database of its own for this test, on the local PostgreSQL."""
+    name = f"budkavle_topology_{os.getpid()}"
+    server = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0]
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(f"{server}/postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}"'))
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def import_directory(tmp_path: Path, env: dict[str, str]) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    csv = tmp_path / "people.csv"
+    csv.write_text("id,name,email,organisation,role,profession,area,municipality,options\n" + "".join(
+        f"p{n:04d},Person {n},p{n:04d}@example.se,FVM programkontor,programdeltagare,,västra,,\n"
+        for n in range(PEOPLE)))
+    result = subprocess.run([sys.executable, "-m", "services.cli", "recipients", "import", str(csv)], cwd=ROOT,
+                            env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_replicas_and_a_killed_email_replica_reach_each_person_once_and_lose_nothing(
+        tmp_path: Path, kafka_bootstrap: str, database: str, smtp_server: SmtpServer,
+        http_receiver: HttpReceiver) -> None:
+    shared = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "DATABASE_URL": database}
+    import_directory(tmp_path, shared)
+    tailor = ServiceProcess("tailor", tmp_path, {**shared, "BUDKAVLE_API_TOKENS": f"{TOKEN}=fvm"})
+    email = [ServiceProcess("email", tmp_path, {**shared, "SMTP_URL": f"smtp://127.0.0.1:{smtp_server.port}"},
+                            label=f"email-{n}") for n in (1, 2)]
+    teams = ServiceProcess("teams", tmp_path, {**shared, "BUDKAVLE_TEAMS_ALLOW_LOOPBACK": "true",
+                                                "TEAMS_WEBHOOK_FVM_PROGRAMDELTAGARE": f"{http_receiver.url}/hook/pd"})
+    intranet = ServiceProcess("intranet", tmp_path, shared)
+    started = [tailor, *email, teams, intranet]
+    try:
+        for process in started:  # all at once: the replicas' migrations take turns on PostgreSQL
+            process.start()
+        for process in started:
+            process.wait_ready()
+        gateways = [ServiceProcess("gateway", tmp_path, {**shared, "BUDKAVLE_API_TOKENS": f"{TOKEN}=fvm",
+                                                         "BUDKAVLE_TAILOR_URL": tailor.url}, label=f"gateway-{n}")
+                    for n in (1, 2)]
+        started += gateways
+        for process in gateways:
+            process.start()
+        for process in gateways:
+            process.wait_ready()
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        event = {"type": "status.update", "program": "fvm", "publisher": "FVM programkontor", "importance": "must_know",
+                 "sensitivity": "internal", "audiences": ["programdeltagare"],
+                 "payload": {"title": "Läget inför införandet", "summary": "Allt går enligt plan."}}
+        response = httpx.post(f"{gateways[0].url}/v1/events", json=event, headers=auth, timeout=30)
+        assert response.status_code == 202, response.text
+        status_url = f"{gateways[1].url}/v1/events/{response.json()['event_id']}"  # the other gateway reports
+
+        wait_until(lambda: len(smtp_server.messages) >= 300, 120, "the fan-out to be under way")
+        email[0].kill()
+        before = len(smtp_server.messages)
+        email[0].start()
+
+        def delivered() -> bool:
+            return bool(httpx.get(status_url, headers=auth, timeout=10).json()["status"] == "delivered")
+
+        wait_until(delivered, 300, "the event to be delivered")
+        email[0].wait_ready()
+        status = httpx.get(status_url, headers=auth, timeout=10).json()
+        item = httpx.get(f"{intranet.url}/intranet/items/{response.json()['event_id']}", timeout=10)
+    finally:
+        for process in started:
+            process.stop()
+    got = Counter(rcpt for message in smtp_server.messages for rcpt in message.rcpt_tos)
+    repeats = sum(n - 1 for n in got.values())
+    print(json.dumps({"people": PEOPLE, "mails_before_the_kill": before, "reached": len(got), "repeats": repeats}))
+    assert 300 <= before < PEOPLE
+    assert len(got) == PEOPLE  # everyone
+    assert repeats <= POOL_SIZE  # at most the mails in flight on the killed replica's connections
+    assert status["totals"]["email"]["sent"] == PEOPLE and status["totals"]["email"]["failed"] == 0
+    assert [r["name"] for r in http_receiver.received] == ["pd"]
+    assert item.status_code == 200 and "Läget inför införandet" in item.text
