@@ -40,7 +40,7 @@ class Config(BaseModel):
 
 
 class Sender(Config):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     address: EmailStr
 
 

@@ -111,6 +111,10 @@ def _row_problem(row: Mapping[str, str | None], rid: str, seen: set[str], areas:
         return "duplicate id"
     if not (row.get("name") or "").strip():
         return "name missing"
+    if len((row.get("name") or "").strip()) > 200:
+        return "name longer than 200 characters"
+    if any(ord(c) < 32 for c in (row.get("name") or "").strip()):
+        return "name has a control character"
     try:
         validate_email((row.get("email") or "").strip(), check_deliverability=False)
     except EmailNotValidError:

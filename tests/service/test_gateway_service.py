@@ -64,7 +64,8 @@ async def test_accepted_event_is_relayed_from_the_outbox_to_its_topic(
         gateway: Gateway, broker: KafkaBroker) -> None:
     client, store, relay = gateway
     seen = Recorder(broker, topics.event_topic("steering.decision"))
-    response = await client.post("/v1/events", json=event_json(), headers=TOKEN)
+    # The status link comes from BUDKAVLE_PUBLIC_URL, never from what the request says its host is.
+    response = await client.post("/v1/events", json=event_json(), headers={**TOKEN, "Host": "evil.example"})
     assert response.status_code == 202
     body = response.json()
     assert body["status_url"] == f"http://gw/v1/events/{body['event_id']}"

@@ -14,6 +14,7 @@ def test_csv_import_reports_each_rejected_row_with_its_reason() -> None:
         "p4,Dag D,dag@example.se,SU,medarbetare,läkare,mellersta,,\n"
         "p5,Eva E,eva@example.se,Borås kommun,kommun-kontakt,,södra,Borås,1;2;3\n"
         "p6,Fia F,fia@example.se,Borås kommun,kommun-kontakt,,södra,Borås,4\n"
+        f"p7,{'G' * 201},g@example.se,SU,medarbetare,,västra,,\n"
     )
     report = parse_recipients_csv(text, {"södra", "norra", "östra", "västra"})
     assert [r.id for r in report.accepted] == ["p1", "p5"]
@@ -22,6 +23,7 @@ def test_csv_import_reports_each_rejected_row_with_its_reason() -> None:
         (4, "p1", "duplicate id"),
         (5, "p4", "unknown area 'mellersta'"),
         (7, "p6", "options must be a list of 1, 2, 3 separated by ;"),
+        (8, "p7", "name longer than 200 characters"),  # an email command could not carry it
     ]
     assert report.accepted[1].options == frozenset({1, 2, 3})
 
