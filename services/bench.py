@@ -29,6 +29,7 @@ from services.email.smtp import SmtpSender, parse_smtp_url
 from services.embedded.broker import free_port, wait_for_port
 from services.tailor.channels import COMPOSERS, Composition
 from services.tailor.directory import synthetic_directory
+from services.tailor.index import DirectoryIndex
 from services.tailor.planning import plan_deliveries
 from services.tailor.rendering import Renderer
 
@@ -64,6 +65,19 @@ def bench_planning(results: dict[str, Any]) -> None:
                            "seconds_per_plan": round(elapsed, 4),
                            "recipients_per_second": round(len(directory) / elapsed),
                            "peak_mib": round(peak / 2**20, 1)}
+    # An alert to one committee: a scan of the directory against its index.
+    index = DirectoryIndex(directory)
+    alert = _event("steering.decision", audiences=["strategisk-styrgrupp"])
+    timings = {}
+    for name, people in (("scan", directory), ("index", index)):
+        started = time.perf_counter()
+        for _ in range(20):
+            plan_deliveries(alert, fvm, people)
+        timings[name] = (time.perf_counter() - started) / 20
+    results["planning_committee_alert"] = {"ms_scan": round(timings["scan"] * 1000, 2),
+                                           "ms_index": round(timings["index"] * 1000, 3),
+                                           "examined_with_index": index.examined,
+                                           "ratio_scan_to_index": round(timings["scan"] / timings["index"])}
     renderer = Renderer(settings.templates_dir, "http://bench")
     started = time.perf_counter()
     count = 0

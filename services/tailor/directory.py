@@ -45,6 +45,11 @@ def member_filter(selector: Mapping[str, Iterable[str]]) -> Callable[[Recipient]
 
 
 def select_members(directory: Iterable[Recipient], selector: Mapping[str, Iterable[str]]) -> list[Recipient]:
+    """The people the selector selects: from the directory's index when it has one (`index.py`), else by
+    looking at everyone."""
+    members = getattr(directory, "members", None)
+    if callable(members):
+        return list(members(selector))
     test = member_filter(selector)
     return [r for r in directory if test(r)]
 

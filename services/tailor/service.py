@@ -50,7 +50,7 @@ class Tailor:
 
     async def plan(self, event: Event) -> Plan:
         program = self.program_for(event)
-        directory = await self.store.load_directory()
+        directory = await self.store.load_index()
         return plan_deliveries(event, program, directory, self.channels)
 
     async def on_event(self, event: Event) -> None:

@@ -29,6 +29,7 @@ from contracts.events import Event, parse_event
 from services.common.db import upsert
 from services.common.migrations import Migrations
 from services.tailor.directory import Recipient
+from services.tailor.index import DirectoryIndex
 
 metadata = MetaData()
 MIGRATIONS = Migrations.beside(__file__, "tailor", metadata)
@@ -94,7 +95,7 @@ def _row(r: Recipient) -> dict[str, str]:
 class TailorStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._cache: tuple[int, list[Recipient]] | None = None
+        self._cache: tuple[int, DirectoryIndex] | None = None
 
     async def replace_directory(self, people: Iterable[Recipient]) -> int:
         """Replace the whole directory in one transaction: an import lands whole or not at all."""
@@ -115,6 +116,10 @@ class TailorStore:
 
     async def load_directory(self) -> list[Recipient]:
         """The whole directory, from memory unless an import has replaced it since it was read."""
+        return (await self.load_index()).people
+
+    async def load_index(self) -> DirectoryIndex:
+        """The directory with its index, from memory unless an import has replaced it since it was read."""
         async with self.engine.connect() as conn:
             version = int((await conn.execute(select(directory_version.c.version))).scalar() or 0)
             if self._cache is not None and self._cache[0] == version:
@@ -126,8 +131,9 @@ class TailorStore:
                       options=frozenset(int(o) for o in r.options.split(";") if o))
             for r in rows
         ]
-        self._cache = (version, people)
-        return people
+        index = DirectoryIndex(people)
+        self._cache = (version, index)
+        return index
 
     async def status(self, event_id: UUID) -> str | None:
         async with self.engine.connect() as conn:

@@ -55,3 +55,28 @@ def test_selector_matches_every_attribute() -> None:
     assert not member_filter({"role": ["medarbetare"], "area": ["södra"]})(person)
     assert member_filter({"options": ["2"]})(person)
     assert not member_filter({"options": ["3"]})(person)
+
+
+def test_the_index_selects_exactly_what_a_scan_selects_for_every_group(fvm: Program) -> None:
+    from programs import load_program
+    from services.tailor.directory import select_members
+    from services.tailor.index import DirectoryIndex
+    from tests.conftest import PROGRAMS_DIR
+
+    fvis = load_program(PROGRAMS_DIR / "fvis.yaml")
+    municipalities = [(m.name, m.area, frozenset(m.options)) for m in fvm.municipalities]
+    people = list(synthetic_directory(municipalities, staff_scale=0.05))
+    index = DirectoryIndex(people)
+    for audience in (*fvm.audiences, *fvis.audiences):
+        assert select_members(index, audience.members) == select_members(people, audience.members), audience.id
+
+
+def test_an_alert_to_a_committee_examines_only_the_committee(fvm: Program) -> None:
+    from services.tailor.index import DirectoryIndex
+
+    municipalities = [(m.name, m.area, frozenset(m.options)) for m in fvm.municipalities]
+    index = DirectoryIndex(synthetic_directory(municipalities))
+    committee = fvm.audience("strategisk-styrgrupp")
+    assert committee is not None
+    members = index.members(committee.members)
+    assert len(members) == 12 and index.examined == 12 and len(index) > 60_000
