@@ -52,9 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     p_dead.add_argument("--url", help="gateway base URL (default: the running embedded platform)")
     p_dead.add_argument("--token", help="bearer token (default: $BUDKAVLE_TOKEN or the demo token)")
 
-    sub.add_parser("bench", help="measure planning, rendering, SMTP throughput and one event end to end")
+    sub.add_parser("bench", add_help=False,
+                   help="measure the whole platform: fan-out, scaling, alert latency, startup (bench --help)")
 
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "up":
             from services.embedded.up import up
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from services.bench import main as bench
 
-            return bench()
+            return bench(extra)
         if args.command == "recipients":
             return import_recipients(args.file, args.skip_invalid)
         if args.command == "dead-letters":

@@ -31,12 +31,15 @@ class OutboxRelay:
             log.info("accepted events without a plan relayed again", extra={"count": count})
 
     async def relay_once(self) -> int:
+        keys: list[str] = []
+
         async def publish(rows: list[OutboxRow]) -> None:
             await asyncio.gather(*(self.bus.publish_json(r.topic, r.payload.encode(), r.key) for r in rows))
+            keys.extend(r.key for r in rows)
 
         count = await self.store.relay_pending(self.batch, publish)
         if count:
-            log.info("relayed events", extra={"count": count})
+            log.info("relayed events", extra={"count": count, "keys": keys[:50]})
         return count
 
     async def run(self) -> None:

@@ -92,9 +92,9 @@ class Tailor:
                    for name, by_target in plan.targets.items()}
         status = "planned" if plan.targets else "delivered"  # nothing to wait for when nothing is targeted
         await self.store.record(event, status, plan.contract, targets)
-        await self._emit(event, plan)
         log.info("event planned", extra={"event_id": str(event.event_id), "groups": len(plan.contract.groups),
                                          "refused": len(plan.contract.refused)})
+        await self._emit(event, plan)
 
     async def recover(self) -> int:
         """After a start: emit again every planned event the channels have not all confirmed. With an

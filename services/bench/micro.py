@@ -1,22 +1,14 @@
-"""`budkavle bench`: figures for the hot paths — planning over the whole directory, rendering, SMTP
-throughput against Postfix's smtp-sink, and one event end to end on the embedded platform.
-
-Prints figures and ratios; nothing here asserts on time.
-"""
+"""Figures measured inside one process: planning over the whole directory (by scan and by index), rendering,
+what a fan-out puts on the bus, and the raw SMTP ceiling against Postfix's smtp-sink."""
 
 import asyncio
-import json
 import os
-import resource
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -109,6 +101,11 @@ def bench_bus_volume(results: dict[str, Any], fvm: Any, directory: list[Any], re
                                    "bytes_per_email": round(size / max(people, 1))}
 
 
+def raw_ceiling(port: int, pool: int, messages: int) -> float:
+    """Mails per second that aiosmtplib alone sends, pre-rendered, over `pool` connections: the wire."""
+    return asyncio.run(_smtp_throughput(port, pool, messages))
+
+
 async def _smtp_throughput(port: int, pool: int, messages: int) -> float:
     sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{port}"), pool_size=pool)
     event_id = uuid4()
@@ -152,84 +149,3 @@ def smtp_sink() -> Iterator[int | None]:
     finally:
         process.terminate()
         process.wait()
-
-
-def bench_smtp(results: dict[str, Any]) -> None:
-    with smtp_sink() as port:
-        if port is None:
-            results["smtp"] = {"skipped": "Postfix's smtp-sink is not installed (apt-get install postfix)"}
-            return
-        one = asyncio.run(_smtp_throughput(port, 1, 1000))
-        four = asyncio.run(_smtp_throughput(port, 4, 2000))
-    results["smtp"] = {"pool_1_msgs_per_s": round(one), "pool_4_msgs_per_s": round(four),
-                       "ratio_pool4_to_pool1": round(four / one, 2)}
-
-
-def bench_end_to_end(results: dict[str, Any]) -> None:
-    """One must-know event to the VGR managers, time until delivered: with the embedded mail sink (a
-    Python SMTP server in the same process, writing every mail to disk), and with Postfix's smtp-sink."""
-    _end_to_end(results, "end_to_end_local_mail_sink", None)
-    with smtp_sink() as port:
-        if port is not None:
-            _end_to_end(results, "end_to_end_smtp_sink", f"smtp://127.0.0.1:{port}")
-    a, b = results.get("end_to_end_local_mail_sink", {}), results.get("end_to_end_smtp_sink", {})
-    if a.get("emails_per_second") and b.get("emails_per_second"):
-        results["ratio_smtp_sink_to_local_sink"] = round(b["emails_per_second"] / a["emails_per_second"], 2)
-
-
-def _end_to_end(results: dict[str, Any], name: str, smtp_url: str | None) -> None:
-    """`budkavle up` in a subprocess, one event, poll its status until delivered."""
-    import httpx
-
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL",
-                                                                "BUDKAVLE_API_TOKENS")}
-        env.update(BUDKAVLE_DATA_DIR=tmp, BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_LOG_LEVEL="WARNING")
-        if smtp_url:
-            env["SMTP_URL"] = smtp_url
-        # This interpreter, not whatever `python` or `budkavle` is on PATH (make bench does not activate the venv).
-        process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            started = time.perf_counter()
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if process.poll() is not None or time.perf_counter() - started > 120:
-                    results[name] = {"error": "platform did not start"}
-                    return
-                time.sleep(0.1)
-            startup = time.perf_counter() - started
-            token = Path(tmp, "demo-token").read_text().strip()
-            auth = {"Authorization": f"Bearer {token}"}
-            body = json.loads(_event("steering.decision", audiences=["chefer-hs"]).model_dump_json(exclude={"event_id"}))
-            started = time.perf_counter()
-            status_url = httpx.post(f"{url}/v1/events", json=body, headers=auth, timeout=30).json()["status_url"]
-            while True:
-                status = httpx.get(status_url, headers=auth, timeout=30).json()
-                if status["status"] == "delivered" or time.perf_counter() - started > 600:
-                    break
-                time.sleep(0.2)
-            elapsed = time.perf_counter() - started
-            sent = status["totals"].get("email", {}).get("sent", 0)
-            results[name] = {"startup_seconds": round(startup, 1), "emails": sent,
-                                     "seconds_to_delivered": round(elapsed, 1),
-                                     "emails_per_second": round(sent / elapsed, 1), "status": status["status"]}
-        finally:
-            process.terminate()
-            process.wait(30)
-
-
-def main() -> int:
-    results: dict[str, Any] = {}
-    bench_planning(results)
-    bench_smtp(results)
-    bench_end_to_end(results)
-    results["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    print(json.dumps(results, indent=2, ensure_ascii=False))
-    return 0

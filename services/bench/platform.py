@@ -1,0 +1,203 @@
+"""The whole platform measured as a user runs it: `budkavle up` in a process of its own, a directory of N
+people in one target group, one event posted over HTTP, and what it took — by stage, read from the
+platform's own structured logs — until the event is delivered.
+"""
+
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.common.db import create_engine
+from services.common.migrations import upgrade
+from services.embedded.broker import free_port
+from services.tailor.directory import Recipient
+from services.tailor.store import MIGRATIONS, TailorStore
+
+GROUP = "programdeltagare"  # a primary FVM group with email, Teams and the intranet
+
+
+@dataclass
+class RunningPlatform:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    token: str
+    startup_seconds: float
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def peak_rss_mib(self) -> float:
+        """The platform process's peak resident memory (VmHWM), its broker not included."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return 0.0
+
+    def log_times(self, message: str) -> list[tuple[float, dict[str, Any]]]:
+        """(Unix time, entry) of every log line with `message`, from the platform's structured log."""
+        found = []
+        for line in (self.data_dir / "platform.log").read_text(errors="replace").splitlines():
+            if message not in line or not line.startswith("{"):
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("msg") == message:
+                found.append((datetime.fromisoformat(entry["ts"]).timestamp(), entry))
+        return found
+
+
+def write_directory(data_dir: Path, people: int) -> None:
+    """`people` members of the benchmark's target group, written as an import would write them."""
+    async def write() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{data_dir / 'budkavle.db'}")
+        try:
+            await upgrade(engine, MIGRATIONS)
+            await TailorStore(engine).replace_directory(
+                Recipient(f"b{n:06d}", f"Person {n}", f"b{n:06d}@example.se", organisation="FVM programkontor",
+                          role=GROUP, area="västra") for n in range(people))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(write())
+
+
+@contextmanager
+def platform(people: int, smtp_url: str | None) -> Iterator[RunningPlatform]:
+    """`budkavle up` on a fresh data directory holding `people` people (the local mail sink unless
+    `smtp_url`), ready; stopped with Ctrl-C afterwards."""
+    with tempfile.TemporaryDirectory(prefix="budkavle-bench-") as tmp:
+        data_dir = Path(tmp)
+        write_directory(data_dir, people)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL", "BUDKAVLE_API_TOKENS")}
+        env.update(BUDKAVLE_DATA_DIR=tmp, BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_LOG_LEVEL="INFO")
+        if smtp_url:
+            env["SMTP_URL"] = smtp_url
+        log = open(data_dir / "platform.log", "wb")  # noqa: SIM115 (the platform writes it until it stops)
+        started = time.perf_counter()
+        # This interpreter, not whatever `python` or `budkavle` is on PATH (make bench does not activate the venv).
+        process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError("the platform did not start: " + (data_dir / "platform.log").read_text()[-2000:])
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.02)
+            startup = time.perf_counter() - started
+            yield RunningPlatform(url, data_dir, process, (data_dir / "demo-token").read_text().strip(), startup)
+        finally:
+            process.send_signal(2)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+
+
+def newsletter() -> dict[str, Any]:
+    return {"type": "newsletter.issue", "program": "fvm", "publisher": "bench", "importance": "must_know",
+            "sensitivity": "internal", "audiences": [GROUP], "payload": {
+                "title": "Nyhetsbrev", "intro": "Det här har hänt sedan sist.",
+                "sections": [{"heading": "Utbildning", "body": "Utbildningen i Millennium börjar i juni. " * 8}]}}
+
+
+def fan_out(p: RunningPlatform) -> dict[str, Any]:
+    """One newsletter to everyone in the directory: emails per second, and the time of each stage."""
+    started = time.time()
+    response = httpx.post(f"{p.url}/v1/events", json=newsletter(), headers=p.auth, timeout=60)
+    accepted = time.time()
+    response.raise_for_status()
+    status_url = response.json()["status_url"]
+    while True:
+        status = httpx.get(status_url, headers=p.auth, timeout=60).json()
+        if status["status"] == "delivered":
+            break
+        time.sleep(0.05)
+    done = time.time()
+    event_id = response.json()["event_id"]
+    relayed = _first(p, "relayed events", event_id, "keys")
+    planned = _first(p, "event planned", event_id)
+    emitted = _first(p, "commands emitted", event_id)
+    sent = status["totals"]["email"]["sent"]
+    stages = {"accept": accepted - started, "relay": relayed - accepted, "plan": planned - relayed,
+              "render_and_emit": emitted - planned, "deliver_and_record": done - emitted}
+    return {"emails": sent, "seconds": round(done - started, 2), "emails_per_second": round(sent / (done - started)),
+            "stages_seconds": {k: round(v, 3) for k, v in stages.items()}, "peak_rss_mib": p.peak_rss_mib()}
+
+
+def _first(p: RunningPlatform, message: str, event_id: str, field: str = "event_id") -> float:
+    for at, entry in p.log_times(message):
+        value = entry.get(field)
+        if value == event_id or (isinstance(value, list) and event_id in value):
+            return at
+    raise RuntimeError(f"no log line {message!r} for event {event_id}")
+
+
+def alert_latency(p: RunningPlatform, alerts: int) -> dict[str, Any]:
+    """Must-know clinical-leadership decisions one at a time: from the POST's reply to the card in the Teams
+    sink and to the first mail in the mail sink."""
+    cards_dir, mail_dir = p.data_dir / "teams" / GROUP, p.data_dir / "mail"
+    to_card, to_mail = [], []
+    for n in range(alerts):
+        cards, mails = _count(cards_dir, ".json"), _count(mail_dir, ".eml")
+        body = {"type": "design.decision", "program": "fvm", "publisher": "bench", "importance": "must_know",
+                "sensitivity": "internal", "audiences": [GROUP], "payload": {
+                    "workstream": "Vårdadministration", "level": "clinical_leadership", "title": f"Beslut {n}",
+                    "summary": "Utskrivningen blir gemensam i hela regionen."}}
+        httpx.post(f"{p.url}/v1/events", json=body, headers=p.auth, timeout=30).raise_for_status()
+        replied = time.perf_counter()
+        card = mail = None
+        while card is None or mail is None:
+            now = time.perf_counter()
+            if card is None and _count(cards_dir, ".json") > cards:
+                card = now - replied
+            if mail is None and _count(mail_dir, ".eml") > mails:
+                mail = now - replied
+            if now - replied > 30:
+                raise RuntimeError(f"alert {n} did not arrive within 30 s")
+            time.sleep(0.001)
+        to_card.append(card)
+        to_mail.append(mail)
+    return {"alerts": alerts, "to_teams_card_ms": _percentiles(to_card), "to_first_mail_ms": _percentiles(to_mail)}
+
+
+def _count(folder: Path, suffix: str) -> int:
+    try:
+        return sum(1 for entry in os.scandir(folder) if entry.name.endswith(suffix))
+    except FileNotFoundError:
+        return 0
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1 else ordered * 99
+    return {"p50": round(cuts[49] * 1000, 1), "p95": round(cuts[94] * 1000, 1), "p99": round(cuts[98] * 1000, 1)}
+
+
+def smtp_sink_available() -> bool:
+    return bool(shutil.which("smtp-sink") or os.path.exists("/usr/sbin/smtp-sink"))
