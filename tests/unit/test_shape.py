@@ -4,8 +4,8 @@ import tomllib
 
 from tests.conftest import ROOT
 
-#: Folders under services/ that are not services: the shared base and the composition of all services.
-NOT_SERVICES = {"common", "embedded"}
+#: Folders under services/ that are not services: the shared base, the composition of all services, the bench.
+NOT_SERVICES = {"common", "embedded", "bench"}
 
 
 def test_every_service_folder_is_in_the_independence_contract() -> None:
