@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                            raw_ceiling_emails_per_second=round(ceiling),
                            ratio_to_raw_ceiling=round(run["emails_per_second"] / ceiling, 2))
             scaling.append(run)
+            print(f"fan-out to {n}: {json.dumps(run)}", file=sys.stderr, flush=True)
     figures["scaling"] = scaling
     figures["fan_out"] = next((r for r in scaling if r["people"] == 47_000), scaling[-1])
     with platform(12, None) as running:

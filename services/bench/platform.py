@@ -28,6 +28,11 @@ from services.tailor.directory import Recipient
 from services.tailor.store import MIGRATIONS, TailorStore
 
 GROUP = "programdeltagare"  # a primary FVM group with email, Teams and the intranet
+#: FVM groups with a Teams channel (their selector's role): alerts take turns among them, as Microsoft allows
+#: a webhook 60 posts per 30 s and 100 an hour, and the Teams service keeps to that by deferring cards.
+ALERT_GROUPS = {"facklig-referensgrupp": "facklig-referensgrupp", "strategisk-styrgrupp": "strategisk-styrgrupp",
+                "programstyrgrupp": "programstyrgrupp", "objektledning": "objektledning",
+                "forvaltningsledningar": "forvaltningsledning", "programdeltagare": "programdeltagare"}
 
 
 @dataclass
@@ -65,14 +70,17 @@ class RunningPlatform:
 
 
 def write_directory(data_dir: Path, people: int) -> None:
-    """`people` members of the benchmark's target group, written as an import would write them."""
+    """`people` members of the benchmark's target group (and two of each alert group), written as an import
+    would write them."""
     async def write() -> None:
         engine = create_engine(f"sqlite+aiosqlite:///{data_dir / 'budkavle.db'}")
+        everyone = [Recipient(f"b{n:06d}", f"Person {n}", f"b{n:06d}@example.se", organisation="FVM programkontor",
+                              role=GROUP, area="västra") for n in range(people)]
+        everyone += [Recipient(f"{role}-{n}", f"Ledamot {n}", f"{role}-{n}@example.se", role=role, area="västra")
+                     for role in ALERT_GROUPS.values() if role != GROUP for n in range(2)]
         try:
             await upgrade(engine, MIGRATIONS)
-            await TailorStore(engine).replace_directory(
-                Recipient(f"b{n:06d}", f"Person {n}", f"b{n:06d}@example.se", organisation="FVM programkontor",
-                          role=GROUP, area="västra") for n in range(people))
+            await TailorStore(engine).replace_directory(everyone)
         finally:
             await engine.dispose()
 
@@ -161,12 +169,15 @@ def _first(p: RunningPlatform, message: str, event_id: str, field: str = "event_
 def alert_latency(p: RunningPlatform, alerts: int) -> dict[str, Any]:
     """Must-know clinical-leadership decisions one at a time: from the POST's reply to the card in the Teams
     sink and to the first mail in the mail sink."""
-    cards_dir, mail_dir = p.data_dir / "teams" / GROUP, p.data_dir / "mail"
+    mail_dir = p.data_dir / "mail"
+    groups = sorted(ALERT_GROUPS)
     to_card, to_mail = [], []
     for n in range(alerts):
+        group = groups[n % len(groups)]
+        cards_dir = p.data_dir / "teams" / group
         cards, mails = _count(cards_dir, ".json"), _count(mail_dir, ".eml")
         body = {"type": "design.decision", "program": "fvm", "publisher": "bench", "importance": "must_know",
-                "sensitivity": "internal", "audiences": [GROUP], "payload": {
+                "sensitivity": "internal", "audiences": [group], "payload": {
                     "workstream": "Vårdadministration", "level": "clinical_leadership", "title": f"Beslut {n}",
                     "summary": "Utskrivningen blir gemensam i hela regionen."}}
         httpx.post(f"{p.url}/v1/events", json=body, headers=p.auth, timeout=30).raise_for_status()
