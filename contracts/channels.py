@@ -57,13 +57,6 @@ def registered_channel(command: type[DeliveryCommand], topic: str, reach: Reach)
         CHANNELS.pop(spec.name, None)
 
 
-def channel(name: str) -> ChannelSpec:
-    try:
-        return CHANNELS[name]
-    except KeyError:
-        raise KeyError(f"no channel plug-in provides {name!r} (known: {', '.join(sorted(CHANNELS))})") from None
-
-
 register_channel(SendEmail, topics.EMAIL_DELIVERY_REQUESTED, Reach.PERSON)
 register_channel(SendTeamsCard, topics.TEAMS_DELIVERY_REQUESTED, Reach.GROUP)
 register_channel(PublishIntranetItem, topics.INTRANET_DELIVERY_REQUESTED, Reach.PROGRAMME)

@@ -3,7 +3,13 @@
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Header
+
+from services.common.problems import Problem
 
 
 class TokenConfigError(ValueError):
@@ -55,3 +61,14 @@ class TokenAuthority:
             if hmac.compare_digest(token.encode(), presented_b):  # constant time per candidate
                 found = Principal(token_id=token_handle(token), programs=programs)
         return found
+
+
+def bearer_caller(authority: TokenAuthority) -> Callable[[str | None], Principal]:
+    """A FastAPI dependency: the caller of a request, or 401 (with `WWW-Authenticate: Bearer`)."""
+    def caller(authorization: Annotated[str | None, Header()] = None) -> Principal:
+        found = authority.authenticate(authorization)
+        if found is None:
+            raise Problem(401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
+        return found
+
+    return caller

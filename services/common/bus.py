@@ -22,6 +22,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from contracts import topics
 from contracts.deliveries import DeadLetter
+from services.common.problems import field_problems
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -135,10 +136,7 @@ async def decode_each(msg: Any, parse: Callable[[bytes], T], bus: Bus, consumer:
 def validation_reason(exc: ValidationError | ValueError) -> str:
     """Every invalid field's path and reason, without the offending input (it may hold addresses)."""
     if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors(include_input=False, include_url=False)
-        )
+        return "; ".join(f"{p['path']}: {p['reason']}" for p in field_problems(exc))
     return str(exc)
 
 

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from contracts.deliveries import DeliveryPlan
 from contracts.events import EVENT_ADAPTER, Event
 from programs import Program
-from services.common.auth import Principal, TokenAuthority
+from services.common.auth import Principal, TokenAuthority, bearer_caller
 from services.common.problems import Problem, problem_responses, read_limited
 from services.gateway.accept import AcceptEvent
 from services.gateway.admission import MAX_BODY, admit
@@ -110,8 +110,6 @@ EVENT_BODY = {"requestBody": {
 
 def _refused(problem: Problem) -> Problem:
     REJECTED.labels(str(problem.status)).inc()
-    if problem.status == 401:
-        problem.headers = {"WWW-Authenticate": "Bearer"}
     return problem
 
 
@@ -122,11 +120,13 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
     base = public_url.rstrip("/")
     router = APIRouter(prefix="/v1", tags=["events"])
 
+    authenticate = bearer_caller(authority)
+
     def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        found = authority.authenticate(authorization)
-        if found is None:
-            raise _refused(Problem(401, "missing or unknown bearer token"))
-        return found
+        try:
+            return authenticate(authorization)
+        except Problem as problem:
+            raise _refused(problem) from None
 
     Caller = Annotated[Principal, Depends(principal)]
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Table, Text, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import DeadLetter
-from services.common.auth import Principal, TokenAuthority
+from services.common.auth import Principal, TokenAuthority, bearer_caller
 from services.common.bus import Bus
 from services.common.problems import Problem, problem_responses
 from services.gateway.store import metadata
@@ -134,13 +134,7 @@ class DeadLetterStore:
 def build_http(store: DeadLetterStore, authority: TokenAuthority, bus: Bus) -> APIRouter:
     router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
 
-    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        found = authority.authenticate(authorization)
-        if found is None:
-            raise Problem(401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
-        return found
-
-    Caller = Annotated[Principal, Depends(principal)]
+    Caller = Annotated[Principal, Depends(bearer_caller(authority))]
 
     @router.get("", response_model=DeadLetterList, summary="What the bus could not use, newest first",
                 responses=problem_responses(401, 422))

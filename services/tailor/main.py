@@ -2,12 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field, ValidationError
 
 from contracts.events import MAX_EVENT_BYTES, parse_event
 from programs import load_programs
-from services.common.auth import TokenAuthority, parse_tokens
+from services.common.auth import Principal, TokenAuthority, bearer_caller, parse_tokens
 from services.common.problems import Problem, field_problems, read_limited
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
@@ -44,10 +44,7 @@ def build_http(tailor: Tailor, authority: TokenAuthority) -> APIRouter:
     router = APIRouter(prefix="/internal/v1", include_in_schema=False)
 
     @router.post("/plans")
-    async def plan(request: Request, authorization: Annotated[str | None, Header()] = None) -> Response:
-        caller = authority.authenticate(authorization)
-        if caller is None:
-            raise Problem(401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
+    async def plan(request: Request, caller: Annotated[Principal, Depends(bearer_caller(authority))]) -> Response:
         body = await read_limited(request, MAX_EVENT_BYTES)
         try:
             event = parse_event(body)
