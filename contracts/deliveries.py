@@ -6,10 +6,10 @@ service resolves the webhook itself.
 """
 
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, EmailStr, Field
+from pydantic import AwareDatetime, EmailStr, Field, model_validator
 
 from contracts.base import Contract
 from contracts.events import AudienceId, ProgramId
@@ -148,6 +148,31 @@ class DeliveryOutcome(Contract):
     attempts: int = 1
     next_attempt_at: AwareDatetime | None = None
     at: AwareDatetime
+
+
+#: Most outcomes one `DeliveryOutcomes` message carries (a 250-recipient email chunk fits in one).
+OUTCOMES_PER_MESSAGE: Final = 500
+
+
+class DeliveryOutcomes(Contract):
+    """What became of deliveries of one event to one target group, announced together: an email chunk's
+    250 people are one message on the bus, not 250. Version 3 of the outcome topic."""
+
+    version: ClassVar[int] = 3
+
+    outcomes: tuple[DeliveryOutcome, ...] = Field(min_length=1, max_length=OUTCOMES_PER_MESSAGE)
+
+    @model_validator(mode="after")
+    def _one_event_and_group(self) -> "DeliveryOutcomes":
+        first = self.outcomes[0]
+        if any(o.event_id != first.event_id or o.audience_id != first.audience_id for o in self.outcomes):
+            raise ValueError("outcomes of one message are of one event and one target group")
+        return self
+
+    @property
+    def bus_key(self) -> str:
+        """One event's outcomes for one group stay in order (deferred before sent) on one partition."""
+        return f"{self.outcomes[0].event_id}:{self.outcomes[0].audience_id}"
 
 
 class DeadLetter(Contract):

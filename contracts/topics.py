@@ -20,8 +20,9 @@ INTRANET_DELIVERY_REQUESTED: Final = "deliveries.intranet.v2"
 #: The tailor's explainable delivery plan for each event.
 EVENT_PLANNED: Final = "plans.event_planned.v1"
 
-#: What became of each delivery (version 2: deferred, with the next attempt, beside sent and failed).
-DELIVERY_OUTCOMES: Final = "delivery.outcomes.v2"
+#: What became of each delivery, announced in batches of one event and target group (`DeliveryOutcomes`;
+#: version 3: a batch per message; version 2 added deferred, with the next attempt, beside sent and failed).
+DELIVERY_OUTCOMES: Final = "delivery.outcomes.v3"
 
 #: Bus messages that failed validation, with the reason.
 DEAD_LETTER: Final = "deadletter.v1"

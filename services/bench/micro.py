@@ -12,12 +12,14 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import uuid4
 
+import aiosmtplib
+
 from contracts.deliveries import EMAIL_CHUNK, EmailRecipient, SendEmail
 from contracts.events import parse_event
 from programs import load_programs
 from services.common.settings import CommonSettings
 from services.email.sender import Mail
-from services.email.smtp import SmtpSender, parse_smtp_url
+from services.email.smtp import WireFormat
 from services.embedded.broker import free_port, wait_for_port
 from services.tailor.channels import COMPOSERS, Composition
 from services.tailor.directory import synthetic_directory
@@ -107,28 +109,32 @@ def raw_ceiling(port: int, pool: int, messages: int) -> float:
 
 
 async def _smtp_throughput(port: int, pool: int, messages: int) -> float:
-    sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{port}"), pool_size=pool)
+    """Every mail rendered to its bytes first; then only aiosmtplib's sendmail over `pool` connections."""
+    wire = WireFormat()
     event_id = uuid4()
-    mails = [Mail.each_of(SendEmail(
-        event_id=event_id, program="fvm", audience_id="bench", sender_name="FVM", sender_address="fvm@vgregion.se",
-        subject="Bench", text_body="t" * 2000, html_body="<p>" + "h" * 4000 + "</p>",
-        recipients=tuple(EmailRecipient(id=f"p{n}", address=f"p{n}@example.se", name="P")
-                         for n in range(start, min(messages, start + EMAIL_CHUNK)))))
-             for start in range(0, messages, EMAIL_CHUNK)]
-    queue: asyncio.Queue[Mail] = asyncio.Queue()
-    for chunk in mails:
-        for mail in chunk:
-            queue.put_nowait(mail)
+    rendered = [(str(mail.recipient.address), wire.to_bytes(mail))
+                for start in range(0, messages, EMAIL_CHUNK)
+                for mail in Mail.each_of(SendEmail(
+                    event_id=event_id, program="fvm", audience_id="bench", sender_name="FVM",
+                    sender_address="fvm@vgregion.se", subject="Bench", text_body="t" * 2000,
+                    html_body="<p>" + "h" * 4000 + "</p>",
+                    recipients=tuple(EmailRecipient(id=f"p{n}", address=f"p{n}@example.se", name="P")
+                                     for n in range(start, min(messages, start + EMAIL_CHUNK)))))]
+    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    for item in rendered:
+        queue.put_nowait(item)
+    clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port) for _ in range(pool)]
 
-    async def worker() -> None:
+    async def worker(client: aiosmtplib.SMTP) -> None:
+        await client.connect()
         while not queue.empty():
-            await sender.send(queue.get_nowait())
+            to, message = queue.get_nowait()
+            await client.sendmail("fvm@vgregion.se", [to], message)
+        await client.quit()
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(pool)))
-    elapsed = time.perf_counter() - started
-    await sender.close()
-    return messages / elapsed
+    await asyncio.gather(*(worker(c) for c in clients))
+    return messages / (time.perf_counter() - started)
 
 
 @contextmanager

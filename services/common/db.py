@@ -1,5 +1,6 @@
 """Async SQLAlchemy engines: SQLite (embedded) or PostgreSQL (production), same code."""
 
+import functools
 from typing import Any
 
 from sqlalchemy import MetaData, event
@@ -37,10 +38,17 @@ async def upsert_many(conn: Any, table: Any, rows: list[dict[str, Any]], keys: t
     """Insert or update many rows in one statement (executemany); later rows win over earlier ones."""
     if not rows:
         return
+    unique: dict[tuple[Any, ...], dict[str, Any]] = {tuple(r[k] for k in keys): r for r in rows}
+    await conn.execute(_upsert_statement(conn.dialect.name, table, tuple(rows[0]), keys), list(unique.values()))
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert_statement(dialect_name: str, table: Any, columns: tuple[str, ...], keys: tuple[str, ...]) -> Any:
+    # Built once per table and shape: building and cache-keying a fresh statement per call cost about as
+    # much as the write itself on a delivery ledger's hot path.
     from sqlalchemy.dialects import postgresql, sqlite
 
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     stmt = dialect.insert(table)
-    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    unique: dict[tuple[Any, ...], dict[str, Any]] = {tuple(r[k] for k in keys): r for r in rows}
-    await conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), list(unique.values()))
+    return stmt.on_conflict_do_update(index_elements=list(keys),
+                                      set_={c: stmt.excluded[c] for c in columns if c not in keys})

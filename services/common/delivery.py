@@ -15,7 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from prometheus_client import Counter
 
 from contracts import topics
-from contracts.deliveries import DeliveryCommand, DeliveryOutcome
+from contracts.deliveries import OUTCOMES_PER_MESSAGE, DeliveryCommand, DeliveryOutcome, DeliveryOutcomes
 from services.common.bus import Bus, DependencyUnavailable
 from services.common.ledger import Ledger, LedgerEntry
 from services.common.retry import RetryPolicy
@@ -120,35 +120,23 @@ async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledge
                  extra={"channel": deliveries[0].command.channel, "count": len(deliveries) - len(todo)})
     limit = asyncio.Semaphore(concurrency)
     fresh: dict[str, LedgerEntry] = {}
-    pending: list[tuple[D, LedgerEntry]] = []
-    writing = asyncio.Lock()
-
-    async def write() -> None:
-        async with writing:
-            batch = pending[:]
-            pending.clear()
-            if batch:
-                await ledger.record_many(batch)
+    commit = _GroupCommit(ledger)
 
     async def attempt(delivery: D) -> None:
         # A slot is held until the answer is written, so sends in flight plus answers not yet written never
-        # exceed `concurrency`: that bounds what a crash can repeat. Answers that arrive while a write is
-        # under way are written together by the next one (group commit).
+        # exceed `concurrency`: that bounds what a crash can repeat.
         async with limit:
             entry = await _attempt(delivery, sender, known.get(delivery.key), policy)
             DELIVERIES.labels(delivery.command.channel, entry.status).inc()
             fresh[delivery.key] = entry
-            pending.append((delivery, entry))
-            await write()
+            await commit.record(delivery, entry)
 
     results = await asyncio.gather(*(attempt(d) for d in todo.values()), return_exceptions=True)
-    await write()
     unavailable = [r for r in results if isinstance(r, BaseException)]
     entries = {**known, **fresh}
     now = datetime.now(UTC)
-    await asyncio.gather(*(
-        bus.publish(topics.DELIVERY_OUTCOMES, _outcome(d, entries[d.key], now), key=d.recipient_id or d.command.audience_id)
-        for d in deliveries if d.key in entries and (not retrying or d.key in fresh)))
+    await announce(bus, [_outcome(d, entries[d.key], now) for d in deliveries
+                         if d.key in entries and (not retrying or d.key in fresh)])
     if unavailable:
         # What was sent is recorded and announced; the rest goes back to the bus (the ledger keeps the
         # redelivered batch from sending anything twice).
@@ -157,6 +145,48 @@ async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledge
                            "reason": str(unavailable[0])[:300]})
         raise unavailable[0]
     return [entries[d.key] for d in deliveries]
+
+
+class _GroupCommit:
+    """Writes ledger entries as the answers come in, many to a transaction: the answers that arrive while
+    one write is under way are written together by the next (group commit). Each writer waits for its own
+    row; a write that fails fails every answer in it."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.pending: list[tuple[Any, LedgerEntry, asyncio.Future[None]]] = []
+        self.writer: asyncio.Task[None] | None = None
+
+    async def record(self, delivery: Any, entry: LedgerEntry) -> None:
+        written = asyncio.get_running_loop().create_future()
+        self.pending.append((delivery, entry, written))
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write())
+        await written
+
+    async def _write(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending, []
+            try:
+                await self.ledger.record_many([(delivery, entry) for delivery, entry, _ in batch])
+            except Exception as exc:  # handed to each waiter, whose delivery then counts as not recorded
+                for *_, written in batch:
+                    if not written.done():
+                        written.set_exception(exc)
+                continue
+            for *_, written in batch:
+                if not written.done():
+                    written.set_result(None)
+
+
+async def announce(bus: Bus, outcomes: Sequence[DeliveryOutcome]) -> None:
+    """Publish outcomes a batch per event and target group (in their order), not a message per person."""
+    groups: dict[tuple[str, str], list[DeliveryOutcome]] = {}
+    for outcome in outcomes:
+        groups.setdefault((str(outcome.event_id), outcome.audience_id), []).append(outcome)
+    batches = [DeliveryOutcomes(outcomes=tuple(group[start:start + OUTCOMES_PER_MESSAGE]))
+               for group in groups.values() for start in range(0, len(group), OUTCOMES_PER_MESSAGE)]
+    await asyncio.gather(*(bus.publish(topics.DELIVERY_OUTCOMES, batch, key=batch.bus_key) for batch in batches))
 
 
 def _outcome(delivery: Delivery[Any], entry: LedgerEntry, at: datetime) -> DeliveryOutcome:

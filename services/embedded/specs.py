@@ -16,7 +16,7 @@ from pydantic import BaseModel
 import contracts
 from contracts import topics
 from contracts.channels import CHANNELS
-from contracts.deliveries import DeadLetter, DeliveryOutcome, EventPlanned
+from contracts.deliveries import DeadLetter, DeliveryOutcomes, EventPlanned
 from contracts.events import EVENT_ADAPTER
 from services.embedded.platform import PlatformSettings, build_platform
 
@@ -31,7 +31,7 @@ def topic_models() -> dict[str, type[BaseModel] | None]:
         **{t: None for t in topics.EVENT_TOPICS.values()},
         **{spec.topic: spec.command for spec in CHANNELS.values()},
         topics.EVENT_PLANNED: EventPlanned,
-        topics.DELIVERY_OUTCOMES: DeliveryOutcome,
+        topics.DELIVERY_OUTCOMES: DeliveryOutcomes,
         topics.DEAD_LETTER: DeadLetter,
     }
 

@@ -8,12 +8,13 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts import topics
-from contracts.deliveries import DeadLetter, DeliveryOutcome, EventPlanned
+from contracts.deliveries import DeadLetter, DeliveryOutcomes, EventPlanned
 from services.common.bus import Bus, bounded_failures, decode_batch, decode_or_dead_letter, raw_body, records_of
 from services.gateway.dead_letters import DeadLetterStore
 from services.gateway.store import GatewayStore
 
 CONSUMER = "gateway"
+OUTCOME_BATCHES = 20  # messages per poll, each up to OUTCOMES_PER_MESSAGE outcomes
 log = logging.getLogger(__name__)
 
 
@@ -29,10 +30,11 @@ def build_router(store: GatewayStore, dead_letter_store: DeadLetterStore, bus: B
                 await store.record_plan(planned)
 
     @router.subscriber(topics.DELIVERY_OUTCOMES, group_id=f"{CONSUMER}-outcomes", auto_offset_reset="earliest",
-                       batch=True, max_records=500, ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
-                       title="gateway:outcomes")
+                       batch=True, max_records=OUTCOME_BATCHES, ack_policy=AckPolicy.NACK_ON_ERROR,
+                       decoder=raw_body, title="gateway:outcomes")
     async def on_delivery_outcomes(msg: KafkaMessage) -> None:
-        batch = await decode_batch(msg, DeliveryOutcome.model_validate_json, bus, CONSUMER)
+        batch = [o for b in await decode_batch(msg, DeliveryOutcomes.model_validate_json, bus, CONSUMER)
+                 for o in b.outcomes]
         if batch:
             async with bounded_failures(msg, bus, CONSUMER):
                 await store.record_outcomes(batch)

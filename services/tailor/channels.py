@@ -86,9 +86,12 @@ class EmailComposer:
         sender = policy.sender_for(c.program)
         for start in range(0, len(c.recipients), EMAIL_CHUNK):
             chunk = c.recipients[start:start + EMAIL_CHUNK]
+            # The directory checked every address when it was imported; checking each again here cost more
+            # than rendering a whole fan-out. The email service validates what it receives.
             yield SendEmail(**_envelope(c), sender_name=sender.name, sender_address=sender.address,
                             subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
-                            recipients=tuple(EmailRecipient(id=p.id, address=p.email, name=p.name) for p in chunk))
+                            recipients=tuple(EmailRecipient.model_construct(id=p.id, address=p.email, name=p.name)
+                                               for p in chunk))
 
     def preview(self, command: DeliveryCommand) -> Preview:
         assert isinstance(command, SendEmail)

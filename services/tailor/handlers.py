@@ -6,13 +6,14 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts import topics
-from contracts.deliveries import DeliveryOutcome
+from contracts.deliveries import DeliveryOutcomes
 from contracts.events import parse_event
 from services.common.bus import Bus, bounded_failures, dead_letter, decode_batch, decode_or_dead_letter, raw_body
 from services.tailor.planning import UnknownAudienceError
 from services.tailor.service import Tailor, UnprocessableEvent
 
 CONSUMER = "tailor"
+OUTCOME_BATCHES = 20  # messages per poll, each up to OUTCOMES_PER_MESSAGE outcomes
 
 
 def build_router(tailor: Tailor, bus: Bus) -> KafkaRouter:
@@ -31,11 +32,12 @@ def build_router(tailor: Tailor, bus: Bus) -> KafkaRouter:
                 await dead_letter(msg, bus, CONSUMER, str(exc))
 
     @router.subscriber(topics.DELIVERY_OUTCOMES, group_id=f"{CONSUMER}-outcomes", auto_offset_reset="earliest",
-                       batch=True, max_records=500, ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
-                       title="tailor:outcomes")
+                       batch=True, max_records=OUTCOME_BATCHES, ack_policy=AckPolicy.NACK_ON_ERROR,
+                       decoder=raw_body, title="tailor:outcomes")
     async def on_delivery_outcomes(msg: KafkaMessage) -> None:
         """Which planned deliveries ended: the tailor's own record of what it need not emit again."""
-        batch = await decode_batch(msg, DeliveryOutcome.model_validate_json, bus, CONSUMER)
+        batch = [o for b in await decode_batch(msg, DeliveryOutcomes.model_validate_json, bus, CONSUMER)
+                 for o in b.outcomes]
         if batch:
             async with bounded_failures(msg, bus, CONSUMER):
                 await tailor.store.record_done(batch)

@@ -156,7 +156,7 @@ class RecordingBus:
         self.outcomes: list[Any] = []
 
     async def publish(self, topic: str, message: Any, key: str) -> None:
-        self.outcomes.append(message)
+        self.outcomes.extend(message.outcomes)
 
 
 class Clock:

@@ -23,6 +23,7 @@ from tests.waiting import wait_for
 
 
 async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """`count` messages of `topic` (outcomes one by one, out of their batches)."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,  # no group: no join wait
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
@@ -30,7 +31,9 @@ async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30
     try:
         async def enough() -> bool:
             batch = await consumer.getmany(timeout_ms=500)
-            got.extend(json.loads(r.value) for records in batch.values() for r in records)
+            for records in batch.values():
+                for body in (json.loads(r.value) for r in records):
+                    got.extend(body["outcomes"] if topic == topics.DELIVERY_OUTCOMES else [body])
             return len(got) >= count
         await wait_for(enough, timeout=timeout, interval=0)
     finally:

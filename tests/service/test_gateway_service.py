@@ -10,7 +10,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
-from contracts.deliveries import DeadLetter, DeliveryOutcome, DeliveryPlan, EventPlanned
+from contracts.deliveries import DeadLetter, DeliveryOutcome, DeliveryOutcomes, DeliveryPlan, EventPlanned
 from contracts.events import Event
 from programs import Program
 from services.common.auth import TokenAuthority, parse_tokens
@@ -95,9 +95,9 @@ async def test_status_follows_the_plan_and_the_outcomes_heard_on_the_bus(
         for o in (outcome("p1", "sent"), outcome("p2", "failed", reason="permanent: SMTP 550"),
                   outcome("p2", "failed", reason="permanent: SMTP 550"),
                   outcome("p3", "deferred", reason="temporary: SMTP 451 greylisted", next_attempt_at=later)):
-            await bus.publish(topics.DELIVERY_OUTCOMES, o, o.recipient_id or "")
+            await bus.publish(topics.DELIVERY_OUTCOMES, DeliveryOutcomes(outcomes=(o,)), o.recipient_id or "")
         waiting = (await client.get(f"/v1/events/{event_id}", headers=TOKEN)).json()
-        await bus.publish(topics.DELIVERY_OUTCOMES, outcome("p3", "sent", attempts=2), "p3")
+        await bus.publish(topics.DELIVERY_OUTCOMES, DeliveryOutcomes(outcomes=(outcome("p3", "sent", attempts=2),)), "p3")
     status = (await client.get(f"/v1/events/{event_id}", headers=TOKEN)).json()
     assert waiting["status"] == "delivering"  # a deferred delivery is not done yet
     assert waiting["groups"]["politisk-styrgrupp"]["email"] == {

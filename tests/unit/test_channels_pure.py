@@ -1,3 +1,5 @@
+import email
+from email.policy import default
 from uuid import uuid4
 
 import pytest
@@ -5,7 +7,7 @@ import pytest
 from contracts.deliveries import EmailRecipient, SendEmail
 from services.common.delivery import PermanentDeliveryError
 from services.email.sender import Mail
-from services.email.smtp import build_message, parse_smtp_url
+from services.email.smtp import build_message, parse_smtp_url, to_header
 from services.teams.webhook import check_webhook_url, envelope, retry_after_seconds
 
 ALLOWED = ("webhook.office.com", "logic.azure.com")
@@ -86,3 +88,15 @@ def test_wire_format_round_trips_swedish_names_and_reuses_the_groups_body() -> N
     assert all(p["Content-Transfer-Encoding"] == "quoted-printable" for p in parsed.iter_parts())
     assert a.split(b"MIME-Version")[1] == b.split(b"MIME-Version")[1]  # one body for the whole group
     assert a.isascii() and b.isascii()
+
+
+@pytest.mark.parametrize("name", ["", "Anna Berg", "Åsa Öberg-Ängström", 'Dr. "Kalle" O\'Neil', "Bo (chef), FVM",
+                                  "x" * 90, "Ö" * 80])
+def test_the_to_line_reads_back_as_the_persons_name_and_address(name: str) -> None:
+    line = to_header(name, "anna.berg@example.se")
+    parsed = email.message_from_bytes(f"{line}Subject: x\r\n\r\n".encode("ascii"), policy=default)
+    [address] = parsed["To"].addresses
+    assert address.addr_spec == "anna.berg@example.se"
+    if "\r\n " not in line:  # Python's parser keeps a space between folded encoded words; short names are exact
+        assert address.display_name == name
+    assert all(len(part) <= 998 for part in line.split("\r\n"))  # RFC 5322: a line may not be longer

@@ -1,13 +1,16 @@
 import subprocess
 import sys
-from uuid import UUID
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
 
 import pytest
 from pydantic import ValidationError
 
-from contracts.deliveries import SendEmail
+from contracts.deliveries import DeliveryOutcome, DeliveryOutcomes, SendEmail
 from contracts.events import SteeringDecisionMade, parse_event
 from tests.conftest import ROOT, make_event
+
+EVENT_ID = uuid4()
 
 
 def test_an_events_type_selects_its_model_and_fills_the_defaults() -> None:
@@ -62,7 +65,7 @@ def test_email_command_carries_at_most_one_chunk_of_recipients() -> None:
 
 def test_no_contract_has_a_field_for_a_webhook_or_other_secret() -> None:
     from contracts.channels import CHANNELS
-    from contracts.deliveries import DeadLetter, DeliveryOutcome, EventPlanned
+    from contracts.deliveries import DeadLetter, EventPlanned
 
     def field_names(schema: dict[str, object]) -> set[str]:
         names = set(schema.get("properties", {}))  # type: ignore[call-overload]
@@ -70,7 +73,7 @@ def test_no_contract_has_a_field_for_a_webhook_or_other_secret() -> None:
             names |= field_names(sub)
         return names
 
-    for model in (*(spec.command for spec in CHANNELS.values()), DeliveryOutcome, EventPlanned, DeadLetter):
+    for model in (*(spec.command for spec in CHANNELS.values()), DeliveryOutcomes, EventPlanned, DeadLetter):
         names = field_names(model.model_json_schema())
         assert not [n for n in names if "url" in n or "webhook" in n or "token" in n], model.__name__
 
@@ -79,3 +82,17 @@ def test_committed_schemas_and_asyncapi_match_the_code() -> None:
     result = subprocess.run([sys.executable, "-m", "services.embedded.specs", "--check"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_outcome_batch_is_of_one_event_and_one_group() -> None:
+    now = datetime.now(UTC)
+
+    def outcome(audience: str) -> DeliveryOutcome:
+        return DeliveryOutcome(event_id=EVENT_ID, program="fvm", channel="email", audience_id=audience,
+                               recipient_id="p1", status="sent", at=now)
+
+    assert DeliveryOutcomes(outcomes=(outcome("a"), outcome("a"))).bus_key == f"{EVENT_ID}:a"
+    with pytest.raises(ValidationError, match="one event and one target group"):
+        DeliveryOutcomes(outcomes=(outcome("a"), outcome("b")))
+    with pytest.raises(ValidationError):
+        DeliveryOutcomes(outcomes=())
