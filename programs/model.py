@@ -1,6 +1,7 @@
 """A programme's configuration (`deploy/programs/<program>.yaml`): who it is, how it looks, its areas,
 municipalities and target groups. Shared domain knowledge that every service may read."""
 
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -98,6 +99,33 @@ class Audience(Config):
         return self
 
 
+class TimelineEntry(Config):
+    """One step of the programme's plan: a go-live wave of an area, or a decision point (B1…B7)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    title: str = Field(min_length=1, max_length=300)
+    area: str | None = Field(default=None, description="a go-live wave's area: golive.milestone events update it")
+    when: str = Field(min_length=1, max_length=60, description="as the plan says it: 'hösten 2024', '2020-Q4'")
+    planned_date: date
+    state: Literal["planned", "rescheduled", "started", "completed"] = "planned"
+
+
+class Baseline(Config):
+    """What the programme's plan says before any event: its phase and its timeline. Shown on the status page
+    and in every digest, so a quiet period still tells where the programme stands."""
+
+    phase: str = Field(min_length=1, max_length=200)
+    timeline: tuple[TimelineEntry, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> "Baseline":
+        ids = [e.id for e in self.timeline]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate timeline ids {dupes}")
+        return self
+
+
 class Program(Config):
     program: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,31}$")
     name: str
@@ -110,7 +138,7 @@ class Program(Config):
         default=("intranet",), description="programme-wide channels that every event not confidential reaches")
     areas: tuple[str, ...] = ()
     municipalities: tuple[Municipality, ...] = ()
-    decision_points: dict[str, str] = Field(default_factory=dict)
+    baseline: Baseline | None = None
     audiences: tuple[Audience, ...] = Field(min_length=1)
 
     @field_validator("publishes_to")
@@ -132,6 +160,9 @@ class Program(Config):
         for m in self.municipalities:
             if self.areas and m.area not in self.areas:
                 raise ValueError(f"municipality {m.name!r} is in unknown area {m.area!r}")
+        for entry in self.baseline.timeline if self.baseline else ():
+            if entry.area is not None and entry.area not in self.areas:
+                raise ValueError(f"timeline entry {entry.id!r} is in unknown area {entry.area!r}")
         return self
 
     def audience(self, audience_id: str) -> Audience | None:

@@ -9,7 +9,8 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from programs import Program
-from programs.labels import TYPE_LABELS, sv_date
+from programs.labels import GOLIVE_STATUS, TYPE_LABELS, sv_date
+from programs.timeline import AreaUpdate, current_timeline
 from services.intranet.store import IntranetStore, Item
 
 
@@ -45,11 +46,12 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], templates_
     async def status_page(program: str | None = Query(None)) -> HTMLResponse:
         check_program(program)
         statuses = await store.latest(program, "status.update", limit=1)
-        golives = await store.latest(program, "golive.milestone", limit=200)
-        timeline = _timeline(golives)
+        golives = await store.latest(program, "golive.milestone", limit=500)
+        timelines = {code: current_timeline(p.baseline, _area_updates(golives, code))
+                     for code, p in programs.items() if program in (None, code)}
         decisions = [i for i in await store.latest(program, limit=200)
                      if i.event_type in ("steering.decision", "design.decision")][:10]
-        return page("intranet/pages/status.html.j2", status=statuses[0] if statuses else None, timeline=timeline,
+        return page("intranet/pages/status.html.j2", status=statuses[0] if statuses else None, timelines=timelines,
                     decisions=decisions, program=program)
 
     @router.get("/feed.atom")
@@ -63,9 +65,10 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], templates_
     return router
 
 
-def _timeline(golives: list[Item]) -> list[Item]:
-    """The newest word on each area's go-live, in date order."""
-    latest: dict[str, Item] = {}
-    for item in golives:  # newest first
-        latest.setdefault(f"{item.program}:{item.facts.get('Område', item.event_id)}", item)
-    return sorted(latest.values(), key=lambda i: (i.timeline_date is None, i.timeline_date))
+def _area_updates(golives: list[Item], program: str) -> list[AreaUpdate]:
+    """The go-live items of one programme as updates of its timeline, oldest first."""
+    states = {label: state for state, label in GOLIVE_STATUS.items()}
+    return [AreaUpdate(area=i.facts["Område"], planned_date=i.timeline_date, state=states.get(i.facts.get("Status", ""),
+                       "planned"), title=i.title, wave=i.facts.get("Våg"), source=i.event_id)
+            for i in reversed(golives)
+            if i.program == program and i.timeline_date is not None and "Område" in i.facts]

@@ -61,6 +61,8 @@ def facts(event: Event) -> dict[str, str]:
     elif isinstance(event, GoLiveMilestoneReached):
         g = event.payload
         out["Område"] = g.area
+        if g.wave:
+            out["Våg"] = g.wave
         out["Datum"] = sv_date(g.planned_date)
         out["Status"] = GOLIVE_STATUS[g.status]
     elif isinstance(event, StatusUpdated) and event.payload.phase:

@@ -19,7 +19,7 @@ from services.intranet.store import IntranetStore, metadata
 from services.tailor.channels import COMPOSERS, Composition
 from services.tailor.rendering import Renderer
 from services.tailor.samples import sample_events
-from tests.conftest import ROOT, TEMPLATES_DIR
+from tests.conftest import ROOT, TEMPLATES_DIR, make_event
 
 VALIDATE = """
 const AC = require(process.argv[1]);
@@ -100,3 +100,20 @@ async def test_item_page_carries_its_programmes_brand(sqlite_engine: AsyncEngine
         page = await client.get(f"/intranet/items/{event.event_id}")
     assert page.status_code == 200
     assert 'class="brand" style="background:#0074bc' in page.text and "Västra Götalandsregionen" in page.text
+
+
+async def test_the_status_page_shows_the_plans_timeline_before_any_news_and_each_go_live_update_over_it(
+        sqlite_engine: AsyncEngine, fvm: Program) -> None:
+    empty = await intranet_with(sqlite_engine, fvm, [])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=empty), base_url="http://bk") as client:
+        before = (await client.get("/intranet/status?program=fvm")).text
+    assert "Programmets fas: Införande." in before
+    assert "<strong>Västra området</strong> (västra): hösten 2026 – Planerad." in before
+    moved = make_event("golive.milestone", payload={
+        "area": "västra", "planned_date": "2027-03-01", "status": "rescheduled", "title": "Västra flyttas",
+        "what_changes": "Införandet i västra området sker våren 2027."})
+    updated = await intranet_with(sqlite_engine, fvm, [moved])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=updated), base_url="http://bk") as client:
+        after = (await client.get("/intranet/status?program=fvm")).text
+    assert "<strong>Västra området</strong> (västra): 1 mars 2027 – Ny tidpunkt." in after
+    assert f'/intranet/items/{moved.event_id}">Senaste beskedet' in after
