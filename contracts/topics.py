@@ -24,6 +24,9 @@ EVENT_PLANNED: Final = "plans.event_planned.v1"
 #: version 3: a batch per message; version 2 added deferred, with the next attempt, beside sent and failed).
 DELIVERY_OUTCOMES: Final = "delivery.outcomes.v3"
 
+#: The scheduler's word that time has come: a target group's digest period, a held event's release.
+SCHEDULE_DUE: Final = "schedule.due.v1"
+
 #: Bus messages that failed validation, with the reason.
 DEAD_LETTER: Final = "deadletter.v1"
 
@@ -34,4 +37,4 @@ def event_topic(event_type: str) -> str:
 
 def all_topics(*extra: str) -> tuple[str, ...]:
     """Every topic the platform needs; `extra` are the delivery topics of the registered channels."""
-    return (*EVENT_TOPICS.values(), *extra, EVENT_PLANNED, DELIVERY_OUTCOMES, DEAD_LETTER)
+    return (*EVENT_TOPICS.values(), *extra, EVENT_PLANNED, DELIVERY_OUTCOMES, SCHEDULE_DUE, DEAD_LETTER)

@@ -26,6 +26,9 @@ from services.gateway.store import MIGRATIONS as GATEWAY_MIGRATIONS
 from services.intranet.main import IntranetSettings
 from services.intranet.main import build as build_intranet
 from services.intranet.store import MIGRATIONS as INTRANET_MIGRATIONS
+from services.scheduler.main import SchedulerSettings
+from services.scheduler.main import build as build_scheduler
+from services.scheduler.store import MIGRATIONS as SCHEDULER_MIGRATIONS
 from services.tailor.directory import synthetic_directory
 from services.tailor.main import TailorSettings
 from services.tailor.main import build as build_tailor
@@ -39,7 +42,9 @@ log = logging.getLogger(__name__)
 
 #: Every service's tables and their Alembic history.
 MIGRATIONS: dict[str, Migrations] = {m.service: m for m in (
-    GATEWAY_MIGRATIONS, TAILOR_MIGRATIONS, EMAIL_MIGRATIONS, TEAMS_MIGRATIONS, INTRANET_MIGRATIONS)}
+    GATEWAY_MIGRATIONS, TAILOR_MIGRATIONS, EMAIL_MIGRATIONS, TEAMS_MIGRATIONS, INTRANET_MIGRATIONS,
+    SCHEDULER_MIGRATIONS)}
+SERVICES = ("gateway", "tailor", "email", "teams", "intranet", "scheduler")
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,14 @@ class PlatformSettings:
     email: EmailSettings
     teams: TeamsSettings
     intranet: IntranetSettings
+    scheduler: SchedulerSettings
 
     @classmethod
     def load(cls, shared: dict[str, Any] | None = None, **per_service: dict[str, Any]) -> "PlatformSettings":
         """From the environment; `shared` values (field names, e.g. `kafka_bootstrap_servers`) go to every
         service and `per_service` ones (e.g. `email={"smtp_url": …}`) to one, both winning over the
         environment."""
-        unknown = set(per_service) - {"gateway", "tailor", "email", "teams", "intranet"}
+        unknown = set(per_service) - set(SERVICES)
         if unknown:
             raise ValueError(f"no services {sorted(unknown)}")
 
@@ -66,7 +72,7 @@ class PlatformSettings:
 
         return cls(gateway=make("gateway", GatewaySettings), tailor=make("tailor", TailorSettings),
                    email=make("email", EmailSettings), teams=make("teams", TeamsSettings),
-                   intranet=make("intranet", IntranetSettings))
+                   intranet=make("intranet", IntranetSettings), scheduler=make("scheduler", SchedulerSettings))
 
 
 def demo_token(data_dir: Path) -> str:
@@ -81,7 +87,7 @@ def demo_token(data_dir: Path) -> str:
 
 
 def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runtime:
-    """Compose gateway, tailor, email, teams and intranet on one runtime."""
+    """Compose every service (gateway, tailor, email, teams, intranet, scheduler) on one runtime."""
     runtime = Runtime.create(settings.tailor, client_id="budkavle")
     tailor_parts, tailor = build_tailor(settings.tailor, runtime)
 
@@ -103,6 +109,7 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
     runtime.add(build_email(settings.email, runtime))
     runtime.add(build_teams(settings.teams, runtime))
     runtime.add(build_intranet(settings.intranet, runtime))
+    runtime.add(build_scheduler(settings.scheduler, runtime))
     return runtime
 
 

@@ -26,6 +26,7 @@ from contracts.deliveries import (
 from contracts.events import Event, GoLiveMilestoneReached, Sensitivity
 from programs import Audience, Program
 from services.tailor import policy
+from services.tailor.digests import Digest, render_card, render_email, render_item
 from services.tailor.directory import Recipient
 from services.tailor.rendering import Renderer
 
@@ -176,3 +177,57 @@ def registered_composer(channel: str, composer: Composer) -> Iterator[None]:
 register_composer("email", EmailComposer())
 register_composer("teams", TeamsComposer())
 register_composer("intranet", IntranetComposer())
+
+
+# Digests ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DigestComposition:
+    """A digest for one target: a group (its people, or its channel), or the whole programme."""
+
+    digest: Digest
+    target: str  # the group's id, or the programme-wide channel's name
+    recipients: Sequence[Recipient]
+    published_at: datetime
+
+
+class DigestComposer(Protocol):
+    """A channel that carries digests: how a digest becomes its commands."""
+
+    def digest(self, c: DigestComposition, renderer: Renderer) -> Iterable[DeliveryCommand]: ...
+
+
+def _digest_envelope(c: DigestComposition) -> _Envelope:
+    return {"event_id": c.digest.id, "program": c.digest.program.program, "audience_id": c.target,
+            "correlation_id": f"digest:{c.digest.period.label}"}
+
+
+class EmailDigest:
+    def digest(self, c: DigestComposition, renderer: Renderer) -> Iterator[SendEmail]:
+        rendered = render_email(c.digest, renderer)
+        sender = policy.sender_for(c.digest.program)
+        for start in range(0, len(c.recipients), EMAIL_CHUNK):
+            yield SendEmail(**_digest_envelope(c), sender_name=sender.name, sender_address=sender.address,
+                            subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
+                            recipients=tuple(EmailRecipient.model_construct(id=p.id, address=p.email, name=p.name)
+                                             for p in c.recipients[start:start + EMAIL_CHUNK]))
+
+
+class TeamsDigest:
+    def digest(self, c: DigestComposition, renderer: Renderer) -> Iterator[SendTeamsCard]:
+        yield SendTeamsCard(**_digest_envelope(c), card=render_card(c.digest, renderer))
+
+
+class IntranetDigest:
+    def digest(self, c: DigestComposition, renderer: Renderer) -> Iterator[PublishIntranetItem]:
+        d = c.digest
+        item = render_item(d, renderer)
+        yield PublishIntranetItem(
+            **_digest_envelope(c), event_type="digest", title=item.title, summary=item.summary, html_body=item.html,
+            importance="awareness", sensitivity="internal", occurred_at=d.period.end, published_at=c.published_at,
+            audiences=(), facts=item.facts)
+
+
+#: Channels that carry digests (a channel without an entry carries none).
+DIGEST_COMPOSERS: dict[str, DigestComposer] = {"email": EmailDigest(), "teams": TeamsDigest(),
+                                               "intranet": IntranetDigest()}

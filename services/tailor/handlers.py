@@ -1,5 +1,6 @@
 """The tailor's subscribers: events (parse → tailor → record; invalid or unprocessable ones go to the dead-letter
-topic), and the channels' outcomes (which planned deliveries ended)."""
+topic), the scheduler's word that time has come (a digest, a release), and the channels' outcomes (which
+planned deliveries ended)."""
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
@@ -8,6 +9,7 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts import topics
 from contracts.deliveries import DeliveryOutcomes
 from contracts.events import parse_event
+from contracts.schedule import ScheduleDue
 from services.common.bus import Bus, bounded_failures, dead_letter, decode_batch, decode_or_dead_letter, raw_body
 from services.tailor.planning import UnknownAudienceError
 from services.tailor.service import Tailor, UnprocessableEvent
@@ -41,5 +43,21 @@ def build_router(tailor: Tailor, bus: Bus) -> KafkaRouter:
         if batch:
             async with bounded_failures(msg, bus, CONSUMER):
                 await tailor.store.record_done(batch)
+
+    @router.subscriber(topics.SCHEDULE_DUE, group_id=f"{CONSUMER}-schedule", auto_offset_reset="earliest",
+                       ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="tailor:schedule")
+    async def on_schedule_due(msg: KafkaMessage) -> None:
+        due = await decode_or_dead_letter(msg, ScheduleDue.model_validate_json, bus, CONSUMER)
+        if due is None:
+            return
+        async with bounded_failures(msg, bus, CONSUMER):
+            try:
+                if due.kind == "release":
+                    assert due.event_id is not None
+                    await tailor.release(due.event_id)
+                else:
+                    await tailor.send_digest(due)
+            except (UnprocessableEvent, UnknownAudienceError) as exc:
+                await dead_letter(msg, bus, CONSUMER, str(exc))
 
     return router

@@ -34,7 +34,7 @@ def build(settings: TailorSettings, runtime: Runtime) -> tuple[ServiceParts, Tai
     tailor = Tailor(programs, renderer, TailorStore(runtime.engine), runtime.bus)
     http = build_http(tailor, TokenAuthority(parse_tokens(settings.api_tokens))) if settings.api_tokens else None
     parts = ServiceParts(name="tailor", router=build_router(tailor, runtime.bus), http=http,
-                         migrations=MIGRATIONS, background=(tailor.recover, tailor.run_embargo_releases))
+                         migrations=MIGRATIONS, background=(tailor.recover,))
     return parts, tailor
 
 

@@ -126,7 +126,16 @@ class Renderer:
         try:
             return env.get_template(name).render(ctx).strip() + "\n"
         except TemplateError as exc:
-            raise TemplateProblem(f"templates/{name} for {ctx['event'].type} ({ctx['tone']}): {exc}") from exc
+            what = ctx["event"].type if "event" in ctx else "a digest"
+            raise TemplateProblem(f"templates/{name} for {what} ({ctx['tone']}): {exc}") from exc
+
+    def render_text(self, name: str, ctx: dict[str, Any]) -> str:
+        """A template of plain text (no escaping), with the public URL as `base`."""
+        return self._render(self._text, name, {"base": self.public_url, **ctx})
+
+    def render_html(self, name: str, ctx: dict[str, Any]) -> str:
+        """An HTML template (autoescaped), with the public URL as `base`."""
+        return self._render(self._html, name, {"base": self.public_url, **ctx})
 
     def subject(self, event: Event, program: Program, audience: Audience | None) -> str:
         """One line, at most SUBJECT_LIMIT characters: a long committee name and a long title together are

@@ -3,17 +3,29 @@
 import asyncio
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
+from uuid import UUID
 
 from contracts import topics
 from contracts.channels import CHANNELS, ChannelSpec, Reach
 from contracts.deliveries import DeliveryCommand, DeliveryPlan, EventPlanned
 from contracts.events import Event
+from contracts.schedule import ScheduleDue, digest_id
 from programs import Program
+from programs.labels import sv_period
 from services.common.bus import Bus
 from services.tailor import policy
-from services.tailor.channels import COMPOSERS, Composer, Composition
-from services.tailor.planning import Plan, plan_deliveries
+from services.tailor.channels import (
+    COMPOSERS,
+    DIGEST_COMPOSERS,
+    Composer,
+    Composition,
+    DigestComposer,
+    DigestComposition,
+)
+from services.tailor.digests import INTRANET_READER, Digest, build_digest
+from services.tailor.planning import Plan, UnknownAudienceError, plan_deliveries
 from services.tailor.rendering import Renderer
 from services.tailor.store import TailorStore
 
@@ -29,7 +41,8 @@ class UnprocessableEvent(Exception):
 class Tailor:
     def __init__(self, programs: Mapping[str, Program], renderer: Renderer, store: TailorStore, bus: Bus,
                  clock: Clock = lambda: datetime.now(UTC), composers: Mapping[str, Composer] = COMPOSERS,
-                 channels: Mapping[str, ChannelSpec] = CHANNELS) -> None:
+                 channels: Mapping[str, ChannelSpec] = CHANNELS,
+                 digest_composers: Mapping[str, DigestComposer] = DIGEST_COMPOSERS) -> None:
         missing = sorted(set(channels) - set(composers))
         if missing:
             raise ValueError(f"channels {missing} have no composer in the tailor")
@@ -40,7 +53,7 @@ class Tailor:
         self.clock = clock
         self.composers = composers
         self.channels = channels
-        self.wake = asyncio.Event()
+        self.digest_composers = digest_composers
 
     def program_for(self, event: Event) -> Program:
         program = self.programs.get(event.program)
@@ -65,8 +78,7 @@ class Tailor:
         plan = await self.plan(event)
         if policy.is_embargoed(event, self.clock()):
             await self.store.record(event, "held")
-            await self._publish_plan(plan.contract, "embargoed")
-            self.wake.set()
+            await self._publish_plan(plan.contract, "embargoed")  # the scheduler releases it at its instant
             log.info("event held until embargo lifts", extra={"event_id": str(event.event_id)})
             return
         await self.deliver(event, plan)
@@ -130,21 +142,63 @@ class Tailor:
         message = EventPlanned(plan=plan, status=status, planned_at=self.clock())
         await self.bus.publish(topics.EVENT_PLANNED, message, str(plan.event_id))
 
-    async def release_due(self) -> int:
-        released = 0
-        for event in await self.store.due(self.clock()):
-            await self.deliver(event, await self.plan(event))
-            released += 1
-        return released
+    async def send_digest(self, due: ScheduleDue) -> Digest:
+        """A target group's digest for the period the scheduler names: by email to each member, to the
+        group's Teams channel, and (monthly) to the intranet. Its id derives from (programme, group,
+        period), so the channels' ledgers make a repeated period send nothing twice."""
+        assert due.audience_id is not None and due.period is not None
+        program = self.programs.get(due.program)
+        if program is None:
+            raise UnprocessableEvent(f"programme {due.program!r} has no configuration")
+        audience = program.audience(due.audience_id)
+        if audience is None:
+            raise UnknownAudienceError(f"programme {due.program!r} has no target group {due.audience_id!r}")
+        period = due.period
+        history = await self.store.published_between(program.program, datetime(2000, 1, 1, tzinfo=UTC), period.end)
+        in_period = [e for e in history if e.published_at and e.published_at >= period.start]
+        digest = build_digest(program, audience, period, sv_period(period.label), in_period, history)
+        people = (await self.store.load_index()).members(audience.members)
+        now = self.clock()
+        sends: list[tuple[str, DeliveryCommand]] = []
+        for name in audience.channels:
+            composer = self.digest_composers.get(name)
+            spec = self.channels.get(name)
+            if composer is None or spec is None or spec.reach is Reach.PROGRAMME:
+                continue
+            target = DigestComposition(digest, audience.id, people if spec.reach is Reach.PERSON else (), now)
+            sends += [(spec.topic, c) for c in composer.digest(target, self.renderer)]
+        if digest.monthly:  # the month's summary on the programme-wide channels, one item for everyone
+            whole = build_digest(program, INTRANET_READER, period, sv_period(period.label), in_period, history)
+            for name in program.publishes_to:
+                composer = self.digest_composers.get(name)
+                if composer is not None:
+                    item = replace(whole, id=digest_id(program.program, name, period.label))
+                    sends += [(self.channels[name].topic, c)
+                              for c in composer.digest(DigestComposition(item, name, (), now), self.renderer)]
+        await asyncio.gather(*(self.bus.publish(topic, command, command.bus_key) for topic, command in sends))
+        log.info("digest sent", extra={"program": program.program, "audience_id": audience.id,
+                                       "period": period.label, "quiet": digest.is_quiet, "people": len(people),
+                                       "commands": len(sends)})
+        return digest
 
-    async def run_embargo_releases(self) -> None:
-        """Sleep until the next embargo lifts (or a new one arrives), then release what is due."""
-        while True:
-            self.wake.clear()  # before looking: a wake-up that arrives while we look is not lost
-            await self.release_due()
-            next_at = await self.store.next_release()
-            timeout = 30.0 if next_at is None else max(0.05, (next_at - self.clock()).total_seconds())
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=min(timeout, 30.0))
-            except TimeoutError:
-                pass
+    async def release(self, event_id: UUID) -> str:
+        """The scheduler says a held event's instant has come: it goes out if it is held and the instant has
+        passed. An event that went out already has its plan announced again (the scheduler takes that as
+        the release confirmed); one still embargoed by this clock is announced as held (the scheduler
+        waits again). Returns what was done."""
+        found = await self.store.held(event_id)
+        if found is None:
+            log.warning("release of an event the tailor has not seen", extra={"event_id": str(event_id)})
+            return "unknown"
+        status, event = found
+        if status != "held":
+            stored = await self.store.stored_plan(event_id)
+            if stored is not None:
+                await self._publish_plan(DeliveryPlan.model_validate_json(stored), "planned")
+            return "already out"
+        plan = await self.plan(event)
+        if policy.is_embargoed(event, self.clock()):
+            await self._publish_plan(plan.contract, "embargoed")
+            return "still held"
+        await self.deliver(event, plan)
+        return "released"

@@ -184,17 +184,20 @@ class TailorStore:
                                    .values(status="delivered", updated_at=datetime.now(UTC)))
         return len(finished)
 
-    async def due(self, now: datetime) -> list[Event]:
+    async def held(self, event_id: UUID) -> tuple[str, Event] | None:
+        """An event's status and the event itself, if the tailor has seen it."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(events.c.body).where(events.c.status == "held", events.c.release_at <= now.astimezone(UTC))
-                .order_by(events.c.release_at)
-            )).all()
-        return [parse_event(r.body) for r in rows]
+            row = (await conn.execute(select(events.c.status, events.c.body)
+                                      .where(events.c.event_id == str(event_id)))).first()
+        return (row.status, parse_event(row.body)) if row is not None else None
 
-    async def next_release(self) -> datetime | None:
+    async def published_between(self, program: str, start: datetime, end: datetime) -> list[Event]:
+        """The programme's events that went out (planned or delivered) and were published in [start, end),
+        oldest first: what a digest of that period tells."""
         async with self.engine.connect() as conn:
-            value = (await conn.execute(select(func.min(events.c.release_at)).where(events.c.status == "held"))).scalar()
-        if value is not None and value.tzinfo is None:  # SQLite returns naive datetimes
-            value = value.replace(tzinfo=UTC)
-        return value  # type: ignore[no-any-return]
+            rows = (await conn.execute(select(events.c.body).where(
+                events.c.program == program, events.c.status.in_(("planned", "delivered")),
+                events.c.updated_at >= start.astimezone(UTC)))).all()  # updated no earlier than published
+        found = [e for e in (parse_event(r.body) for r in rows)
+                 if e.published_at is not None and start <= e.published_at < end]
+        return sorted(found, key=lambda e: e.published_at or end)

@@ -1,6 +1,7 @@
 """Service tests: one service at a time through FastStream's TestKafkaBroker, with recording fakes."""
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -8,7 +9,26 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
+from programs import Program
 from services.common.bus import Bus, create_broker
+from services.common.db import create_tables
+from services.tailor.directory import Recipient
+from services.tailor.handlers import build_router as build_tailor_router
+from services.tailor.rendering import Renderer
+from services.tailor.service import Tailor
+from services.tailor.store import TailorStore
+from services.tailor.store import metadata as tailor_metadata
+from tests.conftest import TEMPLATES_DIR
+
+
+class Clock:
+    """One settable time for a test (the services take a clock; no test waits for real time)."""
+
+    def __init__(self, now: datetime = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 class Recorder:
@@ -42,7 +62,21 @@ def bus(broker: KafkaBroker) -> Bus:
 @pytest.fixture
 def recorder(broker: KafkaBroker) -> Recorder:
     return Recorder(broker, topics.DELIVERY_OUTCOMES, topics.DEAD_LETTER, topics.EMAIL_DELIVERY_REQUESTED,
-                    topics.TEAMS_DELIVERY_REQUESTED, topics.INTRANET_DELIVERY_REQUESTED, topics.EVENT_PLANNED)
+                    topics.TEAMS_DELIVERY_REQUESTED, topics.INTRANET_DELIVERY_REQUESTED, topics.EVENT_PLANNED,
+                    topics.SCHEDULE_DUE)
+
+
+@pytest.fixture
+async def tailor(broker: KafkaBroker, bus: Bus, engine: AsyncEngine, fvm: Program,
+                 small_directory: list[Recipient]) -> Tailor:
+    """The tailor over the small directory, subscribed on the test broker, with a settable clock."""
+    await create_tables(engine, tailor_metadata)
+    store = TailorStore(engine)
+    await store.replace_directory(small_directory)
+    t = Tailor({"fvm": fvm}, Renderer(TEMPLATES_DIR, "http://budkavle.test"), store, bus,
+               clock=Clock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC)))
+    broker.include_router(build_tailor_router(t, bus))
+    return t
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Teams and intranet services through TestKafkaBroker."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import uuid4
 
 import httpx
@@ -24,7 +24,7 @@ from services.teams.store import PARKED as TEAMS_PARKED
 from services.teams.store import metadata as teams_md
 from services.teams.webhook import WorkflowsWebhook
 from tests.conftest import make_event
-from tests.service.conftest import Recorder
+from tests.service.conftest import Clock, Recorder
 
 
 class RecordingReceiver:
@@ -49,13 +49,6 @@ def card_command(audience_id: str = "programstyrgrupp") -> SendTeamsCard:
     return SendTeamsCard(event_id=uuid4(), program="fvm", audience_id=audience_id,
                          card={"type": "AdaptiveCard", "version": "1.5", "body": []})
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def _teams(broker: KafkaBroker, bus: Bus, engine: AsyncEngine, receiver: RecordingReceiver,

@@ -1,23 +1,20 @@
-import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
+from contracts.schedule import ScheduleDue
 from programs import Program
 from services.common.bus import Bus
-from services.common.db import create_tables
 from services.tailor.directory import Recipient
-from services.tailor.handlers import build_router
 from services.tailor.rendering import Renderer
 from services.tailor.service import Tailor
-from services.tailor.store import TailorStore, metadata
+from services.tailor.store import TailorStore
 from tests.conftest import TEMPLATES_DIR, make_event
-from tests.service.conftest import Recorder
-from tests.waiting import wait_for
+from tests.service.conftest import Clock, Recorder
 
 
 def recipients(recorder: Recorder) -> int:
@@ -25,23 +22,6 @@ def recipients(recorder: Recorder) -> int:
     return sum(len(cmd["recipients"]) for cmd in recorder[topics.EMAIL_DELIVERY_REQUESTED])
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-async def tailor(broker: KafkaBroker, bus: Bus, engine: AsyncEngine, fvm: Program,
-                 small_directory: list[Recipient]) -> Tailor:
-    await create_tables(engine, metadata)
-    store = TailorStore(engine)
-    await store.replace_directory(small_directory)
-    t = Tailor({"fvm": fvm}, Renderer(TEMPLATES_DIR, "http://budkavle.test"), store, bus, clock=Clock())
-    broker.include_router(build_router(t, bus))
-    return t
 
 
 async def test_steering_decision_becomes_emails_cards_and_an_intranet_item(
@@ -74,7 +54,11 @@ async def test_a_redelivered_event_is_not_planned_twice_but_its_plan_is_announce
     assert first["plan"] == again["plan"] and again["status"] == "planned"
 
 
-async def test_embargoed_event_is_held_then_released_when_the_instant_passes(
+def release(event_id: Any, at: datetime) -> ScheduleDue:
+    return ScheduleDue(kind="release", program="fvm", event_id=event_id, due_at=at)
+
+
+async def test_embargoed_event_is_held_until_the_scheduler_says_its_instant_has_come(
         tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder) -> None:
     clock = tailor.clock
     assert isinstance(clock, Clock)
@@ -83,12 +67,15 @@ async def test_embargoed_event_is_held_then_released_when_the_instant_passes(
         await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
         assert recorder[topics.EMAIL_DELIVERY_REQUESTED] == []
         assert recorder[topics.EVENT_PLANNED][0]["status"] == "embargoed"
-        assert await tailor.release_due() == 0
+        early = release(event.event_id, clock.now)  # too early by this clock: still held, and said so
+        await bus.publish(topics.SCHEDULE_DUE, early, early.bus_key)
+        assert recorder[topics.EMAIL_DELIVERY_REQUESTED] == []
         clock.now += timedelta(hours=1)
-        assert await tailor.release_due() == 1
-        assert await tailor.release_due() == 0
+        for _ in range(2):  # the second is a repeat: nothing is planned twice
+            due = release(event.event_id, clock.now)
+            await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
     assert recipients(recorder) == 9
-    assert [p["status"] for p in recorder[topics.EVENT_PLANNED]] == ["embargoed", "planned"]
+    assert [p["status"] for p in recorder[topics.EVENT_PLANNED]] == ["embargoed", "embargoed", "planned", "planned"]
 
 
 async def test_event_for_a_programme_without_configuration_is_dead_lettered(
@@ -108,27 +95,6 @@ async def test_invalid_event_is_dead_lettered_with_every_invalid_field(
     [letter] = recorder[topics.DEAD_LETTER]
     for field in ("publisher", "importance", "payload.committee", "payload.title"):
         assert field in letter["reason"]
-
-
-async def test_the_release_loop_lets_an_embargoed_event_out_when_the_clock_reaches_its_instant(
-        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder) -> None:
-    clock = tailor.clock
-    assert isinstance(clock, Clock)
-    event = make_event(audiences=["politisk-styrgrupp"], embargo_until=(clock.now + timedelta(hours=2)).isoformat())
-    async with TestKafkaBroker(broker):
-        loop = asyncio.create_task(tailor.run_embargo_releases())
-        try:
-            await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
-            await wait_for(lambda: len(recorder[topics.EVENT_PLANNED]) == 1, timeout=10, what="the embargo notice")
-            assert recorder[topics.EMAIL_DELIVERY_REQUESTED] == []
-            clock.now += timedelta(hours=2)
-            tailor.wake.set()
-            await wait_for(lambda: len(recorder[topics.EVENT_PLANNED]) == 2, timeout=10, what="the release")
-        finally:
-            loop.cancel()
-    assert recipients(recorder) == 9
-    assert [p["status"] for p in recorder[topics.EVENT_PLANNED]] == ["embargoed", "planned"]
-    assert datetime.fromisoformat(recorder[topics.EVENT_PLANNED][1]["planned_at"]) == event.embargo_until
 
 
 async def test_event_naming_a_target_group_the_programme_lacks_is_dead_lettered(

@@ -1,0 +1,44 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from contracts.schedule import ScheduleDue, digest_id
+from programs.labels import sv_period
+from services.scheduler.periods import last_whole_period, parse_period
+
+
+def test_a_monthly_digest_sent_on_the_first_covers_the_whole_previous_month_in_swedish_time() -> None:
+    period = last_whole_period("monthly", datetime(2026, 12, 1, 6, 0, tzinfo=UTC))  # 07:00 in Stockholm
+    assert period.label == "2026-11" and sv_period(period.label) == "november 2026"
+    assert period.start == datetime(2026, 10, 31, 23, 0, tzinfo=UTC)  # midnight, 1 November, CET
+    assert period.end == datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+
+
+def test_a_weekly_digest_covers_the_last_whole_iso_week_across_new_year() -> None:
+    period = last_whole_period("weekly", datetime(2027, 1, 4, 6, 0, tzinfo=UTC))  # Monday 4 January 2027
+    assert period.label == "2026-W53" and sv_period(period.label) == "vecka 53 2026"
+    assert period == parse_period("2026-W53")
+
+
+def test_january_looks_back_to_december_of_the_year_before() -> None:
+    assert last_whole_period("monthly", datetime(2027, 1, 15, tzinfo=UTC)).label == "2026-12"
+
+
+@pytest.mark.parametrize("label", ["2026-13", "2026-W54", "november", "2026-1", ""])
+def test_a_period_that_is_not_one_is_refused_with_the_reason(label: str) -> None:
+    with pytest.raises(ValueError, match="period|no such"):
+        parse_period(label)
+
+
+def test_a_digests_id_is_the_same_for_the_same_group_and_period_and_differs_otherwise() -> None:
+    assert digest_id("fvm", "a", "2026-11") == digest_id("fvm", "a", "2026-11")
+    assert len({digest_id("fvm", "a", "2026-11"), digest_id("fvm", "b", "2026-11"),
+                digest_id("fvm", "a", "2026-10"), digest_id("fvis", "a", "2026-11")}) == 4
+
+
+def test_a_digest_names_its_group_and_period_and_a_release_its_event() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="target group and its period"):
+        ScheduleDue(kind="digest", program="fvm", due_at=now)
+    with pytest.raises(ValueError, match="names its event"):
+        ScheduleDue(kind="release", program="fvm", due_at=now)
