@@ -6,6 +6,7 @@ committed; a redelivered command finds its rows, sends nothing and re-announces 
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -165,18 +166,25 @@ class _GroupCommit:
         await written
 
     async def _write(self) -> None:
+        # One connection for as long as answers keep coming: a checkout per batch cost as much as the write.
+        # Answers that arrive while the connection is handed back are taken by the outer loop.
         while self.pending:
-            batch, self.pending = self.pending, []
-            try:
-                await self.ledger.record_many([(delivery, entry) for delivery, entry, _ in batch])
-            except Exception as exc:  # handed to each waiter, whose delivery then counts as not recorded
-                for *_, written in batch:
-                    if not written.done():
-                        written.set_exception(exc)
-                continue
-            for *_, written in batch:
-                if not written.done():
-                    written.set_result(None)
+            async with self.ledger.engine.connect() as conn:
+                while self.pending:
+                    batch, self.pending = self.pending, []
+                    try:
+                        await self.ledger.record_on(conn, [(delivery, entry) for delivery, entry, _ in batch])
+                        await conn.commit()
+                    except Exception as exc:  # handed to each waiter: its delivery counts as not recorded
+                        for *_, written in batch:
+                            if not written.done():
+                                written.set_exception(exc)
+                        with contextlib.suppress(Exception):
+                            await conn.rollback()
+                        break  # the rest on a fresh connection
+                    for *_, written in batch:
+                        if not written.done():
+                            written.set_result(None)
 
 
 async def announce(bus: Bus, outcomes: Sequence[DeliveryOutcome]) -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.deliveries import DeliveryCommand
 from services.common.db import upsert_many
@@ -98,6 +98,11 @@ class Ledger:
 
     async def record_many(self, results: Sequence[tuple[Any, LedgerEntry]]) -> None:
         """Record each (delivery, entry) in one transaction; a deferred delivery's command is parked first."""
+        async with self.engine.begin() as conn:
+            await self.record_on(conn, results)
+
+    async def record_on(self, conn: AsyncConnection, results: Sequence[tuple[Any, LedgerEntry]]) -> None:
+        """`record_many` on a connection the caller holds and commits (a writer that writes many batches)."""
         now = datetime.now(UTC)
         parked: dict[str, str] = {}
         rows = []
@@ -111,13 +116,12 @@ class Ledger:
                          "recipient_id": delivery.recipient_id, "status": entry.status, "reason": entry.reason,
                          "attempts": entry.attempts, "at": now, "next_attempt_at": entry.next_attempt_at,
                          "first_attempt_at": entry.first_attempt_at, "command_ref": ref})
-        async with self.engine.begin() as conn:
-            if parked:
-                if self.parked is None:
-                    raise RuntimeError(f"{self.table.name}: a deferral needs a table to park its command in")
-                await upsert_many(conn, self.parked, [{"ref": r, "body": b, "at": now} for r, b in parked.items()],
-                                  ("ref",))
-            await upsert_many(conn, self.table, rows, ("delivery_key",))
+        if parked:
+            if self.parked is None:
+                raise RuntimeError(f"{self.table.name}: a deferral needs a table to park its command in")
+            await upsert_many(conn, self.parked, [{"ref": r, "body": b, "at": now} for r, b in parked.items()],
+                              ("ref",))
+        await upsert_many(conn, self.table, rows, ("delivery_key",))
 
     async def due(self, now: datetime, limit: int = 500) -> list[DueDelivery]:
         """Deferred deliveries whose next attempt has come, earliest first."""

@@ -7,6 +7,7 @@ A service contributes a `ServiceParts`; the same runtime runs one service alone
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,7 @@ class Runtime:
     bus: Bus
     parts: list[ServiceParts] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _joining: "asyncio.Task[None] | None" = None
 
     @classmethod
     def create(cls, settings: CommonSettings, client_id: str) -> "Runtime":
@@ -77,13 +79,17 @@ class Runtime:
         for part in self.parts:
             for hook in part.on_start:
                 await hook()
-        await start_broker(self.broker)
+        self._joining = await start_broker(self.broker)
         for part in self.parts:
             for task in part.background:
                 self._tasks.append(asyncio.create_task(_supervise(part.name, task)))
         log.info("services started", extra={"services": [p.name for p in self.parts]})
 
     async def stop(self) -> None:
+        if self._joining is not None and not self._joining.done():
+            self._joining.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._joining
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -136,6 +142,11 @@ class Runtime:
         @router.get("/readyz", include_in_schema=False)
         async def readyz(response: Response) -> dict[str, str]:
             checks = {"database": "ok", "kafka": "ok"}
+            # Consumers still joining their groups do not make the platform unready: events are accepted,
+            # kept, and consumed once the groups are assigned.
+            joining = self._joining
+            if joining is not None and joining.done() and not joining.cancelled() and joining.exception():
+                checks["consumers"] = f"failed to join: {type(joining.exception()).__name__}"
             try:
                 async with self.engine.connect() as conn:
                     await conn.execute(text("SELECT 1"))
@@ -145,6 +156,7 @@ class Runtime:
                 checks["kafka"] = "unavailable"
             if any(v != "ok" for v in checks.values()):
                 response.status_code = 503
+            checks.setdefault("consumers", "ok" if joining is not None and joining.done() else "joining")
             return checks
 
         @router.get("/metrics", include_in_schema=False)
@@ -154,15 +166,23 @@ class Runtime:
         return router
 
 
-async def start_broker(broker: KafkaBroker) -> None:
-    """`KafkaBroker.start()`, but joining the consumer groups concurrently rather than one by one:
-    each join waits for the group coordinator (seconds on small brokers), and a process running
-    every service has six groups."""
+async def start_broker(broker: KafkaBroker) -> "asyncio.Task[None]":
+    """`KafkaBroker.start()`, but with the consumer groups joining concurrently and in the background.
+    Each join waits for the group coordinator (seconds on small brokers; Kafka delays a new group's first
+    rebalance by design), and nothing needs to wait for it: what is published meanwhile waits on the bus
+    and is consumed once the groups are assigned. The returned task ends when every group has joined."""
     await broker.connect()
-    await asyncio.gather(*(sub.start() for sub in broker.subscribers))
     for pub in broker.publishers:
         await pub.start()
     broker.running = True
+
+    async def join() -> None:
+        started = time.perf_counter()
+        await asyncio.gather(*(sub.start() for sub in broker.subscribers))
+        log.info("consumers joined", extra={"consumers": len(broker.subscribers),
+                                            "seconds": round(time.perf_counter() - started, 2)})
+
+    return asyncio.create_task(join())
 
 
 async def _supervise(name: str, task: BackgroundTask) -> None:

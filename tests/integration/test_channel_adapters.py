@@ -234,3 +234,38 @@ async def test_a_burst_of_200_cards_to_one_webhook_arrives_without_a_single_429(
     assert clock.at - started > timedelta(hours=1)  # 200 cards cannot go out within one hour (100/h)
     final = await ledger.lookup_many([c.key for c in cards])
     assert {e.status for e in final.values()} == {"sent"}
+
+
+class FlakyLedger(Ledger):
+    """A ledger whose first write fails (the database went away for a moment)."""
+
+    failed = False
+
+    async def record_on(self, conn: Any, results: Any) -> None:
+        if not self.failed:
+            self.failed = True
+            raise OSError("database unavailable")
+        await super().record_on(conn, results)
+
+
+async def test_answers_that_could_not_be_recorded_hand_the_batch_back_and_the_redelivery_sends_only_the_rest(
+        smtp_server: SmtpServer, sqlite_engine: AsyncEngine) -> None:
+    await create_tables(sqlite_engine, email_md)
+    ledger, bus = FlakyLedger(sqlite_engine, EMAIL_LEDGER, EMAIL_PARKED), RecordingBus()
+    sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{smtp_server.port}"), pool_size=4)
+    people = tuple(EmailRecipient(id=f"p{n}", address=f"p{n}@example.se", name="P") for n in range(40))
+    command = SendEmail(event_id=uuid4(), program="fvm", audience_id="a", sender_name="FVM",
+                        sender_address="fvm@vgregion.se", subject="Hej", text_body="t", html_body="<p>h</p>",
+                        recipients=people)
+    try:
+        with pytest.raises(OSError, match="database unavailable"):
+            await deliver_many(Mail.each_of(command), sender, ledger, bus)  # type: ignore[arg-type]
+        recorded = await ledger.lookup_many([m.key for m in Mail.each_of(command)])
+        unrecorded = len(people) - len(recorded)
+        assert 1 <= unrecorded <= 4  # the failed write held at most one answer per connection
+        await deliver_many(Mail.each_of(command), sender, ledger, bus)  # type: ignore[arg-type]  # the redelivery
+    finally:
+        await sender.close()
+    assert len(smtp_server.messages) == len(people) + unrecorded  # only the unrecorded were sent again
+    final = await ledger.lookup_many([m.key for m in Mail.each_of(command)])
+    assert len(final) == len(people) and {e.status for e in final.values()} == {"sent"}
