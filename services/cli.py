@@ -1,4 +1,4 @@
-"""`budkavle`: the command line — up, publish, preview, recipients import."""
+"""`budkavle`: the command line — up, publish, preview, recipients import, digest run, dead-letters, bench."""
 
 import argparse
 import asyncio
@@ -52,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     p_dead.add_argument("--url", help="gateway base URL (default: the running embedded platform)")
     p_dead.add_argument("--token", help="bearer token (default: $BUDKAVLE_TOKEN or the demo token)")
 
+    p_digest = sub.add_parser("digest", help="digests: send one now")
+    digest_sub = p_digest.add_subparsers(dest="digest_command", required=True)
+    p_run = digest_sub.add_parser("run", help="a digest now, for a programme's groups with a cadence (or one)")
+    p_run.add_argument("--program", required=True)
+    p_run.add_argument("--audience", help="one target group (default: every group with a digest cadence)")
+    p_run.add_argument("--period", help="2026-11 (a month) or 2026-W47 (a week); default: the last whole one")
+
     sub.add_parser("bench", add_help=False,
                    help="measure the whole platform: fan-out, scaling, alert latency, startup (bench --help)")
 
@@ -73,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             return bench(extra)
         if args.command == "recipients":
             return import_recipients(args.file, args.skip_invalid)
+        if args.command == "digest":
+            return run_digest(args.program, args.audience, args.period)
         if args.command == "dead-letters":
             return dead_letters(args.dead_letters_command, getattr(args, "id", None), args.url, args.token)
     except CliError as exc:
@@ -115,6 +124,30 @@ def _target(url: str | None, token: str | None) -> tuple[str, str]:
             raise CliError("no token: give --token or set BUDKAVLE_TOKEN")
         token = demo.read_text().strip()
     return url.rstrip("/"), token
+
+
+def run_digest(program: str, audience: str | None, period: str | None) -> int:
+    from datetime import UTC, datetime
+
+    from programs import load_programs
+    from services.embedded.platform import read_runtime_file
+    from services.scheduler.manual import digests_to_run, publish_dues
+
+    settings = CommonSettings()
+    try:
+        dues = digests_to_run(load_programs(settings.programs_dir), program, audience, period, datetime.now(UTC))
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    running = read_runtime_file(settings.data_dir) or {}
+    bootstrap = settings.kafka_bootstrap_servers or str(running.get("kafka_bootstrap_servers", ""))
+    if not bootstrap:
+        raise CliError(f"no running platform in {settings.data_dir} (start `budkavle up`, or set "
+                       f"KAFKA_BOOTSTRAP_SERVERS)")
+    asyncio.run(publish_dues(bootstrap, dues))
+    for due in dues:
+        assert due.period is not None
+        print(f"digest asked for: {due.program}/{due.audience_id} {due.period.label} (id {due.digest_id})")
+    return 0
 
 
 def publish(path: Path, dry_run: bool, url: str | None, token: str | None, idempotency_key: str | None) -> int:

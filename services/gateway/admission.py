@@ -66,4 +66,15 @@ def against_programme(event: Event, program: Program, now: datetime) -> list[dic
                            "reason": f"programme {program.program!r} has no area {event.payload.area!r} (it has {areas})"})
     if event.embargo_until is not None and event.embargo_until > now + MAX_EMBARGO:
         errors.append({"path": "embargo_until", "reason": "an embargo may reach at most a year ahead"})
+    send_at = getattr(event.payload, "send_at", None)
+    if send_at is not None and send_at > now + MAX_EMBARGO:
+        errors.append({"path": "payload.send_at", "reason": "a send time may be at most a year ahead"})
     return errors
+
+
+def send_time_notice(event: Event, now: datetime) -> str | None:
+    """A newsletter whose send time has passed is sent at once; the publisher is told so."""
+    send_at = getattr(event.payload, "send_at", None)
+    if send_at is not None and send_at <= now:
+        return f"send_at {send_at.isoformat()} has passed: the newsletter is sent now"
+    return None

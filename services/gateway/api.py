@@ -21,7 +21,7 @@ from programs import Program
 from services.common.auth import Principal, TokenAuthority, bearer_caller
 from services.common.problems import Problem, problem_responses, read_limited
 from services.gateway.accept import AcceptEvent
-from services.gateway.admission import MAX_BODY, admit
+from services.gateway.admission import MAX_BODY, admit, send_time_notice
 from services.gateway.dead_letters import DeadLetterStore, DeadLetterSummary
 from services.gateway.status import ChannelCounts, State, event_status
 from services.gateway.store import GatewayStore
@@ -41,6 +41,8 @@ class PlannerUnavailable(Exception):
 class EventAccepted(BaseModel):
     event_id: UUID
     status_url: str
+    notice: str | None = Field(default=None, description="what the publisher should know, e.g. a send time "
+                                                         "in the past (the newsletter goes out at once)")
 
 
 class DryRun(BaseModel):
@@ -61,6 +63,7 @@ class EventStatus(BaseModel):
     title: str | None
     accepted_at: AwareDatetime
     embargo_until: AwareDatetime | None
+    send_at: AwareDatetime | None = Field(default=None, description="a newsletter's send time")
     status: State
     groups: dict[str, dict[str, ChannelCounts]]
     totals: dict[str, ChannelCounts]
@@ -113,6 +116,10 @@ def _refused(problem: Problem) -> Problem:
     return problem
 
 
+def _instant(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
 def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAuthority, programs: Mapping[str, Program],
                planner: Planner, accept: AcceptEvent, public_url: str) -> APIRouter:
     """`public_url` is where clients reach the API (BUDKAVLE_PUBLIC_URL): status links are built from it,
@@ -155,7 +162,8 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
             event_id = await accept(admitted, caller, idempotency_key)
         except Problem as problem:
             raise _refused(problem) from None
-        accepted = EventAccepted(event_id=UUID(event_id), status_url=f"{base}/v1/events/{event_id}")
+        accepted = EventAccepted(event_id=UUID(event_id), status_url=f"{base}/v1/events/{event_id}",
+                                 notice=send_time_notice(admitted.event, accept.clock()))
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
     @router.get("/events/{event_id}", response_model=EventStatus, summary="An event's status",
@@ -165,12 +173,15 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
         if stored is None or stored.program not in caller.programs:
             raise _refused(Problem(404, "no such event"))
         planned = await store.plan_of(event_id)
-        progress = event_status(planned, await store.outcome_counts(event_id), await store.next_attempts(event_id))
-        embargo = stored.body.get("embargo_until")
+        embargo = _instant(stored.body.get("embargo_until"))
+        send_at = _instant(stored.body.get("payload", {}).get("send_at"))
+        scheduled = send_at is not None and (embargo is None or send_at >= embargo)
+        progress = event_status(planned, await store.outcome_counts(event_id), await store.next_attempts(event_id),
+                                scheduled)
         return EventStatus(
             event_id=UUID(stored.event_id), program=stored.program, type=stored.type,
             title=stored.body.get("payload", {}).get("title"), accepted_at=stored.accepted_at,
-            embargo_until=datetime.fromisoformat(embargo) if embargo else None,
+            embargo_until=embargo, send_at=send_at,
             status=progress.status, groups=progress.groups, totals=progress.totals,
             plan=planned[1] if planned else None,
             failures=[Failure(**f) for f in await store.failure_reasons(event_id)],

@@ -7,7 +7,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from contracts.deliveries import DeliveryPlan
 
-State = Literal["accepted", "embargoed", "delivering", "delivered"]
+State = Literal["accepted", "embargoed", "scheduled", "delivering", "delivered"]
 
 
 class ChannelCounts(BaseModel):
@@ -25,8 +25,9 @@ class Progress(BaseModel):
 
 
 def event_status(planned: tuple[str, DeliveryPlan] | None, counts: dict[tuple[str, str, str], int],
-                 next_attempts: dict[tuple[str, str], datetime] | None = None) -> Progress:
-    """accepted (not planned yet) / embargoed / delivering / delivered, with counts per group and channel.
+                 next_attempts: dict[tuple[str, str], datetime] | None = None, scheduled: bool = False) -> Progress:
+    """accepted (not planned yet) / embargoed (or, for a newsletter held for its send time, scheduled) /
+    delivering / delivered, with counts per group and channel.
 
     `planned` is the plan's status (planned | embargoed) and the plan; `counts` maps (audience, channel,
     outcome status) to how many deliveries are so; `next_attempts` (audience, channel) to the earliest next
@@ -45,7 +46,7 @@ def event_status(planned: tuple[str, DeliveryPlan] | None, counts: dict[tuple[st
                 next_attempt_at=next_attempts.get((aid, channel)))
     state: State
     if plan_status == "embargoed":
-        state = "embargoed"
+        state = "scheduled" if scheduled else "embargoed"
     else:
         done = all(c.sent + c.failed >= c.targeted for ch in groups.values() for c in ch.values())
         state = "delivered" if done else "delivering"

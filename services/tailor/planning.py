@@ -102,7 +102,7 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
                                    channels=group_channels, recipients=len(members), reasons=tuple(reasons)))
     contract = DeliveryPlan(event_id=event.event_id, program=event.program, groups=tuple(groups),
                             refused=tuple(refused), targeted=_targeted(targets, channels),
-                            embargoed_until=event.embargo_until)
+                            embargoed_until=policy.hold_until(event))
     return Plan(contract=contract, targets=targets, audiences=by_id)
 
 

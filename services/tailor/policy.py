@@ -74,8 +74,16 @@ def sensitivity_refusal(event: Event, audience: Audience) -> Refusal | None:
 
 # Rule 3 ----------------------------------------------------------------------------------------
 
+def hold_until(event: Event) -> datetime | None:
+    """The instant before which nothing of the event leaves: its embargo, or a newsletter's send time
+    (whichever is later)."""
+    times = [t for t in (event.embargo_until, getattr(event.payload, "send_at", None)) if t is not None]
+    return max(times) if times else None
+
+
 def is_embargoed(event: Event, now: datetime) -> bool:
-    return event.embargo_until is not None and event.embargo_until > now
+    until = hold_until(event)
+    return until is not None and until > now
 
 
 # Rule 4 ----------------------------------------------------------------------------------------

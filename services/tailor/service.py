@@ -109,8 +109,11 @@ class Tailor:
         await self._emit(event, plan)
 
     async def recover(self) -> int:
-        """After a start: emit again every planned event the channels have not all confirmed. With an
-        in-memory broker a crash loses what was on the bus; the ledgers make the repeats no-ops."""
+        """After a start: emit again every planned event the channels have not all confirmed, and announce
+        every held one again (for a scheduler that may not have heard of it). With an in-memory broker a
+        crash loses what was on the bus; the ledgers make the repeats no-ops."""
+        for held in await self.store.held_events():
+            await self._publish_plan((await self.plan(held)).contract, "embargoed")
         pending = await self.store.unconfirmed()
         if not pending:
             return 0

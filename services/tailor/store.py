@@ -30,6 +30,7 @@ from services.common.db import upsert
 from services.common.migrations import Migrations
 from services.tailor.directory import Recipient
 from services.tailor.index import DirectoryIndex
+from services.tailor.policy import hold_until
 
 metadata = MetaData()
 MIGRATIONS = Migrations.beside(__file__, "tailor", metadata)
@@ -142,7 +143,8 @@ class TailorStore:
 
     async def record(self, event: Event, status: str, plan: DeliveryPlan | None = None,
                      targets: dict[str, dict[str, list[str]]] | None = None) -> None:
-        release_at = event.embargo_until.astimezone(UTC) if status == "held" and event.embargo_until else None
+        until = hold_until(event)
+        release_at = until.astimezone(UTC) if status == "held" and until else None
         expected = sum(n for by_channel in plan.targeted.values() for n in by_channel.values()) if plan else None
         async with self.engine.begin() as conn:
             await upsert(conn, events, {"event_id": str(event.event_id), "program": event.program,
@@ -190,6 +192,12 @@ class TailorStore:
             row = (await conn.execute(select(events.c.status, events.c.body)
                                       .where(events.c.event_id == str(event_id)))).first()
         return (row.status, parse_event(row.body)) if row is not None else None
+
+    async def held_events(self) -> list[Event]:
+        """Every event held until an instant (an embargo, a newsletter's send time)."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(events.c.body).where(events.c.status == "held"))).all()
+        return [parse_event(r.body) for r in rows]
 
     async def published_between(self, program: str, start: datetime, end: datetime) -> list[Event]:
         """The programme's events that went out (planned or delivered) and were published in [start, end),

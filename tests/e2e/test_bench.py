@@ -26,6 +26,7 @@ def test_a_small_bench_run_writes_every_figure_as_json(tmp_path: Path) -> None:
     for route in ("to_teams_card_ms", "to_first_mail_ms"):
         assert set(figures["alert_latency"][route]) == {"p50", "p95", "p99"}
     assert isinstance(figures["startup_seconds"], (int, float))
+    assert isinstance(figures["consumers_joined_seconds"], (int, float))
     for key in ("planning", "planning_committee_alert", "rendering", "bus_volume_email"):
         assert figures[key], key
     assert set(report["ratios"]) == {"fan_out_to_raw_ceiling", "planning_committee_alert_scan_to_index"}

@@ -7,9 +7,11 @@ import email.policy
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +95,46 @@ def test_a_fan_out_killed_midway_is_finished_after_a_restart_with_at_most_one_re
     assert repeats <= POOL_SIZE  # and no one more than once, but for the mails in flight at the kill
     teams = {p.name: len(list(p.glob("*.json"))) for p in (tmp_path / "teams").iterdir()}
     assert teams and all(1 <= n <= 2 for n in teams.values())  # at most the one card in flight repeated
+
+
+def test_an_embargoed_event_is_released_on_time_after_the_platform_was_killed_and_restarted_in_between(
+        tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start(tmp_path, port, "first.log")
+    try:
+        auth = {"Authorization": f"Bearer {(tmp_path / 'demo-token').read_text().strip()}"}
+        embargo = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=25)
+        decision = {"type": "steering.decision", "program": "fvm", "publisher": "FVM programkontor",
+                    "importance": "must_know", "sensitivity": "internal", "audiences": ["politisk-styrgrupp"],
+                    "embargo_until": embargo.isoformat(), "payload": {
+                        "committee": "Regionstyrelsen", "title": "Beslut under embargo",
+                        "decision_text": "Regionstyrelsen beslutar.", "rationale": "-", "consequences": "-"}}
+        response = httpx.post(f"{url}/v1/events", json=decision, headers=auth, timeout=30)
+        assert response.status_code == 202, response.text
+        status_url, event_id = response.json()["status_url"], response.json()["event_id"]
+
+        def status() -> str:
+            return str(httpx.get(status_url, headers=auth, timeout=10).json()["status"])
+
+        def scheduler_knows() -> bool:
+            with sqlite3.connect(tmp_path / "budkavle.db") as db:
+                return bool(db.execute("SELECT count(*) FROM scheduler_releases WHERE event_id = ?",
+                                       (event_id,)).fetchone()[0])
+
+        wait_until(lambda: status() == "embargoed", 60, "the event to be held")
+        wait_until(scheduler_knows, 60, "the scheduler to know when to release it")
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        assert datetime.now(UTC) < embargo, "the test machine was too slow to kill before the embargo"
+
+        process = start(tmp_path, port, "second.log")
+        wait_until(lambda: status() == "delivered", 120, "the event to go out after the restart")
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(30)
+    sent = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+            for p in (tmp_path / "mail").glob("*.eml")]
+    mine = [m for m in sent if m["X-Budkavle-Event"] == event_id]
+    assert mine and all(m["Date"].datetime >= embargo for m in mine)  # nothing left before the instant

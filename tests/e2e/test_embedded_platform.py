@@ -218,6 +218,45 @@ def test_cli_lists_a_dead_letter_and_sends_it_again(platform: Platform, delivere
     wait_until(lambda: len(listed()) == 2, 60, "the redriven garbage to come back as a dead letter")
 
 
+def test_cli_digest_run_sends_a_groups_digest_once_and_refuses_an_unknown_group(
+        platform: Platform, delivered: dict[str, Any]) -> None:
+    env = {**os.environ, "BUDKAVLE_DATA_DIR": str(platform.data_dir)}
+
+    def digest_run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "services.cli", "digest", "run", "--program", "fvm", *args],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    def digests() -> list[email.message.EmailMessage]:
+        found = []
+        for path in (platform.data_dir / "mail").glob("*.eml"):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if "Lägessummering" in str(message["Subject"]):
+                found.append(message)  # type: ignore[arg-type]
+        return found
+
+    def digests_sent() -> int:
+        return (platform.data_dir / "up.log").read_text(errors="replace").count('"msg": "digest sent"')
+
+    first = digest_run("--audience", "politisk-styrgrupp", "--period", "2026-11")
+    assert first.returncode == 0, first.stderr
+    assert "politisk-styrgrupp 2026-11" in first.stdout
+    wait_until(lambda: len(digests()) >= 9, 60, "the committee's digest")  # nine members in the demo directory
+    got = digests()
+    assert {str(m["Subject"]) for m in got} == {"FVM (Framtidens vårdinformationsmiljö): Lägessummering november 2026"}
+    body = got[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Tidplan" in body and "Västra området (västra): hösten 2026" in body
+    again = digest_run("--audience", "politisk-styrgrupp", "--period", "2026-11")
+    assert again.returncode == 0
+    wait_until(lambda: digests_sent() >= 2, 60, "the tailor to build the same digest again")
+    wait_until(lambda: (platform.data_dir / "up.log").read_text(errors="replace").count(
+        "redelivered deliveries found in ledger") >= 1, 60, "the email service to find it in its ledger")
+    unknown = digest_run("--audience", "finns-inte")
+    assert unknown.returncode == 2 and "no target group 'finns-inte'" in unknown.stderr
+    bad = digest_run("--period", "2026-13")
+    assert bad.returncode == 2 and "no such month" in bad.stderr
+    assert len(digests()) == len(got)  # the same period again sent nothing twice
+
+
 def test_ctrl_c_stops_everything_broker_included(platform: Platform, delivered: dict[str, Any]) -> None:
     platform.process.send_signal(signal.SIGINT)
     assert platform.process.wait(30) == 0

@@ -272,3 +272,42 @@ async def test_dead_letters_are_listed_per_programme_without_payloads_and_can_be
     assert sent_again["event_id"] == event_id
     assert foreign.status_code == 404
     assert (await client.get("/v1/dead-letters")).status_code == 401
+
+
+def newsletter_json(send_at: datetime, **over: Any) -> dict[str, Any]:
+    event = make_event("newsletter.issue", audiences=["politisk-styrgrupp"], payload={
+        "title": "Nyhetsbrev", "sections": [{"heading": "Rubrik", "body": "Text."}], "send_at": send_at.isoformat()},
+        **over)
+    return json.loads(event.model_dump_json(exclude={"event_id"}))
+
+
+async def test_a_newsletter_for_later_shows_as_scheduled_with_its_time_and_one_for_the_past_is_sent_now_and_said_so(
+        gateway: Gateway, broker: KafkaBroker, bus: Bus) -> None:
+    client, _, _ = gateway
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    accepted = (await client.post("/v1/events", json=newsletter_json(later), headers=TOKEN)).json()
+    assert accepted["notice"] is None
+    plan = DeliveryPlan(event_id=accepted["event_id"], program="fvm", groups=(), refused=(),
+                        targeted={"politisk-styrgrupp": {"email": 9}}, embargoed_until=later)
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.EVENT_PLANNED, EventPlanned(plan=plan, status="embargoed", planned_at=later),
+                          accepted["event_id"])
+    status = (await client.get(f"/v1/events/{accepted['event_id']}", headers=TOKEN)).json()
+    assert status["status"] == "scheduled" and datetime.fromisoformat(status["send_at"]) == later
+
+    past = (await client.post("/v1/events", json=newsletter_json(datetime.now(UTC) - timedelta(hours=1)),
+                              headers=TOKEN)).json()
+    assert "has passed: the newsletter is sent now" in past["notice"]
+
+
+@pytest.mark.parametrize(("payload", "path"), [
+    ({"title": "Tomt", "sections": []}, "payload.sections"),
+    ({"title": "För sent", "sections": [{"heading": "R", "body": "T"}],
+      "send_at": (datetime.now(UTC) + timedelta(days=400)).isoformat()}, "payload.send_at")])
+async def test_a_newsletter_without_sections_or_too_far_ahead_is_refused_with_the_path(
+        gateway: Gateway, payload: dict[str, Any], path: str) -> None:
+    client, _, _ = gateway
+    body = {**event_json(), "type": "newsletter.issue", "payload": payload}
+    response = await client.post("/v1/events", json=body, headers=TOKEN)
+    assert response.status_code == 422
+    assert path in json.dumps(response.json())

@@ -42,3 +42,24 @@ def test_a_digest_names_its_group_and_period_and_a_release_its_event() -> None:
         ScheduleDue(kind="digest", program="fvm", due_at=now)
     with pytest.raises(ValueError, match="names its event"):
         ScheduleDue(kind="release", program="fvm", due_at=now)
+
+
+def test_digest_run_asks_for_every_group_with_a_cadence_by_default_each_its_last_whole_period() -> None:
+    from programs import load_programs
+    from services.scheduler.manual import digests_to_run
+    from tests.conftest import ROOT
+
+    programs = load_programs(ROOT / "deploy" / "programs")
+    now = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+    dues = digests_to_run(programs, "fvm", None, None, now)
+    cadence = {a.id: a.digest for a in programs["fvm"].audiences}
+    assert {d.audience_id for d in dues} == {a for a, c in cadence.items() if c != "none"}
+    assert {d.period.label for d in dues if d.period and cadence[d.audience_id or ""] == "monthly"} == {"2026-11"}
+    assert all(d.requested_by == "cli" for d in dues)
+    [one] = digests_to_run(programs, "fvm", "politisk-styrgrupp", "2026-W40", now)
+    assert one.period is not None and one.period.label == "2026-W40"
+    for program, audience, period, reason in (("nope", None, None, "unknown programme 'nope'"),
+                                              ("fvm", "nope", None, "no target group 'nope'"),
+                                              ("fvm", None, "2026-13", "no such month")):
+        with pytest.raises(ValueError, match=reason):
+            digests_to_run(programs, program, audience, period, now)
