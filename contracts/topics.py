@@ -27,6 +27,9 @@ DELIVERY_OUTCOMES: Final = "delivery.outcomes.v3"
 #: The scheduler's word that time has come: a target group's digest period, a held event's release.
 SCHEDULE_DUE: Final = "schedule.due.v1"
 
+#: A person's choices in the preference centre, on every change (keyed by programme and person).
+PREFERENCES_CHANGED: Final = "preferences.changed.v1"
+
 #: Bus messages that failed validation, with the reason.
 DEAD_LETTER: Final = "deadletter.v1"
 
@@ -37,4 +40,5 @@ def event_topic(event_type: str) -> str:
 
 def all_topics(*extra: str) -> tuple[str, ...]:
     """Every topic the platform needs; `extra` are the delivery topics of the registered channels."""
-    return (*EVENT_TOPICS.values(), *extra, EVENT_PLANNED, DELIVERY_OUTCOMES, SCHEDULE_DUE, DEAD_LETTER)
+    return (*EVENT_TOPICS.values(), *extra, EVENT_PLANNED, DELIVERY_OUTCOMES, SCHEDULE_DUE, PREFERENCES_CHANGED,
+            DEAD_LETTER)

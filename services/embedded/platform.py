@@ -26,6 +26,9 @@ from services.gateway.store import MIGRATIONS as GATEWAY_MIGRATIONS
 from services.intranet.main import IntranetSettings
 from services.intranet.main import build as build_intranet
 from services.intranet.store import MIGRATIONS as INTRANET_MIGRATIONS
+from services.preferences.main import PreferencesSettings
+from services.preferences.main import build as build_preferences
+from services.preferences.store import MIGRATIONS as PREFERENCES_MIGRATIONS
 from services.scheduler.main import SchedulerSettings
 from services.scheduler.main import build as build_scheduler
 from services.scheduler.store import MIGRATIONS as SCHEDULER_MIGRATIONS
@@ -43,8 +46,8 @@ log = logging.getLogger(__name__)
 #: Every service's tables and their Alembic history.
 MIGRATIONS: dict[str, Migrations] = {m.service: m for m in (
     GATEWAY_MIGRATIONS, TAILOR_MIGRATIONS, EMAIL_MIGRATIONS, TEAMS_MIGRATIONS, INTRANET_MIGRATIONS,
-    SCHEDULER_MIGRATIONS)}
-SERVICES = ("gateway", "tailor", "email", "teams", "intranet", "scheduler")
+    SCHEDULER_MIGRATIONS, PREFERENCES_MIGRATIONS)}
+SERVICES = ("gateway", "tailor", "email", "teams", "intranet", "scheduler", "preferences")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class PlatformSettings:
     teams: TeamsSettings
     intranet: IntranetSettings
     scheduler: SchedulerSettings
+    preferences: PreferencesSettings
 
     @classmethod
     def load(cls, shared: dict[str, Any] | None = None, **per_service: dict[str, Any]) -> "PlatformSettings":
@@ -72,7 +76,8 @@ class PlatformSettings:
 
         return cls(gateway=make("gateway", GatewaySettings), tailor=make("tailor", TailorSettings),
                    email=make("email", EmailSettings), teams=make("teams", TeamsSettings),
-                   intranet=make("intranet", IntranetSettings), scheduler=make("scheduler", SchedulerSettings))
+                   intranet=make("intranet", IntranetSettings), scheduler=make("scheduler", SchedulerSettings),
+                   preferences=make("preferences", PreferencesSettings))
 
 
 def demo_token(data_dir: Path) -> str:
@@ -87,7 +92,7 @@ def demo_token(data_dir: Path) -> str:
 
 
 def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runtime:
-    """Compose every service (gateway, tailor, email, teams, intranet, scheduler) on one runtime."""
+    """Compose every service (gateway, tailor, email, teams, intranet, scheduler, preferences) on one runtime."""
     runtime = Runtime.create(settings.tailor, client_id="budkavle")
     tailor_parts, tailor = build_tailor(settings.tailor, runtime)
 
@@ -110,6 +115,7 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
     runtime.add(build_teams(settings.teams, runtime))
     runtime.add(build_intranet(settings.intranet, runtime))
     runtime.add(build_scheduler(settings.scheduler, runtime))
+    runtime.add(build_preferences(settings.preferences, runtime, embedded=True))
     return runtime
 
 

@@ -18,6 +18,8 @@ from contracts import topics
 from contracts.channels import CHANNELS
 from contracts.deliveries import DeadLetter, DeliveryOutcomes, EventPlanned
 from contracts.events import EVENT_ADAPTER
+from contracts.preferences import PreferencesChanged
+from contracts.schedule import ScheduleDue
 from services.embedded.platform import PlatformSettings, build_platform
 
 CONTRACTS = Path(contracts.__file__).parent
@@ -32,6 +34,8 @@ def topic_models() -> dict[str, type[BaseModel] | None]:
         **{spec.topic: spec.command for spec in CHANNELS.values()},
         topics.EVENT_PLANNED: EventPlanned,
         topics.DELIVERY_OUTCOMES: DeliveryOutcomes,
+        topics.SCHEDULE_DUE: ScheduleDue,
+        topics.PREFERENCES_CHANGED: PreferencesChanged,
         topics.DEAD_LETTER: DeadLetter,
     }
 

@@ -150,16 +150,17 @@ class Scheduler:
             self.aps = None
 
     def _sync_digest_jobs(self) -> None:
-        """One job per target group with a cadence. A job whose trigger is unchanged is kept as it is, so
-        that a run missed while the platform was down still happens."""
+        """Two jobs per target group with a cadence, weekly and monthly: the group's own, and the other for
+        the members who chose it (the tailor sends each member theirs). A job whose trigger is unchanged is
+        kept as it is, so that a run missed while the platform was down still happens."""
         assert self.aps is not None
-        wanted = {f"digest:{code}:{a.id}": (code, a.id, a.digest) for code, p in self.programs.items()
-                  for a in p.audiences if a.digest != "none"}
+        wanted = {f"digest:{code}:{a.id}:{cadence}": (code, a.id, cadence) for code, p in self.programs.items()
+                  for a in p.audiences if a.digest != "none" for cadence in ("weekly", "monthly")}
         for job in self.aps.get_jobs():
             if job.id.startswith("digest:") and job.id not in wanted:
                 job.remove()
         for job_id, (program, audience_id, cadence) in wanted.items():
-            trigger = digest_trigger(cadence)
+            trigger = digest_trigger(cadence)  # type: ignore[arg-type]
             existing = self.aps.get_job(job_id)
             if existing is not None and str(existing.trigger) == str(trigger):
                 continue

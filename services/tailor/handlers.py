@@ -9,6 +9,7 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts import topics
 from contracts.deliveries import DeliveryOutcomes
 from contracts.events import parse_event
+from contracts.preferences import PreferencesChanged
 from contracts.schedule import ScheduleDue
 from services.common.bus import Bus, bounded_failures, dead_letter, decode_batch, decode_or_dead_letter, raw_body
 from services.tailor.planning import UnknownAudienceError
@@ -43,6 +44,16 @@ def build_router(tailor: Tailor, bus: Bus) -> KafkaRouter:
         if batch:
             async with bounded_failures(msg, bus, CONSUMER):
                 await tailor.store.record_done(batch)
+
+    @router.subscriber(topics.PREFERENCES_CHANGED, group_id=f"{CONSUMER}-preferences", auto_offset_reset="earliest",
+                       batch=True, max_records=500, ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
+                       title="tailor:preferences")
+    async def on_preferences_changed(msg: KafkaMessage) -> None:
+        """The tailor's own read model of people's choices, honoured in the very next send."""
+        changes = await decode_batch(msg, PreferencesChanged.model_validate_json, bus, CONSUMER)
+        if changes:
+            async with bounded_failures(msg, bus, CONSUMER):
+                await tailor.store.record_preferences(changes)
 
     @router.subscriber(topics.SCHEDULE_DUE, group_id=f"{CONSUMER}-schedule", auto_offset_reset="earliest",
                        ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="tailor:schedule")

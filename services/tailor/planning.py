@@ -46,10 +46,14 @@ def candidate_audiences(event: Event, program: Program) -> list[Audience]:
 
 
 def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipient],
-                    channels: Mapping[str, ChannelSpec] = CHANNELS) -> Plan:
-    """Decide, for every candidate group, its channels and members, or refuse it with the rule's reason."""
+                    channels: Mapping[str, ChannelSpec] = CHANNELS,
+                    choices: Mapping[str, policy.Choice] | None = None) -> Plan:
+    """Decide, for every candidate group, its channels and members, or refuse it with the rule's reason.
+    `choices` are people's preferences (rule 9), by person id."""
+    choices = choices or {}
     refused: list[RefusedGroup] = []
     chosen: dict[str, tuple[Audience, tuple[str, ...], list[Recipient], list[str]]] = {}
+    opted_in: dict[str, dict[str, list[Recipient]]] = {}  # group → person channel → who asked for awareness news
     areas = policy.area_scope(event)
     for audience in candidate_audiences(event, program):
         refusal = policy.sensitivity_refusal(event, audience) or policy.golive_refusal(event, audience)
@@ -77,13 +81,21 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
                                         reason="no channel the group allows fits this event"))
             continue
         chosen[audience.id] = (audience, group_channels, members, reasons)
+        asked = [m for m in members if policy.awareness_by_email(event, choices.get(m.id, policy.NO_CHOICE))]
+        extra = [c for c in audience.channels if channels[c].reach is Reach.PERSON and c not in group_channels]
+        if asked and extra:
+            opted_in[audience.id] = {c: asked for c in extra}
+            reasons.append(f"{len(asked)} asked for awareness news by email")
 
     by_id = {aid: entry[0] for aid, entry in chosen.items()}
     targets: dict[str, dict[str, Sequence[Recipient]]] = {}
     for name, spec in channels.items():
         if spec.reach is Reach.PERSON:
+            wanted = {aid: entry[2] for aid, entry in chosen.items() if name in entry[1]}
+            wanted |= {aid: by_channel[name] for aid, by_channel in opted_in.items() if name in by_channel}
             people = policy.assign_highest_tier(
-                {aid: entry[2] for aid, entry in chosen.items() if name in entry[1]}, by_id)
+                {aid: [m for m in members if policy.wants(event, choices.get(m.id, policy.NO_CHOICE))]
+                 for aid, members in wanted.items()}, by_id)
             targets[name] = {aid: members for aid, members in people.items() if members}
         elif spec.reach is Reach.GROUP:
             targets[name] = {aid: () for aid, entry in chosen.items() if name in entry[1]}
@@ -97,9 +109,15 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
         for name in group_channels:
             reached = len(targets.get(name, {}).get(aid, ()))
             if channels[name].reach is Reach.PERSON and reached < len(members):
-                reasons.append(f"{len(members) - reached} already reached through a higher-tier group ({name})")
+                declined = sum(not policy.wants(event, choices.get(m.id, policy.NO_CHOICE)) for m in members)
+                if declined:
+                    reasons.append(f"{declined} opted out of newsletters ({name})")
+                if len(members) - reached - declined > 0:
+                    reasons.append(f"{len(members) - reached - declined} already reached through a higher-tier "
+                                   f"group ({name})")
+        listed = group_channels + tuple(c for c in opted_in.get(aid, {}) if c not in group_channels)
         groups.append(PlannedGroup(audience_id=aid, name=audience.name, tier=audience.tier.value,
-                                   channels=group_channels, recipients=len(members), reasons=tuple(reasons)))
+                                   channels=listed, recipients=len(members), reasons=tuple(reasons)))
     contract = DeliveryPlan(event_id=event.event_id, program=event.program, groups=tuple(groups),
                             refused=tuple(refused), targeted=_targeted(targets, channels),
                             embargoed_until=policy.hold_until(event))

@@ -8,6 +8,8 @@
 6. golive.milestone → the area's staff and municipalities plus the primary groups.
 7. A clinical-leadership decision alerts the most affected at once; everyone else by intranet/digest.
 8. One message per person per event and channel, in the variant of their highest-tier group.
+9. A person's choices: newsletters and digests can be opted out of, awareness news opted into by email;
+   must-know news cannot be opted out of.
 """
 
 import re
@@ -165,3 +167,35 @@ def assign_highest_tier(
         taken.update(r.id for r in mine)
         assigned[aid] = mine
     return assigned
+
+
+# Rule 9 ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Choice:
+    """What a person chose in the preference centre (the defaults: the group's cadence, newsletters yes,
+    awareness news on the intranet and in the digest only)."""
+
+    digest: str = "group"  # group | weekly | monthly | none
+    newsletters: bool = True
+    awareness_email: bool = False
+
+
+NO_CHOICE = Choice()
+
+
+def wants(event: Event, choice: Choice) -> bool:
+    """Whether a person who made `choice` gets `event` on a person channel they are planned for: a
+    newsletter can be opted out of; must-know news cannot."""
+    return choice.newsletters or event.type != "newsletter.issue"
+
+
+def awareness_by_email(event: Event, choice: Choice) -> bool:
+    """Awareness news reaches a person by email too when they asked for it (never confidential matters)."""
+    return (event.importance is Importance.AWARENESS and choice.awareness_email
+            and event.sensitivity is not Sensitivity.CONFIDENTIAL)
+
+
+def digest_cadence(group_cadence: str, choice: Choice) -> str:
+    """The cadence a person gets a group's digest at: the group's, unless they chose another (or none)."""
+    return group_cadence if choice.digest == "group" else choice.digest

@@ -64,7 +64,7 @@ class Tailor:
     async def plan(self, event: Event) -> Plan:
         program = self.program_for(event)
         directory = await self.store.load_index()
-        return plan_deliveries(event, program, directory, self.channels)
+        return plan_deliveries(event, program, directory, self.channels, await self.store.choices(program.program))
 
     async def on_event(self, event: Event) -> None:
         if await self.store.status(event.event_id) in ("planned", "delivered"):
@@ -160,7 +160,15 @@ class Tailor:
         history = await self.store.published_between(program.program, datetime(2000, 1, 1, tzinfo=UTC), period.end)
         in_period = [e for e in history if e.published_at and e.published_at >= period.start]
         digest = build_digest(program, audience, period, sv_period(period.label), in_period, history)
-        people = (await self.store.load_index()).members(audience.members)
+        cadence = "monthly" if digest.monthly else "weekly"
+        asked = due.requested_by == "cli"
+        choices = await self.store.choices(program.program)
+        # Rule 9: each member at the cadence they chose (the group's by default), or not at all; a digest asked
+        # for by hand goes to everyone who has not declined digests.
+        people = [m for m in (await self.store.load_index()).members(audience.members)
+                  if (cadence_of := policy.digest_cadence(audience.digest, choices.get(m.id, policy.NO_CHOICE)))
+                  != "none" and (asked or cadence_of == cadence)]
+        on_group_cadence = asked or audience.digest == cadence
         now = self.clock()
         sends: list[tuple[str, DeliveryCommand]] = []
         for name in audience.channels:
@@ -168,9 +176,11 @@ class Tailor:
             spec = self.channels.get(name)
             if composer is None or spec is None or spec.reach is Reach.PROGRAMME:
                 continue
+            if spec.reach is not Reach.PERSON and not on_group_cadence:
+                continue  # the group's own channel hears the group's cadence only
             target = DigestComposition(digest, audience.id, people if spec.reach is Reach.PERSON else (), now)
             sends += [(spec.topic, c) for c in composer.digest(target, self.renderer)]
-        if digest.monthly:  # the month's summary on the programme-wide channels, one item for everyone
+        if digest.monthly and on_group_cadence:  # the month's summary on the programme-wide channels, one item for everyone
             whole = build_digest(program, INTRANET_READER, period, sv_period(period.label), in_period, history)
             for name in program.publishes_to:
                 composer = self.digest_composers.get(name)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Integer,
@@ -21,16 +22,16 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import DeliveryOutcome, DeliveryPlan
 from contracts.events import Event, parse_event
+from contracts.preferences import PreferencesChanged
 from services.common.db import upsert
 from services.common.migrations import Migrations
 from services.tailor.directory import Recipient
 from services.tailor.index import DirectoryIndex
-from services.tailor.policy import hold_until
+from services.tailor.policy import Choice, hold_until
 
 metadata = MetaData()
 MIGRATIONS = Migrations.beside(__file__, "tailor", metadata)
@@ -66,6 +67,7 @@ events = Table(
     Column("plan", Text, nullable=True),  # the DeliveryPlan announced
     Column("targets", Text, nullable=True),  # channel → target → recipient ids: what was planned, to re-emit
     Column("expected", Integer, nullable=True),  # deliveries targeted; delivered once as many are done
+    Column("done", Integer, nullable=False, server_default="0"),  # deliveries that ended, counted as they come
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -75,6 +77,18 @@ done = Table(
     Column("event_id", String(36), nullable=False, index=True),
     Column("delivery", String(300), nullable=False),  # channel:audience:recipient
     UniqueConstraint("event_id", "delivery", name="uq_tailor_done"),
+)
+
+
+#: The tailor's read model of people's choices, fed by `preferences.changed` (the newest change wins).
+preferences = Table(
+    "tailor_preferences", metadata,
+    Column("program", String(32), primary_key=True),
+    Column("person_id", String(128), primary_key=True),
+    Column("digest", String(8), nullable=False),
+    Column("newsletters", Boolean, nullable=False),
+    Column("awareness_email", Boolean, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
 )
 
 
@@ -167,24 +181,57 @@ class TailorStore:
 
     async def record_done(self, outcomes: Iterable[DeliveryOutcome]) -> int:
         """Count the deliveries that ended; an event all of whose deliveries ended becomes delivered.
-        Returns how many events became delivered."""
-        rows = [{"event_id": str(o.event_id), "delivery": f"{o.channel}:{o.audience_id}:{o.recipient_id or ''}"}
-                for o in outcomes if o.status in ("sent", "failed")]
-        if not rows:
-            return 0
-        ids = sorted({r["event_id"] for r in rows})
+        Returns how many events became delivered. Each batch costs its own size, never the event's: the
+        deliveries already counted are looked up, the new ones added to the event's count."""
+        by_event: dict[str, set[str]] = {}
+        for o in outcomes:
+            if o.status in ("sent", "failed"):
+                by_event.setdefault(str(o.event_id), set()).add(f"{o.channel}:{o.audience_id}:{o.recipient_id or ''}")
+        finished: list[str] = []
         async with self.engine.begin() as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            await conn.execute(dialect.insert(done).on_conflict_do_nothing(), rows)
-            counts = select(done.c.event_id, func.count().label("n")).where(done.c.event_id.in_(ids)) \
-                .group_by(done.c.event_id).subquery()
-            finished = [r.event_id for r in (await conn.execute(
-                select(events.c.event_id).join(counts, counts.c.event_id == events.c.event_id)
-                .where(events.c.status == "planned", counts.c.n >= events.c.expected))).all()]
+            for event_id, deliveries in by_event.items():
+                known = set((await conn.execute(select(done.c.delivery).where(
+                    done.c.event_id == event_id, done.c.delivery.in_(sorted(deliveries))))).scalars())
+                new = sorted(deliveries - known)
+                if not new:
+                    continue
+                await conn.execute(insert(done), [{"event_id": event_id, "delivery": d} for d in new])
+                await conn.execute(update(events).where(events.c.event_id == event_id)
+                                   .values(done=events.c.done + len(new)))
+                reached = (await conn.execute(select(events.c.event_id).where(
+                    events.c.event_id == event_id, events.c.status == "planned",
+                    events.c.done >= events.c.expected))).scalar()
+                if reached is not None:
+                    finished.append(event_id)
             if finished:
                 await conn.execute(update(events).where(events.c.event_id.in_(finished))
                                    .values(status="delivered", updated_at=datetime.now(UTC)))
         return len(finished)
+
+    async def record_preferences(self, changes: Iterable[PreferencesChanged]) -> int:
+        """Keep each person's newest choices; an older change arriving late changes nothing."""
+        newest: dict[tuple[str, str], PreferencesChanged] = {}
+        for c in changes:
+            key = (c.program, c.person_id)
+            if key not in newest or c.changed_at > newest[key].changed_at:
+                newest[key] = c
+        kept = 0
+        async with self.engine.begin() as conn:
+            for (program, person), c in newest.items():
+                current = (await conn.execute(select(preferences.c.changed_at).where(
+                    preferences.c.program == program, preferences.c.person_id == person))).scalar()
+                if current is not None and _utc(current) >= c.changed_at:
+                    continue
+                await upsert(conn, preferences, {**c.model_dump(), "changed_at": c.changed_at.astimezone(UTC)},
+                             ("program", "person_id"))
+                kept += 1
+        return kept
+
+    async def choices(self, program: str) -> dict[str, Choice]:
+        """Every choice made for the programme, by person."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(preferences).where(preferences.c.program == program))).all()
+        return {r.person_id: Choice(r.digest, r.newsletters, r.awareness_email) for r in rows}
 
     async def held(self, event_id: UUID) -> tuple[str, Event] | None:
         """An event's status and the event itself, if the tailor has seen it."""
@@ -209,3 +256,7 @@ class TailorStore:
         found = [e for e in (parse_event(r.body) for r in rows)
                  if e.published_at is not None and start <= e.published_at < end]
         return sorted(found, key=lambda e: e.published_at or end)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite returns naive values

@@ -46,7 +46,8 @@ def programs() -> dict[str, Program]:
 
 
 def groups_with_a_cadence(programs: dict[str, Program]) -> set[str]:
-    return {f"digest:{code}:{a.id}" for code, p in programs.items() for a in p.audiences if a.digest != "none"}
+    return {f"digest:{code}:{a.id}:{cadence}" for code, p in programs.items() for a in p.audiences
+            if a.digest != "none" for cadence in ("weekly", "monthly")}
 
 
 async def leading(scheduler: Scheduler) -> "asyncio.Task[None]":
@@ -79,9 +80,9 @@ async def test_jobs_live_in_the_services_table_and_a_release_due_while_it_was_do
         async with engine.connect() as conn:
             jobs = {r.id: r.next_run_time for r in (await conn.execute(select(JOBS))).all()}
         assert groups_with_a_cadence(programs) <= set(jobs) and "sweep" in jobs
-        weekly = datetime.fromtimestamp(jobs["digest:fvm:programstyrgrupp"], ZoneInfo("Europe/Stockholm"))
+        weekly = datetime.fromtimestamp(jobs["digest:fvm:programstyrgrupp:weekly"], ZoneInfo("Europe/Stockholm"))
         assert (weekly.weekday(), weekly.hour, weekly.minute) == (0, 7, 0)  # Monday 07:00, Swedish time
-        monthly = datetime.fromtimestamp(jobs["digest:fvm:politisk-styrgrupp"], ZoneInfo("Europe/Stockholm"))
+        monthly = datetime.fromtimestamp(jobs["digest:fvm:politisk-styrgrupp:monthly"], ZoneInfo("Europe/Stockholm"))
         assert (monthly.day, monthly.hour) == (1, 7)
         event_id = uuid4()
         await first.on_held(event_id, "fvm", datetime.now(UTC) + timedelta(seconds=2))

@@ -7,6 +7,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from contracts import topics
 from contracts.events import Event
+from contracts.preferences import PreferencesChanged
 from contracts.schedule import ScheduleDue, digest_id
 from services.common.bus import Bus
 from services.scheduler.periods import parse_period
@@ -110,3 +111,22 @@ async def test_a_digest_for_an_unknown_programme_or_group_is_dead_lettered_with_
 
 def test_a_period_ends_after_it_starts() -> None:
     assert NOVEMBER.end - NOVEMBER.start == timedelta(days=30)
+
+
+async def test_each_member_gets_the_digest_at_the_cadence_they_chose_or_none_and_the_next_send_honours_a_change(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder, small_directory: list[Recipient]) -> None:
+    members = sorted(r.id for r in small_directory if r.role == "politisk-styrgrupp")  # a monthly group
+    weekly, declined = members[0], members[1]
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    async with TestKafkaBroker(broker):
+        for person, digest in ((weekly, "weekly"), (declined, "none")):
+            change = PreferencesChanged(program="fvm", person_id=person, digest=digest, changed_at=now)
+            await bus.publish(topics.PREFERENCES_CHANGED, change, change.bus_key)
+        for due in (digest_due("politisk-styrgrupp"), digest_due("politisk-styrgrupp", "2026-W48")):
+            await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
+    by_period: dict[str, set[str]] = {}
+    for mail in recorder[topics.EMAIL_DELIVERY_REQUESTED]:
+        label = "month" if "november" in mail["subject"] else "week"
+        by_period.setdefault(label, set()).update(r["id"] for r in mail["recipients"])
+    assert by_period == {"month": set(members) - {weekly, declined}, "week": {weekly}}
+    assert [i["title"] for i in recorder[topics.INTRANET_DELIVERY_REQUESTED]] == ["Lägessummering november 2026"]

@@ -6,6 +6,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
+from contracts.preferences import PreferencesChanged
 from contracts.schedule import ScheduleDue
 from programs import Program
 from services.common.bus import Bus
@@ -158,3 +159,29 @@ async def test_a_newsletter_is_held_until_its_send_time_and_announced_as_held_af
         due = release(letter.event_id, send_at)
         await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
     assert recipients(recorder) == 9
+
+
+async def test_a_newsletter_skips_who_opted_out_awareness_news_reaches_who_asked_and_must_know_news_reaches_all(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder, small_directory: list[Recipient]) -> None:
+    members = sorted(r.id for r in small_directory if r.role == "politisk-styrgrupp")
+    declined, asked = members[0], members[1]
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    letter = make_event("newsletter.issue", audiences=["politisk-styrgrupp"], payload={
+        "title": "Nyhetsbrev", "sections": [{"heading": "Rubrik", "body": "Text."}]})
+    awareness = make_event(audiences=["politisk-styrgrupp"], importance="awareness")
+    must = make_event(audiences=["politisk-styrgrupp"])
+    async with TestKafkaBroker(broker):
+        for change in (PreferencesChanged(program="fvm", person_id=declined, newsletters=False, changed_at=now),
+                       PreferencesChanged(program="fvm", person_id=asked, awareness_email=True, changed_at=now)):
+            await bus.publish(topics.PREFERENCES_CHANGED, change, change.bus_key)
+        for event in (letter, awareness, must):
+            await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
+    got: dict[str, set[str]] = {}
+    for mail in recorder[topics.EMAIL_DELIVERY_REQUESTED]:
+        got.setdefault(mail["event_id"], set()).update(r["id"] for r in mail["recipients"])
+    assert got[str(letter.event_id)] == set(members) - {declined}
+    assert got[str(awareness.event_id)] == {asked}
+    assert got[str(must.event_id)] == set(members)  # must-know news cannot be opted out of
+    plans = {p["plan"]["event_id"]: p["plan"] for p in recorder[topics.EVENT_PLANNED]}
+    assert "1 opted out of newsletters (email)" in plans[str(letter.event_id)]["groups"][0]["reasons"]
+    assert "1 asked for awareness news by email" in plans[str(awareness.event_id)]["groups"][0]["reasons"]
