@@ -47,12 +47,16 @@ class EmailRecipient(Contract):
     name: Annotated[str, Field(max_length=200)]
 
 
+#: Where a bulk email's bodies want the person's own signed link token; the email service puts it there.
+PERSONAL_LINK: Final = "%%BUDKAVLE_LINK%%"
+
+
 class SendEmail(DeliveryCommand):
     """One target group's rendered email and a chunk of its recipients; the email service adds what is
     personal (To, message id) at send time."""
 
     channel: ClassVar[str] = "email"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3  # 3: `bulk`
 
     sender_name: Annotated[str, Field(min_length=1, max_length=200)]
     sender_address: EmailStr
@@ -60,6 +64,9 @@ class SendEmail(DeliveryCommand):
     text_body: str
     html_body: str
     recipients: tuple[EmailRecipient, ...] = Field(min_length=1, max_length=EMAIL_CHUNK)
+    bulk: bool = Field(default=False, description=(
+        "a newsletter or digest: each person's copy gets their own preference link (where the bodies say "
+        f"{PERSONAL_LINK}), the RFC 8058 List-Unsubscribe headers and, when configured, a DKIM signature"))
 
     @property
     def bus_key(self) -> str:

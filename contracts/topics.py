@@ -13,7 +13,7 @@ EVENT_TOPICS: Final[dict[str, str]] = {
 
 #: Per-channel delivery commands emitted by the tailor, keyed by event and target group. Version 2: one
 #: email command carries a group's message once with a chunk of its recipients; no command carries a secret.
-EMAIL_DELIVERY_REQUESTED: Final = "deliveries.email.v2"
+EMAIL_DELIVERY_REQUESTED: Final = "deliveries.email.v3"  # v3: bulk mail (newsletters, digests) is marked
 TEAMS_DELIVERY_REQUESTED: Final = "deliveries.teams.v2"
 INTRANET_DELIVERY_REQUESTED: Final = "deliveries.intranet.v2"
 

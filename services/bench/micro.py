@@ -19,7 +19,7 @@ from contracts.events import parse_event
 from programs import load_programs
 from services.common.settings import CommonSettings
 from services.email.sender import Mail
-from services.email.smtp import WireFormat
+from services.email.wire import WireFormat
 from services.embedded.broker import free_port, wait_for_port
 from services.tailor.channels import COMPOSERS, Composition
 from services.tailor.directory import synthetic_directory

@@ -1,10 +1,14 @@
 """Composition root of the email channel."""
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, field_validator
 
 from contracts.deliveries import SendEmail
+from programs import load_programs
 from services.common.delivery import deliver_many
 from services.common.ledger import Ledger
+from services.common.links import LinkSigner, link_key
 from services.common.retry import Retrier
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
@@ -12,15 +16,47 @@ from services.email.handlers import build_router
 from services.email.sender import EmailSender, Mail
 from services.email.smtp import SmtpSender, parse_smtp_url
 from services.email.store import LEDGER, MIGRATIONS, PARKED
+from services.email.wire import Dkim, Personal, WireFormat
 
 
 class EmailSettings(CommonSettings):
     smtp_url: str = Field(default="", alias="SMTP_URL")
     smtp_pool_size: int = Field(default=4, alias="BUDKAVLE_SMTP_POOL_SIZE", ge=1, le=64)
     smtp_rate_per_second: float = Field(default=0.0, alias="BUDKAVLE_SMTP_RATE", ge=0)
+    link_key: str = Field(default="", alias="BUDKAVLE_LINK_KEY")
+    #: DKIM for bulk mail (newsletters, digests): the private key (PEM) file, the selector, and the signing
+    #: domain (default: the domain of each programme's sender address).
+    dkim_key_file: Path | None = Field(default=None, alias="BUDKAVLE_DKIM_KEY_FILE")
+    dkim_selector: str = Field(default="", alias="BUDKAVLE_DKIM_SELECTOR")
+    dkim_domain: str = Field(default="", alias="BUDKAVLE_DKIM_DOMAIN")
+
+    @field_validator("dkim_key_file", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
 
 
-def build(settings: EmailSettings, runtime: Runtime, sender: EmailSender | None = None) -> ServiceParts:
+def dkim_key(settings: EmailSettings) -> Dkim | None:
+    """The DKIM key when one is configured; a clear exit when it is half configured or unreadable."""
+    if settings.dkim_key_file is None and not settings.dkim_selector:
+        return None
+    if settings.dkim_key_file is None or not settings.dkim_selector:
+        raise SystemExit("DKIM needs both BUDKAVLE_DKIM_KEY_FILE and BUDKAVLE_DKIM_SELECTOR")
+    try:
+        key = settings.dkim_key_file.read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"BUDKAVLE_DKIM_KEY_FILE {settings.dkim_key_file}: {exc.strerror}") from exc
+    if b"PRIVATE KEY-----" not in key:
+        raise SystemExit(f"BUDKAVLE_DKIM_KEY_FILE {settings.dkim_key_file}: not a PEM private key")
+    domains = {str(p.sender.address).rsplit("@", 1)[1] for p in load_programs(settings.programs_dir).values()}
+    domain = settings.dkim_domain or (domains.pop() if len(domains) == 1 else "")
+    if not domain:
+        raise SystemExit("BUDKAVLE_DKIM_DOMAIN is needed: the programmes send from several domains")
+    return Dkim(settings.dkim_selector, domain, key)
+
+
+def build(settings: EmailSettings, runtime: Runtime, sender: EmailSender | None = None,
+          embedded: bool = False) -> ServiceParts:
     if sender is None:
         if not settings.smtp_url:
             raise SystemExit("SMTP_URL is not set (e.g. smtp://mailpit:1025)")
@@ -28,7 +64,10 @@ def build(settings: EmailSettings, runtime: Runtime, sender: EmailSender | None 
             config = parse_smtp_url(settings.smtp_url)
         except ValueError as exc:
             raise SystemExit(str(exc)) from exc
-        sender = SmtpSender(config, pool_size=settings.smtp_pool_size, rate_per_second=settings.smtp_rate_per_second)
+        personal = Personal(LinkSigner(link_key(settings.link_key, settings.data_dir, embedded)),
+                            settings.resolved_public_url())
+        sender = SmtpSender(config, pool_size=settings.smtp_pool_size, rate_per_second=settings.smtp_rate_per_second,
+                            wire=WireFormat(personal=personal, dkim_key=dkim_key(settings)))
     ledger = Ledger(runtime.engine, LEDGER, PARKED)
     policy = settings.retry_policy()
     retrier = Retrier(ledger, policy, SendEmail.model_validate_json,

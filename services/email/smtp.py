@@ -5,24 +5,15 @@ and retries.
 """
 
 import asyncio
-import email
-import hashlib
-import re
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from email.header import Header
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP, default
-from email.utils import formatdate, make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
-from contracts.deliveries import SendEmail
 from services.common.delivery import ChannelUnavailable, PermanentDeliveryError, TransientDeliveryError
 from services.email.sender import Mail
+from services.email.wire import WireFormat
 
 
 @dataclass(frozen=True)
@@ -59,83 +50,6 @@ def parse_smtp_url(url: str) -> SmtpConfig:
                       starttls=starttls, use_tls=use_tls)
 
 
-class WireFormat:
-    """Turns one mail into the RFC 5322 bytes sent.
-
-    Python's email package spends most of a send folding headers. The MIME body of a group's message
-    is the same for every person in the group, so it is built once and reused (a small LRU cache);
-    only the addressing headers are made per person.
-    """
-
-    def __init__(self, cache_size: int = 128, message_domain: str = "budkavle.local") -> None:
-        self.cache_size = cache_size
-        self.message_domain = message_domain
-        self._bodies: OrderedDict[bytes, bytes] = OrderedDict()
-
-    def _mime(self, cmd: SendEmail) -> bytes:
-        key = hashlib.sha256(b"\0".join(
-            x.encode() for x in (cmd.sender_name, str(cmd.sender_address), cmd.subject, cmd.text_body, cmd.html_body)
-        )).digest()
-        cached = self._bodies.get(key)
-        if cached is not None:
-            self._bodies.move_to_end(key)
-            return cached
-        part = EmailMessage(policy=SMTP)
-        part["From"] = Address(display_name=cmd.sender_name, addr_spec=str(cmd.sender_address))
-        part["Subject"] = cmd.subject
-        # quoted-printable: any relay takes it, 8BITMIME or not
-        part.set_content(cmd.text_body, cte="quoted-printable")
-        part.add_alternative(cmd.html_body, subtype="html", cte="quoted-printable")
-        mime = part.as_bytes(policy=SMTP)
-        self._bodies[key] = mime
-        if len(self._bodies) > self.cache_size:
-            self._bodies.popitem(last=False)
-        return mime
-
-    def to_bytes(self, mail: Mail, list_unsubscribe: str | None = None) -> bytes:
-        """The group's MIME body behind this person's addressing headers (and, for newsletters and
-        digests, their one-click unsubscribe link, RFC 8058)."""
-        cmd, to = mail.command, mail.recipient
-        personal = [
-            to_header(to.name, str(to.address)),
-            f"Date: {formatdate(localtime=False, usegmt=True)}\r\n",
-            f"Message-ID: {make_msgid(idstring=f'{cmd.event_id}.{to.id}', domain=self.message_domain)}\r\n",
-            f"X-Budkavle-Event: {cmd.event_id}\r\n",
-            f"X-Budkavle-Audience: {cmd.audience_id}\r\n",
-        ]
-        if list_unsubscribe:
-            personal.append(f"List-Unsubscribe: <{list_unsubscribe}>\r\n")
-            personal.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
-        return "".join(personal).encode("ascii") + self._mime(cmd)
-
-
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]*")
-
-
-def to_header(name: str, address: str) -> str:
-    """The To line, folded. Python's header registry parses what it folds and costs more than the rest of a
-    send; an ASCII name is quoted and a Swedish one encoded (RFC 2047) directly, and only the rare name or
-    address that needs more goes through the registry."""
-    if address.isascii():
-        if not name:
-            return f"To: {address}\r\n"
-        if _PLAIN_NAME.fullmatch(name):
-            display = name
-        elif name.isascii() and name.isprintable():
-            display = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        else:
-            display = Header(name, "utf-8", header_name="To").encode(linesep="\r\n")
-        line = f"To: {display} <{address}>"
-        if len(line) <= 78:
-            return line + "\r\n"
-    return str(SMTP.fold(*SMTP.header_store_parse("To", Address(display_name=name, addr_spec=address))))
-
-
-def build_message(mail: Mail, list_unsubscribe: str | None = None) -> EmailMessage:
-    """The message exactly as it goes on the wire, parsed back (for previews and tests)."""
-    return email.message_from_bytes(WireFormat().to_bytes(mail, list_unsubscribe), policy=default)
-
-
 class RateLimiter:
     """At most `rate` starts per second across the pool (a smooth, minimum-interval limiter)."""
 
@@ -166,12 +80,12 @@ class SmtpSender:
     channel unavailable: nothing is recorded, and the batch waits on the bus for the server."""
 
     def __init__(self, config: SmtpConfig, pool_size: int = 4, rate_per_second: float = 0.0,
-                 attempts: int = 3, backoff_seconds: float = 0.5) -> None:
+                 attempts: int = 3, backoff_seconds: float = 0.5, wire: WireFormat | None = None) -> None:
         self.config = config
         self.attempts = attempts  # connection attempts before the channel counts as unavailable
         self.backoff_seconds = backoff_seconds
         self.limiter = RateLimiter(rate_per_second)
-        self.wire = WireFormat()
+        self.wire = wire or WireFormat()
         self._pool: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
         for _ in range(pool_size):
             self._pool.put_nowait(self._client())

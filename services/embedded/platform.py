@@ -111,7 +111,7 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
     tailor_parts.on_start = (seed_demo_directory, *tailor_parts.on_start)
     runtime.add(tailor_parts)
     runtime.add(build_gateway(settings.gateway, runtime, planner=plan))
-    runtime.add(build_email(settings.email, runtime))
+    runtime.add(build_email(settings.email, runtime, embedded=True))
     runtime.add(build_teams(settings.teams, runtime))
     runtime.add(build_intranet(settings.intranet, runtime))
     runtime.add(build_scheduler(settings.scheduler, runtime))

@@ -92,7 +92,7 @@ class EmailComposer:
             yield SendEmail(**_envelope(c), sender_name=sender.name, sender_address=sender.address,
                             subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
                             recipients=tuple(EmailRecipient.model_construct(id=p.id, address=p.email, name=p.name)
-                                               for p in chunk))
+                                               for p in chunk), bulk=c.event.type == "newsletter.issue")
 
     def preview(self, command: DeliveryCommand) -> Preview:
         assert isinstance(command, SendEmail)
@@ -210,7 +210,7 @@ class EmailDigest:
             yield SendEmail(**_digest_envelope(c), sender_name=sender.name, sender_address=sender.address,
                             subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
                             recipients=tuple(EmailRecipient.model_construct(id=p.id, address=p.email, name=p.name)
-                                             for p in c.recipients[start:start + EMAIL_CHUNK]))
+                                             for p in c.recipients[start:start + EMAIL_CHUNK]), bulk=True)
 
 
 class TeamsDigest:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from contracts.deliveries import PERSONAL_LINK
 from contracts.events import Event, GoLiveMilestoneReached, StatusUpdated
 from contracts.schedule import Period, digest_id
 from programs import Audience, Program, Tier
@@ -106,7 +107,7 @@ def heading(d: Digest) -> str:
 def _context(d: Digest) -> dict[str, Any]:
     return {"digest": d, "program": d.program, "audience": d.audience, "tone": d.audience.tone,
             "sender": policy.sender_for(d.program), "heading": heading(d),
-            "co_brand": d.program.brand.co_brand if d.audience.co_branded else None}
+            "co_brand": d.program.brand.co_brand if d.audience.co_branded else None, "personal_link": PERSONAL_LINK}
 
 
 def render_email(d: Digest, renderer: Renderer) -> RenderedEmail:

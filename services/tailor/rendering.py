@@ -9,6 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
+from contracts.deliveries import PERSONAL_LINK
 from contracts.events import (
     DesignDecisionMade,
     Event,
@@ -120,6 +121,10 @@ class Renderer:
             "read_more_url": str(getattr(event.payload, "read_more_url", None) or
                                  f"{self.public_url}/intranet/items/{event.event_id}"),
             "part": event.type.replace(".", "_"),
+            "base": self.public_url,
+            # A newsletter is bulk mail: each person's copy links to their own preference page.
+            "bulk": event.type == "newsletter.issue",
+            "personal_link": PERSONAL_LINK,
         }
 
     def _render(self, env: Environment, name: str, ctx: dict[str, Any]) -> str:

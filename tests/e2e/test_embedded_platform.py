@@ -5,6 +5,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -12,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +188,44 @@ def test_a_reader_follows_the_intranet_pages_in_headless_chromium_without_errors
             browser.close()
 
 
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def test_the_preference_and_status_pages_have_no_wcag_2_1_aa_violations_in_chromium(
+        platform: Platform, delivered: dict[str, Any], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from services.common.links import LinkSigner
+
+    signer = LinkSigner((platform.data_dir / "link-key").read_text().strip().encode())
+    token = signer.sign("prefs", {"program": "fvm", "person": "a11y", "audience": "programstyrgrupp"},
+                        timedelta(days=1))
+    pages = {"preferences": f"/preferences/{token}", "unsubscribe": f"/unsubscribe/{token}",
+             "refused link": "/preferences/forged.link", "status": "/intranet/status?program=fvm",
+             "status, every programme": "/intranet/status"}
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium package is needed (.ci/run installs it)"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            for name, path in pages.items():
+                page.goto(f"{platform.url}{path}")
+                page.add_script_tag(path=str(AXE))
+                result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_21_AA)
+                violations = [(v["id"], v["help"], [n["target"] for n in v["nodes"]]) for v in result["violations"]]
+                assert violations == [], (name, violations)
+                assert result["passes"], name  # axe looked at the page
+            page.goto(f"{platform.url}/preferences/{token}")
+            page.get_by_role("radio", name="Ingen sammanfattning").check()
+            page.get_by_role("button", name="Spara mina val").click()
+            assert page.get_by_role("heading", name="Dina val är sparade").is_visible()
+            page.screenshot(path=str(tmp_path / "preferences-saved.png"))
+        finally:
+            browser.close()
+
+
 def test_cli_lists_a_dead_letter_and_sends_it_again(platform: Platform, delivered: dict[str, Any]) -> None:
     import asyncio
 
@@ -255,6 +295,55 @@ def test_cli_digest_run_sends_a_groups_digest_once_and_refuses_an_unknown_group(
     bad = digest_run("--period", "2026-13")
     assert bad.returncode == 2 and "no such month" in bad.stderr
     assert len(digests()) == len(got)  # the same period again sent nothing twice
+
+
+def test_a_digest_reader_follows_the_preference_link_unsubscribes_in_one_click_and_gets_no_next_digest(
+        platform: Platform, delivered: dict[str, Any]) -> None:
+    env = {**os.environ, "BUDKAVLE_DATA_DIR": str(platform.data_dir)}
+
+    def digest_run(period: str) -> None:
+        result = subprocess.run([sys.executable, "-m", "services.cli", "digest", "run", "--program", "fvm",
+                                 "--audience", "programstyrgrupp", "--period", period],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+
+    def digests(period: str) -> dict[str, email.message.EmailMessage]:
+        found = {}
+        for path in (platform.data_dir / "mail").glob("*.eml"):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if period in str(message["Subject"]):
+                found[message["To"].addresses[0].addr_spec] = message  # type: ignore[assignment]
+        return found
+
+    digest_run("2026-W40")
+    wait_until(lambda: len(digests("vecka 40")) >= 14, 60, "the group's weekly digest")  # 14 members
+    first = digests("vecka 40")
+    reader, message = sorted(first.items())[0]
+    [unsubscribe] = re.findall(r"<([^>]+)>", str(message["List-Unsubscribe"]))
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    [page_url] = re.findall(r"https?://\S+/preferences/\S+", text)
+    page = httpx.get(page_url, timeout=10)
+    assert page.status_code == 200 and "Det du måste känna till får du alltid." in page.text
+    done = httpx.post(unsubscribe, content=b"List-Unsubscribe=One-Click",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+    assert done.status_code == 200
+    forged = httpx.get(page_url[:-3] + "abc", timeout=10)
+    assert forged.status_code == 400 and "Länken fungerar inte" in forged.text
+
+    def logged(words: str) -> int:
+        return (platform.data_dir / "up.log").read_text(errors="replace").count(words)
+
+    wait_until(lambda: logged('"msg": "digest sent"') >= 1 and _tailor_knows(platform.data_dir), 60,
+               "the tailor to hear of the choice")
+    digest_run("2026-W41")
+    wait_until(lambda: len(digests("vecka 41")) >= len(first) - 1, 60, "the next digest")
+    assert reader not in digests("vecka 41") and len(digests("vecka 41")) == len(first) - 1
+
+
+def _tailor_knows(data_dir: Path) -> bool:
+    with sqlite3.connect(data_dir / "budkavle.db") as db:
+        return bool(db.execute("SELECT count(*) FROM tailor_preferences WHERE digest = 'none'").fetchone()[0])
 
 
 def test_ctrl_c_stops_everything_broker_included(platform: Platform, delivered: dict[str, Any]) -> None:

@@ -45,7 +45,8 @@ async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30
 def shared(tmp_path: Path, kafka_bootstrap: str) -> dict[str, Any]:
     """The settings every service of a test shares: this test's broker and data directory (SQLite in it)."""
     return {"kafka_bootstrap_servers": kafka_bootstrap, "data_dir": tmp_path, "database_url": "",
-            "programs_dir": ROOT / "deploy" / "programs", "templates_dir": ROOT / "templates"}
+            "programs_dir": ROOT / "deploy" / "programs", "templates_dir": ROOT / "templates",
+            "link_key": "a-link-key-for-these-tests-only-0123456789"}
 
 
 def one_mail(recipient: str = "p1") -> SendEmail:

@@ -59,7 +59,8 @@ def import_directory(tmp_path: Path, env: dict[str, str]) -> None:
 def test_replicas_and_a_killed_email_replica_reach_each_person_once_and_lose_nothing(
         tmp_path: Path, kafka_bootstrap: str, database: str, smtp_server: SmtpServer,
         http_receiver: HttpReceiver) -> None:
-    shared = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "DATABASE_URL": database}
+    shared = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "DATABASE_URL": database,
+              "BUDKAVLE_LINK_KEY": "a-link-key-for-the-topology-test-only-0123456789"}
     import_directory(tmp_path, shared)
     tailor = ServiceProcess("tailor", tmp_path, {**shared, "BUDKAVLE_API_TOKENS": f"{TOKEN}=fvm"})
     email = [ServiceProcess("email", tmp_path, {**shared, "SMTP_URL": f"smtp://127.0.0.1:{smtp_server.port}"},

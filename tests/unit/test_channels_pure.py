@@ -1,13 +1,18 @@
+import base64
 import email
+import re
+import subprocess
 from email.policy import default
 from uuid import uuid4
 
 import pytest
 
-from contracts.deliveries import EmailRecipient, SendEmail
+from contracts.deliveries import PERSONAL_LINK, EmailRecipient, SendEmail
 from services.common.delivery import PermanentDeliveryError
+from services.common.links import LinkSigner
 from services.email.sender import Mail
-from services.email.smtp import build_message, parse_smtp_url, to_header
+from services.email.smtp import parse_smtp_url
+from services.email.wire import Dkim, Personal, WireFormat, build_message, to_header
 from services.teams.webhook import check_webhook_url, envelope, retry_after_seconds
 
 ALLOWED = ("webhook.office.com", "logic.azure.com")
@@ -77,7 +82,7 @@ def test_wire_format_round_trips_swedish_names_and_reuses_the_groups_body() -> N
     from email import message_from_bytes
     from email.policy import default
 
-    from services.email.smtp import WireFormat
+
 
     wire = WireFormat()
     first, second = _mails()
@@ -100,3 +105,46 @@ def test_the_to_line_reads_back_as_the_persons_name_and_address(name: str) -> No
     if "\r\n " not in line:  # Python's parser keeps a space between folded encoded words; short names are exact
         assert address.display_name == name
     assert all(len(part) <= 998 for part in line.split("\r\n"))  # RFC 5322: a line may not be longer
+
+
+@pytest.fixture(scope="module")
+def dkim_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, str]:
+    """An RSA key pair made by openssl: the private key (PEM) and the public key as a DNS TXT record says it."""
+    folder = tmp_path_factory.mktemp("dkim")
+    private = folder / "private.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out",
+                    str(private)], check=True, capture_output=True)
+    public = subprocess.run(["openssl", "pkey", "-in", str(private), "-pubout", "-outform", "DER"], check=True,
+                            capture_output=True).stdout
+    return private.read_bytes(), "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
+
+
+def test_a_bulk_mail_is_each_persons_own_signed_by_dkim_and_verified_by_dkimpy(dkim_keys: tuple[bytes, str]) -> None:
+    import dkim
+
+    private, record = dkim_keys
+    signer = LinkSigner(b"k" * 32)
+    wire = WireFormat(personal=Personal(signer, "https://budkavle.test"),
+                      dkim_key=Dkim("bk2026", "vgregion.se", private))
+    command = _mails()[0].command.model_copy(update={
+        "bulk": True, "text_body": f"Hej!\nDina val: https://budkavle.test/preferences/{PERSONAL_LINK}\n",
+        "html_body": f'<p>Hej!</p><p><a href="https://budkavle.test/preferences/{PERSONAL_LINK}">Dina val</a></p>'})
+    first, second = Mail.each_of(command)
+    raw = wire.to_bytes(first)
+    message = email.message_from_bytes(raw, policy=default)
+    [token] = re.findall(r"/unsubscribe/([^>]+)>", str(message["List-Unsubscribe"]))
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert signer.verify("prefs", token) == {"program": "fvm", "person": "p1", "audience": "programstyrgrupp"}
+    assert f"/preferences/{token}" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert f"/preferences/{token}" in message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert PERSONAL_LINK not in raw.decode()
+    assert token not in wire.to_bytes(second).decode()  # the next person's copy is theirs
+
+    signed = message["DKIM-Signature"]
+    assert "d=vgregion.se" in signed and "s=bk2026" in signed
+    for header in ("from", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"):
+        assert header in signed.lower()
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record.encode() if name == b"bk2026._domainkey.vgregion.se."
+                       else None)
+    tampered = raw.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: x")
+    assert not dkim.verify(tampered, dnsfunc=lambda name, timeout=5: record.encode())
