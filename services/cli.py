@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     p_up = sub.add_parser("up", help="the whole platform, embedded, with demo data")
     p_up.add_argument("--staff-scale", type=float, default=1.0,
                       help="size of the synthetic staff directory (1.0 = about 47 000 people)")
+    p_up.add_argument("--no-history", action="store_true",
+                      help="do not publish the demo history on first start (also BUDKAVLE_DEMO_HISTORY=false)")
 
     p_pub = sub.add_parser("publish", help="publish an event from a JSON or YAML file")
     p_pub.add_argument("file", type=Path)
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             from services.embedded.up import up
 
-            return up(args.staff_scale)
+            return up(args.staff_scale, history=not args.no_history)
         if args.command == "publish":
             return publish(args.file, args.dry_run, args.url, args.token, args.idempotency_key)
         if args.command == "preview":

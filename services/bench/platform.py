@@ -98,7 +98,8 @@ def platform(people: int, smtp_url: str | None) -> Iterator[RunningPlatform]:
         port = free_port()
         env = {k: v for k, v in os.environ.items()
                if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL", "BUDKAVLE_API_TOKENS")}
-        env.update(BUDKAVLE_DATA_DIR=tmp, BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_LOG_LEVEL="INFO")
+        env.update(BUDKAVLE_DATA_DIR=tmp, BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_LOG_LEVEL="INFO",
+                   BUDKAVLE_DEMO_HISTORY="false")
         if smtp_url:
             env["SMTP_URL"] = smtp_url
         log = open(data_dir / "platform.log", "wb")  # noqa: SIM115 (the platform writes it until it stops)

@@ -20,6 +20,7 @@ from services.common.runtime import Runtime
 from services.email.main import EmailSettings
 from services.email.main import build as build_email
 from services.email.store import MIGRATIONS as EMAIL_MIGRATIONS
+from services.gateway.api import PreviewRefused
 from services.gateway.main import GatewaySettings
 from services.gateway.main import build as build_gateway
 from services.gateway.store import MIGRATIONS as GATEWAY_MIGRATIONS
@@ -99,6 +100,12 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
     async def plan(event: Event, _authorization: str) -> DeliveryPlan:  # in process: the gateway checked the token
         return (await tailor.plan(event)).contract
 
+    async def preview(event: Event, audience: str, channel: str, _authorization: str) -> dict[str, str]:
+        try:
+            return tailor.preview(event, audience, channel)
+        except ValueError as exc:
+            raise PreviewRefused(str(exc)) from exc
+
     async def seed_demo_directory() -> None:
         store = TailorStore(runtime.engine)
         if await store.directory_size() == 0:
@@ -110,7 +117,7 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
 
     tailor_parts.on_start = (seed_demo_directory, *tailor_parts.on_start)
     runtime.add(tailor_parts)
-    runtime.add(build_gateway(settings.gateway, runtime, planner=plan))
+    runtime.add(build_gateway(settings.gateway, runtime, planner=plan, previewer=preview))
     runtime.add(build_email(settings.email, runtime, embedded=True))
     runtime.add(build_teams(settings.teams, runtime))
     runtime.add(build_intranet(settings.intranet, runtime))

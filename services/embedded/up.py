@@ -1,23 +1,26 @@
 """`budkavle up`: the whole platform on one machine, with demo data, printing its URLs."""
 
+import os
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from programs import ProgramConfigError, load_programs
 from services.common.logs import configure_logging
-from services.common.runtime import serve
+from services.common.runtime import ServiceParts, serve
 from services.common.settings import CommonSettings
 from services.email.main import EmailSettings
 from services.embedded.broker import EmbeddedKafka, free_port
+from services.embedded.history import tell
 from services.embedded.platform import PlatformSettings, build_platform, demo_token, write_runtime_file
 from services.embedded.sinks import MailSink, mail_viewer, teams_sink
 from services.gateway.main import GatewaySettings
 from services.teams.main import TeamsSettings
 
 
-def up(staff_scale: float = 1.0) -> int:
+def up(staff_scale: float = 1.0, history: bool = True) -> int:
     common = CommonSettings()
     configure_logging(common.log_level)
     data_dir = common.data_dir.resolve()
@@ -51,6 +54,8 @@ def up(staff_scale: float = 1.0) -> int:
         settings = PlatformSettings.load(shared, **per_service)
         kafka = settings.tailor.kafka_bootstrap_servers
         runtime = build_platform(settings, staff_scale)
+        if token and history and os.environ.get("BUDKAVLE_DEMO_HISTORY", "true").lower() not in ("false", "0", "no"):
+            runtime.add(ServiceParts(name="demo-history", background=(partial(tell, base, token, data_dir),)))
         app = runtime.http_app(extra_routers=(mail_viewer(data_dir), teams_sink(data_dir)))
         runtime_file = write_runtime_file(data_dir, kafka, port, base)
         print(_banner(base, token, data_dir, kafka), flush=True)

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import AwareDatetime, BaseModel, Field
 
+from contracts.channels import CHANNELS
 from contracts.deliveries import DeliveryPlan
 from contracts.events import EVENT_ADAPTER, Event
 from programs import Program
@@ -27,6 +28,7 @@ from services.gateway.status import ChannelCounts, State, event_status
 from services.gateway.store import GatewayStore
 
 PROGRAM_ID = r"^[a-z][a-z0-9_-]{1,31}$"
+AUDIENCE_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 REJECTED = Counter("budkavle_events_rejected_total", "Event requests refused by the gateway", ["status"])
 
 #: Plans an event without sending; the second argument is the caller's Authorization header, which a planner
@@ -36,6 +38,22 @@ Planner = Callable[[Event, str], Awaitable[DeliveryPlan]]
 
 class PlannerUnavailable(Exception):
     """The tailor, which owns the directory, could not be asked for a plan."""
+
+
+#: Renders an event for one target group and channel, nothing sent: (event, audience, channel, the caller's
+#: Authorization header) → the rendered message by file suffix. Raises PreviewRefused or PlannerUnavailable.
+Previewer = Callable[[Event, str, str, str], Awaitable[dict[str, str]]]
+
+
+class PreviewRefused(Exception):
+    """The tailor cannot render this event for that group and channel (the reason says why)."""
+
+
+class Preview(BaseModel):
+    audience_id: str
+    channel: str
+    parts: dict[str, str] = Field(description="the rendered message by file suffix: .html, .txt (with the "
+                                              "subject) or .json (a Teams card), as a sample member would get it")
 
 
 class EventAccepted(BaseModel):
@@ -121,7 +139,7 @@ def _instant(value: Any) -> datetime | None:
 
 
 def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAuthority, programs: Mapping[str, Program],
-               planner: Planner, accept: AcceptEvent, public_url: str) -> APIRouter:
+               planner: Planner, accept: AcceptEvent, public_url: str, previewer: Previewer | None = None) -> APIRouter:
     """`public_url` is where clients reach the API (BUDKAVLE_PUBLIC_URL): status links are built from it,
     never from the request's Host header."""
     base = public_url.rstrip("/")
@@ -165,6 +183,36 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
         accepted = EventAccepted(event_id=UUID(event_id), status_url=f"{base}/v1/events/{event_id}",
                                  notice=send_time_notice(admitted.event, accept.clock()))
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
+
+    @router.post("/previews", response_model=Preview, openapi_extra=EVENT_BODY,
+                 summary="Render one event (or newsletter) for one target group and channel, sending nothing",
+                 responses=problem_responses(401, 403, 413, 422, 503))
+    async def preview(caller: Caller, body: Annotated[bytes, Depends(limited_body)],
+                      authorization: Annotated[str, Header()],
+                      audience: Annotated[str, Query(pattern=AUDIENCE_ID, description="the target group")],
+                      channel: Annotated[str, Query(pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+                                                    description="a registered channel: email, teams, intranet")],
+                      ) -> Preview:
+        try:
+            admitted = admit(body, caller, programs, accept.clock())
+            program = programs[admitted.event.program]
+            wrong = ([{"path": "audience", "reason": f"programme {program.program!r} has no target group {audience!r}"}]
+                     if program.audience(audience) is None else [])
+            if channel not in CHANNELS:
+                wrong.append({"path": "channel", "reason": f"no channel {channel!r} (known: {', '.join(sorted(CHANNELS))})"})
+            if wrong:
+                raise Problem(422, "cannot preview", wrong)
+            if previewer is None:
+                raise Problem(503, "previews need the tailor (BUDKAVLE_TAILOR_URL)")
+            try:
+                parts = await previewer(admitted.event, audience, channel, authorization)
+            except PreviewRefused as exc:
+                raise Problem(422, "cannot preview", [{"path": "channel", "reason": str(exc)}]) from exc
+            except PlannerUnavailable as exc:
+                raise Problem(503, f"cannot preview now: {exc}") from exc
+        except Problem as problem:
+            raise _refused(problem) from None
+        return Preview(audience_id=audience, channel=channel, parts=parts)
 
     @router.get("/events/{event_id}", response_model=EventStatus, summary="An event's status",
                 responses=problem_responses(401, 404, 422))

@@ -11,7 +11,14 @@ from services.common.auth import TokenAuthority, parse_tokens
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.gateway.accept import AcceptEvent
-from services.gateway.api import Planner, PlannerUnavailable, build_http, event_schemas
+from services.gateway.api import (
+    Planner,
+    PlannerUnavailable,
+    Previewer,
+    PreviewRefused,
+    build_http,
+    event_schemas,
+)
 from services.gateway.dead_letters import DeadLetterStore
 from services.gateway.dead_letters import build_http as dead_letters_http
 from services.gateway.handlers import build_router
@@ -41,7 +48,30 @@ def http_planner(tailor_url: str) -> Planner:
     return plan
 
 
-def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None = None) -> ServiceParts:
+def http_previewer(tailor_url: str) -> Previewer:
+    """Previews are rendered by the tailor, which owns the content, over HTTP (production topology)."""
+
+    async def preview(event: Event, audience: str, channel: str, authorization: str) -> dict[str, str]:
+        try:
+            async with httpx.AsyncClient(base_url=tailor_url, timeout=30.0) as client:
+                response = await client.post("/internal/v1/previews", content=event.model_dump_json(),
+                                             params={"audience": audience, "channel": channel},
+                                             headers={"content-type": "application/json",
+                                                      "authorization": authorization})
+        except httpx.HTTPError as exc:
+            raise PlannerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code == 422:
+            raise PreviewRefused(str(response.json().get("detail", "refused")))
+        if response.status_code != 200:
+            raise PlannerUnavailable(f"the tailor answered {response.status_code}")
+        parts = response.json()
+        return {str(k): str(v) for k, v in parts.items()}
+
+    return preview
+
+
+def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None = None,
+          previewer: Previewer | None = None) -> ServiceParts:
     if not settings.api_tokens:
         raise SystemExit("BUDKAVLE_API_TOKENS is not set (e.g. s3cret-token=fvm)")
     authority = TokenAuthority(parse_tokens(settings.api_tokens))
@@ -50,12 +80,13 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
         if not settings.tailor_url:
             raise SystemExit("BUDKAVLE_TAILOR_URL is not set: the gateway needs the tailor for dry runs")
         planner = http_planner(settings.tailor_url)
+        previewer = previewer or http_previewer(settings.tailor_url)
     store = GatewayStore(runtime.engine)
     letters = DeadLetterStore(runtime.engine)
     relay = OutboxRelay(store, runtime.bus)
     http = APIRouter()
     http.include_router(build_http(store, letters, authority, programs, planner, AcceptEvent(store, relay.notify),
-                                   settings.resolved_public_url()))
+                                   settings.resolved_public_url(), previewer))
     http.include_router(dead_letters_http(letters, authority, runtime.bus))
     return ServiceParts(
         name="gateway",

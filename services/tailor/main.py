@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import Field, ValidationError
 
 from contracts.events import MAX_EVENT_BYTES, parse_event
@@ -57,5 +58,21 @@ def build_http(tailor: Tailor, authority: TokenAuthority) -> APIRouter:
         except (UnprocessableEvent, UnknownAudienceError) as exc:
             raise Problem(422, str(exc)) from exc
         return Response(plan.contract.model_dump_json(), media_type="application/json")
+
+    @router.post("/previews")
+    async def preview(request: Request, caller: Annotated[Principal, Depends(bearer_caller(authority))],
+                      audience: str, channel: str) -> Response:
+        body = await read_limited(request, MAX_EVENT_BYTES)
+        try:
+            event = parse_event(body)
+        except ValidationError as exc:
+            raise Problem(422, "invalid event", field_problems(exc)) from exc
+        if event.program not in caller.programs:
+            raise Problem(403, f"token may not preview for programme {event.program!r}")
+        try:
+            parts = tailor.preview(event, audience, channel)
+        except (UnprocessableEvent, ValueError) as exc:
+            raise Problem(422, str(exc)) from exc
+        return JSONResponse(parts)
 
     return router

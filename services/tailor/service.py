@@ -9,7 +9,7 @@ from uuid import UUID
 
 from contracts import topics
 from contracts.channels import CHANNELS, ChannelSpec, Reach
-from contracts.deliveries import DeliveryCommand, DeliveryPlan, EventPlanned
+from contracts.deliveries import PERSONAL_LINK, DeliveryCommand, DeliveryPlan, EventPlanned
 from contracts.events import Event
 from contracts.schedule import ScheduleDue, digest_id
 from programs import Program
@@ -24,6 +24,7 @@ from services.tailor.channels import (
     DigestComposer,
     DigestComposition,
 )
+from services.tailor.channels import preview as compose_preview
 from services.tailor.digests import INTRANET_READER, Digest, build_digest
 from services.tailor.planning import Plan, UnknownAudienceError, plan_deliveries
 from services.tailor.rendering import Renderer
@@ -65,6 +66,18 @@ class Tailor:
         program = self.program_for(event)
         directory = await self.store.load_index()
         return plan_deliveries(event, program, directory, self.channels, await self.store.choices(program.program))
+
+    def preview(self, event: Event, audience_id: str, channel: str) -> dict[str, str]:
+        """What `channel` would carry of `event` for the group, for a sample member, nothing sent. ValueError
+        (UnknownAudienceError) names what cannot be previewed."""
+        program = self.program_for(event)
+        audience = program.audience(audience_id)
+        if audience is None:
+            raise UnknownAudienceError(f"programme {program.program!r} has no target group {audience_id!r}")
+        if channel not in self.channels or channel not in self.composers:
+            raise ValueError(f"no channel {channel!r}")
+        parts = compose_preview(event, program, audience, channel, self.renderer, self.composers)
+        return {suffix: text.replace(PERSONAL_LINK, "din-personliga-lank") for suffix, text in parts.items()}
 
     async def on_event(self, event: Event) -> None:
         if await self.store.status(event.event_id) in ("planned", "delivered"):

@@ -27,7 +27,8 @@ POOL_SIZE = 4  # BUDKAVLE_SMTP_POOL_SIZE's default: at most one repeated mail pe
 def start(data_dir: Path, port: int, log_name: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL", "BUDKAVLE_API_TOKENS")}
-    env.update(BUDKAVLE_DATA_DIR=str(data_dir), BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_LOG_LEVEL="WARNING")
+    env.update(BUDKAVLE_DATA_DIR=str(data_dir), BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_LOG_LEVEL="WARNING",
+               BUDKAVLE_DEMO_HISTORY="false")
     log = open(data_dir / log_name, "wb")  # noqa: SIM115 (the process writes it until it ends)
     process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)

@@ -50,7 +50,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL", "BUDKAVLE_API_TOKENS")}
-    env.update(BUDKAVLE_DATA_DIR=str(data_dir), BUDKAVLE_HTTP_PORT=str(port))
+    env.update(BUDKAVLE_DATA_DIR=str(data_dir), BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_DEMO_HISTORY="false")
     log = open(data_dir / "up.log", "wb")  # noqa: SIM115
     process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
@@ -346,6 +346,21 @@ def _tailor_knows(data_dir: Path) -> bool:
         return bool(db.execute("SELECT count(*) FROM tailor_preferences WHERE digest = 'none'").fetchone()[0])
 
 
+def test_a_newsletter_is_previewed_over_http_for_one_group_and_channel_without_being_sent(
+        platform: Platform, delivered: dict[str, Any]) -> None:
+    letter = {"type": "newsletter.issue", "program": "fvm", "publisher": "Redaktionen", "importance": "awareness",
+              "sensitivity": "internal", "payload": {"title": "Nyhetsbrev december", "intro": "Det här är nytt.",
+                                                     "sections": [{"heading": "Utbildning", "body": "Snart."}]}}
+    before = len(list((platform.data_dir / "mail").glob("*.eml")))
+    response = httpx.post(f"{platform.url}/v1/previews", params={"audience": "programstyrgrupp", "channel": "email"},
+                          json=letter, headers={"Authorization": f"Bearer {platform.token}"}, timeout=30)
+    assert response.status_code == 200, response.text
+    text = response.json()["parts"][".txt"]
+    assert text.startswith("Ämne: ") and "Nyhetsbrev december" in text
+    assert "/preferences/din-personliga-lank" in text  # where each person's own link goes
+    assert len(list((platform.data_dir / "mail").glob("*.eml"))) == before
+
+
 def test_ctrl_c_stops_everything_broker_included(platform: Platform, delivered: dict[str, Any]) -> None:
     platform.process.send_signal(signal.SIGINT)
     assert platform.process.wait(30) == 0
@@ -386,3 +401,38 @@ def test_no_broker_outlives_the_platform(tmp_path: Path, sig: signal.Signals) ->
     if sig is signal.SIGTERM:
         assert process.returncode == 0
         assert not (tmp_path / "runtime.json").exists()
+
+
+def test_the_first_start_tells_the_seed_history_through_its_own_api_and_a_restart_does_not_tell_it_again(
+        tmp_path: Path) -> None:
+    from services.embedded.history import HISTORY
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL", "BUDKAVLE_API_TOKENS",
+                        "BUDKAVLE_DEMO_HISTORY")}
+    env.update(BUDKAVLE_DATA_DIR=str(tmp_path), BUDKAVLE_HTTP_PORT=str(port))
+
+    def feed_titles() -> list[str]:
+        return [e.title for e in feedparser.parse(httpx.get(f"{url}/intranet/feed.atom", timeout=10).content).entries]
+
+    for start in ("first", "second"):
+        log = open(tmp_path / f"{start}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--staff-scale", "0.02"], cwd=ROOT,
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda p=process: _ready(url) or p.poll() is not None, 120,  # type: ignore[misc]
+                       "the platform to be ready")
+            wait_until(lambda: len(feed_titles()) >= len(HISTORY), 120, "the history on the intranet")
+            titles = feed_titles()
+            status = httpx.get(f"{url}/intranet/status?program=fvm", timeout=10).text
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(30)
+            log.close()
+        assert len(titles) == len(HISTORY)  # told once, however often the platform starts
+        assert "Summering FVM maj 2020" in titles and "Ny tidplan för Framtidens vårdinformationsmiljö" in titles
+        assert "Summering FVM (Framtidens vårdinformationsmiljö) maj 2020" in status  # rule 5 on the page
+        assert "Programmets fas: Införande." in status
+    assert list((tmp_path / "mail").glob("*.eml")), "the committees' decisions reached the mail sink"

@@ -30,8 +30,10 @@ from services.embedded.broker import free_port
 from services.gateway.main import GatewaySettings
 from services.gateway.main import build as build_gateway
 from services.gateway.store import MIGRATIONS
+from services.tailor.channels import preview
 from services.tailor.directory import synthetic_directory
 from services.tailor.planning import plan_deliveries
+from services.tailor.rendering import Renderer
 from tests.conftest import PROGRAMS_DIR, TEMPLATES_DIR
 
 TOKEN = "contract-test-token"
@@ -54,8 +56,15 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     async def planner(event: Event, _authorization: str) -> DeliveryPlan:
         return plan_deliveries(event, programs[event.program], directory).contract
 
+    renderer = Renderer(TEMPLATES_DIR, "http://contract.test")
+
+    async def previewer(event: Event, audience: str, channel: str, _authorization: str) -> dict[str, str]:
+        group = programs[event.program].audience(audience)
+        assert group is not None  # the gateway checked it
+        return preview(event, programs[event.program], group, channel, renderer)
+
     runtime = Runtime.create(settings, client_id="contract-test")
-    runtime.add(build_gateway(settings, runtime, planner=planner))
+    runtime.add(build_gateway(settings, runtime, planner=planner, previewer=previewer))
     asyncio.run(upgrade(runtime.engine, MIGRATIONS))
     server = uvicorn.Server(uvicorn.Config(runtime.http_app(), host="127.0.0.1", port=port, log_config=None,
                                            lifespan="off"))
@@ -94,7 +103,7 @@ def test_post_event_documents_the_event_union_and_every_answer(openapi: dict[str
 
 
 #: Every operation of the public API; a test below fails when the document has one that is not fuzzed.
-OPERATIONS = ("POST /v1/events", "GET /v1/events/{event_id}", "GET /v1/programs/{program}/audiences",
+OPERATIONS = ("POST /v1/events", "POST /v1/previews", "GET /v1/events/{event_id}", "GET /v1/programs/{program}/audiences",
               "GET /v1/dead-letters", "POST /v1/dead-letters/{letter_id}/redrive")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

@@ -117,3 +117,8 @@ async def test_the_status_page_shows_the_plans_timeline_before_any_news_and_each
         after = (await client.get("/intranet/status?program=fvm")).text
     assert "<strong>Västra området</strong> (västra): 1 mars 2027 – Ny tidpunkt." in after
     assert f'/intranet/items/{moved.event_id}">Senaste beskedet' in after
+    status = make_event("status.update", payload={"title": "Läget", "summary": "Västra förbereds.",
+                                                  "phase": "Förberedelser inför västra"})
+    newer = await intranet_with(sqlite_engine, fvm, [status])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=newer), base_url="http://bk") as client:
+        assert "Programmets fas: Förberedelser inför västra." in (await client.get("/intranet/status?program=fvm")).text

@@ -24,9 +24,11 @@ from services.gateway.dead_letters import build_http as dead_letters_http
 from services.gateway.handlers import build_router
 from services.gateway.relay import OutboxRelay
 from services.gateway.store import GatewayStore, metadata
+from services.tailor.channels import preview
 from services.tailor.directory import Recipient
 from services.tailor.planning import plan_deliveries
-from tests.conftest import make_event
+from services.tailor.rendering import Renderer
+from tests.conftest import TEMPLATES_DIR, make_event
 from tests.service.conftest import Recorder
 
 Gateway = tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]
@@ -52,8 +54,15 @@ async def gateway(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Progr
     app = FastAPI()
     install_problem_handler(app)
     letters = DeadLetterStore(engine)
+    renderer = Renderer(TEMPLATES_DIR, "http://gw")
+
+    async def previewer(event: Event, audience: str, channel: str, _authorization: str) -> dict[str, str]:
+        group = fvm.audience(audience)
+        assert group is not None
+        return preview(event, fvm, group, channel, renderer)
+
     app.include_router(build_http(store, letters, authority, {"fvm": fvm}, planner, AcceptEvent(store, relay.notify),
-                                  "http://gw"))
+                                  "http://gw", previewer))
     app.include_router(dead_letters_http(letters, authority, bus))
     broker.include_router(build_router(store, letters, bus))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
@@ -311,3 +320,24 @@ async def test_a_newsletter_without_sections_or_too_far_ahead_is_refused_with_th
     response = await client.post("/v1/events", json=body, headers=TOKEN)
     assert response.status_code == 422
     assert path in json.dumps(response.json())
+
+
+async def test_a_preview_renders_an_event_for_one_group_and_channel_and_refuses_what_cannot_be_previewed(
+        gateway: Gateway) -> None:
+    client, _, _ = gateway
+    body = event_json()
+    email = await client.post("/v1/previews", params={"audience": "politisk-styrgrupp", "channel": "email"},
+                              json=body, headers=TOKEN)
+    assert email.status_code == 200, email.text
+    parts = email.json()["parts"]
+    assert parts[".txt"].startswith("Ämne: ") and "Ny tidplan" in parts[".html"]
+    card = await client.post("/v1/previews", params={"audience": "programstyrgrupp", "channel": "teams"}, json=body,
+                             headers=TOKEN)
+    assert '"AdaptiveCard"' in card.json()["parts"][".json"]
+    for params, path in (({"audience": "okand-grupp", "channel": "email"}, "audience"),
+                         ({"audience": "politisk-styrgrupp", "channel": "brevduva"}, "channel")):
+        refused = await client.post("/v1/previews", params=params, json=body, headers=TOKEN)
+        assert refused.status_code == 422 and refused.json()["errors"][0]["path"] == path
+    foreign = await client.post("/v1/previews", params={"audience": "politisk-styrgrupp", "channel": "email"},
+                                json=body, headers=FVIS_ONLY)
+    assert foreign.status_code == 403
