@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field, ValidationError
 
-from contracts.events import MAX_EVENT_BYTES, parse_event
+from contracts.events import MAX_EVENT_BYTES, Event, parse_event
 from programs import load_programs
 from services.common.auth import Principal, TokenAuthority, bearer_caller, parse_tokens
 from services.common.problems import Problem, field_problems, read_limited
@@ -43,16 +43,22 @@ def build_http(tailor: Tailor, authority: TokenAuthority) -> APIRouter:
     """The tailor's internal API: the gateway's dry runs ask it for a plan (it owns the directory), with the
     publisher's own token, for the programmes that token may publish for."""
     router = APIRouter(prefix="/internal/v1", include_in_schema=False)
+    Caller = Annotated[Principal, Depends(bearer_caller(authority))]
 
-    @router.post("/plans")
-    async def plan(request: Request, caller: Annotated[Principal, Depends(bearer_caller(authority))]) -> Response:
+    async def event_of(request: Request, caller: Principal) -> Event:
+        """The request's event, for a programme the caller's token may publish for."""
         body = await read_limited(request, MAX_EVENT_BYTES)
         try:
             event = parse_event(body)
         except ValidationError as exc:
             raise Problem(422, "invalid event", field_problems(exc)) from exc
         if event.program not in caller.programs:
-            raise Problem(403, f"token may not plan for programme {event.program!r}")
+            raise Problem(403, f"token may not publish for programme {event.program!r}")
+        return event
+
+    @router.post("/plans")
+    async def plan(request: Request, caller: Caller) -> Response:
+        event = await event_of(request, caller)
         try:
             plan = await tailor.plan(event)
         except (UnprocessableEvent, UnknownAudienceError) as exc:
@@ -60,15 +66,8 @@ def build_http(tailor: Tailor, authority: TokenAuthority) -> APIRouter:
         return Response(plan.contract.model_dump_json(), media_type="application/json")
 
     @router.post("/previews")
-    async def preview(request: Request, caller: Annotated[Principal, Depends(bearer_caller(authority))],
-                      audience: str, channel: str) -> Response:
-        body = await read_limited(request, MAX_EVENT_BYTES)
-        try:
-            event = parse_event(body)
-        except ValidationError as exc:
-            raise Problem(422, "invalid event", field_problems(exc)) from exc
-        if event.program not in caller.programs:
-            raise Problem(403, f"token may not preview for programme {event.program!r}")
+    async def preview(request: Request, caller: Caller, audience: str, channel: str) -> Response:
+        event = await event_of(request, caller)
         try:
             parts = tailor.preview(event, audience, channel)
         except (UnprocessableEvent, ValueError) as exc:

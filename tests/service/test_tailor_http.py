@@ -1,0 +1,31 @@
+"""The tailor's internal API, which the gateway asks for dry runs and previews when they run apart."""
+
+import httpx
+from fastapi import FastAPI
+
+from services.common.auth import TokenAuthority, parse_tokens
+from services.common.problems import install_problem_handler
+from services.tailor.main import build_http
+from services.tailor.service import Tailor
+from tests.conftest import make_event
+
+TOKEN = {"Authorization": "Bearer tailor-test-token-1"}
+
+
+async def test_previews_and_plans_over_the_internal_api_for_the_tokens_programmes_only(tailor: Tailor) -> None:
+    app = FastAPI()
+    install_problem_handler(app)
+    app.include_router(build_http(tailor, TokenAuthority(parse_tokens("tailor-test-token-1=fvm,other-token-12=fvis"))))
+    body = make_event(audiences=["programstyrgrupp"]).model_dump_json()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tailor") as client:
+        preview = await client.post("/internal/v1/previews", params={"audience": "programstyrgrupp", "channel": "teams"},
+                                    content=body, headers=TOKEN)
+        assert preview.status_code == 200 and '"AdaptiveCard"' in preview.json()[".json"]
+        plan = await client.post("/internal/v1/plans", content=body, headers=TOKEN)
+        assert plan.json()["targeted"]["programstyrgrupp"]["teams"] == 1
+        unknown = await client.post("/internal/v1/previews", params={"audience": "programstyrgrupp",
+                                                                     "channel": "brevduva"}, content=body, headers=TOKEN)
+        assert unknown.status_code == 422 and "brevduva" in unknown.text
+        foreign = await client.post("/internal/v1/previews", params={"audience": "programstyrgrupp", "channel": "email"},
+                                    content=body, headers={"Authorization": "Bearer other-token-12"})
+        assert foreign.status_code == 403
