@@ -78,3 +78,20 @@ def test_a_target_group_may_not_take_the_name_of_a_programme_wide_channel(tmp_pa
     path = _write(tmp_path, lambda d: d["audiences"][0].update(id="intranet"))
     with pytest.raises(ProgramConfigError, match=r"audience ids \['intranet'\] are taken by programme-wide channels"):
         load_program(path)
+
+
+def test_a_digest_cadence_that_is_not_one_of_the_allowed_fails_with_file_line_and_path(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda d: d["audiences"][3].update(digest="daily"))
+    with pytest.raises(ProgramConfigError) as info:
+        load_program(path)
+    message = str(info.value)
+    assert str(path) in message and "audiences[3] (programstyrgrupp).digest" in message
+    assert "'none', 'weekly' or 'monthly'" in message
+    line = int(message.split("line ")[1].split(":")[0])
+    assert path.read_text().splitlines()[line - 1].lstrip("- ").startswith("digest:")
+
+
+def test_a_timeline_step_in_an_area_the_programme_lacks_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda d: d["baseline"]["timeline"][1].update(area="mitten"))
+    with pytest.raises(ProgramConfigError, match="timeline entry 'sodra-1' is in unknown area 'mitten'"):
+        load_program(path)
