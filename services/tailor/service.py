@@ -9,7 +9,7 @@ from uuid import UUID
 
 from contracts import topics
 from contracts.channels import CHANNELS, ChannelSpec, Reach
-from contracts.deliveries import PERSONAL_LINK, DeliveryCommand, DeliveryPlan, EventPlanned
+from contracts.deliveries import PERSONAL_LINK, DeliveryCommand, DeliveryPlan, EventPlanned, SendEmail
 from contracts.events import Event
 from contracts.schedule import ScheduleDue, digest_id
 from programs import Program
@@ -127,6 +127,8 @@ class Tailor:
         crash loses what was on the bus; the ledgers make the repeats no-ops."""
         for held in await self.store.held_events():
             await self._publish_plan((await self.plan(held)).contract, "embargoed")
+        for due in await self.store.unconfirmed_digests():
+            await self.send_digest(due)
         pending = await self.store.unconfirmed()
         if not pending:
             return 0
@@ -201,6 +203,11 @@ class Tailor:
                     item = replace(whole, id=digest_id(program.program, name, period.label))
                     sends += [(self.channels[name].topic, c)
                               for c in composer.digest(DigestComposition(item, name, (), now), self.renderer)]
+        # Recorded before it is emitted: a crash midway is made whole by `recover` (the ledgers send nothing
+        # twice). The deliveries it waits for: each person's, and the group's own channel's.
+        expected = sum(len(c.recipients) if isinstance(c, SendEmail) else 1
+                       for _, c in sends if c.event_id == digest.id)
+        await self.store.record_digest(due, expected)
         await asyncio.gather(*(self.bus.publish(topic, command, command.bus_key) for topic, command in sends))
         log.info("digest sent", extra={"program": program.program, "audience_id": audience.id,
                                        "period": period.label, "quiet": digest.is_quiet, "people": len(people),

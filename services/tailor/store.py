@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.deliveries import DeliveryOutcome, DeliveryPlan
 from contracts.events import Event, parse_event
 from contracts.preferences import PreferencesChanged
+from contracts.schedule import ScheduleDue
 from services.common.db import upsert
 from services.common.migrations import Migrations
 from services.tailor.directory import Recipient
@@ -79,6 +80,19 @@ done = Table(
     UniqueConstraint("event_id", "delivery", name="uq_tailor_done"),
 )
 
+
+#: Digests sent and not yet confirmed by the channels: sent again after a start (the ledgers make the
+#: repeats no-ops), like planned events.
+digests = Table(
+    "tailor_digests", metadata,
+    Column("digest_id", String(36), primary_key=True),
+    Column("program", String(32), nullable=False),
+    Column("due", Text, nullable=False),  # the ScheduleDue it answers
+    Column("status", String(16), nullable=False, index=True),  # planned | delivered
+    Column("expected", Integer, nullable=False),
+    Column("done", Integer, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
 
 #: The tailor's read model of people's choices, fed by `preferences.changed` (the newest change wins).
 preferences = Table(
@@ -196,17 +210,32 @@ class TailorStore:
                 if not new:
                     continue
                 await conn.execute(insert(done), [{"event_id": event_id, "delivery": d} for d in new])
-                await conn.execute(update(events).where(events.c.event_id == event_id)
-                                   .values(done=events.c.done + len(new)))
-                reached = (await conn.execute(select(events.c.event_id).where(
-                    events.c.event_id == event_id, events.c.status == "planned",
-                    events.c.done >= events.c.expected))).scalar()
-                if reached is not None:
-                    finished.append(event_id)
-            if finished:
-                await conn.execute(update(events).where(events.c.event_id.in_(finished))
-                                   .values(status="delivered", updated_at=datetime.now(UTC)))
+                for table, key in ((events, events.c.event_id), (digests, digests.c.digest_id)):
+                    await conn.execute(update(table).where(key == event_id).values(done=table.c.done + len(new)))
+                    reached = (await conn.execute(select(key).where(
+                        key == event_id, table.c.status == "planned", table.c.done >= table.c.expected))).scalar()
+                    if reached is not None:
+                        finished.append(event_id)
+                        await conn.execute(update(table).where(key == event_id)
+                                           .values(status="delivered", updated_at=datetime.now(UTC)))
         return len(finished)
+
+    async def record_digest(self, due: ScheduleDue, expected: int) -> None:
+        """A digest sent: kept until the channels confirm its `expected` deliveries (none: confirmed)."""
+        async with self.engine.begin() as conn:
+            current = (await conn.execute(select(digests.c.status).where(
+                digests.c.digest_id == str(due.digest_id)))).scalar()
+            if current == "delivered":
+                return
+            await upsert(conn, digests, {"digest_id": str(due.digest_id), "program": due.program,
+                                         "due": due.model_dump_json(), "expected": expected,
+                                         "status": "planned" if expected else "delivered",
+                                         "updated_at": datetime.now(UTC)}, ("digest_id",))
+
+    async def unconfirmed_digests(self) -> list[ScheduleDue]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(digests.c.due).where(digests.c.status == "planned"))).all()
+        return [ScheduleDue.model_validate_json(r.due) for r in rows]
 
     async def record_preferences(self, changes: Iterable[PreferencesChanged]) -> int:
         """Keep each person's newest choices; an older change arriving late changes nothing."""

@@ -6,6 +6,7 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from contracts import topics
+from contracts.deliveries import DeliveryOutcome
 from contracts.events import Event
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import ScheduleDue, digest_id
@@ -130,3 +131,25 @@ async def test_each_member_gets_the_digest_at_the_cadence_they_chose_or_none_and
         by_period.setdefault(label, set()).update(r["id"] for r in mail["recipients"])
     assert by_period == {"month": set(members) - {weekly, declined}, "week": {weekly}}
     assert [i["title"] for i in recorder[topics.INTRANET_DELIVERY_REQUESTED]] == ["Lägessummering november 2026"]
+
+
+async def test_a_digest_not_yet_confirmed_is_sent_again_after_a_start_and_no_more_once_every_delivery_ended(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder) -> None:
+    due = digest_due("facklig-referensgrupp")
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
+        first = [(m["event_id"], r["id"]) for m in recorder[topics.EMAIL_DELIVERY_REQUESTED] for r in m["recipients"]]
+        [card] = recorder[topics.TEAMS_DELIVERY_REQUESTED]
+        await tailor.recover()  # as after a crash: the bus may have lost the commands
+        again = [(m["event_id"], r["id"]) for m in recorder[topics.EMAIL_DELIVERY_REQUESTED] for r in m["recipients"]]
+        assert again == first * 2  # the same digest, the same people: the email ledger sends nothing twice
+        now = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+        outcomes = [DeliveryOutcome(event_id=card["event_id"], program="fvm", channel="email",
+                                    audience_id="facklig-referensgrupp", recipient_id=person, status="sent", at=now)
+                    for _, person in first]
+        outcomes.append(DeliveryOutcome(event_id=card["event_id"], program="fvm", channel="teams",
+                                        audience_id="facklig-referensgrupp", status="sent", at=now))
+        assert await tailor.store.record_done(outcomes) == 1
+        recorder[topics.EMAIL_DELIVERY_REQUESTED].clear()
+        await tailor.recover()
+    assert recorder[topics.EMAIL_DELIVERY_REQUESTED] == []
