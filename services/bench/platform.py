@@ -175,27 +175,30 @@ def _first(p: RunningPlatform, message: str, event_id: str, field: str = "event_
 
 
 def alert_latency(p: RunningPlatform, alerts: int) -> dict[str, Any]:
-    """Must-know clinical-leadership decisions one at a time: from the POST's reply to the card in the Teams
-    sink and to the first mail in the mail sink."""
+    """Must-know clinical-leadership decisions one at a time: from the POST's reply to this alert's card in the
+    Teams sink and to its first mail in the mail sink (found by the event's id, not by counting files)."""
     mail_dir = p.data_dir / "mail"
     groups = sorted(ALERT_GROUPS)
     to_card, to_mail = [], []
+    seen: set[str] = set()
     for n in range(alerts):
         group = groups[n % len(groups)]
         cards_dir = p.data_dir / "teams" / group
-        cards, mails = _count(cards_dir, ".json"), _count(mail_dir, ".eml")
+        title = f"Beslut nr {n:04d}"  # unique, and no alert's title is the beginning of another's
         body = {"type": "design.decision", "program": "fvm", "publisher": "bench", "importance": "must_know",
                 "sensitivity": "internal", "audiences": [group], "payload": {
-                    "workstream": "Vårdadministration", "level": "clinical_leadership", "title": f"Beslut {n}",
+                    "workstream": "Vårdadministration", "level": "clinical_leadership", "title": title,
                     "summary": "Utskrivningen blir gemensam i hela regionen."}}
-        httpx.post(f"{p.url}/v1/events", json=body, headers=p.auth, timeout=30).raise_for_status()
+        response = httpx.post(f"{p.url}/v1/events", json=body, headers=p.auth, timeout=30)
         replied = time.perf_counter()
+        response.raise_for_status()
+        marker = f"X-Budkavle-Event: {response.json()['event_id']}".encode()
         card = mail = None
         while card is None or mail is None:
             now = time.perf_counter()
-            if card is None and _count(cards_dir, ".json") > cards:
+            if card is None and _new_with(cards_dir, ".json", title.encode(), seen):
                 card = now - replied
-            if mail is None and _count(mail_dir, ".eml") > mails:
+            if mail is None and _new_with(mail_dir, ".eml", marker, seen):
                 mail = now - replied
             if now - replied > 30:
                 raise RuntimeError(f"alert {n} did not arrive within 30 s")
@@ -205,11 +208,23 @@ def alert_latency(p: RunningPlatform, alerts: int) -> dict[str, Any]:
     return {"alerts": alerts, "to_teams_card_ms": _percentiles(to_card), "to_first_mail_ms": _percentiles(to_mail)}
 
 
-def _count(folder: Path, suffix: str) -> int:
+def _new_with(folder: Path, suffix: str, needle: bytes, seen: set[str]) -> bool:
+    """Whether a file not looked at before in `folder` holds `needle` (files looked at are remembered)."""
     try:
-        return sum(1 for entry in os.scandir(folder) if entry.name.endswith(suffix))
+        entries = [e.path for e in os.scandir(folder) if e.name.endswith(suffix) and e.path not in seen]
     except FileNotFoundError:
-        return 0
+        return False
+    found = False
+    for path in entries:
+        try:
+            content = Path(path).read_bytes()
+        except OSError:
+            continue
+        if not content.endswith(b"\n") and suffix == ".eml":
+            continue  # still being written: look again
+        seen.add(path)
+        found = found or needle in content
+    return found
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -93,6 +93,14 @@ def create_broker(bootstrap_servers: str, client_id: str, idempotent: bool = Fal
         logger=logging.getLogger("budkavle.bus"),
         middlewares=(redelivery_backoff(),),
     )
+
+
+#: For the subscribers on an alert's path (events, delivery commands): Kafka's long poll returns as soon as
+#: data arrives on Apache Kafka, but a shorter one bounds the wait on brokers that answer at the deadline;
+#: and FastStream's batch subscriber sleeps `batch_timeout_ms` after an empty poll (200 ms by default), all
+#: of which an alert arriving then would wait. Idle, this costs a few wake-ups a second per subscriber.
+ALERT_FETCH_WAIT_MS: Final = 50
+ALERT_BATCH_TIMEOUT_MS: Final = 25
 
 
 class Bus:

@@ -13,7 +13,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts import topics
 from contracts.deliveries import SendEmail
-from services.common.bus import Bus, bounded_failures, decode_each, raw_body
+from services.common.bus import ALERT_BATCH_TIMEOUT_MS, ALERT_FETCH_WAIT_MS, Bus, bounded_failures, decode_each, raw_body
 from services.common.delivery import deliver_many
 from services.common.ledger import Ledger
 from services.common.retry import RetryPolicy
@@ -29,7 +29,8 @@ def build_router(sender: EmailSender, ledger: Ledger, bus: Bus, policy: RetryPol
 
     @router.subscriber(topics.EMAIL_DELIVERY_REQUESTED, group_id=CONSUMER, auto_offset_reset="earliest",
                        batch=True, max_records=CHUNKS_PER_BATCH, ack_policy=AckPolicy.NACK_ON_ERROR,
-                       decoder=raw_body, title="email:deliveries")
+                       decoder=raw_body, title="email:deliveries", fetch_max_wait_ms=ALERT_FETCH_WAIT_MS,
+                       batch_timeout_ms=ALERT_BATCH_TIMEOUT_MS)
     async def on_email_delivery_requested(msg: KafkaMessage) -> None:
         commands = await decode_each(msg, SendEmail.model_validate_json, bus, CONSUMER)
 

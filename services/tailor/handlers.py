@@ -11,7 +11,15 @@ from contracts.deliveries import DeliveryOutcomes
 from contracts.events import parse_event
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import ScheduleDue
-from services.common.bus import Bus, bounded_failures, dead_letter, decode_batch, decode_or_dead_letter, raw_body
+from services.common.bus import (
+    ALERT_FETCH_WAIT_MS,
+    Bus,
+    bounded_failures,
+    dead_letter,
+    decode_batch,
+    decode_or_dead_letter,
+    raw_body,
+)
 from services.tailor.planning import UnknownAudienceError
 from services.tailor.service import Tailor, UnprocessableEvent
 
@@ -23,7 +31,8 @@ def build_router(tailor: Tailor, bus: Bus) -> KafkaRouter:
     router = KafkaRouter()
 
     @router.subscriber(*topics.EVENT_TOPICS.values(), group_id=CONSUMER, auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="tailor:events")
+                       ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="tailor:events",
+                       fetch_max_wait_ms=ALERT_FETCH_WAIT_MS)
     async def on_event(msg: KafkaMessage) -> None:
         event = await decode_or_dead_letter(msg, parse_event, bus, CONSUMER)
         if event is None:
