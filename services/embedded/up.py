@@ -82,6 +82,8 @@ def _banner(base: str, token: str, data_dir: Path, kafka: str) -> str:
         f"  Atom feed      {base}/intranet/feed.atom",
         f"  Mail sink      {base}/mail/   (files in {data_dir / 'mail'})",
         f"  Teams sink     {data_dir / 'teams'}",
+        f"  Preferences    {base}/preferences/<token>   (each newsletter and digest links to its reader's own)",
+        "  Digest now     budkavle digest run --program fvm --audience programstyrgrupp",
         f"  Health         {base}/healthz  {base}/readyz  {base}/metrics",
         f"  Kafka          {kafka}",
     ]
