@@ -16,7 +16,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text,
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.deliveries import DeliveryCommand
-from services.common.db import upsert_many
+from services.common.db import as_utc, upsert_many
 
 Status = Literal["sent", "failed", "deferred"]
 
@@ -66,10 +66,6 @@ def parked_table(metadata: MetaData, name: str) -> Table:
     )
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value  # SQLite is naive
-
-
 def command_ref(command: DeliveryCommand) -> str:
     return hashlib.sha256(command.model_dump_json().encode()).hexdigest()
 
@@ -81,8 +77,8 @@ class Ledger:
         self.parked = parked
 
     def _entry(self, row: Any) -> LedgerEntry:
-        return LedgerEntry(row.status, row.reason, row.attempts, _aware(row.next_attempt_at),
-                           _aware(row.first_attempt_at))
+        return LedgerEntry(row.status, row.reason, row.attempts, as_utc(row.next_attempt_at),
+                           as_utc(row.first_attempt_at))
 
     async def lookup(self, key: str) -> LedgerEntry | None:
         return (await self.lookup_many([key])).get(key)
@@ -136,6 +132,6 @@ class Ledger:
 
     async def next_due(self) -> datetime | None:
         async with self.engine.connect() as conn:
-            value = (await conn.execute(select(func.min(self.table.c.next_attempt_at))
-                                        .where(self.table.c.status == "deferred"))).scalar()
-        return _aware(value)
+            value: datetime | None = (await conn.execute(select(func.min(self.table.c.next_attempt_at))
+                                                         .where(self.table.c.status == "deferred"))).scalar()
+        return as_utc(value)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.deliveries import DeadLetter
 from services.common.auth import Principal, TokenAuthority, bearer_caller
 from services.common.bus import Bus
+from services.common.db import as_utc
 from services.common.problems import Problem, problem_responses
 from services.gateway.store import metadata
 
@@ -67,10 +68,6 @@ class StoredLetter:
     payload: str
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
 def _about(payload: str) -> tuple[str | None, str | None]:
     """The programme and event a payload names, when it can be read at all."""
     try:
@@ -97,7 +94,7 @@ class DeadLetterStore:
             program, event_id = _about(letter.payload)
             rows.append({"topic": letter.topic, "key": key, "consumer": letter.consumer, "reason": letter.reason,
                          "payload": letter.payload, "program": program, "event_id": event_id,
-                         "at": letter.at if letter.at.tzinfo else letter.at.replace(tzinfo=UTC), "redrives": 0})
+                         "at": as_utc(letter.at), "redrives": 0})
         if rows:
             async with self.engine.begin() as conn:
                 await conn.execute(insert(dead_letters), rows)
@@ -127,7 +124,7 @@ class DeadLetterStore:
     @staticmethod
     def _summary(r: Any) -> DeadLetterSummary:
         return DeadLetterSummary(id=r.id, topic=r.topic, consumer=r.consumer, reason=r.reason, program=r.program,
-                                 event_id=r.event_id, at=_aware(r.at), redriven_at=_aware(r.redriven_at),
+                                 event_id=r.event_id, at=as_utc(r.at), redriven_at=as_utc(r.redriven_at),
                                  redrives=r.redrives)
 
 

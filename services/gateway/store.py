@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned
 from contracts.events import Event
-from services.common.db import upsert, upsert_many
+from services.common.db import as_utc, upsert, upsert_many
 from services.common.migrations import Migrations
 
 metadata = MetaData()
@@ -131,7 +131,7 @@ class GatewayStore:
             row = (await conn.execute(select(events).where(where))).first()
         if row is None:
             return None
-        accepted_at = row.accepted_at if row.accepted_at.tzinfo else row.accepted_at.replace(tzinfo=UTC)
+        accepted_at = as_utc(row.accepted_at)
         return StoredEvent(row.event_id, row.program, row.type, json.loads(row.body), row.request_hash, accepted_at)
 
     async def pending_outbox(self, limit: int) -> list[tuple[int, str, str, str]]:
@@ -213,7 +213,7 @@ class GatewayStore:
                 .where(outcomes.c.event_id == str(event_id), outcomes.c.status == "deferred")
                 .group_by(outcomes.c.audience_id, outcomes.c.channel)
             )).all()
-        return {(r[0], r[1]): r[2] if r[2].tzinfo else r[2].replace(tzinfo=UTC) for r in rows if r[2] is not None}
+        return {(r[0], r[1]): as_utc(r[2]) for r in rows if r[2] is not None}
 
     async def failure_reasons(self, event_id: UUID, limit: int = 20) -> list[dict[str, str]]:
         async with self.engine.connect() as conn:

@@ -8,7 +8,7 @@ from sqlalchemy import Column, Date, DateTime, MetaData, String, Table, Text, de
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import PublishIntranetItem
-from services.common.db import upsert
+from services.common.db import as_utc, upsert
 from services.common.delivery import Delivery
 from services.common.ledger import ledger_table, parked_table
 from services.common.migrations import Migrations
@@ -51,10 +51,6 @@ class Item:
     published_at: datetime
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 class IntranetStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -94,5 +90,5 @@ class IntranetStore:
             event_id=r.event_id, program=r.program, event_type=r.event_type, title=r.title,  # type: ignore[attr-defined]
             summary=r.summary, html_body=r.html_body, importance=r.importance,  # type: ignore[attr-defined]
             sensitivity=r.sensitivity, facts=json.loads(r.facts), timeline_date=r.timeline_date,  # type: ignore[attr-defined]
-            occurred_at=_aware(r.occurred_at), published_at=_aware(r.published_at),  # type: ignore[attr-defined]
+            occurred_at=as_utc(r.occurred_at), published_at=as_utc(r.published_at),  # type: ignore[attr-defined]
         )

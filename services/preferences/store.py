@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.preferences import PreferencesChanged
-from services.common.db import upsert
+from services.common.db import as_utc, upsert
 from services.common.migrations import Migrations
 
 metadata = MetaData()
@@ -32,14 +32,10 @@ used_forms = Table(
 )
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _choice(row: object) -> PreferencesChanged:
     return PreferencesChanged(program=row.program, person_id=row.person_id, digest=row.digest,  # type: ignore[attr-defined]
                               newsletters=row.newsletters, awareness_email=row.awareness_email,  # type: ignore[attr-defined]
-                              changed_at=_aware(row.changed_at))  # type: ignore[attr-defined]
+                              changed_at=as_utc(row.changed_at))  # type: ignore[attr-defined]
 
 
 class PreferencesStore:

@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlalchemy import Column, DateTime, Float, LargeBinary, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.db import upsert
+from services.common.db import as_utc, upsert
 from services.common.migrations import Migrations
 
 metadata = MetaData()
@@ -40,10 +40,6 @@ class Release:
     release_at: datetime
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite returns naive values
-
-
 class SchedulerStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -70,4 +66,4 @@ class SchedulerStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(releases).where(releases.c.state != "released")
                                        .order_by(releases.c.release_at))).all()
-        return [Release(UUID(r.event_id), r.program, _aware(r.release_at)) for r in rows]
+        return [Release(UUID(r.event_id), r.program, as_utc(r.release_at)) for r in rows]

@@ -28,7 +28,7 @@ from contracts.deliveries import DeliveryOutcome, DeliveryPlan
 from contracts.events import Event, parse_event
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import ScheduleDue
-from services.common.db import upsert
+from services.common.db import as_utc, upsert
 from services.common.migrations import Migrations
 from services.tailor.directory import Recipient
 from services.tailor.index import DirectoryIndex
@@ -249,7 +249,7 @@ class TailorStore:
             for (program, person), c in newest.items():
                 current = (await conn.execute(select(preferences.c.changed_at).where(
                     preferences.c.program == program, preferences.c.person_id == person))).scalar()
-                if current is not None and _utc(current) >= c.changed_at:
+                if current is not None and as_utc(current) >= c.changed_at:
                     continue
                 await upsert(conn, preferences, {**c.model_dump(), "changed_at": c.changed_at.astimezone(UTC)},
                              ("program", "person_id"))
@@ -285,7 +285,3 @@ class TailorStore:
         found = [e for e in (parse_event(r.body) for r in rows)
                  if e.published_at is not None and start <= e.published_at < end]
         return sorted(found, key=lambda e: e.published_at or end)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite returns naive values
