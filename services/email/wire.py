@@ -70,10 +70,9 @@ class WireFormat:
         self.dkim = dkim_key
         self._bodies: OrderedDict[tuple[bytes, bool], bytes] = OrderedDict()
 
-    def _cached(self, cmd: SendEmail, bulk: bool) -> bytes:
-        key = (hashlib.sha256(b"\0".join(
-            x.encode() for x in (cmd.sender_name, str(cmd.sender_address), cmd.subject, cmd.text_body, cmd.html_body)
-        )).digest(), bulk)
+    def _cached(self, cmd: SendEmail, group: bytes, bulk: bool) -> bytes:
+        """The group's MIME body (or, for bulk mail, its header block), made once; `group` is `_group_key`."""
+        key = (group, bulk)
         cached = self._bodies.get(key)
         if cached is not None:
             self._bodies.move_to_end(key)
@@ -83,7 +82,7 @@ class WireFormat:
         part["Subject"] = cmd.subject
         if bulk:  # the header block only; the parts are each person's own
             part["MIME-Version"] = "1.0"
-            part["Content-Type"] = f'multipart/alternative; boundary="{_boundary(key[0])}"'
+            part["Content-Type"] = f'multipart/alternative; boundary="{_boundary(group)}"'
             made = part.as_bytes(policy=SMTP).split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
         else:
             # quoted-printable: any relay takes it, 8BITMIME or not
@@ -95,11 +94,9 @@ class WireFormat:
             self._bodies.popitem(last=False)
         return made
 
-    def _bulk_body(self, cmd: SendEmail, token: str) -> bytes:
-        head = self._cached(cmd, bulk=True)
-        boundary = _boundary(hashlib.sha256(b"\0".join(x.encode() for x in (
-            cmd.sender_name, str(cmd.sender_address), cmd.subject, cmd.text_body, cmd.html_body))).digest()).encode()
-        out = [head]
+    def _bulk_body(self, cmd: SendEmail, group: bytes, token: str) -> bytes:
+        boundary = _boundary(group).encode()
+        out = [self._cached(cmd, group, bulk=True)]
         for subtype, body in (("plain", cmd.text_body), ("html", cmd.html_body)):
             text = body.replace(PERSONAL_LINK, token).replace("\r\n", "\n").encode("utf-8")
             out += [b"--", boundary, b'\r\nContent-Type: text/', subtype.encode(), b'; charset="utf-8"\r\n'
@@ -125,9 +122,17 @@ class WireFormat:
         if list_unsubscribe:
             personal.append(f"List-Unsubscribe: <{list_unsubscribe}>\r\n")
             personal.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
-        body = self._bulk_body(cmd, token) if cmd.bulk else self._cached(cmd, bulk=False)
+        group = _group_key(cmd)
+        body = self._bulk_body(cmd, group, token) if cmd.bulk else self._cached(cmd, group, bulk=False)
         message = "".join(personal).encode("ascii") + body
         return self.dkim.sign(message) if cmd.bulk and self.dkim else message
+
+
+def _group_key(cmd: SendEmail) -> bytes:
+    """What makes a group's message the same for everyone in it (the cache's key)."""
+    return hashlib.sha256(b"\0".join(
+        x.encode() for x in (cmd.sender_name, str(cmd.sender_address), cmd.subject, cmd.text_body, cmd.html_body)
+    )).digest()
 
 
 def _boundary(key: bytes) -> str:
