@@ -28,7 +28,7 @@ from programs import Audience, Program
 from services.tailor import policy
 from services.tailor.digests import Digest, render_card, render_email, render_item
 from services.tailor.directory import Recipient
-from services.tailor.rendering import Renderer
+from services.tailor.rendering import RenderedEmail, Renderer
 
 
 @dataclass(frozen=True)
@@ -77,22 +77,27 @@ def _group(c: Composition) -> Audience:
     return c.audience
 
 
+def _emails(envelope: _Envelope, program: Program, rendered: RenderedEmail, people: Sequence[Recipient],
+            bulk: bool) -> Iterator[SendEmail]:
+    """One rendered message, from the programme, in commands of at most EMAIL_CHUNK recipients each."""
+    sender = policy.sender_for(program)
+    for start in range(0, len(people), EMAIL_CHUNK):
+        # The directory checked every address when it was imported; checking each again here cost more
+        # than rendering a whole fan-out. The email service validates what it receives.
+        yield SendEmail(**envelope, sender_name=sender.name, sender_address=sender.address,
+                        subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
+                        recipients=tuple(EmailRecipient.model_construct(id=p.id, address=p.email, name=p.name)
+                                         for p in people[start:start + EMAIL_CHUNK]), bulk=bulk)
+
+
 class EmailComposer:
     """The group's message rendered once; it travels once per chunk of recipients."""
 
     templates: tuple[str, ...] = ("subject.txt.j2", "email/message.txt.j2", "email/message.html.j2")
 
     def compose(self, c: Composition, renderer: Renderer) -> Iterator[SendEmail]:
-        rendered = renderer.email(c.event, c.program, _group(c))
-        sender = policy.sender_for(c.program)
-        for start in range(0, len(c.recipients), EMAIL_CHUNK):
-            chunk = c.recipients[start:start + EMAIL_CHUNK]
-            # The directory checked every address when it was imported; checking each again here cost more
-            # than rendering a whole fan-out. The email service validates what it receives.
-            yield SendEmail(**_envelope(c), sender_name=sender.name, sender_address=sender.address,
-                            subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
-                            recipients=tuple(EmailRecipient.model_construct(id=p.id, address=p.email, name=p.name)
-                                               for p in chunk), bulk=c.event.type == "newsletter.issue")
+        yield from _emails(_envelope(c), c.program, renderer.email(c.event, c.program, _group(c)), c.recipients,
+                           bulk=c.event.type == "newsletter.issue")
 
     def preview(self, command: DeliveryCommand) -> Preview:
         assert isinstance(command, SendEmail)
@@ -204,13 +209,8 @@ def _digest_envelope(c: DigestComposition) -> _Envelope:
 
 class EmailDigest:
     def digest(self, c: DigestComposition, renderer: Renderer) -> Iterator[SendEmail]:
-        rendered = render_email(c.digest, renderer)
-        sender = policy.sender_for(c.digest.program)
-        for start in range(0, len(c.recipients), EMAIL_CHUNK):
-            yield SendEmail(**_digest_envelope(c), sender_name=sender.name, sender_address=sender.address,
-                            subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
-                            recipients=tuple(EmailRecipient.model_construct(id=p.id, address=p.email, name=p.name)
-                                             for p in c.recipients[start:start + EMAIL_CHUNK]), bulk=True)
+        yield from _emails(_digest_envelope(c), c.digest.program, render_email(c.digest, renderer), c.recipients,
+                           bulk=True)
 
 
 class TeamsDigest:
