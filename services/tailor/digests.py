@@ -15,7 +15,15 @@ from programs import Audience, Program, Tier
 from programs.labels import TYPE_LABELS
 from programs.timeline import AreaUpdate, Step, current_timeline
 from services.tailor import policy
-from services.tailor.rendering import SUBJECT_LIMIT, RenderedEmail, RenderedItem, Renderer, fit, summary_of
+from services.tailor.rendering import (
+    SUBJECT_LIMIT,
+    RenderedEmail,
+    RenderedItem,
+    Renderer,
+    adaptive_card,
+    fit,
+    summary_of,
+)
 
 #: The order of a digest's sections.
 SECTION_ORDER = ("steering.decision", "design.decision", "golive.milestone", "status.update", "newsletter.issue")
@@ -126,20 +134,8 @@ def render_card(d: Digest, renderer: Renderer) -> dict[str, Any]:
     program = d.program
     body = policy.expand_first_mention(renderer.render_text("digest/teams.md.j2", _context(d)), program.acronym,
                                        program.first_mention)
-    return {
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard", "version": "1.5",
-        "body": [
-            {"type": "TextBlock", "text": program.first_mention.upper(), "size": "Small", "weight": "Bolder",
-             "color": "Accent", "wrap": True},
-            {"type": "TextBlock", "text": heading(d), "size": "Large", "weight": "Bolder", "wrap": True,
-             "style": "heading"},
-            {"type": "TextBlock", "text": body.strip(), "wrap": True},
-            {"type": "TextBlock", "text": f"Avsändare: {program.sender.name}", "size": "Small", "isSubtle": True,
-             "wrap": True},
-        ],
-        "actions": [{"type": "Action.OpenUrl", "title": "Se läget",
-                     "url": f"{renderer.public_url}/intranet/status?program={program.program}"}],
-    }
+    return adaptive_card(program.first_mention.upper(), heading(d), body, program,
+                         ("Se läget", f"{renderer.public_url}/intranet/status?program={program.program}"))
 
 
 def render_item(d: Digest, renderer: Renderer) -> RenderedItem:

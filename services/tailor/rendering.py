@@ -94,6 +94,23 @@ def fit(text: str, limit: int) -> str:
     return cut.rstrip() + "…"
 
 
+def adaptive_card(kicker: str, heading: str, body: str, program: Program, action: tuple[str, str],
+                  facts: dict[str, str] | None = None) -> dict[str, Any]:
+    """An Adaptive Card 1.5: kicker, heading, body text, the facts (if any), the sender, and one link."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": kicker, "size": "Small", "weight": "Bolder", "color": "Accent", "wrap": True},
+        {"type": "TextBlock", "text": heading, "size": "Large", "weight": "Bolder", "wrap": True, "style": "heading"},
+        {"type": "TextBlock", "text": body.strip(), "wrap": True},
+    ]
+    if facts is not None:
+        blocks.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts.items()]})
+    blocks.append({"type": "TextBlock", "text": f"Avsändare: {program.sender.name}", "size": "Small",
+                   "isSubtle": True, "wrap": True})
+    return {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
+            "version": "1.5", "body": blocks, "actions": [{"type": "Action.OpenUrl", "title": action[0],
+                                                          "url": action[1]}]}
+
+
 class Renderer:
     def __init__(self, templates_dir: Path, public_url: str) -> None:
         loader = FileSystemLoader(str(templates_dir))
@@ -165,22 +182,8 @@ class Renderer:
         body = policy.expand_first_mention(
             self._render(self._text, "teams/message.md.j2", ctx), program.acronym, program.first_mention
         )
-        return {
-            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-            "type": "AdaptiveCard",
-            "version": "1.5",
-            "body": [
-                {"type": "TextBlock", "text": ctx["type_label"].upper(), "size": "Small",
-                 "weight": "Bolder", "color": "Accent", "wrap": True},
-                {"type": "TextBlock", "text": self.subject(event, program, audience), "size": "Large",
-                 "weight": "Bolder", "wrap": True, "style": "heading"},
-                {"type": "TextBlock", "text": body.strip(), "wrap": True},
-                {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in ctx["facts"].items()]},
-                {"type": "TextBlock", "text": f"Avsändare: {program.sender.name}", "size": "Small",
-                 "isSubtle": True, "wrap": True},
-            ],
-            "actions": [{"type": "Action.OpenUrl", "title": "Läs mer", "url": ctx["read_more_url"]}],
-        }
+        return adaptive_card(ctx["type_label"].upper(), self.subject(event, program, audience), body, program,
+                             ("Läs mer", ctx["read_more_url"]), facts=ctx["facts"])
 
     def intranet_item(self, event: Event, program: Program) -> RenderedItem:
         ctx = self._context(event, program, None)

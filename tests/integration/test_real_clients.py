@@ -13,10 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.deliveries import PublishIntranetItem
 from contracts.events import Event
 from programs import Program
+from programs.labels import sv_period
 from services.common.db import create_tables
 from services.intranet.pages import build_http
 from services.intranet.store import IntranetStore, metadata
+from services.scheduler.periods import parse_period
 from services.tailor.channels import COMPOSERS, Composition
+from services.tailor.digests import build_digest, render_card
 from services.tailor.rendering import Renderer
 from services.tailor.samples import sample_events
 from tests.conftest import ROOT, TEMPLATES_DIR, make_event
@@ -43,6 +46,11 @@ def test_every_teams_card_validates_in_microsofts_adaptive_cards_library(fvm: Pr
     assert node is not None
     renderer = Renderer(TEMPLATES_DIR, "https://budkavle.example.se")
     cards = [renderer.teams_card(e, fvm, a) for e in sample_events("fvm") for a in fvm.audiences[:6]]
+    group = fvm.audiences[0]
+    month = parse_period("2026-11")
+    published = [e.model_copy(update={"published_at": month.start}) for e in sample_events("fvm")]
+    cards += [render_card(build_digest(fvm, group, p, sv_period(p.label), events, published), renderer)
+              for p, events in ((month, published), (parse_period("2026-W49"), []))]  # a busy and a quiet period
     # A control the library must complain about, so the check is known to bite.
     cards.append({"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlok", "text": "x"}]})
     result = subprocess.run([node, "-e", VALIDATE, str(library)], input=json.dumps(cards), capture_output=True,
