@@ -16,6 +16,10 @@ from pathlib import Path
 
 Clock = Callable[[], datetime]
 
+#: The purpose of the links in newsletters and digests: the email service signs them (claims program,
+#: person, audience), the preference centre checks them.
+PREFERENCES = "prefs"
+
 
 class BadLink(Exception):
     """A token that cannot be trusted. `expired` tells an old link from a forged or altered one."""

@@ -24,12 +24,11 @@ from email.utils import formatdate, make_msgid
 import dkim
 
 from contracts.deliveries import PERSONAL_LINK, SendEmail
-from services.common.links import LinkSigner
+from services.common.links import PREFERENCES, LinkSigner
 from services.email.sender import Mail
 
 #: The headers a bulk mail's DKIM signature covers (large mail providers want List-Unsubscribe signed).
 DKIM_HEADERS = (b"From", b"To", b"Subject", b"Date", b"Message-ID", b"List-Unsubscribe", b"List-Unsubscribe-Post")
-LINK_PURPOSE = "prefs"
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class Personal:
 
     def token(self, mail: Mail) -> str:
         cmd = mail.command
-        return self.signer.sign(LINK_PURPOSE, {"program": cmd.program, "person": mail.recipient.id,
+        return self.signer.sign(PREFERENCES, {"program": cmd.program, "person": mail.recipient.id,
                                                "audience": cmd.audience_id}, self.ttl)
 
 

@@ -15,11 +15,10 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from programs import Program
-from services.common.links import BadLink, LinkSigner
+from services.common.links import PREFERENCES, BadLink, LinkSigner
 from services.common.problems import Problem, read_limited
 from services.preferences.centre import PreferenceCentre
 
-PURPOSE = "prefs"  # the purpose of the links in newsletters and digests
 FORM_TTL = timedelta(days=1)
 CADENCE = {"weekly": "varje vecka", "monthly": "varje månad", "none": "ingen"}
 
@@ -43,7 +42,7 @@ def build_http(centre: PreferenceCentre, signer: LinkSigner, programs: Mapping[s
 
     def trusted(token: str) -> tuple[Program, str, str | None]:
         try:
-            claims = signer.verify(PURPOSE, token)
+            claims = signer.verify(PREFERENCES, token)
         except BadLink as exc:
             if exc.expired:
                 raise PageProblem(410, "Länken har gått ut", "Länken är för gammal för att användas.") from exc
