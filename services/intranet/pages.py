@@ -49,15 +49,19 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], templates_
         golives = await store.latest(program, "golive.milestone", limit=500)
         timelines = {code: current_timeline(p.baseline, _area_updates(golives, code))
                      for code, p in programs.items() if program in (None, code)}
-        # The phase: the newest status update's, or else the plan's (the programme file).
-        newest = {code: next((i for i in await store.latest(code, "status.update", limit=20) if "Fas" in i.facts),
-                             None) for code in timelines}
-        phases = {code: (newest[code].facts["Fas"] if newest[code] else  # type: ignore[union-attr]
-                         p.baseline.phase if (p := programs[code]).baseline else None) for code in timelines}
+        phases = {code: await phase_of(code) for code in timelines}
         decisions = [i for i in await store.latest(program, limit=200)
                      if i.event_type in ("steering.decision", "design.decision")][:10]
-        return page("intranet/pages/status.html.j2", status=statuses[0] if statuses else None, timelines=timelines, phases=phases,
-                    decisions=decisions, program=program)
+        return page("intranet/pages/status.html.j2", status=statuses[0] if statuses else None, timelines=timelines,
+                    phases=phases, decisions=decisions, program=program)
+
+    async def phase_of(code: str) -> str | None:
+        """The programme's phase: the newest status update's, or else the plan's (the programme file)."""
+        for item in await store.latest(code, "status.update", limit=20):
+            if "Fas" in item.facts:
+                return item.facts["Fas"]
+        baseline = programs[code].baseline
+        return baseline.phase if baseline else None
 
     @router.get("/feed.atom")
     async def feed(program: str | None = Query(None)) -> Response:
