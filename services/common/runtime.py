@@ -132,6 +132,13 @@ class Runtime:
         app.openapi = openapi  # type: ignore[method-assign]
         return app
 
+    def _consumers(self) -> str:
+        joining = self._joining
+        if joining is None or not joining.done():
+            return "joining"
+        failed = None if joining.cancelled() else joining.exception()
+        return f"failed to join: {type(failed).__name__}" if failed else "ok"
+
     def health_router(self) -> APIRouter:
         router = APIRouter()
 
@@ -142,11 +149,6 @@ class Runtime:
         @router.get("/readyz", include_in_schema=False)
         async def readyz(response: Response) -> dict[str, str]:
             checks = {"database": "ok", "kafka": "ok"}
-            # Consumers still joining their groups do not make the platform unready: events are accepted,
-            # kept, and consumed once the groups are assigned.
-            joining = self._joining
-            if joining is not None and joining.done() and not joining.cancelled() and joining.exception():
-                checks["consumers"] = f"failed to join: {type(joining.exception()).__name__}"
             try:
                 async with self.engine.connect() as conn:
                     await conn.execute(text("SELECT 1"))
@@ -154,9 +156,11 @@ class Runtime:
                 checks["database"] = f"unavailable: {type(exc).__name__}"
             if not await self.broker.ping(timeout=2.0):
                 checks["kafka"] = "unavailable"
-            if any(v != "ok" for v in checks.values()):
+            # Consumers still joining their groups do not make the platform unready: events are accepted,
+            # kept, and consumed once the groups are assigned. Consumers that failed to join do.
+            checks["consumers"] = self._consumers()
+            if any(v not in ("ok", "joining") for v in checks.values()):
                 response.status_code = 503
-            checks.setdefault("consumers", "ok" if joining is not None and joining.done() else "joining")
             return checks
 
         @router.get("/metrics", include_in_schema=False)
