@@ -57,9 +57,12 @@ class Tailor:
         self.digest_composers = digest_composers
 
     def program_for(self, event: Event) -> Program:
-        program = self.programs.get(event.program)
+        return self._program(event.program)
+
+    def _program(self, code: str) -> Program:
+        program = self.programs.get(code)
         if program is None:
-            raise UnprocessableEvent(f"programme {event.program!r} has no configuration")
+            raise UnprocessableEvent(f"programme {code!r} has no configuration")
         return program
 
     async def plan(self, event: Event) -> Plan:
@@ -165,9 +168,7 @@ class Tailor:
         group's Teams channel, and (monthly) to the intranet. Its id derives from (programme, group,
         period), so the channels' ledgers make a repeated period send nothing twice."""
         assert due.audience_id is not None and due.period is not None
-        program = self.programs.get(due.program)
-        if program is None:
-            raise UnprocessableEvent(f"programme {due.program!r} has no configuration")
+        program = self._program(due.program)
         audience = program.audience(due.audience_id)
         if audience is None:
             raise UnknownAudienceError(f"programme {due.program!r} has no target group {due.audience_id!r}")
