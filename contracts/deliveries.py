@@ -49,6 +49,9 @@ class EmailRecipient(Contract):
 
 #: Where a bulk email's bodies want the person's own signed link token; the email service puts it there.
 PERSONAL_LINK: Final = "%%BUDKAVLE_LINK%%"
+#: Where an email's bodies want the person's own feedback token (answers and counted reads, `/feedback/…`
+#: and `/r/…`); the email service puts it there, in every mail, bulk or not.
+FEEDBACK_LINK: Final = "%%BUDKAVLE_FEEDBACK%%"
 
 
 class SendEmail(DeliveryCommand):

@@ -30,6 +30,11 @@ SCHEDULE_DUE: Final = "schedule.due.v1"
 #: A person's choices in the preference centre, on every change (keyed by programme and person).
 PREFERENCES_CHANGED: Final = "preferences.changed.v1"
 
+#: Follow-up clicks, announced by the insights service: an answer to a question (`FeedbackGiven`), and a
+#: counted "Läs mer" (`ItemRead`); keyed by event and target group.
+FEEDBACK_GIVEN: Final = "feedback.given.v1"
+ITEM_READ: Final = "feedback.read.v1"
+
 #: Bus messages that failed validation, with the reason.
 DEAD_LETTER: Final = "deadletter.v1"
 
@@ -41,4 +46,4 @@ def event_topic(event_type: str) -> str:
 def all_topics(*extra: str) -> tuple[str, ...]:
     """Every topic the platform needs; `extra` are the delivery topics of the registered channels."""
     return (*EVENT_TOPICS.values(), *extra, EVENT_PLANNED, DELIVERY_OUTCOMES, SCHEDULE_DUE, PREFERENCES_CHANGED,
-            DEAD_LETTER)
+            FEEDBACK_GIVEN, ITEM_READ, DEAD_LETTER)

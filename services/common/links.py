@@ -1,4 +1,4 @@
-"""Signed links in messages (preference centre, one-click unsubscribe; later feedback and counted reads):
+"""Signed links in messages (preference centre, one-click unsubscribe, feedback and counted reads):
 a token carries its purpose, its claims and its expiry, HMAC-signed with a key from the environment, so
 the service that receives the click trusts it without a lookup and a forged or altered one is refused.
 
@@ -19,6 +19,22 @@ Clock = Callable[[], datetime]
 #: The purpose of the links in newsletters and digests: the email service signs them (claims program,
 #: person, audience), the preference centre checks them.
 PREFERENCES = "prefs"
+
+#: The purpose of the follow-up links (one-click answers, counted "Läs mer"): signed by the tailor for what
+#: a whole group sees (a Teams card, an intranet item) and by the email service for each person's own mail,
+#: checked by the insights service. Half a year to answer; the insights service keeps answers no longer
+#: than its retention allows either way.
+FEEDBACK = "fb"
+FEEDBACK_TTL = timedelta(days=180)
+
+
+def feedback_claims(program: str, event_id: str, audience_id: str, person: str | None = None) -> dict[str, str]:
+    """A follow-up link's claims: the event, the target group it reached, and for a person's own mail, the
+    person (short keys: the token sits in up to six links of every message)."""
+    claims = {"pr": program, "ev": event_id, "au": audience_id}
+    if person is not None:
+        claims["pe"] = person
+    return claims
 
 
 class BadLink(Exception):

@@ -30,6 +30,8 @@ class CommonSettings(BaseSettings):
     #: When a temporarily refused delivery is tried again (the last step repeats), and when to give up.
     retry_schedule: str = Field(default="1m,5m,30m,2h", alias="BUDKAVLE_RETRY_SCHEDULE")
     retry_horizon: str = Field(default="24h", alias="BUDKAVLE_RETRY_HORIZON")
+    #: How long records about a person (deliveries, clicks, answers) are kept; per-group counts stay.
+    retention_days: int = Field(default=365, alias="BUDKAVLE_RETENTION_DAYS", ge=1, le=3650)
 
     @model_validator(mode="after")
     def _retry_policy_reads(self) -> "CommonSettings":

@@ -2,10 +2,11 @@
 
 Python's email package spends most of a send folding headers. The MIME body of a group's message is the
 same for every person in the group, so it is built once and reused (a small LRU cache); only the
-addressing headers are made per person. A bulk mail (a newsletter, a digest) is each person's own: their
-signed preference link in the bodies, the RFC 8058 List-Unsubscribe headers, and a DKIM signature when a
-key is configured. Its bodies are quoted-printable-encoded per person by `binascii` (fast), behind a header
-block made once per group.
+addressing headers are made per person. A mail with follow-up links (every event's mail) is each person's
+own: their signed feedback token where the bodies say FEEDBACK_LINK. A bulk mail (a newsletter, a digest)
+also carries their signed preference link, the RFC 8058 List-Unsubscribe headers, and a DKIM signature when
+a key is configured. A personal mail's bodies are quoted-printable-encoded per person by `binascii` (fast),
+behind a header block made once per group.
 """
 
 import binascii
@@ -23,8 +24,8 @@ from email.utils import formatdate, make_msgid
 
 import dkim
 
-from contracts.deliveries import PERSONAL_LINK, SendEmail
-from services.common.links import PREFERENCES, LinkSigner
+from contracts.deliveries import FEEDBACK_LINK, PERSONAL_LINK, SendEmail
+from services.common.links import FEEDBACK, FEEDBACK_TTL, PREFERENCES, LinkSigner, feedback_claims
 from services.email.sender import Mail
 
 #: The headers a bulk mail's DKIM signature covers (large mail providers want List-Unsubscribe signed).
@@ -33,7 +34,7 @@ DKIM_HEADERS = (b"From", b"To", b"Subject", b"Date", b"Message-ID", b"List-Unsub
 
 @dataclass(frozen=True)
 class Personal:
-    """How a bulk mail becomes one person's own: their signed link, and where it leads."""
+    """How a mail becomes one person's own: their signed links, and where they lead."""
 
     signer: LinkSigner
     public_url: str
@@ -43,6 +44,11 @@ class Personal:
         cmd = mail.command
         return self.signer.sign(PREFERENCES, {"program": cmd.program, "person": mail.recipient.id,
                                                "audience": cmd.audience_id}, self.ttl)
+
+    def feedback_token(self, mail: Mail) -> str:
+        cmd = mail.command
+        return self.signer.sign(FEEDBACK, feedback_claims(cmd.program, str(cmd.event_id), cmd.audience_id,
+                                                          mail.recipient.id), FEEDBACK_TTL)
 
 
 @dataclass(frozen=True)
@@ -69,9 +75,10 @@ class WireFormat:
         self.dkim = dkim_key
         self._bodies: OrderedDict[tuple[bytes, bool], bytes] = OrderedDict()
 
-    def _cached(self, cmd: SendEmail, group: bytes, bulk: bool) -> bytes:
-        """The group's MIME body (or, for bulk mail, its header block), made once; `group` is `_group_key`."""
-        key = (group, bulk)
+    def _cached(self, cmd: SendEmail, group: bytes, personal: bool) -> bytes:
+        """The group's MIME body (or, for a personal mail, its header block), made once; `group` is
+        `_group_key`."""
+        key = (group, personal)
         cached = self._bodies.get(key)
         if cached is not None:
             self._bodies.move_to_end(key)
@@ -79,7 +86,7 @@ class WireFormat:
         part = EmailMessage(policy=SMTP)
         part["From"] = Address(display_name=cmd.sender_name, addr_spec=str(cmd.sender_address))
         part["Subject"] = cmd.subject
-        if bulk:  # the header block only; the parts are each person's own
+        if personal:  # the header block only; the parts are each person's own
             part["MIME-Version"] = "1.0"
             part["Content-Type"] = f'multipart/alternative; boundary="{_boundary(group)}"'
             made = part.as_bytes(policy=SMTP).split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
@@ -93,11 +100,12 @@ class WireFormat:
             self._bodies.popitem(last=False)
         return made
 
-    def _bulk_body(self, cmd: SendEmail, group: bytes, token: str) -> bytes:
+    def _personal_body(self, cmd: SendEmail, group: bytes, token: str, feedback: str) -> bytes:
         boundary = _boundary(group).encode()
-        out = [self._cached(cmd, group, bulk=True)]
+        out = [self._cached(cmd, group, personal=True)]
         for subtype, body in (("plain", cmd.text_body), ("html", cmd.html_body)):
-            text = body.replace(PERSONAL_LINK, token).replace("\r\n", "\n").encode("utf-8")
+            own = body.replace(PERSONAL_LINK, token).replace(FEEDBACK_LINK, feedback)
+            text = own.replace("\r\n", "\n").encode("utf-8")
             out += [b"--", boundary, b'\r\nContent-Type: text/', subtype.encode(), b'; charset="utf-8"\r\n'
                     b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
                     binascii.b2a_qp(text, istext=True).replace(b"\n", b"\r\n"), b"\r\n"]
@@ -105,13 +113,16 @@ class WireFormat:
         return b"".join(out)
 
     def to_bytes(self, mail: Mail, list_unsubscribe: str | None = None) -> bytes:
-        """The group's MIME body behind this person's addressing headers; for a bulk mail, theirs alone,
-        with their one-click unsubscribe link (RFC 8058) and signed when a DKIM key is configured."""
+        """The group's MIME body behind this person's addressing headers; with follow-up links, theirs
+        alone; for a bulk mail also with their one-click unsubscribe link (RFC 8058), and signed when a DKIM
+        key is configured."""
         cmd, to = mail.command, mail.recipient
         token = self.personal.token(mail) if cmd.bulk and self.personal else ""
+        asks = FEEDBACK_LINK in cmd.text_body or FEEDBACK_LINK in cmd.html_body
+        feedback = self.personal.feedback_token(mail) if asks and self.personal else ""
         if token and self.personal:
             list_unsubscribe = f"{self.personal.public_url}/unsubscribe/{token}"
-        personal = [
+        headers = [
             to_header(to.name, str(to.address)),
             f"Date: {formatdate(localtime=False, usegmt=True)}\r\n",
             f"Message-ID: {make_msgid(idstring=f'{cmd.event_id}.{to.id}', domain=self.message_domain)}\r\n",
@@ -119,11 +130,12 @@ class WireFormat:
             f"X-Budkavle-Audience: {cmd.audience_id}\r\n",
         ]
         if list_unsubscribe:
-            personal.append(f"List-Unsubscribe: <{list_unsubscribe}>\r\n")
-            personal.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+            headers.append(f"List-Unsubscribe: <{list_unsubscribe}>\r\n")
+            headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
         group = _group_key(cmd)
-        body = self._bulk_body(cmd, group, token) if cmd.bulk else self._cached(cmd, group, bulk=False)
-        message = "".join(personal).encode("ascii") + body
+        personal = cmd.bulk or asks
+        body = self._personal_body(cmd, group, token, feedback) if personal else self._cached(cmd, group, False)
+        message = "".join(headers).encode("ascii") + body
         return self.dkim.sign(message) if cmd.bulk and self.dkim else message
 
 

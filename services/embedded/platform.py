@@ -24,6 +24,9 @@ from services.gateway.api import PreviewRefused
 from services.gateway.main import GatewaySettings
 from services.gateway.main import build as build_gateway
 from services.gateway.store import MIGRATIONS as GATEWAY_MIGRATIONS
+from services.insights.main import InsightsSettings
+from services.insights.main import build as build_insights
+from services.insights.store import MIGRATIONS as INSIGHTS_MIGRATIONS
 from services.intranet.main import IntranetSettings
 from services.intranet.main import build as build_intranet
 from services.intranet.store import MIGRATIONS as INTRANET_MIGRATIONS
@@ -47,8 +50,8 @@ log = logging.getLogger(__name__)
 #: Every service's tables and their Alembic history.
 MIGRATIONS: dict[str, Migrations] = {m.service: m for m in (
     GATEWAY_MIGRATIONS, TAILOR_MIGRATIONS, EMAIL_MIGRATIONS, TEAMS_MIGRATIONS, INTRANET_MIGRATIONS,
-    SCHEDULER_MIGRATIONS, PREFERENCES_MIGRATIONS)}
-SERVICES = ("gateway", "tailor", "email", "teams", "intranet", "scheduler", "preferences")
+    SCHEDULER_MIGRATIONS, PREFERENCES_MIGRATIONS, INSIGHTS_MIGRATIONS)}
+SERVICES = ("gateway", "tailor", "email", "teams", "intranet", "scheduler", "preferences", "insights")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class PlatformSettings:
     intranet: IntranetSettings
     scheduler: SchedulerSettings
     preferences: PreferencesSettings
+    insights: InsightsSettings
 
     @classmethod
     def load(cls, shared: dict[str, Any] | None = None, **per_service: dict[str, Any]) -> "PlatformSettings":
@@ -78,7 +82,8 @@ class PlatformSettings:
         return cls(gateway=make("gateway", GatewaySettings), tailor=make("tailor", TailorSettings),
                    email=make("email", EmailSettings), teams=make("teams", TeamsSettings),
                    intranet=make("intranet", IntranetSettings), scheduler=make("scheduler", SchedulerSettings),
-                   preferences=make("preferences", PreferencesSettings))
+                   preferences=make("preferences", PreferencesSettings),
+                   insights=make("insights", InsightsSettings))
 
 
 def demo_token(data_dir: Path) -> str:
@@ -93,9 +98,10 @@ def demo_token(data_dir: Path) -> str:
 
 
 def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runtime:
-    """Compose every service (gateway, tailor, email, teams, intranet, scheduler, preferences) on one runtime."""
+    """Compose every service (gateway, tailor, email, teams, intranet, scheduler, preferences, insights) on one
+    runtime."""
     runtime = Runtime.create(settings.tailor, client_id="budkavle")
-    tailor_parts, tailor = build_tailor(settings.tailor, runtime)
+    tailor_parts, tailor = build_tailor(settings.tailor, runtime, embedded=True)
 
     async def plan(event: Event, _authorization: str) -> DeliveryPlan:  # in process: the gateway checked the token
         return (await tailor.plan(event)).contract
@@ -123,6 +129,7 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
     runtime.add(build_intranet(settings.intranet, runtime))
     runtime.add(build_scheduler(settings.scheduler, runtime))
     runtime.add(build_preferences(settings.preferences, runtime, embedded=True))
+    runtime.add(build_insights(settings.insights, runtime, embedded=True))
     return runtime
 
 

@@ -18,6 +18,7 @@ from contracts import topics
 from contracts.channels import CHANNELS
 from contracts.deliveries import DeadLetter, DeliveryOutcomes, EventPlanned
 from contracts.events import EVENT_ADAPTER
+from contracts.feedback import FeedbackGiven, ItemRead
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import ScheduleDue
 from services.embedded.platform import PlatformSettings, build_platform
@@ -36,6 +37,8 @@ def topic_models() -> dict[str, type[BaseModel] | None]:
         topics.DELIVERY_OUTCOMES: DeliveryOutcomes,
         topics.SCHEDULE_DUE: ScheduleDue,
         topics.PREFERENCES_CHANGED: PreferencesChanged,
+        topics.FEEDBACK_GIVEN: FeedbackGiven,
+        topics.ITEM_READ: ItemRead,
         topics.DEAD_LETTER: DeadLetter,
     }
 

@@ -120,7 +120,7 @@ class IntranetComposer:
 
     def compose(self, c: Composition, renderer: Renderer) -> Iterator[PublishIntranetItem]:
         event = c.event
-        item = renderer.intranet_item(event, c.program)
+        item = renderer.intranet_item(event, c.program, c.audience_id)
         yield PublishIntranetItem(
             **_envelope(c), event_type=event.type, title=item.title, summary=item.summary,
             html_body=item.html, importance=event.importance.value,

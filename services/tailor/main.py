@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError
 from contracts.events import MAX_EVENT_BYTES, Event, parse_event
 from programs import load_programs
 from services.common.auth import Principal, TokenAuthority, bearer_caller, parse_tokens
+from services.common.links import LinkSigner, link_key
 from services.common.problems import Problem, field_problems, read_limited
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
@@ -25,11 +26,14 @@ class TailorSettings(CommonSettings):
     #: The publishers' tokens: with them the tailor answers the gateway's dry runs over HTTP, for the
     #: caller's programmes only. Unset (the embedded mode, where the gateway plans in process): no HTTP API.
     api_tokens: str = Field(default="", alias="BUDKAVLE_API_TOKENS")
+    #: Signs the follow-up links of what a whole group sees (Teams cards, intranet items).
+    link_key: str = Field(default="", alias="BUDKAVLE_LINK_KEY")
 
 
-def build(settings: TailorSettings, runtime: Runtime) -> tuple[ServiceParts, Tailor]:
+def build(settings: TailorSettings, runtime: Runtime, embedded: bool = False) -> tuple[ServiceParts, Tailor]:
     programs = load_programs(settings.programs_dir)
-    renderer = Renderer(settings.templates_dir, settings.resolved_public_url())
+    renderer = Renderer(settings.templates_dir, settings.resolved_public_url(),
+                        LinkSigner(link_key(settings.link_key, settings.data_dir, embedded)))
     for program in programs.values():
         check_templates(renderer, program, sample_events(program.program), COMPOSERS)
     tailor = Tailor(programs, renderer, TailorStore(runtime.engine), runtime.bus)

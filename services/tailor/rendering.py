@@ -3,13 +3,14 @@
 Pure apart from reading templates: the same event, programme and group always render the same text.
 """
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
-from contracts.deliveries import PERSONAL_LINK
+from contracts.deliveries import FEEDBACK_LINK, PERSONAL_LINK
 from contracts.events import (
     DesignDecisionMade,
     Event,
@@ -17,8 +18,10 @@ from contracts.events import (
     StatusUpdated,
     SteeringDecisionMade,
 )
+from contracts.feedback import ANSWER_TEXT, ANSWERS, QUESTION_TEXT
 from programs import Audience, Program
 from programs.labels import GOLIVE_STATUS, TYPE_LABELS, sv_date
+from services.common.links import FEEDBACK, FEEDBACK_TTL, LinkSigner, feedback_claims
 from services.tailor import policy
 
 
@@ -94,9 +97,29 @@ def fit(text: str, limit: int) -> str:
     return cut.rstrip() + "…"
 
 
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str
+    text: str
+    answers: tuple[Answer, ...]
+
+
+def feedback_questions(base: str, token: str) -> tuple[Question, ...]:
+    """The one-click questions every message asks, each answer a link carrying the message's signed token."""
+    return tuple(Question(q, QUESTION_TEXT[q], tuple(Answer(ANSWER_TEXT[a], f"{base}/feedback/{token}?q={q}&a={a}")
+                                                     for a in answers)) for q, answers in ANSWERS.items())
+
+
 def adaptive_card(kicker: str, heading: str, body: str, program: Program, action: tuple[str, str],
-                  facts: dict[str, str] | None = None) -> dict[str, Any]:
-    """An Adaptive Card 1.5: kicker, heading, body text, the facts (if any), the sender, and one link."""
+                  facts: dict[str, str] | None = None, questions: tuple[Question, ...] = ()) -> dict[str, Any]:
+    """An Adaptive Card 1.5: kicker, heading, body text, the facts (if any), the one-click questions (if
+    any, each answer an `Action.OpenUrl`), the sender, and one link."""
     blocks: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": kicker, "size": "Small", "weight": "Bolder", "color": "Accent", "wrap": True},
         {"type": "TextBlock", "text": heading, "size": "Large", "weight": "Bolder", "wrap": True, "style": "heading"},
@@ -104,6 +127,10 @@ def adaptive_card(kicker: str, heading: str, body: str, program: Program, action
     ]
     if facts is not None:
         blocks.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts.items()]})
+    for q in questions:
+        blocks.append({"type": "TextBlock", "text": q.text, "weight": "Bolder", "wrap": True, "spacing": "Medium"})
+        blocks.append({"type": "ActionSet", "actions": [{"type": "Action.OpenUrl", "title": a.text, "url": a.url}
+                                                        for a in q.answers]})
     blocks.append({"type": "TextBlock", "text": f"Avsändare: {program.sender.name}", "size": "Small",
                    "isSubtle": True, "wrap": True})
     return {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
@@ -112,7 +139,10 @@ def adaptive_card(kicker: str, heading: str, body: str, program: Program, action
 
 
 class Renderer:
-    def __init__(self, templates_dir: Path, public_url: str) -> None:
+    """Renders messages. `signer` signs the follow-up links of what a whole group sees (a Teams card, an
+    intranet item); without one (previews, tests) they are signed with a key nobody else knows."""
+
+    def __init__(self, templates_dir: Path, public_url: str, signer: LinkSigner | None = None) -> None:
         loader = FileSystemLoader(str(templates_dir))
         self._html = Environment(loader=loader, autoescape=True, undefined=StrictUndefined,
                                  trim_blocks=True, lstrip_blocks=True)
@@ -121,10 +151,21 @@ class Renderer:
         for env in (self._html, self._text):
             env.filters["sv_date"] = sv_date
         self.public_url = public_url.rstrip("/")
+        self.signer = signer or LinkSigner(secrets.token_bytes(32))
 
-    def _context(self, event: Event, program: Program, audience: Audience | None) -> dict[str, Any]:
+    def follow_up(self, event: Event, program: Program, target: str, personal: bool) -> dict[str, Any]:
+        """The message's follow-up links: its questions and its counted "Läs mer" (`read_url`). A person's
+        own mail carries FEEDBACK_LINK, which the email service makes their own token; what a whole group
+        sees carries the group's token, signed here."""
+        token = FEEDBACK_LINK if personal else self.signer.sign(
+            FEEDBACK, feedback_claims(program.program, str(event.event_id), target), FEEDBACK_TTL)
+        return {"questions": feedback_questions(self.public_url, token), "read_url": f"{self.public_url}/r/{token}"}
+
+    def _context(self, event: Event, program: Program, audience: Audience | None,
+                 follow_up: dict[str, Any] | None = None) -> dict[str, Any]:
         tone = audience.tone if audience else "standard"
         return {
+            **(follow_up or {"questions": (), "read_url": ""}),
             "event": event,
             "p": event.payload,
             "program": program,
@@ -167,7 +208,7 @@ class Renderer:
         return fit(policy.expand_first_mention(subject, program.acronym, program.first_mention), SUBJECT_LIMIT)
 
     def email(self, event: Event, program: Program, audience: Audience) -> RenderedEmail:
-        ctx = self._context(event, program, audience)
+        ctx = self._context(event, program, audience, self.follow_up(event, program, audience.id, personal=True))
         text = self._render(self._text, "email/message.txt.j2", ctx)
         html = self._render(self._html, "email/message.html.j2", ctx)
         return RenderedEmail(
@@ -177,16 +218,17 @@ class Renderer:
         )
 
     def teams_card(self, event: Event, program: Program, audience: Audience) -> dict[str, Any]:
-        """An Adaptive Card 1.5: title, body text, fact set and a "Läs mer" link."""
-        ctx = self._context(event, program, audience)
+        """An Adaptive Card 1.5: title, body text, fact set, the questions and a counted "Läs mer" link."""
+        ctx = self._context(event, program, audience, self.follow_up(event, program, audience.id, personal=False))
         body = policy.expand_first_mention(
             self._render(self._text, "teams/message.md.j2", ctx), program.acronym, program.first_mention
         )
         return adaptive_card(ctx["type_label"].upper(), self.subject(event, program, audience), body, program,
-                             ("Läs mer", ctx["read_more_url"]), facts=ctx["facts"])
+                             ("Läs mer", ctx["read_url"]), facts=ctx["facts"], questions=ctx["questions"])
 
-    def intranet_item(self, event: Event, program: Program) -> RenderedItem:
-        ctx = self._context(event, program, None)
+    def intranet_item(self, event: Event, program: Program, target: str = "intranet") -> RenderedItem:
+        """The item, once for everyone on the programme-wide channel `target`, with its questions."""
+        ctx = self._context(event, program, None, self.follow_up(event, program, target, personal=False))
         html = self._render(self._html, "intranet/item.html.j2", ctx)
         return RenderedItem(
             title=event.payload.title,

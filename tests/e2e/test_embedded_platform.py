@@ -11,8 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,63 +21,8 @@ import pytest
 
 from services.embedded.broker import free_port
 from tests.conftest import ROOT
+from tests.e2e.conftest import AXE, COMMITTEES, WCAG_21_AA, Platform, is_ready
 from tests.waiting import wait_until
-
-COMMITTEES = ("politisk-styrgrupp", "programstyrgrupp", "strategisk-styrgrupp")
-
-
-@dataclass
-class Platform:
-    url: str
-    data_dir: Path
-    token: str
-    kafka_port: int
-    process: subprocess.Popen[bytes]
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    data_dir = tmp_path_factory.mktemp("budkavle")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL", "BUDKAVLE_API_TOKENS")}
-    env.update(BUDKAVLE_DATA_DIR=str(data_dir), BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_DEMO_HISTORY="false")
-    log = open(data_dir / "up.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _ready(url) or process.poll() is not None, 120, "the platform to be ready")
-        assert process.poll() is None, (data_dir / "up.log").read_text()[-3000:]
-        runtime = json.loads((data_dir / "runtime.json").read_text())
-        yield Platform(url, data_dir, (data_dir / "demo-token").read_text().strip(),
-                       int(runtime["kafka_bootstrap_servers"].rsplit(":", 1)[1]), process)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        log.close()
-
-
-def steering_decision() -> dict[str, Any]:
-    return {
-        "type": "steering.decision", "program": "fvm", "publisher": "FVM programkontor",
-        "importance": "must_know", "sensitivity": "internal", "audiences": list(COMMITTEES),
-        "payload": {"committee": "Regionstyrelsen", "title": "Ny tidplan för införandet av Millennium",
-                    "decision_text": "Regionstyrelsen godkänner den reviderade tidplanen för FVM.",
-                    "rationale": "Förhandlingarna har gett en tidplan som håller.",
-                    "consequences": "Södra området inför hösten 2024.", "effective_date": "2022-05-17"},
-    }
 
 
 def targeted_addresses(data_dir: Path) -> set[str]:
@@ -96,19 +39,6 @@ def mail_recipients(data_dir: Path) -> list[str]:
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         out.append(msg["To"].addresses[0].addr_spec)
     return out
-
-
-@pytest.fixture(scope="module")
-def delivered(platform: Platform) -> dict[str, Any]:
-    auth = {"Authorization": f"Bearer {platform.token}"}
-    response = httpx.post(f"{platform.url}/v1/events", json=steering_decision(), headers=auth, timeout=30)
-    assert response.status_code == 202, response.text
-    status_url = response.json()["status_url"]
-
-    def done() -> bool:
-        return bool(httpx.get(status_url, headers=auth, timeout=10).json()["status"] == "delivered")
-    wait_until(done, 90, "the event to be delivered")
-    return {"event_id": response.json()["event_id"], "status": httpx.get(status_url, headers=auth).json()}
 
 
 def test_emails_reach_exactly_the_targeted_recipients(platform: Platform, delivered: dict[str, Any]) -> None:
@@ -186,10 +116,6 @@ def test_a_reader_follows_the_intranet_pages_in_headless_chromium_without_errors
             assert errors == []
         finally:
             browser.close()
-
-
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 def test_the_preference_and_status_pages_have_no_wcag_2_1_aa_violations_in_chromium(
@@ -387,7 +313,7 @@ def test_no_broker_outlives_the_platform(tmp_path: Path, sig: signal.Signals) ->
         wait_until(lambda: (tmp_path / "runtime.json").exists() or process.poll() is not None, 60, "runtime.json")
         kafka = json.loads((tmp_path / "runtime.json").read_text())["kafka_bootstrap_servers"]
         kafka_port = int(kafka.rsplit(":", 1)[1])
-        wait_until(lambda: _ready(f"http://127.0.0.1:{port}"), 60, "readiness")
+        wait_until(lambda: is_ready(f"http://127.0.0.1:{port}"), 60, "readiness")
         process.send_signal(sig)
         process.wait(30)
     finally:
@@ -422,7 +348,7 @@ def test_the_first_start_tells_the_seed_history_through_its_own_api_and_a_restar
         process = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--staff-scale", "0.02"], cwd=ROOT,
                                    env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_until(lambda p=process: _ready(url) or p.poll() is not None, 120,  # type: ignore[misc]
+            wait_until(lambda p=process: is_ready(url) or p.poll() is not None, 120,  # type: ignore[misc]
                        "the platform to be ready")
             wait_until(lambda: len(feed_titles()) >= len(HISTORY), 120, "the history on the intranet")
             titles = feed_titles()

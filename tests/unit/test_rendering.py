@@ -3,8 +3,10 @@ from pathlib import Path
 
 import pytest
 
+from contracts.deliveries import FEEDBACK_LINK
 from programs import Program
 from programs.labels import sv_date
+from services.common.links import FEEDBACK
 from services.tailor.channels import COMPOSERS, check_templates
 from services.tailor.rendering import Renderer, TemplateProblem
 from services.tailor.samples import sample_events
@@ -57,13 +59,33 @@ def test_municipal_groups_see_vastkom_beside_the_programme(renderer: Renderer, f
     assert "VästKom" in municipal.html and "VästKom" not in regional.html
 
 
-def test_teams_card_is_an_adaptive_card_with_facts_and_read_more(renderer: Renderer, fvm: Program) -> None:
-    card = renderer.teams_card(make_event(), fvm, fvm.audience("programstyrgrupp"))  # type: ignore[arg-type]
+def test_teams_card_is_an_adaptive_card_with_facts_questions_and_a_counted_read_more(renderer: Renderer,
+                                                                                    fvm: Program) -> None:
+    event = make_event()
+    card = renderer.teams_card(event, fvm, fvm.audience("programstyrgrupp"))  # type: ignore[arg-type]
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.5"
     facts = {f["title"]: f["value"] for f in card["body"][3]["facts"]}
     assert facts["Beslutande organ"] == "Regionstyrelsen"
-    assert card["actions"][0]["url"].startswith("http://budkavle.test/intranet/items/")
+    read_more = card["actions"][0]
+    assert read_more["title"] == "Läs mer" and read_more["url"].startswith("http://budkavle.test/r/")
+    token = read_more["url"].rsplit("/", 1)[1]
+    # The group's own token: the event and the group, no person (a channel post is the same for everyone).
+    assert renderer.signer.verify(FEEDBACK, token) == {"pr": "fvm", "ev": str(event.event_id),
+                                                       "au": "programstyrgrupp"}
+    answers = [a for block in card["body"] if block["type"] == "ActionSet" for a in block["actions"]]
+    assert [(a["type"], a["title"]) for a in answers] == [("Action.OpenUrl", t) for t in ("Ja", "Nej", "Ja", "Delvis", "Nej")]
+    assert answers[3]["url"] == f"http://budkavle.test/feedback/{token}?q=involved&a=delvis"
     json.dumps(card)  # serialisable
+
+
+def test_an_email_asks_both_questions_with_the_persons_own_link_left_to_the_email_service(
+        renderer: Renderer, fvm: Program) -> None:
+    rendered = renderer.email(make_event(), fvm, fvm.audience("medarbetare-hs"))  # type: ignore[arg-type]
+    for body in (rendered.text, rendered.html):
+        assert "Förstod du informationen?" in body and "Känner du dig delaktig?" in body
+        assert f"/r/{FEEDBACK_LINK}" in body
+    assert f"/feedback/{FEEDBACK_LINK}?q=understood&a=ja" in rendered.text
+    assert f"/feedback/{FEEDBACK_LINK}?q=involved&amp;a=delvis" in rendered.html
 
 
 def test_template_referencing_a_missing_field_is_found_at_check_time(tmp_path: Path, fvm: Program) -> None:

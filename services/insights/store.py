@@ -1,0 +1,298 @@
+"""The insights service's own tables.
+
+What it hears (events, plans, delivery outcomes) and what people told it (answers, counted reads) are kept
+per person only as long as the retention allows; `fold` then moves the old rows into per-group counts
+(`insights_folded`) and deletes them, so the figures stay and the people go. Nothing here names a person:
+a respondent is a pseudonym, and a delivery's recipient is the directory id the outcome carried.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from contracts.deliveries import DeliveryOutcome, DeliveryPlan
+from contracts.events import Event
+from contracts.feedback import FeedbackGiven, ItemRead
+from services.common.db import as_utc, upsert_many
+from services.common.migrations import Migrations
+
+metadata = MetaData()
+MIGRATIONS = Migrations.beside(__file__, "insights", metadata)
+
+items = Table(
+    "insights_items", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("program", String(32), nullable=False, index=True),
+    Column("type", String(40), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("read_more_url", Text, nullable=True),
+)
+
+targeted = Table(
+    "insights_targeted", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("audience_id", String(64), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("targeted", Integer, nullable=False),
+)
+
+deliveries = Table(
+    "insights_deliveries", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("audience_id", String(64), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("recipient", String(128), primary_key=True),  # "" for a group's channel
+    Column("status", String(16), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+answers = Table(
+    "insights_answers", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("audience_id", String(64), primary_key=True),
+    Column("respondent", String(70), primary_key=True),
+    Column("question", String(16), primary_key=True),
+    Column("answer", String(8), nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+reads = Table(
+    "insights_reads", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("audience_id", String(64), primary_key=True),
+    Column("respondent", String(70), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+#: Counts of per-person rows the retention removed: (event, group, measure) → how many.
+folded = Table(
+    "insights_folded", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("audience_id", String(64), primary_key=True),
+    Column("measure", String(48), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+#: Clicks kept until they are announced on the bus (a crash between the two loses nothing); then deleted.
+outbox = Table(
+    "insights_outbox", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("topic", String(200), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Counts of one (event, target group): measure → number. Measures: `targeted:<channel>`, `sent:<channel>`,
+#: `failed:<channel>`, `read`, `<question>:<answer>`.
+Counts = dict[tuple[str, str], Counter[str]]
+
+
+@dataclass(frozen=True)
+class Item:
+    event_id: str
+    program: str
+    type: str
+    title: str
+    published_at: datetime
+    read_more_url: str | None
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: int
+    topic: str
+    key: str
+    payload: str
+
+
+def _insert(conn: AsyncConnection) -> Any:
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+
+
+class InsightsStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # What it hears -------------------------------------------------------------------------------------------
+
+    async def record_event(self, event: Event) -> None:
+        read_more = getattr(event.payload, "read_more_url", None)
+        async with self.engine.begin() as conn:
+            await upsert_many(conn, items, [{
+                "event_id": str(event.event_id), "program": event.program, "type": event.type,
+                "title": event.payload.title[:300],
+                "published_at": (event.published_at or event.occurred_at).astimezone(UTC),
+                "read_more_url": str(read_more) if read_more else None}], ("event_id",))
+
+    async def record_plan(self, plan: DeliveryPlan) -> None:
+        rows = [{"event_id": str(plan.event_id), "audience_id": target, "channel": channel, "targeted": n}
+                for target, by_channel in plan.targeted.items() for channel, n in by_channel.items()]
+        async with self.engine.begin() as conn:
+            await upsert_many(conn, targeted, rows, ("event_id", "audience_id", "channel"))
+
+    async def record_outcomes(self, outcomes: Sequence[DeliveryOutcome]) -> None:
+        """Each delivery's latest word; a repeated `deferred` never overwrites a final `sent` or `failed`."""
+        rows = [{"event_id": str(o.event_id), "audience_id": o.audience_id, "channel": o.channel,
+                 "recipient": o.recipient_id or "", "status": o.status, "at": o.at.astimezone(UTC)}
+                for o in outcomes]
+        async with self.engine.begin() as conn:
+            stmt = _insert(conn)(deliveries)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["event_id", "audience_id", "channel", "recipient"],
+                set_={"status": stmt.excluded.status, "at": stmt.excluded.at},
+                where=(deliveries.c.status == "deferred") | (stmt.excluded.status != "deferred"))
+            await conn.execute(stmt, rows)
+
+    async def record_answers(self, given: Iterable[FeedbackGiven]) -> None:
+        """A respondent's newest answer to each question; an older one arriving late changes nothing."""
+        rows = [{"event_id": str(f.event_id), "audience_id": f.audience_id, "respondent": f.respondent,
+                 "question": f.question, "answer": f.answer, "answered_at": f.answered_at.astimezone(UTC)}
+                for f in given]
+        if not rows:
+            return
+        async with self.engine.begin() as conn:
+            stmt = _insert(conn)(answers)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["event_id", "audience_id", "respondent", "question"],
+                set_={"answer": stmt.excluded.answer, "answered_at": stmt.excluded.answered_at},
+                where=stmt.excluded.answered_at >= answers.c.answered_at)
+            await conn.execute(stmt, rows)
+
+    async def record_reads(self, seen: Iterable[ItemRead]) -> None:
+        rows = [{"event_id": str(r.event_id), "audience_id": r.audience_id, "respondent": r.respondent,
+                 "at": r.at.astimezone(UTC)} for r in seen]
+        if not rows:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(_insert(conn)(reads).on_conflict_do_nothing(), rows)
+
+    # The outbox ----------------------------------------------------------------------------------------------
+
+    async def keep(self, topic: str, key: str, payload: str) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(insert(outbox).values(topic=topic, key=key, payload=payload,
+                                                              created_at=datetime.now(UTC)))
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    async def unannounced(self, limit: int = 500) -> list[Pending]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload)
+                                       .order_by(outbox.c.id)
+                                       .limit(limit))).all()
+        return [Pending(*r) for r in rows]
+
+    async def announced(self, ids: Sequence[int]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+
+    async def answer_of(self, event_id: str, audience_id: str, respondent: str, question: str) -> str | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(answers.c.answer).where(
+                answers.c.event_id == event_id, answers.c.audience_id == audience_id,
+                answers.c.respondent == respondent, answers.c.question == question))).scalar()
+
+    async def has_read(self, event_id: str, audience_id: str, respondent: str) -> bool:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(reads.c.at).where(
+                reads.c.event_id == event_id, reads.c.audience_id == audience_id,
+                reads.c.respondent == respondent))).first() is not None
+
+    # What it shows -------------------------------------------------------------------------------------------
+
+    async def item(self, event_id: str) -> Item | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(items).where(items.c.event_id == event_id))).first()
+        return _item(row) if row is not None else None
+
+    async def items(self, program: str) -> list[Item]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(items).where(items.c.program == program)
+                                       .order_by(items.c.published_at.desc()))).all()
+        return [_item(r) for r in rows]
+
+    async def counts(self, event_ids: Sequence[str]) -> Counts:
+        """Every measure of the given events, per target group: what is kept per person, counted, plus what
+        the retention has folded."""
+        out: Counts = {}
+        if not event_ids:
+            return out
+
+        def add(rows: Iterable[Any]) -> None:
+            for event_id, audience_id, measure, n in rows:
+                out.setdefault((event_id, audience_id), Counter())[measure] += int(n)
+
+        e, a = "event_id", "audience_id"
+        async with self.engine.connect() as conn:
+            for start in range(0, len(event_ids), 500):
+                ids = event_ids[start:start + 500]
+                add(await conn.execute(select(targeted.c[e], targeted.c[a], literal("targeted:") + targeted.c.channel,
+                                              targeted.c.targeted).where(targeted.c[e].in_(ids))))
+                add(await conn.execute(
+                    select(deliveries.c[e], deliveries.c[a], deliveries.c.status + literal(":") + deliveries.c.channel,
+                           func.count()).where(deliveries.c[e].in_(ids), deliveries.c.status != "deferred")
+                    .group_by(deliveries.c[e], deliveries.c[a], deliveries.c.status, deliveries.c.channel)))
+                add(await conn.execute(select(reads.c[e], reads.c[a], literal("read"), func.count())
+                                       .where(reads.c[e].in_(ids)).group_by(reads.c[e], reads.c[a])))
+                add(await conn.execute(
+                    select(answers.c[e], answers.c[a], answers.c.question + literal(":") + answers.c.answer,
+                           func.count()).where(answers.c[e].in_(ids))
+                    .group_by(answers.c[e], answers.c[a], answers.c.question, answers.c.answer)))
+                add(await conn.execute(select(folded.c[e], folded.c[a], folded.c.measure, folded.c.count)
+                                       .where(folded.c[e].in_(ids))))
+        return out
+
+    # Retention -----------------------------------------------------------------------------------------------
+
+    async def fold(self, before: datetime) -> int:
+        """Move every per-person row older than `before` into the per-group counts, in one transaction."""
+        cutoff = before.astimezone(UTC)
+        e, a = "event_id", "audience_id"
+        sources = (
+            (deliveries, deliveries.c.at, deliveries.c.status + literal(":") + deliveries.c.channel,
+             deliveries.c.status != "deferred", (deliveries.c.status, deliveries.c.channel)),
+            (reads, reads.c.at, literal("read"), None, ()),
+            (answers, answers.c.answered_at, answers.c.question + literal(":") + answers.c.answer, None,
+             (answers.c.question, answers.c.answer)),
+        )
+        moved = 0
+        async with self.engine.begin() as conn:
+            for table, at, measure, only, by in sources:
+                old = at < cutoff
+                query = select(table.c[e], table.c[a], measure, func.count()).where(old)
+                if only is not None:
+                    query = query.where(only)
+                rows = (await conn.execute(query.group_by(table.c[e], table.c[a], *by))).all()
+                for event_id, audience_id, name, n in rows:
+                    stmt = _insert(conn)(folded).values(event_id=event_id, audience_id=audience_id, measure=name,
+                                                        count=n)
+                    await conn.execute(stmt.on_conflict_do_update(
+                        index_elements=["event_id", "audience_id", "measure"],
+                        set_={"count": folded.c.count + stmt.excluded.count}))
+                moved += (await conn.execute(delete(table).where(old))).rowcount or 0
+        return moved
+
+
+def _item(row: Any) -> Item:
+    return Item(row.event_id, row.program, row.type, row.title, as_utc(row.published_at), row.read_more_url)
