@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, func, select
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.deliveries import DeliveryCommand
@@ -129,6 +129,18 @@ class Ledger:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [DueDelivery(r.body, r.recipient_id, self._entry(r)) for r in rows]
+
+    async def purge(self, before: datetime) -> int:
+        """Forget the deliveries that ended before `before` (the retention; a command redelivered that late
+        is not a thing the bus does), and the parked commands no deferred delivery still needs."""
+        t = self.table
+        async with self.engine.begin() as conn:
+            removed = (await conn.execute(delete(t).where(t.c.status != "deferred", t.c.at < before))).rowcount or 0
+            if self.parked is not None:
+                p = self.parked
+                still = select(t.c.command_ref).where(t.c.status == "deferred", t.c.command_ref.is_not(None))
+                removed += (await conn.execute(delete(p).where(p.c.at < before, p.c.ref.not_in(still)))).rowcount or 0
+        return removed
 
     async def next_due(self) -> datetime | None:
         async with self.engine.connect() as conn:

@@ -9,6 +9,7 @@ from programs import load_programs
 from services.common.delivery import deliver_many
 from services.common.ledger import Ledger
 from services.common.links import LinkSigner, link_key
+from services.common.retention import retention_loop
 from services.common.retry import Retrier
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
@@ -76,4 +77,5 @@ def build(settings: EmailSettings, runtime: Runtime, sender: EmailSender | None 
                                                  retrying=True))
     # As many sends in flight as connections: the repeat window after a crash is one message per connection.
     return ServiceParts(name="email", router=build_router(sender, ledger, runtime.bus, policy, settings.smtp_pool_size),
-                        migrations=MIGRATIONS, background=(retrier.run,), on_stop=(sender.close,))
+                        migrations=MIGRATIONS, on_stop=(sender.close,),
+                        background=(retrier.run, retention_loop("email", ledger.purge, settings.retention_days)))

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime, BaseModel
-from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Table, Text, insert, or_, select, update
+from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Table, Text, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import DeadLetter
@@ -113,6 +113,11 @@ class DeadLetterStore:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(dead_letters).where(dead_letters.c.id == letter_id))).first()
         return StoredLetter(self._summary(row), row.key, row.payload) if row else None
+
+    async def purge(self, before: datetime) -> int:
+        """The retention: a dead letter's payload may name people (a delivery command's recipients)."""
+        async with self.engine.begin() as conn:
+            return (await conn.execute(delete(dead_letters).where(dead_letters.c.at < before))).rowcount or 0
 
     async def mark_redriven(self, letter_id: int) -> int:
         async with self.engine.begin() as conn:

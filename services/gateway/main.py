@@ -1,5 +1,7 @@
 """Composition root of the gateway: tokens, programmes, store, outbox relay, HTTP API, bus listeners."""
 
+from datetime import datetime
+
 import httpx
 from fastapi import APIRouter
 from pydantic import Field
@@ -8,6 +10,7 @@ from contracts.deliveries import DeliveryPlan
 from contracts.events import Event
 from programs import load_programs
 from services.common.auth import TokenAuthority, parse_tokens
+from services.common.retention import retention_loop
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.gateway.accept import AcceptEvent
@@ -84,6 +87,10 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
     store = GatewayStore(runtime.engine)
     letters = DeadLetterStore(runtime.engine)
     relay = OutboxRelay(store, runtime.bus)
+
+    async def purge(before: datetime) -> int:
+        return await store.fold_outcomes(before) + await letters.purge(before)
+
     http = APIRouter()
     http.include_router(build_http(store, letters, authority, programs, planner, AcceptEvent(store, relay.notify),
                                    settings.resolved_public_url(), previewer))
@@ -95,5 +102,5 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
         openapi_schemas=event_schemas(),
         migrations=MIGRATIONS,
         on_start=(relay.requeue_unplanned,),
-        background=(relay.run,),
+        background=(relay.run, retention_loop("gateway", purge, settings.retention_days)),
     )

@@ -19,11 +19,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    delete,
     func,
     insert,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -78,6 +80,17 @@ outcomes = Table(
     UniqueConstraint("event_id", "channel", "audience_id", "recipient_key", name="pk_gateway_outcomes"),
 )
 
+
+#: What the retention folded of `gateway_outcomes`: the per-person rows of ended deliveries, as counts, so
+#: that an event's status keeps its figures after the people are forgotten.
+outcome_counts = Table(
+    "gateway_outcome_counts", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("audience_id", String(64), primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
 
 class DuplicateEvent(Exception):
     pass
@@ -196,14 +209,34 @@ class GatewayStore:
         return (row.status, DeliveryPlan.model_validate_json(row.plan)) if row else None
 
     async def outcome_counts(self, event_id: UUID) -> dict[tuple[str, str, str], int]:
-        """(audience, channel, status) → count."""
+        """(audience, channel, status) → count: the outcomes kept per person and those the retention folded."""
+        o, f = outcomes, outcome_counts
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(outcomes.c.audience_id, outcomes.c.channel, outcomes.c.status, func.count())
-                .where(outcomes.c.event_id == str(event_id))
-                .group_by(outcomes.c.audience_id, outcomes.c.channel, outcomes.c.status)
-            )).all()
-        return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
+            rows = [*(await conn.execute(
+                select(o.c.audience_id, o.c.channel, o.c.status, func.count())
+                .where(o.c.event_id == str(event_id)).group_by(o.c.audience_id, o.c.channel, o.c.status))).all(),
+                *(await conn.execute(select(f.c.audience_id, f.c.channel, f.c.status, f.c.count)
+                                     .where(f.c.event_id == str(event_id)))).all()]
+        counts: dict[tuple[str, str, str], int] = {}
+        for audience, channel, status, n in rows:
+            counts[(audience, channel, status)] = counts.get((audience, channel, status), 0) + int(n)
+        return counts
+
+    async def fold_outcomes(self, before: datetime) -> int:
+        """The retention: ended deliveries' outcomes older than `before` become per-group counts."""
+        o, f = outcomes, outcome_counts
+        old = (o.c.at < before) & (o.c.status != "deferred")
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(select(o.c.event_id, o.c.audience_id, o.c.channel, o.c.status, func.count())
+                                       .where(old).group_by(o.c.event_id, o.c.audience_id, o.c.channel, o.c.status)
+                                       )).all()
+            insert_ = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+            for event_id, audience_id, channel, status, n in rows:
+                stmt = insert_(f).values(event_id=event_id, audience_id=audience_id, channel=channel, status=status,
+                                         count=n)
+                await conn.execute(stmt.on_conflict_do_update(index_elements=list(f.primary_key.columns.keys()),
+                                                              set_={"count": f.c.count + stmt.excluded.count}))
+            return (await conn.execute(delete(o).where(old))).rowcount or 0
 
     async def next_attempts(self, event_id: UUID) -> dict[tuple[str, str], datetime]:
         """(audience, channel) → the earliest next attempt of its deferred deliveries."""

@@ -4,6 +4,7 @@ from contracts.deliveries import PublishIntranetItem
 from programs import load_programs
 from services.common.delivery import Delivery, deliver_many
 from services.common.ledger import Ledger
+from services.common.retention import retention_loop
 from services.common.retry import Retrier
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
@@ -27,7 +28,7 @@ def build(settings: IntranetSettings, runtime: Runtime) -> ServiceParts:
     return ServiceParts(
         name="intranet",
         router=build_router(store, ledger, runtime.bus, policy),
-        background=(retrier.run,),
+        background=(retrier.run, retention_loop("intranet", ledger.purge, settings.retention_days)),
         http=build_http(store, programs, settings.templates_dir, settings.resolved_public_url()),
         migrations=MIGRATIONS,
     )

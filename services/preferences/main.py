@@ -4,6 +4,7 @@ from pydantic import Field
 
 from programs import load_programs
 from services.common.links import LinkSigner, link_key
+from services.common.retention import retention_loop
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.preferences.centre import PreferenceCentre
@@ -18,7 +19,10 @@ class PreferencesSettings(CommonSettings):
 def build(settings: PreferencesSettings, runtime: Runtime, embedded: bool = False) -> ServiceParts:
     programs = load_programs(settings.programs_dir)
     signer = LinkSigner(link_key(settings.link_key, settings.data_dir, embedded))
-    centre = PreferenceCentre(PreferencesStore(runtime.engine), runtime.bus)
-    return ServiceParts(name="preferences", migrations=MIGRATIONS, background=(centre.announce_pending,),
+    store = PreferencesStore(runtime.engine)
+    centre = PreferenceCentre(store, runtime.bus)
+    return ServiceParts(name="preferences", migrations=MIGRATIONS,
+                        background=(centre.announce_pending,
+                                    retention_loop("preferences", store.purge, settings.retention_days)),
                         http=build_http(centre, signer, programs, settings.templates_dir,
                                         settings.resolved_public_url()))

@@ -3,7 +3,7 @@ on the bus yet: an outbox), and the one-time form nonces already used."""
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, insert, select, update
+from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -64,6 +64,11 @@ class PreferencesStore:
             await conn.execute(update(choices).where(
                 choices.c.program == choice.program, choices.c.person_id == choice.person_id,
                 choices.c.changed_at <= choice.changed_at.astimezone(UTC)).values(announced=True))  # not if changed since
+
+    async def purge(self, before: datetime) -> int:
+        """The retention: used form nonces are only needed while a form lives (a day), never for a year."""
+        async with self.engine.begin() as conn:
+            return (await conn.execute(delete(used_forms).where(used_forms.c.at < before))).rowcount or 0
 
     async def use_form(self, nonce: str) -> bool:
         """True the first time a form's nonce is used, False for a replay."""

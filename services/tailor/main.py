@@ -11,6 +11,7 @@ from programs import load_programs
 from services.common.auth import Principal, TokenAuthority, bearer_caller, parse_tokens
 from services.common.links import LinkSigner, link_key
 from services.common.problems import Problem, field_problems, read_limited
+from services.common.retention import retention_loop
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.tailor.channels import COMPOSERS, check_templates
@@ -39,7 +40,8 @@ def build(settings: TailorSettings, runtime: Runtime, embedded: bool = False) ->
     tailor = Tailor(programs, renderer, TailorStore(runtime.engine), runtime.bus)
     http = build_http(tailor, TokenAuthority(parse_tokens(settings.api_tokens))) if settings.api_tokens else None
     parts = ServiceParts(name="tailor", router=build_router(tailor, runtime.bus), http=http,
-                         migrations=MIGRATIONS, background=(tailor.recover,))
+                         migrations=MIGRATIONS,
+                         background=(tailor.recover, retention_loop("tailor", tailor.store.purge, settings.retention_days)))
     return parts, tailor
 
 

@@ -193,6 +193,18 @@ class TailorStore:
                 events.c.status == "planned", events.c.targets.is_not(None)))).all()
         return [PlannedEvent(parse_event(r.body), r.plan, json.loads(r.targets)) for r in rows]
 
+    async def purge(self, before: datetime) -> int:
+        """The retention: for what was delivered before `before`, forget whom it reached (the deliveries
+        counted, the recipients planned); the event itself, its plan and its counts stay."""
+        old_events = select(events.c.event_id).where(events.c.status == "delivered", events.c.updated_at < before)
+        old_digests = select(digests.c.digest_id).where(digests.c.status == "delivered", digests.c.updated_at < before)
+        async with self.engine.begin() as conn:
+            removed = (await conn.execute(delete(done).where(done.c.event_id.in_(old_events)))).rowcount or 0
+            removed += (await conn.execute(delete(done).where(done.c.event_id.in_(old_digests)))).rowcount or 0
+            await conn.execute(update(events).where(events.c.event_id.in_(old_events), events.c.targets.is_not(None))
+                               .values(targets=None))
+        return removed
+
     async def record_done(self, outcomes: Iterable[DeliveryOutcome]) -> int:
         """Count the deliveries that ended; an event all of whose deliveries ended becomes delivered.
         Returns how many events became delivered. Each batch costs its own size, never the event's: the

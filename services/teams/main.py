@@ -11,6 +11,7 @@ from contracts.deliveries import SendTeamsCard
 from programs import load_programs
 from services.common.delivery import Delivery, deliver_many
 from services.common.ledger import Ledger
+from services.common.retention import retention_loop
 from services.common.retry import Retrier
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
@@ -47,4 +48,5 @@ def build(settings: TeamsSettings, runtime: Runtime, transport: httpx.AsyncBaseT
     retrier = Retrier(ledger, policy, SendTeamsCard.model_validate_json, lambda command, _: [Delivery(command, None)],
                       lambda cards: deliver_many(cards, sender, ledger, runtime.bus, policy, retrying=True))
     return ServiceParts(name="teams", router=build_router(sender, ledger, runtime.bus, policy),
-                        migrations=MIGRATIONS, background=(retrier.run,), on_stop=(client.aclose,))
+                        migrations=MIGRATIONS, on_stop=(client.aclose,),
+                        background=(retrier.run, retention_loop("teams", ledger.purge, settings.retention_days)))

@@ -1,0 +1,178 @@
+"""The insights service with a test broker: the follow-up links over HTTP, what its consumers count, and
+the retention that forgets the people and keeps the figures."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import topics
+from contracts.deliveries import DeliveryOutcome, DeliveryOutcomes, DeliveryPlan, EventPlanned
+from programs import Program
+from services.common.bus import Bus
+from services.common.db import create_tables
+from services.common.links import FEEDBACK, FEEDBACK_TTL, LinkSigner, feedback_claims
+from services.insights.click_pages import build_click_router
+from services.insights.clicks import Clicks
+from services.insights.figures import by_group
+from services.insights.handlers import build_router
+from services.insights.store import InsightsStore, answers, deliveries, metadata, reads
+from tests.conftest import TEMPLATES_DIR, make_event
+from tests.service.conftest import Clock, Recorder
+
+KEY = b"a-test-key-that-is-long-enough-for-hmac"
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+GROUP = "politisk-styrgrupp"
+
+
+@pytest.fixture
+async def store(engine: AsyncEngine) -> InsightsStore:
+    await create_tables(engine, metadata)
+    return InsightsStore(engine)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+async def client(store: InsightsStore, bus: Bus, broker: KafkaBroker, fvm: Program, clock: Clock,
+                 recorder: Recorder) -> AsyncIterator[httpx.AsyncClient]:
+    """The click pages and the service's consumers over one started test broker."""
+    broker.include_router(build_router(store, bus))
+    clicks = Clicks(store, bus, LinkSigner(KEY, clock), {"fvm": fvm}, "http://bk", timedelta(days=365), clock)
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(default=True),
+                      undefined=StrictUndefined)
+    app = FastAPI()
+    app.include_router(build_click_router(clicks, env))
+    async with TestKafkaBroker(broker), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                          base_url="http://bk") as c:
+        yield c
+
+
+def token(event_id: str, person: str | None = "p1", program: str = "fvm", signer: LinkSigner | None = None) -> str:
+    return (signer or LinkSigner(KEY, Clock(NOW))).sign(FEEDBACK, feedback_claims(program, event_id, GROUP, person),
+                                                        FEEDBACK_TTL)
+
+
+async def count(store: InsightsStore, table: object) -> int:
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]
+
+
+async def test_an_answer_is_announced_counted_once_and_a_later_one_replaces_it(
+        client: httpx.AsyncClient, store: InsightsStore, recorder: Recorder, clock: Clock) -> None:
+    event_id = str(uuid4())
+    page = await client.get(f"/feedback/{token(event_id)}", params={"q": "understood", "a": "nej"})
+    assert page.status_code == 200 and "Du svarade: <strong>Nej</strong>" in page.text
+    assert f'href="http://bk/intranet/items/{event_id}"' in page.text  # back to the item
+    for _ in range(10):  # the same answer again: nothing new to say
+        await client.get(f"/feedback/{token(event_id)}", params={"q": "understood", "a": "nej"})
+    clock.now += timedelta(minutes=1)
+    await client.get(f"/feedback/{token(event_id)}", params={"q": "understood", "a": "ja"})
+    counts = await store.counts([event_id])
+    assert counts[(event_id, GROUP)]["understood:ja"] == 1 and counts[(event_id, GROUP)]["understood:nej"] == 0
+    assert await count(store, answers) == 1
+    announced = recorder[topics.FEEDBACK_GIVEN]
+    assert [a["answer"] for a in announced] == ["nej", "ja"]  # on the bus: the first, and the change
+    assert announced[0]["respondent"].startswith("p:") and "p1" not in announced[0]["respondent"]
+
+
+async def test_untrusted_or_invalid_clicks_get_a_page_and_record_nothing(
+        client: httpx.AsyncClient, store: InsightsStore, clock: Clock) -> None:
+    event_id = str(uuid4())
+    good = token(event_id)
+    old = LinkSigner(KEY, Clock(NOW - FEEDBACK_TTL - timedelta(days=1)))
+    cases = {
+        f"/feedback/{good[:-3]}xyz?q=understood&a=ja": 400,  # altered
+        f"/feedback/{token(event_id, signer=LinkSigner(b'another-key-that-is-long-enough-x'))}?q=understood&a=ja": 400,
+        f"/feedback/{token(event_id, signer=old)}?q=understood&a=ja": 410,  # expired
+        f"/feedback/{token(event_id, program='okand')}?q=understood&a=ja": 404,  # foreign programme
+        f"/feedback/{good}?q=understood&a=delvis": 422,  # not an answer to that question
+        f"/feedback/{good}?q=understood": 422,
+        f"/feedback/{good}?q=lon&a=ja": 422,
+        f"/r/{good}?to=https://evil.example/": 400,  # the request names no target
+        f"/r/{good}?to=more": 404,  # the event has no page elsewhere
+    }
+    for url, status in cases.items():
+        response = await client.get(url)
+        assert response.status_code == status, url
+        assert 'lang="sv"' in response.text and "Inget har sparats" in response.text
+    assert await count(store, answers) == await count(store, reads) == 0
+
+
+async def test_read_more_leads_to_the_events_own_page_and_counts_a_person_once(
+        client: httpx.AsyncClient, store: InsightsStore, broker: KafkaBroker) -> None:
+    event = make_event("status.update", payload={"title": "Läget", "summary": "Text.",
+                                                 "read_more_url": "https://www.vgregion.se/fvm"})
+    await broker.publish(event.model_dump_json().encode(), topics.event_topic(event.type))
+    event_id = str(event.event_id)
+    for _ in range(3):
+        response = await client.get(f"/r/{token(event_id)}")
+        assert response.status_code == 303 and response.headers["location"] == "https://www.vgregion.se/fvm"
+    item = await client.get(f"/r/{token(event_id)}", params={"to": "item"})
+    assert item.headers["location"] == f"http://bk/intranet/items/{event_id}"
+    assert (await store.counts([event_id]))[(event_id, GROUP)]["read"] == 1
+
+
+async def test_a_group_token_counts_browsers_by_their_cookie_and_never_a_client_without_one(
+        client: httpx.AsyncClient, store: InsightsStore) -> None:
+    event_id = str(uuid4())
+    url = f"/feedback/{token(event_id, person=None)}?q=involved&a=delvis"
+    bounce = await client.get(url)
+    assert bounce.status_code == 303 and bounce.headers["location"].endswith("&c=1")
+    client.cookies.clear()
+    refused = await client.get(bounce.headers["location"])
+    assert refused.status_code == 400 and "kakor" in refused.text
+    assert await count(store, answers) == 0
+    for browser in ("first-browser-id-0001", "second-browser-id-002"):
+        client.cookies.set("budkavle_svarande", browser)
+        for _ in range(3):
+            assert (await client.get(url)).status_code == 200
+    assert (await store.counts([event_id]))[(event_id, GROUP)]["involved:delvis"] == 2
+
+
+async def test_an_answer_about_news_older_than_the_retention_is_refused(
+        client: httpx.AsyncClient, store: InsightsStore, broker: KafkaBroker) -> None:
+    event = make_event(published_at=(NOW - timedelta(days=400)).isoformat())
+    await broker.publish(event.model_dump_json().encode(), topics.event_topic(event.type))
+    response = await client.get(f"/feedback/{token(str(event.event_id))}", params={"q": "understood", "a": "ja"})
+    assert response.status_code == 410 and await count(store, answers) == 0
+
+
+async def test_the_retention_forgets_people_and_keeps_every_groups_figures(
+        client: httpx.AsyncClient, store: InsightsStore, broker: KafkaBroker, fvm: Program, clock: Clock) -> None:
+    event = make_event()
+    event_id = str(event.event_id)
+    await broker.publish(event.model_dump_json().encode(), topics.event_topic(event.type))
+    plan = DeliveryPlan(event_id=event.event_id, program="fvm", groups=(), refused=(),
+                        targeted={GROUP: {"email": 7, "teams": 1}})
+    await broker.publish(EventPlanned(plan=plan, status="planned", planned_at=NOW).model_dump_json().encode(),
+                         topics.EVENT_PLANNED)
+    outcomes = [DeliveryOutcome(event_id=event.event_id, program="fvm", channel="email", audience_id=GROUP,
+                                recipient_id=f"p{i}", status="sent" if i < 6 else "failed", at=NOW)
+                for i in range(7)]
+    await broker.publish(DeliveryOutcomes(outcomes=tuple(outcomes)).model_dump_json().encode(), topics.DELIVERY_OUTCOMES)
+    for i in range(6):
+        await client.get(f"/feedback/{token(event_id, person=f'p{i}')}",
+                         params={"q": "understood", "a": "ja" if i < 5 else "nej"})
+        await client.get(f"/r/{token(event_id, person=f'p{i}')}")
+    names = {a.id: a.name for a in fvm.audiences}
+    before = by_group(await store.counts([event_id]), event_id, names)
+    assert before[0].answers("understood") == {"ja": 5, "nej": 1} and before[0].reads == 6
+    assert before[0].channels(("email", "teams"))["email"].sent == 6
+
+    assert await store.fold(NOW - timedelta(days=365)) == 0  # nothing is that old yet
+    moved = await store.fold(NOW + timedelta(days=1))  # a year and a day later, with a retention of a year
+    assert moved == 7 + 6 + 6
+    assert [await count(store, t) for t in (deliveries, answers, reads)] == [0, 0, 0]
+    after = by_group(await store.counts([event_id]), event_id, names)
+    assert after == before
