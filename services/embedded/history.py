@@ -1,10 +1,16 @@
 """The demo's first start tells a story: a short history built from the programme documents (seeds 001–004),
 published through the platform's own API, so that the intranet, the status page, the feed and the mail
-viewer show real content at once. Told once per data directory; `budkavle up --no-history` (or
-BUDKAVLE_DEMO_HISTORY=false) leaves it out."""
+viewer show real content at once. Then some of the demo directory's people answer: they open their mails in
+the local sink and follow the follow-up links in them, over HTTP, as a person would, so that `/insights/`
+shows figures at once. The answers are synthetic (drawn from a fixed seed), and say so nowhere else. Told
+once per data directory; `budkavle up --no-history` (or BUDKAVLE_DEMO_HISTORY=false) leaves it out."""
 
 import asyncio
+import email
+import email.policy
 import logging
+import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,14 +95,60 @@ async def tell(base: str, token: str, data_dir: Path, timeout: float = 120.0) ->
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.1)
-        told = 0
+        told: list[str] = []
         for n, event in enumerate(HISTORY):
             response = await client.post("/v1/events", json=event, headers={"Idempotency-Key": f"demo-history-{n}"})
             if response.status_code != 202:
                 log.warning("demo history event refused", extra={"status": response.status_code,
                                                                  "detail": response.text[:300]})
                 continue
-            told += 1
-    mark.write_text(f"{told} events\n")
-    log.info("demo history told", extra={"events": told})
-    return told
+            told.append(response.json()["event_id"])
+        answered = await answer_as_readers(client, told, data_dir / "mail", timeout)
+    mark.write_text(f"{len(told)} events, {answered} answers\n")
+    log.info("demo history told", extra={"events": len(told), "answers": answered})
+    return len(told)
+
+
+_LINK = re.compile(r"(https?://\S+?)/feedback/([A-Za-z0-9_.-]+)\?q=understood")
+#: How the demo's readers answer: understood (ja, nej), involved (ja, delvis, nej), and how many read more.
+_UNDERSTOOD = (("ja", 0.8), ("nej", 0.2))
+_INVOLVED = (("ja", 0.45), ("delvis", 0.35), ("nej", 0.2))
+
+
+def _draw(rng: random.Random, weights: tuple[tuple[str, float], ...]) -> str:
+    return rng.choices([a for a, _ in weights], [w for _, w in weights])[0]
+
+
+async def answer_as_readers(client: httpx.AsyncClient, event_ids: list[str], mail_dir: Path, timeout: float) -> int:
+    """Once the history is delivered, about two in three of its mails' readers answer through their own links
+    (and some read more); the rest do not, as in life. Returns how many answers were given."""
+    for event_id in event_ids:
+        for _ in range(int(timeout / 0.2)):
+            status = (await client.get(f"/v1/events/{event_id}")).json().get("status")
+            if status == "delivered":
+                break
+            await asyncio.sleep(0.2)
+    answers = 0
+    for event_id, reader, base, token in await asyncio.to_thread(_links_in_mails, mail_dir, set(event_ids)):
+        rng = random.Random(f"{event_id}:{reader}")
+        if rng.random() > 0.65:
+            continue
+        for question, weights in (("understood", _UNDERSTOOD), ("involved", _INVOLVED)):
+            response = await client.get(f"{base}/feedback/{token}", params={"q": question, "a": _draw(rng, weights)})
+            answers += response.status_code == 200
+        if rng.random() < 0.5:
+            await client.get(f"{base}/r/{token}")
+    return answers
+
+
+def _links_in_mails(mail_dir: Path, event_ids: set[str]) -> list[tuple[str, str, str, str]]:
+    """(event, reader, base URL, their token) of each mail of the events in the sink."""
+    found = []
+    for path in sorted(mail_dir.glob("*.eml")):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        event_id = str(msg.get("X-Budkavle-Event", ""))
+        body = msg.get_body(("plain",)) if event_id in event_ids else None
+        link = _LINK.search(body.get_content()) if body is not None else None
+        if link is not None:
+            found.append((event_id, str(msg["To"]), link.group(1), link.group(2)))
+    return found

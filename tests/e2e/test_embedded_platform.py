@@ -1,7 +1,9 @@
 """The embedded platform started as a user starts it (`budkavle up`), one must-know steering decision
 posted over HTTP, and everything that should leave checked where it lands."""
 
+import csv
 import email
+import io
 import email.policy
 import json
 import os
@@ -353,6 +355,8 @@ def test_the_first_start_tells_the_seed_history_through_its_own_api_and_a_restar
             wait_until(lambda: len(feed_titles()) >= len(HISTORY), 120, "the history on the intranet")
             titles = feed_titles()
             status = httpx.get(f"{url}/intranet/status?program=fvm", timeout=10).text
+            wait_until(lambda: (tmp_path / "demo-history-told").exists(), 120, "the demo readers to answer")
+            export = httpx.get(f"{url}/insights/fvm/export.csv", timeout=10).content.decode("utf-8-sig")
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(30)
@@ -361,4 +365,7 @@ def test_the_first_start_tells_the_seed_history_through_its_own_api_and_a_restar
         assert "Summering FVM maj 2020" in titles and "Ny tidplan för Framtidens vårdinformationsmiljö" in titles
         assert "Summering FVM (Framtidens vårdinformationsmiljö) maj 2020" in status  # rule 5 on the page
         assert "Programmets fas: Införande." in status
+        # The demo's readers answered through their own links: some groups have enough answers to show.
+        shown = [r for r in csv.DictReader(io.StringIO(export)) if r["understood_ja"]]
+        assert shown and all(int(r["understood_ja"]) + int(r["understood_nej"]) >= 5 for r in shown)
     assert list((tmp_path / "mail").glob("*.eml")), "the committees' decisions reached the mail sink"
