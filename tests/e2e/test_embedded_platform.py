@@ -3,8 +3,8 @@ posted over HTTP, and everything that should leave checked where it lands."""
 
 import csv
 import email
-import io
 import email.policy
+import io
 import json
 import os
 import re

@@ -62,7 +62,8 @@ def test_gateway_alone_asks_the_tailor_alone_for_dry_runs(tmp_path: Path, kafka_
                               env={**os.environ, "DATABASE_URL": db}, capture_output=True, text=True, timeout=60)
     assert imported.returncode == 0, imported.stderr
     tokens = "standalone-token=fvm,fvis-only-token=fvis"
-    with service("tailor", tmp_path, kafka_bootstrap, BUDKAVLE_API_TOKENS=tokens) as tailor_url, \
+    with service("tailor", tmp_path, kafka_bootstrap, BUDKAVLE_API_TOKENS=tokens,
+                 BUDKAVLE_LINK_KEY="a-link-key-for-the-standalone-test-only-0123456789") as tailor_url, \
             service("gateway", tmp_path, kafka_bootstrap, BUDKAVLE_API_TOKENS=tokens,
                     BUDKAVLE_TAILOR_URL=tailor_url) as gateway_url:
         event = (ROOT / "deploy" / "examples" / "steering-decision.json").read_bytes()

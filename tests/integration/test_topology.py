@@ -3,8 +3,13 @@ one PostgreSQL database, two gateways, two email replicas in one consumer group.
 one email replica is killed (SIGKILL) in the middle of it and started again."""
 
 import asyncio
+import csv
+import email as email_message
+import email.policy as email_policy
+import io
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,7 +73,8 @@ def test_replicas_and_a_killed_email_replica_reach_each_person_once_and_lose_not
     teams = ServiceProcess("teams", tmp_path, {**shared, "BUDKAVLE_TEAMS_ALLOW_LOOPBACK": "true",
                                                 "TEAMS_WEBHOOK_FVM_PROGRAMDELTAGARE": f"{http_receiver.url}/hook/pd"})
     intranet = ServiceProcess("intranet", tmp_path, shared)
-    started = [tailor, *email, teams, intranet]
+    insights = ServiceProcess("insights", tmp_path, {**shared, "BUDKAVLE_API_TOKENS": f"{TOKEN}=fvm"})
+    started = [tailor, *email, teams, intranet, insights]
     try:
         for process in started:  # all at once: the replicas' migrations take turns on PostgreSQL
             process.start()
@@ -102,6 +108,20 @@ def test_replicas_and_a_killed_email_replica_reach_each_person_once_and_lose_not
         email[0].wait_ready()
         status = httpx.get(status_url, headers=auth, timeout=10).json()
         item = httpx.get(f"{intranet.url}/intranet/items/{response.json()['event_id']}", timeout=10)
+        # Follow-up on PostgreSQL, across processes: the email service signed each person's link, the
+        # insights service checks it, counts the answer, and has heard every delivery.
+        mail = email_message.message_from_bytes(smtp_server.messages[0].content, policy=email_policy.default)
+        text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        link = re.search(r"/feedback/([A-Za-z0-9_.-]+)\?q=understood", text)
+        assert link is not None, text
+        answered = httpx.get(f"{insights.url}/feedback/{link.group(1)}?q=understood&a=ja", timeout=10)
+
+        def reached() -> dict[str, str]:
+            export = httpx.get(f"{insights.url}/insights/fvm/export.csv", headers=auth, timeout=10)
+            rows = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
+            return next((r for r in rows if r["målgrupp_id"] == "programdeltagare"), {})
+        wait_until(lambda: reached().get("email_levererade") == str(PEOPLE), 60, "insights to hear every delivery")
+        anonymous = httpx.get(f"{insights.url}/insights/fvm/", timeout=10, follow_redirects=False)
     finally:
         for process in started:
             process.stop()
@@ -114,3 +134,5 @@ def test_replicas_and_a_killed_email_replica_reach_each_person_once_and_lose_not
     assert status["totals"]["email"]["sent"] == PEOPLE and status["totals"]["email"]["failed"] == 0
     assert [r["name"] for r in http_receiver.received] == ["pd"]
     assert item.status_code == 200 and "Läget inför införandet" in item.text
+    assert answered.status_code == 200 and "Tack för ditt svar" in answered.text
+    assert anonymous.status_code == 303 and anonymous.headers["location"].endswith("/insights/login")
