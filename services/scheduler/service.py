@@ -26,7 +26,7 @@ from programs import Program
 from services.common.bus import Bus
 from services.scheduler.leader import LeaderLock
 from services.scheduler.periods import LOCAL, SEND_AT, Cadence, last_whole_period
-from services.scheduler.store import JOBS, SchedulerStore
+from services.scheduler.store import JOBS, Release, SchedulerStore
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +106,12 @@ class Scheduler:
     async def on_held(self, event_id: UUID, program: str, release_at: datetime) -> None:
         await self.store.hold(event_id, program, release_at)
         if self.aps is not None:
-            self._add_release(event_id, program, release_at)
+            await asyncio.to_thread(self._add_release, event_id, program, release_at)
 
     async def on_released(self, event_id: UUID) -> None:
         await self.store.mark(event_id, "released")
-        if self.aps is not None and self.aps.get_job(f"release:{event_id}") is not None:
-            self.aps.remove_job(f"release:{event_id}")
+        if self.aps is not None:
+            await asyncio.to_thread(self._remove_release, event_id)
 
     # Leading ----------------------------------------------------------------------------------------------
 
@@ -131,11 +131,7 @@ class Scheduler:
             job_defaults={"coalesce": True, "misfire_grace_time": 7 * 24 * 3600, "max_instances": 1},
             timezone=LOCAL)
         self.aps.start(paused=True)  # jobs are put right before anything runs
-        self._sync_digest_jobs()
-        for release in await self.store.unreleased():
-            self._add_release(release.event_id, release.program, release.release_at)
-        self.aps.add_job(fire, IntervalTrigger(seconds=self.sweep_seconds), kwargs={"job": "sweep"}, id="sweep",
-                         replace_existing=True)
+        await asyncio.to_thread(self._put_jobs, await self.store.unreleased())
         _LEADING.append(self)
         self.aps.resume()
         self.leading.set()
@@ -148,6 +144,21 @@ class Scheduler:
         if self.aps is not None:
             self.aps.shutdown(wait=False)
             self.aps = None
+
+    def _put_jobs(self, releases: list[Release]) -> None:
+        """Every job, in the job store. APScheduler 3's job store is synchronous: its writes run on a worker
+        thread (APScheduler's methods are thread-safe), never on the event loop, so that a write waiting for
+        SQLite's lock cannot stall the loop, and with it the async transaction holding that lock."""
+        self._sync_digest_jobs()
+        for release in releases:
+            self._add_release(release.event_id, release.program, release.release_at)
+        assert self.aps is not None
+        self.aps.add_job(fire, IntervalTrigger(seconds=self.sweep_seconds), kwargs={"job": "sweep"}, id="sweep",
+                         replace_existing=True)
+
+    def _remove_release(self, event_id: UUID) -> None:
+        if self.aps is not None and self.aps.get_job(f"release:{event_id}") is not None:
+            self.aps.remove_job(f"release:{event_id}")
 
     def _sync_digest_jobs(self) -> None:
         """Two jobs per target group with a cadence, weekly and monthly: the group's own, and the other for
