@@ -142,6 +142,25 @@ class EventPlanned(Contract):
     planned_at: AwareDatetime
 
 
+class DigestSent(Contract):
+    """A digest the tailor sent to one target (a group, or a programme-wide channel): what it is called and
+    how many deliveries it targeted per channel, so that follow-up counts a digest as it counts an event."""
+
+    version: ClassVar[int] = 1
+
+    digest_id: UUID
+    program: ProgramId
+    audience_id: AudienceId
+    period: Annotated[str, Field(pattern=r"^\d{4}-(W\d{2}|\d{2})$")]
+    title: Annotated[str, Field(min_length=1, max_length=300)]
+    sent_at: AwareDatetime
+    targeted: dict[ChannelName, Annotated[int, Field(ge=0)]]
+
+    @property
+    def bus_key(self) -> str:
+        return str(self.digest_id)
+
+
 class DeliveryOutcome(Contract):
     """What became of one delivery. Version 2: a temporary refusal is `deferred`, with the next attempt's
     time; it ends as `sent` or, at the retry horizon or on a permanent refusal, `failed`."""

@@ -19,6 +19,8 @@ INTRANET_DELIVERY_REQUESTED: Final = "deliveries.intranet.v2"
 
 #: The tailor's explainable delivery plan for each event.
 EVENT_PLANNED: Final = "plans.event_planned.v1"
+#: Each digest the tailor sent, per target, with what it targeted (`DigestSent`).
+DIGEST_SENT: Final = "plans.digest_sent.v1"
 
 #: What became of each delivery, announced in batches of one event and target group (`DeliveryOutcomes`;
 #: version 3: a batch per message; version 2 added deferred, with the next attempt, beside sent and failed).
@@ -45,5 +47,5 @@ def event_topic(event_type: str) -> str:
 
 def all_topics(*extra: str) -> tuple[str, ...]:
     """Every topic the platform needs; `extra` are the delivery topics of the registered channels."""
-    return (*EVENT_TOPICS.values(), *extra, EVENT_PLANNED, DELIVERY_OUTCOMES, SCHEDULE_DUE, PREFERENCES_CHANGED,
-            FEEDBACK_GIVEN, ITEM_READ, DEAD_LETTER)
+    return (*EVENT_TOPICS.values(), *extra, EVENT_PLANNED, DIGEST_SENT, DELIVERY_OUTCOMES, SCHEDULE_DUE,
+            PREFERENCES_CHANGED, FEEDBACK_GIVEN, ITEM_READ, DEAD_LETTER)

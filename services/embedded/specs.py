@@ -16,7 +16,7 @@ from pydantic import BaseModel
 import contracts
 from contracts import topics
 from contracts.channels import CHANNELS
-from contracts.deliveries import DeadLetter, DeliveryOutcomes, EventPlanned
+from contracts.deliveries import DeadLetter, DeliveryOutcomes, DigestSent, EventPlanned
 from contracts.events import EVENT_ADAPTER
 from contracts.feedback import FeedbackGiven, ItemRead
 from contracts.preferences import PreferencesChanged
@@ -34,6 +34,7 @@ def topic_models() -> dict[str, type[BaseModel] | None]:
         **{t: None for t in topics.EVENT_TOPICS.values()},
         **{spec.topic: spec.command for spec in CHANNELS.values()},
         topics.EVENT_PLANNED: EventPlanned,
+        topics.DIGEST_SENT: DigestSent,
         topics.DELIVERY_OUTCOMES: DeliveryOutcomes,
         topics.SCHEDULE_DUE: ScheduleDue,
         topics.PREFERENCES_CHANGED: PreferencesChanged,

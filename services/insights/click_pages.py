@@ -67,7 +67,7 @@ def build_click_router(clicks: Clicks, env: Environment) -> APIRouter:
         others = [(ANSWER_TEXT[a], f"{clicks.base}/feedback/{token}?{urlencode({'q': question, 'a': a})}")
                   for a in ANSWERS[question] if a != answer]
         return page("thanks.html.j2", question=QUESTION_TEXT[question], answer=ANSWER_TEXT[answer], others=others,
-                    item_url=f"{clicks.base}/intranet/items/{link.event_id}", program=link.program)
+                    item_url=await clicks.back_to(link), program=link.program)
 
     @router.get("/r/{token}")
     async def read_more(token: str, request: Request) -> Response:

@@ -103,6 +103,14 @@ class Clicks:
             await self._announce(topics.FEEDBACK_GIVEN, given)
         return given
 
+    async def back_to(self, link: Link) -> str:
+        """Where the thank-you page leads back to: the item on the intranet, or for a group's digest (which
+        has no item of its own) the programme's status page."""
+        item = await self.store.item(str(link.event_id))
+        if item is not None and item.type == "digest" and link.audience_id != "intranet":
+            return f"{self.base}/intranet/status?program={link.program.program}"
+        return f"{self.base}/intranet/items/{link.event_id}"
+
     async def read(self, link: Link, respondent: str | None, to: str | None) -> str:
         """Where "Läs mer" leads: the event's own page elsewhere (`more`, the default where there is one)
         or its intranet item (`item`); never a place the request names. Counted once per respondent."""

@@ -1,5 +1,6 @@
-"""The insights service's subscribers: what it hears of events (their titles and own links), of plans (how
-many were targeted), of outcomes (how many were reached) and of clicks (answers and counted reads)."""
+"""The insights service's subscribers: what it hears of events (their titles and own links), of plans and
+sent digests (how many were targeted), of outcomes (how many were reached) and of clicks (answers and
+counted reads)."""
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
@@ -7,7 +8,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
 from contracts import topics
-from contracts.deliveries import DeliveryOutcomes, EventPlanned
+from contracts.deliveries import DeliveryOutcomes, DigestSent, EventPlanned
 from contracts.events import parse_event
 from contracts.feedback import FeedbackGiven, ItemRead
 from services.common.bus import Bus, bounded_failures, decode_batch, decode_each, decode_or_dead_letter, raw_body
@@ -36,6 +37,14 @@ def build_router(store: InsightsStore, bus: Bus) -> KafkaRouter:
         if planned is not None and planned.status == "planned":
             async with bounded_failures(msg, bus, CONSUMER):
                 await store.record_plan(planned.plan)
+
+    @router.subscriber(topics.DIGEST_SENT, group_id=f"{CONSUMER}-digests", auto_offset_reset="earliest",
+                       ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="insights:digests")
+    async def on_digest_sent(msg: KafkaMessage) -> None:
+        sent = await decode_or_dead_letter(msg, DigestSent.model_validate_json, bus, CONSUMER)
+        if sent is not None:
+            async with bounded_failures(msg, bus, CONSUMER):
+                await store.record_digest(sent)
 
     @router.subscriber(topics.DELIVERY_OUTCOMES, group_id=f"{CONSUMER}-outcomes", auto_offset_reset="earliest",
                        batch=True, max_records=20, ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts.deliveries import DeliveryOutcome, DeliveryPlan
+from contracts.deliveries import DeliveryOutcome, DeliveryPlan, DigestSent
 from contracts.events import Event
 from contracts.feedback import FeedbackGiven, ItemRead
 from services.common.db import as_utc, upsert_many
@@ -151,6 +151,17 @@ class InsightsStore:
                 for target, by_channel in plan.targeted.items() for channel, n in by_channel.items()]
         async with self.engine.begin() as conn:
             await upsert_many(conn, targeted, rows, ("event_id", "audience_id", "channel"))
+
+    async def record_digest(self, sent: DigestSent) -> None:
+        """A digest counts as an item of its own: its title, when, and what it targeted."""
+        async with self.engine.begin() as conn:
+            await upsert_many(conn, items, [{"event_id": str(sent.digest_id), "program": sent.program, "type": "digest",
+                                             "title": sent.title, "published_at": sent.sent_at.astimezone(UTC),
+                                             "read_more_url": None}], ("event_id",))
+            await upsert_many(conn, targeted, [{"event_id": str(sent.digest_id), "audience_id": sent.audience_id,
+                                                "channel": channel, "targeted": n}
+                                               for channel, n in sent.targeted.items()],
+                              ("event_id", "audience_id", "channel"))
 
     async def record_outcomes(self, outcomes: Sequence[DeliveryOutcome]) -> None:
         """Each delivery's latest word; a repeated `deferred` never overwrites a final `sent` or `failed`."""

@@ -112,14 +112,16 @@ def heading(d: Digest) -> str:
     return f"{kind} {d.period_label}"
 
 
-def _context(d: Digest) -> dict[str, Any]:
-    return {"digest": d, "program": d.program, "audience": d.audience, "tone": d.audience.tone,
+def _context(d: Digest, renderer: Renderer, personal: bool) -> dict[str, Any]:
+    """The templates' context, with the digest's own follow-up questions (a person's own in an email)."""
+    return {**renderer.follow_up(d.program, d.id, d.audience.id, personal), "digest": d, "program": d.program,
+            "audience": d.audience, "tone": d.audience.tone,
             "sender": policy.sender_for(d.program), "heading": heading(d),
             "co_brand": d.program.brand.co_brand if d.audience.co_branded else None, "personal_link": PERSONAL_LINK}
 
 
 def render_email(d: Digest, renderer: Renderer) -> RenderedEmail:
-    program, ctx = d.program, _context(d)
+    program, ctx = d.program, _context(d, renderer, personal=True)
     subject = policy.expand_first_mention(f"{program.acronym}: {heading(d)}", program.acronym, program.first_mention)
     return RenderedEmail(
         subject=fit(subject, SUBJECT_LIMIT),
@@ -131,16 +133,17 @@ def render_email(d: Digest, renderer: Renderer) -> RenderedEmail:
 
 def render_card(d: Digest, renderer: Renderer) -> dict[str, Any]:
     """An Adaptive Card 1.5 for the group's Teams channel."""
-    program = d.program
-    body = policy.expand_first_mention(renderer.render_text("digest/teams.md.j2", _context(d)), program.acronym,
+    program, ctx = d.program, _context(d, renderer, personal=False)
+    body = policy.expand_first_mention(renderer.render_text("digest/teams.md.j2", ctx), program.acronym,
                                        program.first_mention)
     return adaptive_card(program.first_mention.upper(), heading(d), body, program,
-                         ("Se läget", f"{renderer.public_url}/intranet/status?program={program.program}"))
+                         ("Se läget", f"{renderer.public_url}/intranet/status?program={program.program}"),
+                         questions=ctx["questions"])
 
 
 def render_item(d: Digest, renderer: Renderer) -> RenderedItem:
     program = d.program
-    html = renderer.render_html("digest/intranet.html.j2", _context(d))
+    html = renderer.render_html("digest/intranet.html.j2", _context(d, renderer, personal=False))
     summary = (f"Inget nytt under {d.period_label}; läget och tidplanen just nu." if d.is_quiet else
                f"Det här hände under {d.period_label}: " + "; ".join(
                    f"{s.label.lower()} ({len(s.entries)})" for s in d.sections) + ".")

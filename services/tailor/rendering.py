@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
@@ -153,12 +154,12 @@ class Renderer:
         self.public_url = public_url.rstrip("/")
         self.signer = signer or LinkSigner(secrets.token_bytes(32))
 
-    def follow_up(self, event: Event, program: Program, target: str, personal: bool) -> dict[str, Any]:
-        """The message's follow-up links: its questions and its counted "Läs mer" (`read_url`). A person's
-        own mail carries FEEDBACK_LINK, which the email service makes their own token; what a whole group
-        sees carries the group's token, signed here."""
+    def follow_up(self, program: Program, item_id: UUID, target: str, personal: bool) -> dict[str, Any]:
+        """The follow-up links of a message about `item_id` (an event or a digest): its questions and its
+        counted "Läs mer" (`read_url`). A person's own mail carries FEEDBACK_LINK, which the email service
+        makes their own token; what a whole group sees carries the group's token, signed here."""
         token = FEEDBACK_LINK if personal else self.signer.sign(
-            FEEDBACK, feedback_claims(program.program, str(event.event_id), target), FEEDBACK_TTL)
+            FEEDBACK, feedback_claims(program.program, str(item_id), target), FEEDBACK_TTL)
         return {"questions": feedback_questions(self.public_url, token), "read_url": f"{self.public_url}/r/{token}"}
 
     def _context(self, event: Event, program: Program, audience: Audience | None,
@@ -208,7 +209,7 @@ class Renderer:
         return fit(policy.expand_first_mention(subject, program.acronym, program.first_mention), SUBJECT_LIMIT)
 
     def email(self, event: Event, program: Program, audience: Audience) -> RenderedEmail:
-        ctx = self._context(event, program, audience, self.follow_up(event, program, audience.id, personal=True))
+        ctx = self._context(event, program, audience, self.follow_up(program, event.event_id, audience.id, personal=True))
         text = self._render(self._text, "email/message.txt.j2", ctx)
         html = self._render(self._html, "email/message.html.j2", ctx)
         return RenderedEmail(
@@ -219,7 +220,7 @@ class Renderer:
 
     def teams_card(self, event: Event, program: Program, audience: Audience) -> dict[str, Any]:
         """An Adaptive Card 1.5: title, body text, fact set, the questions and a counted "Läs mer" link."""
-        ctx = self._context(event, program, audience, self.follow_up(event, program, audience.id, personal=False))
+        ctx = self._context(event, program, audience, self.follow_up(program, event.event_id, audience.id, personal=False))
         body = policy.expand_first_mention(
             self._render(self._text, "teams/message.md.j2", ctx), program.acronym, program.first_mention
         )
@@ -228,7 +229,7 @@ class Renderer:
 
     def intranet_item(self, event: Event, program: Program, target: str = "intranet") -> RenderedItem:
         """The item, once for everyone on the programme-wide channel `target`, with its questions."""
-        ctx = self._context(event, program, None, self.follow_up(event, program, target, personal=False))
+        ctx = self._context(event, program, None, self.follow_up(program, event.event_id, target, personal=False))
         html = self._render(self._html, "intranet/item.html.j2", ctx)
         return RenderedItem(
             title=event.payload.title,

@@ -9,7 +9,15 @@ from uuid import UUID
 
 from contracts import topics
 from contracts.channels import CHANNELS, ChannelSpec, Reach
-from contracts.deliveries import PERSONAL_LINK, DeliveryCommand, DeliveryPlan, EventPlanned, SendEmail
+from contracts.deliveries import (
+    FEEDBACK_LINK,
+    PERSONAL_LINK,
+    DeliveryCommand,
+    DeliveryPlan,
+    DigestSent,
+    EventPlanned,
+    SendEmail,
+)
 from contracts.events import Event
 from contracts.schedule import ScheduleDue, digest_id
 from programs import Program
@@ -25,7 +33,7 @@ from services.tailor.channels import (
     DigestComposition,
 )
 from services.tailor.channels import preview as compose_preview
-from services.tailor.digests import INTRANET_READER, Digest, build_digest
+from services.tailor.digests import INTRANET_READER, Digest, build_digest, heading
 from services.tailor.planning import Plan, UnknownAudienceError, plan_deliveries
 from services.tailor.rendering import Renderer
 from services.tailor.store import TailorStore
@@ -80,7 +88,8 @@ class Tailor:
         if channel not in self.channels or channel not in self.composers:
             raise ValueError(f"no channel {channel!r}")
         parts = compose_preview(event, program, audience, channel, self.renderer, self.composers)
-        return {suffix: text.replace(PERSONAL_LINK, "din-personliga-lank") for suffix, text in parts.items()}
+        return {suffix: text.replace(PERSONAL_LINK, "din-personliga-lank").replace(FEEDBACK_LINK, "din-personliga-lank")
+                for suffix, text in parts.items()}
 
     async def on_event(self, event: Event) -> None:
         if await self.store.status(event.event_id) in ("planned", "delivered"):
@@ -210,10 +219,26 @@ class Tailor:
                        for _, c in sends if c.event_id == digest.id)
         await self.store.record_digest(due, expected)
         await asyncio.gather(*(self.bus.publish(topic, command, command.bus_key) for topic, command in sends))
+        await self._announce_digests(program, period.label, sends, {digest.id: f"{heading(digest)} – {audience.name}"},
+                                     heading(digest), now)
         log.info("digest sent", extra={"program": program.program, "audience_id": audience.id,
                                        "period": period.label, "quiet": digest.is_quiet, "people": len(people),
                                        "commands": len(sends)})
         return digest
+
+    async def _announce_digests(self, program: Program, period: str, sends: list[tuple[str, DeliveryCommand]],
+                                titles: dict[UUID, str], default_title: str, now: datetime) -> None:
+        """Say what each digest sent targeted, per target and channel (the follow-up counts digests too)."""
+        targeted: dict[UUID, dict[str, int]] = {}
+        targets: dict[UUID, str] = {}
+        for _, c in sends:
+            by_channel = targeted.setdefault(c.event_id, {})
+            by_channel[c.channel] = by_channel.get(c.channel, 0) + (len(c.recipients) if isinstance(c, SendEmail) else 1)
+            targets[c.event_id] = c.audience_id
+        for item_id, by_channel in targeted.items():
+            sent = DigestSent(digest_id=item_id, program=program.program, audience_id=targets[item_id], period=period,
+                              title=titles.get(item_id, default_title), sent_at=now, targeted=by_channel)
+            await self.bus.publish(topics.DIGEST_SENT, sent, sent.bus_key)
 
     async def release(self, event_id: UUID) -> str:
         """The scheduler says a held event's instant has come: it goes out if it is held and the instant has

@@ -6,7 +6,7 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from contracts import topics
-from contracts.deliveries import DeliveryOutcome
+from contracts.deliveries import FEEDBACK_LINK, DeliveryOutcome
 from contracts.events import Event
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import ScheduleDue, digest_id
@@ -50,6 +50,23 @@ async def test_a_quiet_month_still_gives_each_member_a_digest_with_the_status_an
     [item] = recorder[topics.INTRANET_DELIVERY_REQUESTED]  # the month's summary on the intranet, once
     assert item["title"] == "Lägessummering november 2026" and item["event_type"] == "digest"
     assert item["event_id"] == str(digest_id("fvm", "intranet", "2026-11"))
+
+
+async def test_a_digest_asks_its_readers_the_follow_up_questions_and_says_what_it_targeted(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder, small_directory: list[Recipient]) -> None:
+    due = digest_due("politisk-styrgrupp")
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
+    [mail] = recorder[topics.EMAIL_DELIVERY_REQUESTED]
+    assert f"/feedback/{FEEDBACK_LINK}?q=understood&a=ja" in mail["text_body"]  # each reader's own link
+    [item] = recorder[topics.INTRANET_DELIVERY_REQUESTED]
+    assert "Förstod du informationen?" in item["html_body"] and "/feedback/" in item["html_body"]
+    sent = {s["audience_id"]: s for s in recorder[topics.DIGEST_SENT]}
+    members = sum(r.role == "politisk-styrgrupp" for r in small_directory)
+    assert sent["politisk-styrgrupp"]["targeted"] == {"email": members}
+    assert sent["politisk-styrgrupp"]["title"] == "Lägessummering november 2026 – Politisk styrgrupp"
+    assert sent["politisk-styrgrupp"]["digest_id"] == str(digest_id("fvm", "politisk-styrgrupp", "2026-11"))
+    assert sent["intranet"]["targeted"] == {"intranet": 1}
 
 
 async def test_a_digest_tells_the_periods_news_by_type_and_never_what_the_group_may_not_see(

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
-from contracts.deliveries import DeliveryOutcome, DeliveryOutcomes, DeliveryPlan, EventPlanned
+from contracts.deliveries import DeliveryOutcome, DeliveryOutcomes, DeliveryPlan, DigestSent, EventPlanned
 from programs import Program
 from services.common.bus import Bus
 from services.common.db import create_tables
@@ -176,3 +176,16 @@ async def test_the_retention_forgets_people_and_keeps_every_groups_figures(
     assert [await count(store, t) for t in (deliveries, answers, reads)] == [0, 0, 0]
     after = by_group(await store.counts([event_id]), event_id, names)
     assert after == before
+
+
+async def test_a_sent_digest_is_an_item_of_its_own_and_its_answers_lead_back_to_the_status_page(
+        client: httpx.AsyncClient, store: InsightsStore, broker: KafkaBroker) -> None:
+    digest = uuid4()
+    sent = DigestSent(digest_id=digest, program="fvm", audience_id=GROUP, period="2026-11",
+                      title="Lägessummering november 2026 – Politisk styrgrupp", sent_at=NOW, targeted={"email": 9})
+    await broker.publish(sent.model_dump_json().encode(), topics.DIGEST_SENT)
+    [item] = [i for i in await store.items("fvm") if i.event_id == str(digest)]
+    assert (item.type, item.title) == ("digest", "Lägessummering november 2026 – Politisk styrgrupp")
+    assert (await store.counts([str(digest)]))[(str(digest), GROUP)]["targeted:email"] == 9
+    page = await client.get(f"/feedback/{token(str(digest))}", params={"q": "involved", "a": "ja"})
+    assert page.status_code == 200 and 'href="http://bk/intranet/status?program=fvm"' in page.text
