@@ -66,3 +66,20 @@ def _upsert_statement(dialect_name: str, table: Any, columns: tuple[str, ...], k
     stmt = dialect.insert(table)
     return stmt.on_conflict_do_update(index_elements=list(keys),
                                       set_={c: stmt.excluded[c] for c in columns if c not in keys})
+
+
+def insert_for(conn: Any) -> Any:
+    """The dialect's INSERT (with ON CONFLICT) for the connection's database: SQLite or PostgreSQL."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+
+
+async def add_counts(conn: Any, table: Any, rows: list[dict[str, Any]], keys: tuple[str, ...],
+                     column: str = "count") -> None:
+    """Add each row's `column` to the row already under its key (or insert it): counts folded from rows
+    that are about to be deleted (the retention), so that nothing is counted twice or lost."""
+    for row in rows:
+        stmt = insert_for(conn)(table).values(**row)
+        await conn.execute(stmt.on_conflict_do_update(index_elements=list(keys),
+                                                      set_={column: table.c[column] + stmt.excluded[column]}))

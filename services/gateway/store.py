@@ -25,13 +25,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned
 from contracts.events import Event
-from services.common.db import as_utc, upsert, upsert_many
+from services.common.db import add_counts, as_utc, upsert, upsert_many
 from services.common.migrations import Migrations
 
 metadata = MetaData()
@@ -230,12 +229,8 @@ class GatewayStore:
             rows = (await conn.execute(select(o.c.event_id, o.c.audience_id, o.c.channel, o.c.status, func.count())
                                        .where(old).group_by(o.c.event_id, o.c.audience_id, o.c.channel, o.c.status)
                                        )).all()
-            insert_ = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
-            for event_id, audience_id, channel, status, n in rows:
-                stmt = insert_(f).values(event_id=event_id, audience_id=audience_id, channel=channel, status=status,
-                                         count=n)
-                await conn.execute(stmt.on_conflict_do_update(index_elements=list(f.primary_key.columns.keys()),
-                                                              set_={"count": f.c.count + stmt.excluded.count}))
+            await add_counts(conn, f, [{"event_id": e, "audience_id": a, "channel": c, "status": st, "count": n}
+                                       for e, a, c, st, n in rows], ("event_id", "audience_id", "channel", "status"))
             return (await conn.execute(delete(o).where(old))).rowcount or 0
 
     async def next_attempts(self, event_id: UUID) -> dict[tuple[str, str], datetime]:

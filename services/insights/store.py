@@ -27,13 +27,12 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import DeliveryOutcome, DeliveryPlan, DigestSent
 from contracts.events import Event
 from contracts.feedback import FeedbackGiven, ItemRead
-from services.common.db import as_utc, upsert_many
+from services.common.db import add_counts, as_utc, insert_for, upsert_many
 from services.common.migrations import Migrations
 
 metadata = MetaData()
@@ -127,10 +126,6 @@ class Pending:
     payload: str
 
 
-def _insert(conn: AsyncConnection) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
-
-
 class InsightsStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -169,7 +164,7 @@ class InsightsStore:
                  "recipient": o.recipient_id or "", "status": o.status, "at": o.at.astimezone(UTC)}
                 for o in outcomes]
         async with self.engine.begin() as conn:
-            stmt = _insert(conn)(deliveries)
+            stmt = insert_for(conn)(deliveries)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["event_id", "audience_id", "channel", "recipient"],
                 set_={"status": stmt.excluded.status, "at": stmt.excluded.at},
@@ -184,7 +179,7 @@ class InsightsStore:
         if not rows:
             return
         async with self.engine.begin() as conn:
-            stmt = _insert(conn)(answers)
+            stmt = insert_for(conn)(answers)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["event_id", "audience_id", "respondent", "question"],
                 set_={"answer": stmt.excluded.answer, "answered_at": stmt.excluded.answered_at},
@@ -197,7 +192,7 @@ class InsightsStore:
         if not rows:
             return
         async with self.engine.begin() as conn:
-            await conn.execute(_insert(conn)(reads).on_conflict_do_nothing(), rows)
+            await conn.execute(insert_for(conn)(reads).on_conflict_do_nothing(), rows)
 
     # The outbox ----------------------------------------------------------------------------------------------
 
@@ -295,12 +290,8 @@ class InsightsStore:
                 if only is not None:
                     query = query.where(only)
                 rows = (await conn.execute(query.group_by(table.c[e], table.c[a], *by))).all()
-                for event_id, audience_id, name, n in rows:
-                    stmt = _insert(conn)(folded).values(event_id=event_id, audience_id=audience_id, measure=name,
-                                                        count=n)
-                    await conn.execute(stmt.on_conflict_do_update(
-                        index_elements=["event_id", "audience_id", "measure"],
-                        set_={"count": folded.c.count + stmt.excluded.count}))
+                await add_counts(conn, folded, [{"event_id": ev, "audience_id": au, "measure": m, "count": n}
+                                                for ev, au, m, n in rows], ("event_id", "audience_id", "measure"))
                 moved += (await conn.execute(delete(table).where(old))).rowcount or 0
         return moved
 

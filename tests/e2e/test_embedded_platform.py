@@ -131,7 +131,8 @@ def test_the_preference_and_status_pages_have_no_wcag_2_1_aa_violations_in_chrom
                         timedelta(days=1))
     pages = {"preferences": f"/preferences/{token}", "unsubscribe": f"/unsubscribe/{token}",
              "refused link": "/preferences/forged.link", "status": "/intranet/status?program=fvm",
-             "status, every programme": "/intranet/status"}
+             "status, every programme": "/intranet/status",
+             "item, with its questions": f"/intranet/items/{delivered['event_id']}"}
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium package is needed (.ci/run installs it)"
     with sync_playwright() as pw:
