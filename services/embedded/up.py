@@ -84,6 +84,7 @@ def _banner(base: str, token: str, data_dir: Path, kafka: str) -> str:
         f"  Teams sink     {data_dir / 'teams'}",
         f"  Preferences    {base}/preferences/<token>   (each newsletter and digest links to its reader's own)",
         "  Digest now     budkavle digest run --program fvm --audience programstyrgrupp",
+        f"  Follow-up      {base}/insights/   (reached, read, understood, involved; open on this machine)",
         f"  Health         {base}/healthz  {base}/readyz  {base}/metrics",
         f"  Kafka          {kafka}",
     ]
