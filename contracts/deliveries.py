@@ -40,6 +40,11 @@ class DeliveryCommand(Contract):
     def bus_key(self) -> str:
         return f"{self.event_id}:{self.audience_id}"
 
+    @property
+    def deliveries(self) -> int:
+        """How many deliveries the command carries: one per person for person channels, one otherwise."""
+        return 1
+
 
 class EmailRecipient(Contract):
     id: Annotated[str, Field(min_length=1, max_length=128)]
@@ -76,6 +81,10 @@ class SendEmail(DeliveryCommand):
         """Chunks of one group spread over the partitions (so over the email replicas); a chunk's repeats
         keep its key."""
         return f"{self.event_id}:{self.audience_id}:{self.recipients[0].id}"
+
+    @property
+    def deliveries(self) -> int:
+        return len(self.recipients)
 
 
 class SendTeamsCard(DeliveryCommand):

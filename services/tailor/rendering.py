@@ -176,9 +176,6 @@ class Renderer:
             "co_brand": program.brand.co_brand if audience is not None and audience.co_branded else None,
             "facts": facts(event),
             "type_label": TYPE_LABELS[event.type],
-            "item_url": f"{self.public_url}/intranet/items/{event.event_id}",
-            "read_more_url": str(getattr(event.payload, "read_more_url", None) or
-                                 f"{self.public_url}/intranet/items/{event.event_id}"),
             "part": event.type.replace(".", "_"),
             "base": self.public_url,
             # A newsletter is bulk mail: each person's copy links to their own preference page.

@@ -16,7 +16,6 @@ from contracts.deliveries import (
     DeliveryPlan,
     DigestSent,
     EventPlanned,
-    SendEmail,
 )
 from contracts.events import Event
 from contracts.schedule import ScheduleDue, digest_id
@@ -215,29 +214,27 @@ class Tailor:
                               for c in composer.digest(DigestComposition(item, name, (), now), self.renderer)]
         # Recorded before it is emitted: a crash midway is made whole by `recover` (the ledgers send nothing
         # twice). The deliveries it waits for: each person's, and the group's own channel's.
-        expected = sum(len(c.recipients) if isinstance(c, SendEmail) else 1
-                       for _, c in sends if c.event_id == digest.id)
+        expected = sum(c.deliveries for _, c in sends if c.event_id == digest.id)
         await self.store.record_digest(due, expected)
         await asyncio.gather(*(self.bus.publish(topic, command, command.bus_key) for topic, command in sends))
-        await self._announce_digests(program, period.label, sends, {digest.id: f"{heading(digest)} – {audience.name}"},
-                                     heading(digest), now)
+        await self._announce_digests(program, period.label, [c for _, c in sends], digest.id,
+                                     f"{heading(digest)} – {audience.name}", heading(digest), now)
         log.info("digest sent", extra={"program": program.program, "audience_id": audience.id,
                                        "period": period.label, "quiet": digest.is_quiet, "people": len(people),
                                        "commands": len(sends)})
         return digest
 
-    async def _announce_digests(self, program: Program, period: str, sends: list[tuple[str, DeliveryCommand]],
-                                titles: dict[UUID, str], default_title: str, now: datetime) -> None:
-        """Say what each digest sent targeted, per target and channel (the follow-up counts digests too)."""
-        targeted: dict[UUID, dict[str, int]] = {}
-        targets: dict[UUID, str] = {}
-        for _, c in sends:
-            by_channel = targeted.setdefault(c.event_id, {})
-            by_channel[c.channel] = by_channel.get(c.channel, 0) + (len(c.recipients) if isinstance(c, SendEmail) else 1)
-            targets[c.event_id] = c.audience_id
-        for item_id, by_channel in targeted.items():
-            sent = DigestSent(digest_id=item_id, program=program.program, audience_id=targets[item_id], period=period,
-                              title=titles.get(item_id, default_title), sent_at=now, targeted=by_channel)
+    async def _announce_digests(self, program: Program, period: str, commands: list[DeliveryCommand], group_digest: UUID,
+                                group_title: str, title: str, now: datetime) -> None:
+        """Say what each digest sent (the group's, and the month's programme-wide one) targeted, per channel:
+        the follow-up counts digests too."""
+        targeted: dict[tuple[UUID, str], dict[str, int]] = {}
+        for c in commands:
+            by_channel = targeted.setdefault((c.event_id, c.audience_id), {})
+            by_channel[c.channel] = by_channel.get(c.channel, 0) + c.deliveries
+        for (item_id, target), by_channel in targeted.items():
+            sent = DigestSent(digest_id=item_id, program=program.program, audience_id=target, period=period,
+                              title=group_title if item_id == group_digest else title, sent_at=now, targeted=by_channel)
             await self.bus.publish(topics.DIGEST_SENT, sent, sent.bus_key)
 
     async def release(self, event_id: UUID) -> str:
