@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
 
 from contracts.feedback import ANSWER_TEXT, ANSWERS, QUESTION_TEXT
-from services.insights.clicks import ClickRefused, Clicks, Link
+from services.insights.clicks import ClickRefused, Clicks, Link, check_answer
 
 #: The browser's random id, for clicks on what a whole group sees (it names no one; see `clicks`).
 BROWSER_COOKIE = "budkavle_svarande"
@@ -52,8 +52,7 @@ def build_click_router(clicks: Clicks, env: Environment) -> APIRouter:
         question, answer = request.query_params.get("q", ""), request.query_params.get("a", "")
         try:
             link = clicks.trusted(token)
-            if answer not in ANSWERS.get(question, ()):
-                raise ClickRefused(422, "Svaret gick inte att ta emot", "Frågan eller svaret finns inte bland valen.")
+            check_answer(question, answer)  # before a browser id is set: a bad link is refused at once
             who = respondent(request, link)
             if isinstance(who, Response):
                 return who
@@ -61,13 +60,13 @@ def build_click_router(clicks: Clicks, env: Environment) -> APIRouter:
                 raise ClickRefused(400, "Svaret gick inte att ta emot",
                                    "Din webbläsare tar inte emot kakor, så svaret kunde inte räknas en gång. "
                                    "Tillåt kakor för den här sidan och klicka igen.")
-            await clicks.answer(link, who, question, answer)
+            back = await clicks.answer(link, who, question, answer)
         except ClickRefused as problem:
             return refused(problem)
         others = [(ANSWER_TEXT[a], f"{clicks.base}/feedback/{token}?{urlencode({'q': question, 'a': a})}")
                   for a in ANSWERS[question] if a != answer]
         return page("thanks.html.j2", question=QUESTION_TEXT[question], answer=ANSWER_TEXT[answer], others=others,
-                    item_url=await clicks.back_to(link), program=link.program)
+                    item_url=back, program=link.program)
 
     @router.get("/r/{token}")
     async def read_more(token: str, request: Request) -> Response:

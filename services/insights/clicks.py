@@ -40,6 +40,12 @@ class ClickRefused(Exception):
         self.status, self.heading, self.message = status, heading, message
 
 
+def check_answer(question: str, answer: str) -> None:
+    """ClickRefused (422) for a question or an answer that is not among the choices."""
+    if answer not in ANSWERS.get(question, ()):
+        raise ClickRefused(422, "Svaret gick inte att ta emot", "Frågan eller svaret finns inte bland valen.")
+
+
 @dataclass(frozen=True)
 class Link:
     """What a trusted follow-up token names."""
@@ -85,28 +91,18 @@ class Clicks:
             return "p:" + base64.urlsafe_b64encode(mac.digest()[:16]).rstrip(b"=").decode()
         return f"a:{browser_id}" if browser_id else None
 
-    async def _too_old(self, link: Link) -> None:
+    async def answer(self, link: Link, respondent: str, question: str, answer: str) -> str:
+        """Take an answer (one `check_answer` let through) and return where the thank-you page leads back
+        to: the item on the intranet, or for a group's digest (which has no item of its own) the programme's
+        status page. The same answer again is not announced again; another one replaces it."""
         item = await self.store.item(str(link.event_id))
         if item is not None and item.published_at < self.clock() - self.retention:
             raise ClickRefused(410, "Frågan är stängd", "Det går inte längre att svara om den här nyheten.")
-
-    async def answer(self, link: Link, respondent: str, question: str, answer: str) -> FeedbackGiven:
-        """Take an answer (ClickRefused 422 for one that is not among the question's choices). The same
-        answer again is not announced again; another one replaces it."""
-        if answer not in ANSWERS.get(question, ()):
-            raise ClickRefused(422, "Svaret gick inte att ta emot", "Frågan eller svaret finns inte bland valen.")
-        await self._too_old(link)
         given = FeedbackGiven(program=link.program.program, event_id=link.event_id, audience_id=link.audience_id,
                               respondent=respondent, question=question, answer=answer,
                               answered_at=self.clock())
         if await self.store.answer_of(str(link.event_id), link.audience_id, respondent, question) != answer:
             await self._announce(topics.FEEDBACK_GIVEN, given)
-        return given
-
-    async def back_to(self, link: Link) -> str:
-        """Where the thank-you page leads back to: the item on the intranet, or for a group's digest (which
-        has no item of its own) the programme's status page."""
-        item = await self.store.item(str(link.event_id))
         if item is not None and item.type == "digest" and link.audience_id != "intranet":
             return f"{self.base}/intranet/status?program={link.program.program}"
         return f"{self.base}/intranet/items/{link.event_id}"
