@@ -60,19 +60,20 @@ async def upsert_many(conn: Any, table: Any, rows: list[dict[str, Any]], keys: t
 def _upsert_statement(dialect_name: str, table: Any, columns: tuple[str, ...], keys: tuple[str, ...]) -> Any:
     # Built once per table and shape: building and cache-keying a fresh statement per call cost about as
     # much as the write itself on a delivery ledger's hot path.
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
+    stmt = _insert(dialect_name)(table)
     return stmt.on_conflict_do_update(index_elements=list(keys),
                                       set_={c: stmt.excluded[c] for c in columns if c not in keys})
 
 
-def insert_for(conn: Any) -> Any:
-    """The dialect's INSERT (with ON CONFLICT) for the connection's database: SQLite or PostgreSQL."""
+def _insert(dialect_name: str) -> Any:
     from sqlalchemy.dialects import postgresql, sqlite
 
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+    return (postgresql if dialect_name == "postgresql" else sqlite).insert
+
+
+def insert_for(conn: Any) -> Any:
+    """The dialect's INSERT (with ON CONFLICT) for the connection's database: SQLite or PostgreSQL."""
+    return _insert(conn.dialect.name)
 
 
 async def add_counts(conn: Any, table: Any, rows: list[dict[str, Any]], keys: tuple[str, ...],

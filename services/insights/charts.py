@@ -31,17 +31,17 @@ def bar_chart(rows: Sequence[Row], description: str) -> str:
         fig = Figure(figsize=(8.5, height))
         ax = fig.add_subplot()
         bar = 0.2
-        for m, (measure, _name) in enumerate(MEASURES):
+        for m, (measure, name) in enumerate(MEASURES):
             colour, hatch = STYLE[measure]
             for i, row in enumerate(rows):
                 y = i + (m - 1.5) * bar
                 value = row.share(measure)
                 if value is None:
                     words = TOO_FEW if measure in ("understood", "involved") and row.sent else "–"
-                    ax.text(1, y, f"{_name}: {words}", va="center", fontsize=8, color="#333333")
+                    ax.text(1, y, f"{name}: {words}", va="center", fontsize=8, color="#333333")
                     continue
                 ax.barh(y, value, height=bar * 0.92, color=colour, hatch=hatch, edgecolor="#1a1a1a", linewidth=0.6)
-                ax.text(value + 1, y, f"{_name}: {value:.0f} %".replace(".", ","), va="center", fontsize=8,
+                ax.text(value + 1, y, f"{name}: {value:.0f} %".replace(".", ","), va="center", fontsize=8,
                         color="#1a1a1a")
         ax.set_yticks(range(len(rows)), [_short(r.label) for r in rows])
         ax.set_ylim(len(rows) - 0.45, -0.55)  # top to bottom, with room for each row's last label

@@ -117,8 +117,7 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
         program = allowed(request, code)
         if isinstance(program, Response):
             return program
-        events = await store.items(code)
-        counts = await store.counts([e.event_id for e in events])
+        events, counts = await store.program_counts(code)
         rows = by_event(counts, [(e.event_id, e.title) for e in events])
         return page("program.html.j2", program=program, events=events, rows={r.key: r for r in rows},
                     chart=await chart(rows[:CHARTED_EVENTS], f"Uppföljning av de senaste nyheterna i {program.acronym}"),
@@ -145,9 +144,8 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
         if audience is None:
             return page("problem.html.j2", 404, heading="Målgruppen finns inte",
                         message="Programmet har ingen sådan målgrupp.")
-        events = await store.items(code)
-        rows = by_month(await store.counts([e.event_id for e in events]), {e.event_id: e.published_at for e in events},
-                        audience_id)
+        events, counts = await store.program_counts(code)
+        rows = by_month(counts, {e.event_id: e.published_at for e in events}, audience_id)
         return page("group.html.j2", program=program, audience=audience, rows=rows,
                     chart=await chart(rows, f"Uppföljning över tid för {audience.name}"))
 
@@ -156,8 +154,7 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
         program = allowed(request, code)
         if isinstance(program, Response):
             return program
-        events = await store.items(code)
-        counts = await store.counts([e.event_id for e in events])
+        events, counts = await store.program_counts(code)
         names = {a.id: a.name for a in program.audiences}
         out = io.StringIO()
         out.write("\ufeff")  # so that spreadsheet programs read the file as UTF-8

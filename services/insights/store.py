@@ -238,6 +238,11 @@ class InsightsStore:
                                        .order_by(items.c.published_at.desc()))).all()
         return [_item(r) for r in rows]
 
+    async def program_counts(self, program: str) -> tuple[list[Item], Counts]:
+        """A programme's items, newest first, and every measure of them."""
+        found = await self.items(program)
+        return found, await self.counts([i.event_id for i in found])
+
     async def counts(self, event_ids: Sequence[str]) -> Counts:
         """Every measure of the given events, per target group: what is kept per person, counted, plus what
         the retention has folded."""
