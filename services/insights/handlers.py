@@ -17,6 +17,7 @@ from services.insights.store import InsightsStore
 CONSUMER = "insights"
 
 _CLICK = TypeAdapter(FeedbackGiven | ItemRead)
+_PLANNED = TypeAdapter(EventPlanned | DigestSent)
 
 
 def build_router(store: InsightsStore, bus: Bus) -> KafkaRouter:
@@ -30,21 +31,19 @@ def build_router(store: InsightsStore, bus: Bus) -> KafkaRouter:
             async with bounded_failures(msg, bus, CONSUMER):
                 await store.record_event(event)
 
-    @router.subscriber(topics.EVENT_PLANNED, group_id=f"{CONSUMER}-plans", auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="insights:plans")
-    async def on_event_planned(msg: KafkaMessage) -> None:
-        planned = await decode_or_dead_letter(msg, EventPlanned.model_validate_json, bus, CONSUMER)
-        if planned is not None and planned.status == "planned":
-            async with bounded_failures(msg, bus, CONSUMER):
+    @router.subscriber(topics.EVENT_PLANNED, topics.DIGEST_SENT, group_id=f"{CONSUMER}-plans",
+                       auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
+                       title="insights:plans")
+    async def on_planned(msg: KafkaMessage) -> None:
+        """How many each event's plan and each sent digest targeted (one consumer group for both)."""
+        planned = await decode_or_dead_letter(msg, _PLANNED.validate_json, bus, CONSUMER)
+        if planned is None or (isinstance(planned, EventPlanned) and planned.status != "planned"):
+            return  # an embargoed event's plan: counted once it goes out
+        async with bounded_failures(msg, bus, CONSUMER):
+            if isinstance(planned, DigestSent):
+                await store.record_digest(planned)
+            else:
                 await store.record_plan(planned.plan)
-
-    @router.subscriber(topics.DIGEST_SENT, group_id=f"{CONSUMER}-digests", auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="insights:digests")
-    async def on_digest_sent(msg: KafkaMessage) -> None:
-        sent = await decode_or_dead_letter(msg, DigestSent.model_validate_json, bus, CONSUMER)
-        if sent is not None:
-            async with bounded_failures(msg, bus, CONSUMER):
-                await store.record_digest(sent)
 
     @router.subscriber(topics.DELIVERY_OUTCOMES, group_id=f"{CONSUMER}-outcomes", auto_offset_reset="earliest",
                        batch=True, max_records=20, ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body,
