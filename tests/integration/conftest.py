@@ -3,11 +3,14 @@ server, an HTTP receiver, PostgreSQL — on loopback."""
 
 import os
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
@@ -153,6 +156,30 @@ def http_receiver() -> Iterator[HttpReceiver]:
 
 # --- databases -----------------------------------------------------------------------------------
 
+def _postgres_ready(host: str, port: int) -> bool:
+    found = shutil.which("pg_isready")
+    return found is not None and subprocess.run([found, "-q", "-h", host, "-p", str(port)], check=False).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def postgres() -> str:
+    """The tests' PostgreSQL URL, with the server running: on loopback, `tests/postgres-up` installs,
+    starts and prepares the machine's PostgreSQL when none answers (a fresh machine has none)."""
+    where = urlsplit(POSTGRES_URL.replace("+asyncpg", ""))
+    host, port = where.hostname or "127.0.0.1", where.port or 5432
+    if _postgres_ready(host, port):
+        return POSTGRES_URL
+    if host not in ("127.0.0.1", "localhost"):
+        pytest.fail(f"PostgreSQL at {host}:{port} (BUDKAVLE_TEST_POSTGRES_URL) does not answer")
+    script = Path(__file__).resolve().parent.parent / "postgres-up"
+    env = {**os.environ, "BUDKAVLE_TEST_POSTGRES_PORT": str(port),
+           "BUDKAVLE_TEST_POSTGRES_DB": where.path.lstrip("/") or "test"}
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"tests/postgres-up could not start PostgreSQL:\n{done.stdout}{done.stderr}")
+    return POSTGRES_URL
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store_engine(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[AsyncEngine]:
     """The same store tests on the embedded SQLite file and on the local PostgreSQL."""
@@ -161,6 +188,7 @@ async def store_engine(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIt
         yield engine
         await engine.dispose()
         return
+    request.getfixturevalue("postgres")
     schema = f"t_{os.getpid()}_{abs(hash(request.node.name)) % 10**8}"
     admin = create_engine(POSTGRES_URL)
     async with admin.begin() as conn:

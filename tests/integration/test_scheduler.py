@@ -103,7 +103,7 @@ async def test_jobs_live_in_the_services_table_and_a_release_due_while_it_was_do
 
 
 @pytest.fixture
-async def postgres_schema() -> AsyncIterator[str]:
+async def postgres_schema(postgres: str) -> AsyncIterator[str]:
     schema = f"sched_{os.getpid()}_{uuid4().hex[:8]}"
     admin = create_engine(POSTGRES_URL)
     async with admin.begin() as conn:

@@ -28,7 +28,7 @@ TOKEN = "topology-token"
 
 
 @pytest.fixture
-def database() -> Iterator[str]:
+def database(postgres: str) -> Iterator[str]:
     """A database of its own for this test, on the local PostgreSQL."""
     name = f"budkavle_topology_{os.getpid()}"
     server = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0]
