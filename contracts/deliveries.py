@@ -20,6 +20,12 @@ ChannelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
 #: Most recipients one email command carries: the group's message travels once per chunk, not per person.
 EMAIL_CHUNK = 250
 
+#: The largest message the bus carries (Kafka's default `message.max.bytes`, and the producers' limit). The
+#: gateway refuses an event whose rendered message could not travel as one (`admission.rendered_size`).
+MAX_BUS_MESSAGE_BYTES = 1024 * 1024
+#: What a command needs besides the event's own text: the templates' markup and a chunk of recipients.
+COMMAND_OVERHEAD_BYTES = 128 * 1024
+
 
 class DeliveryCommand(Contract):
     """What every delivery command carries. `channel` is the channel's name; `version` its contract version."""

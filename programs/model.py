@@ -126,6 +126,31 @@ class Baseline(Config):
         return self
 
 
+class Role(StrEnum):
+    """What a signed-in person may do in a programme. `member`: a person of the programme (reads its internal
+    intranet items, answers through its groups' links); `reader`: also its follow-up figures; `editor` and
+    `approver`: the console's work; `admin`: all of it, and what belongs to no programme."""
+
+    MEMBER = "member"
+    READER = "reader"
+    EDITOR = "editor"
+    APPROVER = "approver"
+    ADMIN = "admin"
+
+
+#: The roles that include each role: an editor is a reader and a member, an admin everything.
+INCLUDED_IN: dict[Role, frozenset[Role]] = {
+    Role.MEMBER: frozenset(Role),
+    Role.READER: frozenset({Role.READER, Role.EDITOR, Role.APPROVER, Role.ADMIN}),
+    Role.EDITOR: frozenset({Role.EDITOR, Role.ADMIN}),
+    Role.APPROVER: frozenset({Role.APPROVER, Role.ADMIN}),
+    Role.ADMIN: frozenset({Role.ADMIN}),
+}
+
+#: A value of the provider's roles claim (a group's name or id, as the region's provider gives it).
+ClaimValue = Annotated[str, Field(min_length=1, max_length=256)]
+
+
 class Program(Config):
     program: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,31}$")
     name: str
@@ -140,6 +165,9 @@ class Program(Config):
     municipalities: tuple[Municipality, ...] = ()
     baseline: Baseline | None = None
     audiences: tuple[Audience, ...] = Field(min_length=1)
+    roles: dict[Role, tuple[ClaimValue, ...]] = Field(
+        default_factory=dict, description="per role, the values of the sign-in's roles claim (e.g. the groups "
+                                          "of the region's provider) whose holders have that role here")
 
     @field_validator("publishes_to")
     @classmethod

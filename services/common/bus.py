@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from contracts import topics
-from contracts.deliveries import DeadLetter
+from contracts.deliveries import MAX_BUS_MESSAGE_BYTES, DeadLetter
 from services.common.problems import field_problems
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ def create_broker(bootstrap_servers: str, client_id: str, idempotent: bool = Fal
         bootstrap_servers,
         acks="all",
         enable_idempotence=idempotent,
+        max_request_size=MAX_BUS_MESSAGE_BYTES,
         client_id=client_id,
         logger=logging.getLogger("budkavle.bus"),
         middlewares=(redelivery_backoff(),),

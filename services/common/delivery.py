@@ -8,6 +8,7 @@ committed; a redelivered command finds its rows, sends nothing and re-announces 
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,8 +27,21 @@ log = logging.getLogger(__name__)
 DELIVERIES = Counter("budkavle_deliveries_total", "Delivery attempts by outcome", ["channel", "status"])
 
 
+#: An address in a server's reply (`550 5.1.1 <anna@…>: unknown user`): local part, @, domain.
+ADDRESS = re.compile(r"[^\s<>()\[\]{}\"',;:@]+@[^\s<>()\[\]{}\"',;:@]+")
+
+
+def without_addresses(reason: str) -> str:
+    """A refusal's code and reason, with every address in it replaced: mail servers name the recipient, and a
+    reason is logged, carried on the bus and shown in the event's status."""
+    return ADDRESS.sub("[adress]", reason)
+
+
 class DeliveryError(Exception):
+    """A channel's refusal. Its reason never carries an address, whatever the channel answered."""
+
     def __init__(self, reason: str, attempts: int = 1) -> None:
+        reason = without_addresses(reason)
         super().__init__(reason)
         self.reason = reason
         self.attempts = attempts

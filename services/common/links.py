@@ -72,7 +72,9 @@ class LinkSigner:
     def verify(self, purpose: str, token: str) -> dict[str, str]:
         """The token's claims; BadLink when it is malformed, forged, altered, for another purpose or expired."""
         payload, sep, mac = token.partition(".")
-        if not sep or len(token) > 2000 or not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
+        # Every token Budkavle makes is ASCII: anything else (`/r/é.x`) is refused here, before it is encoded.
+        if not sep or len(token) > 2000 or not token.isascii() or not hmac.compare_digest(
+                mac.encode(), self._mac(payload).encode()):
             raise BadLink("the link is not one Budkavle made, or it has been altered")
         try:
             body = json.loads(_unb64(payload))
@@ -87,12 +89,24 @@ class LinkSigner:
 
 def link_key(configured: str, data_dir: Path, embedded: bool) -> bytes:
     """The key from `BUDKAVLE_LINK_KEY`; in embedded mode one is made once and kept in the data directory."""
+    return kept_key(configured, data_dir, embedded, "link-key", "BUDKAVLE_LINK_KEY", "signs the links in messages")
+
+
+def session_key(configured: str, data_dir: Path, embedded: bool) -> bytes:
+    """The key from `BUDKAVLE_SESSION_KEY` that signs people's sessions; in embedded mode made once and kept."""
+    return kept_key(configured, data_dir, embedded, "session-key", "BUDKAVLE_SESSION_KEY",
+                    "signs the sessions of signed-in people")
+
+
+def kept_key(configured: str, data_dir: Path, embedded: bool, file: str, variable: str, purpose: str) -> bytes:
+    """A configured secret, or in embedded mode one made once and kept in `<data dir>/<file>`."""
     if configured:
+        if len(configured.encode()) < 32:
+            raise SystemExit(f"{variable} is shorter than 32 characters")
         return configured.encode()
     if not embedded:
-        raise SystemExit("BUDKAVLE_LINK_KEY is not set (a secret of at least 32 characters that signs the links "
-                         "in messages)")
-    path = data_dir / "link-key"
+        raise SystemExit(f"{variable} is not set (a secret of at least 32 characters that {purpose})")
+    path = data_dir / file
     key = path.read_text().strip() if path.is_file() else ""
     if len(key) < 32:
         key = secrets.token_urlsafe(48)

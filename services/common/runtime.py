@@ -6,18 +6,22 @@ A service contributes a `ServiceParts`; the same runtime runs one service alone
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Header, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker, KafkaRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from swagger_ui_bundle import swagger_ui_path
 
 from contracts import topics
 from contracts.channels import CHANNELS
@@ -111,9 +115,12 @@ class Runtime:
             finally:
                 await self.stop()
 
-        app = FastAPI(title="Budkavle", lifespan=lifespan)
+        # The API viewer's assets come from Budkavle itself (an intranet may have no internet): see docs_router.
+        app = FastAPI(title="Budkavle", lifespan=lifespan, docs_url=None, redoc_url=None)
         install_problem_handler(app)
         app.include_router(self.health_router())
+        app.include_router(docs_router())
+        app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
         for part in self.parts:
             if part.http is not None:
                 app.include_router(part.http)
@@ -163,11 +170,38 @@ class Runtime:
                 response.status_code = 503
             return checks
 
+        metrics_token = self.settings.metrics_token.encode()
+
         @router.get("/metrics", include_in_schema=False)
-        async def metrics() -> Response:
+        async def metrics(authorization: Annotated[str, Header()] = "") -> Response:
+            """Behind its own bearer token (BUDKAVLE_METRICS_TOKEN), never open on a public port; not served
+            at all without one."""
+            scheme, _, presented = authorization.partition(" ")
+            if not metrics_token:
+                return Response(status_code=404)
+            if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), metrics_token):
+                return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
         return router
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def docs_router() -> APIRouter:
+    """`/docs`: the OpenAPI viewer (Swagger UI, from the pinned PyPI package swagger-ui-bundle), every asset
+    served from here."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/docs")
+    async def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Budkavle – API",
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
+
+    return router
 
 
 async def start_broker(broker: KafkaBroker) -> "asyncio.Task[None]":

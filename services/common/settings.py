@@ -27,9 +27,21 @@ class CommonSettings(BaseSettings):
     templates_dir: Path = Field(default=Path("templates"), alias="BUDKAVLE_TEMPLATES_DIR")
     public_url: str = Field(default="", alias="BUDKAVLE_PUBLIC_URL")
     log_level: str = Field(default="INFO", alias="BUDKAVLE_LOG_LEVEL")
+    #: The bearer token that opens /metrics (Prometheus' `authorization: credentials`); unset: not served.
+    metrics_token: str = Field(default="", alias="BUDKAVLE_METRICS_TOKEN")
     #: When a temporarily refused delivery is tried again (the last step repeats), and when to give up.
     retry_schedule: str = Field(default="1m,5m,30m,2h", alias="BUDKAVLE_RETRY_SCHEDULE")
     retry_horizon: str = Field(default="24h", alias="BUDKAVLE_RETRY_HORIZON")
+    #: Sign-in for people (OpenID Connect). Unset in embedded mode: the local provider with the demo people.
+    oidc_issuer: str = Field(default="", alias="BUDKAVLE_OIDC_ISSUER")
+    oidc_client_id: str = Field(default="", alias="BUDKAVLE_OIDC_CLIENT_ID")
+    oidc_client_secret: str = Field(default="", alias="BUDKAVLE_OIDC_CLIENT_SECRET")
+    #: The ID token claim whose values the programme files map to roles.
+    oidc_roles_claim: str = Field(default="groups", alias="BUDKAVLE_OIDC_ROLES_CLAIM", min_length=1)
+    #: Signs people's sessions; every person-facing service needs the same one.
+    session_key: str = Field(default="", alias="BUDKAVLE_SESSION_KEY")
+    session_idle_minutes: int = Field(default=30, alias="BUDKAVLE_SESSION_IDLE_MINUTES", ge=1, le=24 * 60)
+    session_max_hours: int = Field(default=8, alias="BUDKAVLE_SESSION_MAX_HOURS", ge=1, le=7 * 24)
     #: How long records about a person (deliveries, clicks, answers) are kept; per-group counts stay.
     retention_days: int = Field(default=365, alias="BUDKAVLE_RETENTION_DAYS", ge=1, le=3650)
 

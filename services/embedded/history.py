@@ -133,11 +133,12 @@ async def answer_as_readers(client: httpx.AsyncClient, event_ids: list[str], mai
         rng = random.Random(f"{event_id}:{reader}")
         if rng.random() > 0.65:
             continue
+        # What the page a link opens sends (a GET alone records nothing).
         for question, weights in (("understood", _UNDERSTOOD), ("involved", _INVOLVED)):
-            response = await client.get(f"{base}/feedback/{token}", params={"q": question, "a": _draw(rng, weights)})
+            response = await client.post(f"{base}/feedback/{token}", data={"q": question, "a": _draw(rng, weights)})
             answers += response.status_code == 200
         if rng.random() < 0.5:
-            await client.get(f"{base}/r/{token}")
+            await client.post(f"{base}/r/{token}")
     return answers
 
 

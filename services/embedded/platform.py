@@ -86,9 +86,10 @@ class PlatformSettings:
                    insights=make("insights", InsightsSettings))
 
 
-def demo_token(data_dir: Path) -> str:
-    """The demo token kept in `<data dir>/demo-token` (made on first use)."""
-    path = data_dir / "demo-token"
+def kept_secret(data_dir: Path, name: str) -> str:
+    """A secret of the embedded mode, kept in `<data dir>/<name>` (made on first use, readable by its owner
+    only): the demo token (`demo-token`), the metrics token (`metrics-token`)."""
+    path = data_dir / name
     token = path.read_text().strip() if path.is_file() else ""
     if len(token) < 16:
         token = secrets.token_urlsafe(24)
@@ -126,7 +127,7 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
     runtime.add(build_gateway(settings.gateway, runtime, planner=plan, previewer=preview))
     runtime.add(build_email(settings.email, runtime, embedded=True))
     runtime.add(build_teams(settings.teams, runtime))
-    runtime.add(build_intranet(settings.intranet, runtime))
+    runtime.add(build_intranet(settings.intranet, runtime, embedded=True))
     runtime.add(build_scheduler(settings.scheduler, runtime))
     runtime.add(build_preferences(settings.preferences, runtime, embedded=True))
     runtime.add(build_insights(settings.insights, runtime, embedded=True))

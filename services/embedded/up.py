@@ -14,7 +14,8 @@ from services.common.settings import CommonSettings
 from services.email.main import EmailSettings
 from services.embedded.broker import EmbeddedKafka, free_port
 from services.embedded.history import tell
-from services.embedded.platform import PlatformSettings, build_platform, demo_token, write_runtime_file
+from services.embedded.oidc import DEMO_PEOPLE, LocalProvider
+from services.embedded.platform import PlatformSettings, build_platform, kept_secret, write_runtime_file
 from services.embedded.sinks import MailSink, mail_viewer, teams_sink
 from services.gateway.main import GatewaySettings
 from services.teams.main import TeamsSettings
@@ -33,11 +34,18 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
     port = common.http_port
     base = common.resolved_public_url()
     shared: dict[str, Any] = {"data_dir": data_dir}
+    if not common.metrics_token:
+        shared["metrics_token"] = kept_secret(data_dir, "metrics-token")
     per_service: dict[str, dict[str, Any]] = {"gateway": {}, "email": {}, "teams": {}}
     broker = None
     mail = None
+    provider = None
     runtime_file: Path | None = None
     try:
+        if not common.oidc_issuer:
+            provider = LocalProvider(common.http_host if common.http_host != "0.0.0.0" else "127.0.0.1")
+            shared.update(oidc_issuer=provider.start(), oidc_client_id=provider.client_id,
+                          oidc_client_secret=provider.client_secret)
         if not common.kafka_bootstrap_servers:
             broker = EmbeddedKafka(log_path=data_dir / "broker.log")
             shared["kafka_bootstrap_servers"] = broker.start()
@@ -49,8 +57,8 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
             per_service["teams"].update(sink_url=f"http://127.0.0.1:{port}/teams-sink", allow_loopback_http=True)
         token = ""
         if not GatewaySettings().api_tokens:
-            token = demo_token(data_dir)
-            per_service["gateway"]["api_tokens"] = f"{token}={'|'.join(sorted(programs))}"
+            token = kept_secret(data_dir, "demo-token")
+            per_service["gateway"]["api_tokens"] = f"{token}={'|'.join(sorted(programs))}:admin"
         settings = PlatformSettings.load(shared, **per_service)
         kafka = settings.tailor.kafka_bootstrap_servers
         runtime = build_platform(settings, staff_scale)
@@ -58,7 +66,7 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
             runtime.add(ServiceParts(name="demo-history", background=(partial(tell, base, token, data_dir),)))
         app = runtime.http_app(extra_routers=(mail_viewer(data_dir), teams_sink(data_dir)))
         runtime_file = write_runtime_file(data_dir, kafka, port, base)
-        print(_banner(base, token, data_dir, kafka), flush=True)
+        print(_banner(base, token, data_dir, kafka, provider is not None), flush=True)
         # uvicorn shuts down gracefully on SIGTERM and then re-raises it; Python's default would end the
         # process there and skip the clean-up below, leaving the broker running.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -69,11 +77,13 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
             runtime_file.unlink(missing_ok=True)
         if mail is not None:
             mail.stop()
+        if provider is not None:
+            provider.stop()
         if broker is not None:
             broker.stop()
 
 
-def _banner(base: str, token: str, data_dir: Path, kafka: str) -> str:
+def _banner(base: str, token: str, data_dir: Path, kafka: str, local_provider: bool) -> str:
     lines = [
         "Budkavle is starting (embedded mode). Ctrl-C stops everything.",
         f"  API            {base}/v1/events   (OpenAPI: {base}/docs)",
@@ -84,10 +94,15 @@ def _banner(base: str, token: str, data_dir: Path, kafka: str) -> str:
         f"  Teams sink     {data_dir / 'teams'}",
         f"  Preferences    {base}/preferences/<token>   (each newsletter and digest links to its reader's own)",
         "  Digest now     budkavle digest run --program fvm --audience programstyrgrupp",
-        f"  Follow-up      {base}/insights/   (reached, read, understood, involved; open on this machine)",
-        f"  Health         {base}/healthz  {base}/readyz  {base}/metrics",
+        f"  Follow-up      {base}/insights/   (reached, read, understood, involved; for readers of a programme)",
+        f"  Sign in        {base}/auth/login",
+        f"  Health         {base}/healthz  {base}/readyz",
+        f"  Metrics        {base}/metrics   (bearer BUDKAVLE_METRICS_TOKEN; unset: the one in {data_dir / 'metrics-token'})",
         f"  Kafka          {kafka}",
     ]
     if token:
-        lines.append(f"  Demo token     {token}   (also in {data_dir / 'demo-token'})")
+        lines.append(f"  Demo token     {token}   (admin of every programme; also in {data_dir / 'demo-token'})")
+    if local_provider:
+        lines.append("  Demo people    (the local sign-in's form: enter one of these, or click it)")
+        lines += [f"                 {p.sub:<26} {p.what}" for p in DEMO_PEOPLE]
     return "\n".join(lines)

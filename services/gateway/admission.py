@@ -5,6 +5,7 @@ field's path and reason.
 """
 
 import hashlib
+import html
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,9 +13,10 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
+from contracts.deliveries import COMMAND_OVERHEAD_BYTES, MAX_BUS_MESSAGE_BYTES
 from contracts.events import MAX_EVENT_BYTES, Event, GoLiveMilestoneReached, parse_event
 from programs import Program
-from services.common.auth import Principal
+from services.common.auth import Principal, TokenRole
 from services.common.problems import Problem, field_problems
 
 MAX_BODY = MAX_EVENT_BYTES
@@ -42,7 +44,7 @@ def admit(body: bytes, caller: Principal, programs: Mapping[str, Program], now: 
         event = parse_event(data)
     except ValidationError as exc:
         raise Problem(422, "invalid event", field_problems(exc)) from exc
-    if event.program not in caller.programs:
+    if event.program not in caller.programs or not caller.may(TokenRole.PUBLISHER):
         raise Problem(403, f"token may not publish for programme {event.program!r}")
     program = programs.get(event.program)
     if program is None:
@@ -64,12 +66,37 @@ def against_programme(event: Event, program: Program, now: datetime) -> list[dic
         if isinstance(event, GoLiveMilestoneReached) and event.payload.area not in program.areas:
             errors.append({"path": "payload.area",
                            "reason": f"programme {program.program!r} has no area {event.payload.area!r} (it has {areas})"})
+    size, room = rendered_size(event), MAX_BUS_MESSAGE_BYTES - COMMAND_OVERHEAD_BYTES
+    if size > room:
+        errors.append({"path": "payload", "reason": (
+            f"too large once rendered: about {size // 1024} KiB, and a message carries at most {room // 1024} KiB "
+            "of text (characters such as & and < take up to five times their room in HTML); shorten it or split it "
+            "in two")})
     if event.embargo_until is not None and event.embargo_until > now + MAX_EMBARGO:
         errors.append({"path": "embargo_until", "reason": "an embargo may reach at most a year ahead"})
     send_at = getattr(event.payload, "send_at", None)
     if send_at is not None and send_at > now + MAX_EMBARGO:
         errors.append({"path": "payload.send_at", "reason": "a send time may be at most a year ahead"})
     return errors
+
+
+def rendered_size(event: Event) -> int:
+    """An upper bound of the text the largest command of `event` carries (an email: each text of the payload
+    in its HTML twice at most, escaped, and once in its plain text, each as a JSON string). What does not fit
+    on the bus must be refused here: accepted, it could never be delivered."""
+    def strings(value: object) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list | tuple):
+            return [s for v in value for s in strings(v)]
+        return []
+
+    def as_json(text: str) -> int:
+        return len(json.dumps(text, ensure_ascii=False).encode())
+
+    return sum(2 * as_json(html.escape(s)) + as_json(s) for s in strings(event.payload.model_dump(mode="json")))
 
 
 def send_time_notice(event: Event, now: datetime) -> str | None:

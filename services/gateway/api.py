@@ -233,7 +233,7 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
             status=progress.status, groups=progress.groups, totals=progress.totals,
             plan=planned[1] if planned else None,
             failures=[Failure(**f) for f in await store.failure_reasons(event_id)],
-            dead_letters=await letters.visible(caller.programs, event_id=str(event_id)))
+            dead_letters=await letters.visible(caller, event_id=str(event_id)))
 
     @router.get("/programs/{program}/audiences", response_model=AudienceList,
                 summary="A programme's target groups", responses=problem_responses(401, 403, 404, 422))

@@ -2,8 +2,8 @@
 per programme, and sent again (`redrive`) after a fix.
 
 The list shows ids, topic, consumer, reason and time, never the payload (it may hold people's addresses).
-A letter belongs to the programme its payload names; one whose payload cannot even be read is shown to
-every token, as it names nobody.
+A letter belongs to the programme its payload names; one whose payload cannot even be read belongs to no
+programme, and only an admin token sees it or sends it again.
 """
 
 import json
@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Table, Tex
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import DeadLetter
-from services.common.auth import Principal, TokenAuthority, bearer_caller
+from services.common.auth import Principal, TokenAuthority, TokenRole, bearer_caller
 from services.common.bus import Bus
 from services.common.db import as_utc
 from services.common.problems import Problem, problem_responses
@@ -99,10 +99,12 @@ class DeadLetterStore:
             async with self.engine.begin() as conn:
                 await conn.execute(insert(dead_letters), rows)
 
-    async def visible(self, programs: frozenset[str], event_id: str | None = None,
+    async def visible(self, caller: Principal, event_id: str | None = None,
                       limit: int = 200) -> list[DeadLetterSummary]:
-        query = (select(dead_letters).where(or_(dead_letters.c.program.in_(sorted(programs)),
-                                                dead_letters.c.program.is_(None)))
+        """The caller's programmes' letters, and for an admin those of no programme too."""
+        mine = dead_letters.c.program.in_(sorted(caller.programs))
+        query = (select(dead_letters)
+                 .where(or_(mine, dead_letters.c.program.is_(None)) if caller.may(TokenRole.ADMIN) else mine)
                  .order_by(dead_letters.c.id.desc()).limit(limit))
         if event_id is not None:
             query = query.where(dead_letters.c.event_id == event_id)
@@ -141,14 +143,17 @@ def build_http(store: DeadLetterStore, authority: TokenAuthority, bus: Bus) -> A
     @router.get("", response_model=DeadLetterList, summary="What the bus could not use, newest first",
                 responses=problem_responses(401, 422))
     async def list_dead_letters(caller: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> DeadLetterList:
-        return DeadLetterList(dead_letters=await store.visible(caller.programs, limit=limit))
+        return DeadLetterList(dead_letters=await store.visible(caller, limit=limit))
 
     @router.post("/{letter_id}/redrive", status_code=202, response_model=Redriven,
-                 summary="Send a dead letter again, to the topic it came from", responses=problem_responses(401, 404, 422))
+                 summary="Send a dead letter again, to the topic it came from", responses=problem_responses(401, 403, 404, 422))
     async def redrive(letter_id: Annotated[int, Path(ge=1, le=2**62)], caller: Caller) -> Redriven:
         letter = await store.get(letter_id)
-        if letter is None or (letter.summary.program is not None and letter.summary.program not in caller.programs):
+        owner = None if letter is None else letter.summary.program
+        if letter is None or not (caller.may(TokenRole.ADMIN) if owner is None else owner in caller.programs):
             raise Problem(404, "no such dead letter")
+        if not caller.may(TokenRole.PUBLISHER):
+            raise Problem(403, "a reader token may not send anything")
         await bus.publish_json(letter.summary.topic, letter.payload.encode(), letter.key)
         return Redriven(id=letter_id, topic=letter.summary.topic, redrives=await store.mark_redriven(letter_id))
 

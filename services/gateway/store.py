@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned
 from contracts.events import Event
 from services.common.db import add_counts, as_utc, upsert, upsert_many
+from services.common.delivery import without_addresses
 from services.common.migrations import Migrations
 
 metadata = MetaData()
@@ -249,4 +250,5 @@ class GatewayStore:
                 select(outcomes.c.audience_id, outcomes.c.channel, outcomes.c.reason)
                 .where(outcomes.c.event_id == str(event_id), outcomes.c.status == "failed").limit(limit)
             )).all()
-        return [{"audience_id": r[0], "channel": r[1], "reason": r[2] or ""} for r in rows]
+        # Channels keep no address in a reason; rows recorded before they did are cleaned here as well.
+        return [{"audience_id": r[0], "channel": r[1], "reason": without_addresses(r[2] or "")} for r in rows]

@@ -43,7 +43,8 @@ def bar_chart(rows: Sequence[Row], description: str) -> str:
                 ax.barh(y, value, height=bar * 0.92, color=colour, hatch=hatch, edgecolor="#1a1a1a", linewidth=0.6)
                 ax.text(value + 1, y, f"{name}: {value:.0f} %".replace(".", ","), va="center", fontsize=8,
                         color="#1a1a1a")
-        ax.set_yticks(range(len(rows)), [_short(r.label) for r in rows])
+        # A title is text, "$…$" in it too: never mathematics.
+        ax.set_yticks(range(len(rows)), [_short(r.label) for r in rows], parse_math=False)
         ax.set_ylim(len(rows) - 0.45, -0.55)  # top to bottom, with room for each row's last label
         ax.set_xlim(0, 130)
         ax.set_xticks(range(0, 101, 20), [f"{x} %" for x in range(0, 101, 20)])

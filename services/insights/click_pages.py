@@ -1,26 +1,29 @@
-"""`/feedback/{token}` and `/r/{token}`: the follow-up links in every message, answered with a short page
-in Swedish (or a redirect to the event's own page). Whatever cannot be trusted gets a 4xx page and
-nothing is recorded."""
+"""`/feedback/{token}` and `/r/{token}`: the follow-up links in every message.
 
-import secrets
+A GET records nothing: it opens a short page whose form sends the answer (or the read) by POST, at once in a
+browser that runs scripts and with one button where none run. Mail security gateways fetch every link of a mail
+before its reader sees it; they never send the form. A group's link (a Teams card, an intranet item) asks its
+reader to sign in first, and its form carries the session's CSRF token. Whatever cannot be trusted gets a 4xx
+page in Swedish and nothing is recorded.
+"""
+
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
 
 from contracts.feedback import ANSWER_TEXT, ANSWERS, QUESTION_TEXT
+from programs import Role
+from services.common.problems import Problem, read_limited
+from services.common.sessions import Session
+from services.common.signin import People
 from services.insights.clicks import ClickRefused, Clicks, Link, check_answer
 
-#: The browser's random id, for clicks on what a whole group sees (it names no one; see `clicks`).
-BROWSER_COOKIE = "budkavle_svarande"
-BROWSER_ID_DAYS = 365
 
-
-def build_click_router(clicks: Clicks, env: Environment) -> APIRouter:
+def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    secure = clicks.base.startswith("https://")
 
     def page(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         return HTMLResponse(env.get_template(f"insights/{name}").render(base=clicks.base, **ctx), status_code=status)
@@ -28,38 +31,59 @@ def build_click_router(clicks: Clicks, env: Environment) -> APIRouter:
     def refused(problem: ClickRefused) -> HTMLResponse:
         return page("problem.html.j2", problem.status, heading=problem.heading, message=problem.message)
 
-    def browser_id(request: Request) -> str | None:
-        value = request.cookies.get(BROWSER_COOKIE, "")
-        return value if 16 <= len(value) <= 64 and value.replace("-", "").replace("_", "").isalnum() else None
+    def member(request: Request, link: Link) -> Session | Response | None:
+        """For a group's link: the signed-in person of the link's programme (or the way to sign in, or the
+        no-access page). For a person's own link: None, the token is the identity."""
+        if link.person is not None:
+            return None
+        return people.require(request, link.program.program, Role.MEMBER)
 
-    def with_new_browser_id(request: Request) -> Response:
-        """Set a random id and come back to the same link: a client that keeps it is counted once however
-        often it clicks; one that does not (a link scanner) arrives back without it and is not counted."""
-        query = urlencode({**request.query_params, "c": "1"})
-        response = RedirectResponse(f"{request.url.path}?{query}", status_code=303)
-        response.set_cookie(BROWSER_COOKIE, secrets.token_urlsafe(18), max_age=BROWSER_ID_DAYS * 86400,
-                            httponly=True, samesite="lax", secure=secure)
-        return response
+    async def form(request: Request) -> dict[str, str]:
+        try:
+            body = await read_limited(request, 4096)
+        except Problem as exc:
+            raise ClickRefused(413, "Svaret gick inte att ta emot", "Formuläret var för stort.") from exc
+        return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
 
-    def respondent(request: Request, link: Link) -> str | None | Response:
-        who = clicks.respondent(link, browser_id(request))
-        if who is None and request.query_params.get("c") != "1":
-            return with_new_browser_id(request)
-        return who
+    def checked(session: Session | None, sent: dict[str, str]) -> None:
+        if session is not None and not people.sessions.csrf_ok(session, sent.get("csrf", "")):
+            raise ClickRefused(403, "Svaret gick inte att ta emot",
+                               "Formuläret var för gammalt eller kom inte från den här sidan. Öppna länken igen.")
+
+    def confirm(request: Request, session: Session | None, fields: dict[str, str], heading: str, button: str,
+                text: str) -> HTMLResponse:
+        csrf = people.sessions.csrf(session) if session is not None else None
+        return page("confirm.html.j2", action=f"{clicks.base}{request.url.path}", fields=fields, csrf=csrf,
+                    heading=heading, button=button, text=text)
 
     @router.get("/feedback/{token}", response_class=HTMLResponse)
-    async def feedback(token: str, request: Request) -> Response:
+    async def feedback_page(token: str, request: Request) -> Response:
         question, answer = request.query_params.get("q", ""), request.query_params.get("a", "")
         try:
             link = clicks.trusted(token)
-            check_answer(question, answer)  # before a browser id is set: a bad link is refused at once
-            who = respondent(request, link)
-            if isinstance(who, Response):
-                return who
-            if who is None:
-                raise ClickRefused(400, "Svaret gick inte att ta emot",
-                                   "Din webbläsare tar inte emot kakor, så svaret kunde inte räknas en gång. "
-                                   "Tillåt kakor för den här sidan och klicka igen.")
+            check_answer(question, answer)
+        except ClickRefused as problem:
+            return refused(problem)
+        session = member(request, link)
+        if isinstance(session, Response):
+            return session
+        return confirm(request, session, {"q": question, "a": answer}, "Skickar ditt svar …", "Skicka svaret",
+                       f"{QUESTION_TEXT[question]} Ditt svar: {ANSWER_TEXT[answer]}.")
+
+    @router.post("/feedback/{token}", response_class=HTMLResponse)
+    async def feedback(token: str, request: Request) -> Response:
+        try:
+            link = clicks.trusted(token)
+            sent = await form(request)
+            question, answer = sent.get("q", ""), sent.get("a", "")
+            check_answer(question, answer)
+            session = member(request, link)
+            if isinstance(session, Response):
+                return session
+            checked(session, sent)
+            who = clicks.respondent(link, session.person.sub if session is not None else None)
+            if who is None:  # cannot happen: a group's link needs a session, a person's names the person
+                raise ClickRefused(403, "Svaret gick inte att ta emot", "Logga in och svara igen.")
             back = await clicks.answer(link, who, question, answer)
         except ClickRefused as problem:
             return refused(problem)
@@ -68,17 +92,32 @@ def build_click_router(clicks: Clicks, env: Environment) -> APIRouter:
         return page("thanks.html.j2", question=QUESTION_TEXT[question], answer=ANSWER_TEXT[answer], others=others,
                     item_url=back, program=link.program)
 
-    @router.get("/r/{token}")
+    @router.get("/r/{token}", response_class=HTMLResponse)
+    async def read_more_page(token: str, request: Request) -> Response:
+        to = request.query_params.get("to")
+        try:
+            link = clicks.trusted(token)
+            clicks.check_target(to)
+        except ClickRefused as problem:
+            return refused(problem)
+        session = people.session(request) if link.person is None else None
+        return confirm(request, session, {"to": to} if to else {}, "Öppnar sidan …", "Fortsätt till sidan",
+                       "Du skickas vidare till nyheten.")
+
+    @router.post("/r/{token}")
     async def read_more(token: str, request: Request) -> Response:
         try:
             link = clicks.trusted(token)
-            who = respondent(request, link)
-            if isinstance(who, Response):
-                return who
-            target = await clicks.read(link, who, request.query_params.get("to"))
+            sent = await form(request)
+            # A group's link is counted only for a signed-in person of the programme whose form carried the
+            # session's token; anyone may still follow it.
+            session = people.session(request) if link.person is None else None
+            counted = session is not None and session.person.may(link.program.program, Role.MEMBER) \
+                and people.sessions.csrf_ok(session, sent.get("csrf", ""))
+            who = clicks.respondent(link, session.person.sub if session is not None and counted else None)
+            target = await clicks.read(link, who, sent.get("to"))
         except ClickRefused as problem:
             return refused(problem)
         return RedirectResponse(target, status_code=303)
 
     return router
-

@@ -2,11 +2,12 @@
 counted "Läs mer" (`/r/{token}`).
 
 A token names the event, the target group and, in a person's own mail, the person. What a whole group
-sees (a Teams card, an intranet item) names no one; a click on it is told apart from the next person's by
-a random id in a cookie, set on the first click by a redirect to the same link. A client that keeps no
-cookie (a link scanner, a script) is never counted. Nobody is stored by name: a person becomes a keyed
-hash. Each click is kept in the outbox and announced on the bus (`feedback.given`, `feedback.read`); the
-insights service's own consumer counts it, once per respondent, event and question.
+sees (a Teams card, an intranet item) names no one: an answer through it needs a signed-in person of the
+programme, and counts once per person. Nobody is stored by name: a person becomes a keyed hash of their
+directory id (a mail) or of their subject at the sign-in provider (a group's link). Only a POST from the page a
+link opens records anything: mail security gateways fetch every link of a mail before its reader sees it.
+Each click is kept in the outbox and announced on the bus (`feedback.given`, `feedback.read`); the insights
+service's own consumer counts it, once per respondent, event and question.
 """
 
 import base64
@@ -84,12 +85,17 @@ class Clicks:
             raise ClickRefused(404, "Länken fungerar inte", "Länken gäller ett program som inte finns här.")
         return Link(program, event_id, claims["au"], claims.get("pe"))
 
-    def respondent(self, link: Link, browser_id: str | None) -> str | None:
-        """Who answers, as a pseudonym: a keyed hash of the person, or the browser's random id."""
+    def respondent(self, link: Link, subject: str | None) -> str | None:
+        """Who answers, as a pseudonym: a keyed hash of the person a mail was for, or else of the signed-in
+        person's subject; None for a group's link followed by someone not signed in."""
         if link.person is not None:
-            mac = hmac.new(self.signer.key, f"{link.program.program}:{link.person}".encode(), hashlib.sha256)
-            return "p:" + base64.urlsafe_b64encode(mac.digest()[:16]).rstrip(b"=").decode()
-        return f"a:{browser_id}" if browser_id else None
+            who = link.person
+        elif subject is not None:
+            who = f"sub:{subject}"
+        else:
+            return None
+        mac = hmac.new(self.signer.key, f"{link.program.program}:{who}".encode(), hashlib.sha256)
+        return ("p:" if link.person is not None else "s:") + base64.urlsafe_b64encode(mac.digest()[:16]).rstrip(b"=").decode()
 
     async def answer(self, link: Link, respondent: str, question: str, answer: str) -> str:
         """Take an answer (one `check_answer` let through) and return where the thank-you page leads back
@@ -107,11 +113,16 @@ class Clicks:
             return f"{self.base}/intranet/status?program={link.program.program}"
         return f"{self.base}/intranet/items/{link.event_id}"
 
+    @staticmethod
+    def check_target(to: str | None) -> None:
+        """ClickRefused (400) for a "Läs mer" that names anything but the event's own page or its item."""
+        if to not in (None, "item", "more"):
+            raise ClickRefused(400, "Länken fungerar inte", "Länken pekar inte på något som vi har skickat.")
+
     async def read(self, link: Link, respondent: str | None, to: str | None) -> str:
         """Where "Läs mer" leads: the event's own page elsewhere (`more`, the default where there is one)
         or its intranet item (`item`); never a place the request names. Counted once per respondent."""
-        if to not in (None, "item", "more"):
-            raise ClickRefused(400, "Länken fungerar inte", "Länken pekar inte på något som vi har skickat.")
+        self.check_target(to)
         item = await self.store.item(str(link.event_id))
         own = f"{self.base}/intranet/items/{link.event_id}"
         if to == "more" and (item is None or not item.read_more_url):

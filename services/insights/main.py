@@ -12,6 +12,7 @@ from services.common.links import LinkSigner, link_key
 from services.common.retention import retention_loop
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
+from services.common.signin import build_signin_router, people_for, provider_for
 from services.insights.click_pages import build_click_router
 from services.insights.clicks import Clicks
 from services.insights.handlers import build_router
@@ -22,12 +23,13 @@ from services.insights.store import MIGRATIONS, InsightsStore
 class InsightsSettings(CommonSettings):
     #: Checks the follow-up links (the tailor and the email service sign them with the same key).
     link_key: str = Field(default="", alias="BUDKAVLE_LINK_KEY")
-    #: Who may see a programme's insights: the publishers' tokens.
+    #: Systems that may read a programme's figures: the tokens given the `reader` role.
     api_tokens: str = Field(default="", alias="BUDKAVLE_API_TOKENS")
 
 
 def build(settings: InsightsSettings, runtime: Runtime, embedded: bool = False) -> ServiceParts:
-    """In embedded mode the insights pages are open to this machine (loopback) without a token."""
+    """The insights pages (signed-in readers, reader tokens), the follow-up links, and the sign-in itself
+    (`/auth/…`), which the other person-facing services' pages rely on."""
     programs = load_programs(settings.programs_dir)
     signer = LinkSigner(link_key(settings.link_key, settings.data_dir, embedded))
     store = InsightsStore(runtime.engine)
@@ -36,9 +38,11 @@ def build(settings: InsightsSettings, runtime: Runtime, embedded: bool = False) 
     clicks = Clicks(store, runtime.bus, signer, programs, base, retention)
     env = Environment(loader=FileSystemLoader(str(settings.templates_dir)), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    viewers = Viewers(TokenAuthority(parse_tokens(settings.api_tokens)), signer, programs, open_on_loopback=embedded)
+    people = people_for(settings, env, embedded)
+    viewers = Viewers(TokenAuthority(parse_tokens(settings.api_tokens)), people, programs)
     http = APIRouter()
-    http.include_router(build_click_router(clicks, env))
+    http.include_router(build_signin_router(provider_for(settings), people, programs, settings.oidc_roles_claim))
+    http.include_router(build_click_router(clicks, people, env))
     http.include_router(build_insights_router(store, viewers, env, base))
     return ServiceParts(name="insights", router=build_router(store, runtime.bus), http=http, migrations=MIGRATIONS,
                         background=(clicks.announce_pending,

@@ -1,66 +1,52 @@
 """The insights pages: per programme, per event and per target group over time — reached, read,
 understood, involved — as charts with the numbers in a table beside them, and a CSV export.
 
-Who may look: in embedded mode anyone on this machine (loopback); otherwise a publisher token
-(`BUDKAVLE_API_TOKENS`), sent as a bearer header or entered once on `/insights/login`, for that token's
-programmes only.
+Who may look: a signed-in person with the `reader` role (or above) in the programme, or a system's bearer
+token given the `reader` role, for that token's programmes only.
 """
 
 import asyncio
 import csv
 import io
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment
 
 from contracts.channels import CHANNELS
 from contracts.feedback import ANSWERS, QUESTION_TEXT
-from programs import Program
+from programs import Program, Role
 from programs.labels import TYPE_LABELS, sv_date
-from services.common.auth import TokenAuthority
-from services.common.links import BadLink, LinkSigner
-from services.common.problems import Problem, read_limited
+from services.common.auth import TokenAuthority, TokenRole
+from services.common.people import Person
+from services.common.signin import People
 from services.insights.charts import bar_chart
 from services.insights.figures import MIN_ANSWERS, TOO_FEW, Row, by_event, by_group, by_month
 from services.insights.store import InsightsStore
 
-SESSION_COOKIE = "budkavle_insikter"
-SESSION = "insights"
-SESSION_TTL = timedelta(hours=8)
-LOOPBACK = ("127.0.0.1", "::1")
 #: Events on the programme page's chart (the table lists them all).
 CHARTED_EVENTS = 12
 
 
 class Viewers:
-    """Which programmes the one asking may see (None: nobody has said who they are)."""
+    """Which programmes the one asking may see: a token's (with the reader role), or a signed-in person's."""
 
-    def __init__(self, authority: TokenAuthority, signer: LinkSigner, programs: Mapping[str, Program],
-                 open_on_loopback: bool) -> None:
-        self.authority, self.signer, self.programs, self.open_on_loopback = authority, signer, programs, open_on_loopback
+    def __init__(self, authority: TokenAuthority, people: People, programs: Mapping[str, Program]) -> None:
+        self.authority, self.people, self.programs = authority, people, programs
 
-    def of(self, request: Request) -> frozenset[str] | None:
-        if self.open_on_loopback and request.client is not None and request.client.host in LOOPBACK:
-            return frozenset(self.programs)
+    def of(self, request: Request) -> tuple[frozenset[str], Person | None] | Response:
+        """The programmes, and the person if a person asks; or the way to sign in, or the no-access page."""
         principal = self.authority.authenticate(request.headers.get("authorization"))
         if principal is not None:
-            return principal.programs
-        try:
-            claims = self.signer.verify(SESSION, request.cookies.get(SESSION_COOKIE, ""))
-        except BadLink:
-            return None
-        return frozenset(claims.get("programs", "").split("|")) & frozenset(self.programs)
-
-    def session(self, token: str) -> str | None:
-        principal = self.authority.authenticate(f"Bearer {token}")
-        if principal is None:
-            return None
-        return self.signer.sign(SESSION, {"programs": "|".join(sorted(principal.programs))}, SESSION_TTL)
+            if not principal.may(TokenRole.READER):
+                return self.people.page("auth/no_access.html.j2", 403, person=None)
+            return principal.programs & frozenset(self.programs), None
+        session = self.people.require(request, None, Role.READER)
+        if isinstance(session, Response):
+            return session
+        return session.person.programs(Role.READER) & frozenset(self.programs), session.person
 
 
 def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environment, base: str) -> APIRouter:
@@ -73,15 +59,17 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
             base=base, channels=channels, questions=QUESTION_TEXT, too_few=TOO_FEW, min_answers=MIN_ANSWERS,
             sv_date=sv_date, type_labels=TYPE_LABELS, **ctx), status_code=status)
 
-    def allowed(request: Request, code: str) -> Program | Response:
+    def allowed(request: Request, code: str) -> tuple[Program, Person | None] | Response:
         seen = viewers.of(request)
-        if seen is None:
-            return RedirectResponse(f"{base}/insights/login", status_code=303)
+        if isinstance(seen, Response):
+            return seen
         program = programs.get(code)
-        if program is None or code not in seen:
+        if program is None:
             return page("problem.html.j2", 404, heading="Programmet finns inte",
-                        message="Det finns inget program med det namnet som du får se.")
-        return program
+                        message="Det finns inget program med det namnet.", person=seen[1])
+        if code not in seen[0]:
+            return viewers.people.page("auth/no_access.html.j2", 403, person=seen[1])
+        return program, seen[1]
 
     async def chart(rows: list[Row], description: str) -> str:
         return await asyncio.to_thread(bar_chart, rows, description) if rows else ""
@@ -89,71 +77,57 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
     @router.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> Response:
         seen = viewers.of(request)
-        if seen is None:
-            return RedirectResponse(f"{base}/insights/login", status_code=303)
-        return page("index.html.j2", programs=[p for c, p in programs.items() if c in seen])
-
-    @router.get("/login", response_class=HTMLResponse)
-    async def login_page() -> HTMLResponse:
-        return page("login.html.j2")
-
-    @router.post("/login", response_class=HTMLResponse)
-    async def login(request: Request) -> Response:
-        try:
-            body = await read_limited(request, 4096)
-        except Problem:
-            return page("login.html.j2", 413, error="Formuläret är för stort.")
-        token = parse_qs(body.decode("utf-8", errors="replace")).get("token", [""])[-1].strip()
-        session = viewers.session(token) if token else None
-        if session is None:
-            return page("login.html.j2", 401, error="Nyckeln gäller inte. Kontrollera den och försök igen.")
-        response = RedirectResponse(f"{base}/insights/", status_code=303)
-        response.set_cookie(SESSION_COOKIE, session, max_age=int(SESSION_TTL.total_seconds()), httponly=True,
-                            samesite="strict", secure=base.startswith("https://"))
-        return response
+        if isinstance(seen, Response):
+            return seen
+        return page("index.html.j2", programs=[p for c, p in programs.items() if c in seen[0]], person=seen[1])
 
     @router.get("/{code}/", response_class=HTMLResponse)
     async def program_page(code: str, request: Request) -> Response:
-        program = allowed(request, code)
-        if isinstance(program, Response):
-            return program
+        found = allowed(request, code)
+        if isinstance(found, Response):
+            return found
+        program, person = found
         events, counts = await store.program_counts(code)
         rows = by_event(counts, [(e.event_id, e.title) for e in events])
-        return page("program.html.j2", program=program, events=events, rows={r.key: r for r in rows},
+        return page("program.html.j2", program=program, person=person, events=events, rows={r.key: r for r in rows},
                     chart=await chart(rows[:CHARTED_EVENTS], f"Uppföljning av de senaste nyheterna i {program.acronym}"),
                     groups=program.audiences)
 
     @router.get("/{code}/events/{event_id}", response_class=HTMLResponse)
     async def event_page(code: str, event_id: str, request: Request) -> Response:
-        program = allowed(request, code)
-        if isinstance(program, Response):
-            return program
+        found = allowed(request, code)
+        if isinstance(found, Response):
+            return found
+        program, person = found
         item = await store.item(event_id)
         if item is None or item.program != code:
-            return page("problem.html.j2", 404, heading="Nyheten finns inte", message="Det finns ingen sådan nyhet här.")
+            return page("problem.html.j2", 404, heading="Nyheten finns inte", message="Det finns ingen sådan nyhet här.",
+                        person=person)
         rows = by_group(await store.counts([event_id]), event_id, {a.id: a.name for a in program.audiences})
-        return page("event.html.j2", program=program, item=item, rows=rows,
+        return page("event.html.j2", program=program, person=person, item=item, rows=rows,
                     chart=await chart(rows, f"Uppföljning per målgrupp av {item.title}"))
 
     @router.get("/{code}/groups/{audience_id}", response_class=HTMLResponse)
     async def group_page(code: str, audience_id: str, request: Request) -> Response:
-        program = allowed(request, code)
-        if isinstance(program, Response):
-            return program
+        found = allowed(request, code)
+        if isinstance(found, Response):
+            return found
+        program, person = found
         audience = program.audience(audience_id)
         if audience is None:
             return page("problem.html.j2", 404, heading="Målgruppen finns inte",
-                        message="Programmet har ingen sådan målgrupp.")
+                        message="Programmet har ingen sådan målgrupp.", person=person)
         events, counts = await store.program_counts(code)
         rows = by_month(counts, {e.event_id: e.published_at for e in events}, audience_id)
-        return page("group.html.j2", program=program, audience=audience, rows=rows,
+        return page("group.html.j2", program=program, person=person, audience=audience, rows=rows,
                     chart=await chart(rows, f"Uppföljning över tid för {audience.name}"))
 
     @router.get("/{code}/export.csv")
     async def export(code: str, request: Request) -> Response:
-        program = allowed(request, code)
-        if isinstance(program, Response):
-            return program
+        found = allowed(request, code)
+        if isinstance(found, Response):
+            return found
+        program, person = found
         events, counts = await store.program_counts(code)
         names = {a.id: a.name for a in program.audiences}
         out = io.StringIO()

@@ -8,8 +8,9 @@ from services.common.retention import retention_loop
 from services.common.retry import Retrier
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
+from services.common.signin import people_for
 from services.intranet.handlers import build_router
-from services.intranet.pages import build_http
+from services.intranet.pages import build_http, intranet_environment
 from services.intranet.store import LEDGER, MIGRATIONS, PARKED, IntranetStore
 
 
@@ -17,9 +18,11 @@ class IntranetSettings(CommonSettings):
     pass
 
 
-def build(settings: IntranetSettings, runtime: Runtime) -> ServiceParts:
+def build(settings: IntranetSettings, runtime: Runtime, embedded: bool = False) -> ServiceParts:
+    """In embedded mode the session key is the one kept in the data directory (as the sign-in's)."""
     store = IntranetStore(runtime.engine)
     programs = load_programs(settings.programs_dir)
+    env = intranet_environment(settings.templates_dir, programs, settings.resolved_public_url())
     ledger = Ledger(runtime.engine, LEDGER, PARKED)
     policy = settings.retry_policy()
     retrier = Retrier(ledger, policy, PublishIntranetItem.model_validate_json,
@@ -29,6 +32,6 @@ def build(settings: IntranetSettings, runtime: Runtime) -> ServiceParts:
         name="intranet",
         router=build_router(store, ledger, runtime.bus, policy),
         background=(retrier.run, retention_loop("intranet", ledger.purge, settings.retention_days)),
-        http=build_http(store, programs, settings.templates_dir, settings.resolved_public_url()),
+        http=build_http(store, programs, env, people_for(settings, env, embedded)),
         migrations=MIGRATIONS,
     )

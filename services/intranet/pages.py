@@ -1,75 +1,108 @@
-"""The intranet's pages: news list, item page, status page and Atom feed (RFC 4287)."""
+"""The intranet's pages: news list, item page, status page and Atom feed (RFC 4287).
+
+Public items, the status page and the feed are open to anyone. An item marked `internal` is for the people of
+its programme: its page asks for sign-in, and lists, the status page and the feed show it only to a signed-in
+person of that programme (and then say `Cache-Control: private`, so that no shared cache keeps it).
+"""
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from programs import Program
+from programs import Program, Role
 from programs.labels import GOLIVE_STATUS, TYPE_LABELS, sv_date
 from programs.timeline import AreaUpdate, current_timeline
+from services.common.people import Person
+from services.common.signin import People
 from services.intranet.store import IntranetStore, Item
 
 
-def build_http(store: IntranetStore, programs: Mapping[str, Program], templates_dir: Path,
-               public_url: str) -> APIRouter:
+def intranet_environment(templates_dir: Path, programs: Mapping[str, Program], public_url: str) -> Environment:
     env = Environment(loader=FileSystemLoader(str(templates_dir)),
                       autoescape=select_autoescape(["html", "j2", "atom"], default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["sv_date"] = sv_date
     env.globals.update(type_labels=TYPE_LABELS, programs=programs, base=public_url.rstrip("/"))
+    return env
+
+
+def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Environment, people: People) -> APIRouter:
     router = APIRouter(prefix="/intranet", tags=["intranet"])
 
-    def page(name: str, **ctx: object) -> HTMLResponse:
-        return HTMLResponse(env.get_template(name).render(**ctx))
+    def reader(request: Request) -> tuple[Person | None, frozenset[str]]:
+        """Who asks, and the programmes whose internal items they may read."""
+        session = people.session(request)
+        if session is None:
+            return None, frozenset()
+        return session.person, session.person.programs(Role.MEMBER)
+
+    def page(name: str, person: Person | None, **ctx: object) -> HTMLResponse:
+        response = HTMLResponse(env.get_template(name).render(person=person, **ctx))
+        if person is not None:
+            response.headers["Cache-Control"] = "private, no-store"
+        return response
 
     def check_program(program: str | None) -> None:
         if program is not None and program not in programs:
             raise HTTPException(404, f"unknown programme {program!r}")
 
     @router.get("/", response_class=HTMLResponse)
-    async def news_list(program: str | None = Query(None)) -> HTMLResponse:
+    async def news_list(request: Request, program: str | None = Query(None)) -> HTMLResponse:
         check_program(program)
-        return page("intranet/pages/list.html.j2", items=await store.latest(program), program=program)
+        person, members = reader(request)
+        return page("intranet/pages/list.html.j2", person, items=await store.latest(program, internal_of=members),
+                    program=program)
 
     @router.get("/items/{event_id}", response_class=HTMLResponse)
-    async def item_page(event_id: str) -> HTMLResponse:
+    async def item_page(event_id: str, request: Request) -> Response:
         item = await store.get(event_id)
         if item is None:
             raise HTTPException(404, "no such item")
-        return page("intranet/pages/item.html.j2", item=item)
+        person = None
+        if item.sensitivity != "public":
+            session = people.require(request, item.program, Role.MEMBER)
+            if isinstance(session, Response):
+                return session
+            person = session.person
+        return page("intranet/pages/item.html.j2", person or reader(request)[0], item=item)
 
     @router.get("/status", response_class=HTMLResponse)
-    async def status_page(program: str | None = Query(None)) -> HTMLResponse:
+    async def status_page(request: Request, program: str | None = Query(None)) -> HTMLResponse:
         check_program(program)
-        statuses = await store.latest(program, "status.update", limit=1)
-        golives = await store.latest(program, "golive.milestone", limit=500)
+        person, members = reader(request)
+        statuses = await store.latest(program, "status.update", limit=1, internal_of=members)
+        golives = await store.latest(program, "golive.milestone", limit=500, internal_of=members)
         timelines = {code: current_timeline(p.baseline, _area_updates(golives, code))
                      for code, p in programs.items() if program in (None, code)}
-        phases = {code: await phase_of(code) for code in timelines}
-        decisions = [i for i in await store.latest(program, limit=200)
+        phases = {code: await phase_of(code, members) for code in timelines}
+        decisions = [i for i in await store.latest(program, limit=200, internal_of=members)
                      if i.event_type in ("steering.decision", "design.decision")][:10]
-        return page("intranet/pages/status.html.j2", status=statuses[0] if statuses else None, timelines=timelines,
-                    phases=phases, decisions=decisions, program=program)
+        return page("intranet/pages/status.html.j2", person, status=statuses[0] if statuses else None,
+                    timelines=timelines, phases=phases, decisions=decisions, program=program)
 
-    async def phase_of(code: str) -> str | None:
+    async def phase_of(code: str, members: frozenset[str]) -> str | None:
         """The programme's phase: the newest status update's, or else the plan's (the programme file)."""
-        for item in await store.latest(code, "status.update", limit=20):
+        for item in await store.latest(code, "status.update", limit=20, internal_of=members):
             if "Fas" in item.facts:
                 return item.facts["Fas"]
         baseline = programs[code].baseline
         return baseline.phase if baseline else None
 
     @router.get("/feed.atom")
-    async def feed(program: str | None = Query(None)) -> Response:
+    async def feed(request: Request, program: str | None = Query(None)) -> Response:
         check_program(program)
-        entries = await store.latest(program, limit=50)
+        person, members = reader(request)
+        entries = await store.latest(program, limit=50, internal_of=members)
         updated = entries[0].published_at if entries else datetime(2020, 1, 1, tzinfo=UTC)
         body = env.get_template("intranet/pages/feed.atom.j2").render(items=entries, updated=updated, program=program)
-        return Response(body, media_type="application/atom+xml; charset=utf-8")
+        response = Response(body, media_type="application/atom+xml; charset=utf-8")
+        if person is not None:
+            response.headers["Cache-Control"] = "private, no-store"
+        return response
 
     return router
 

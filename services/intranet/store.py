@@ -1,10 +1,11 @@
 """The intranet's own table of published items."""
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Column, Date, DateTime, MetaData, String, Table, Text, desc, select
+from sqlalchemy import Column, Date, DateTime, MetaData, String, Table, Text, desc, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import PublishIntranetItem
@@ -69,8 +70,12 @@ class IntranetStore:
                 "published_at": cmd.published_at.astimezone(UTC)}, ("event_id",))
         return 1
 
-    async def latest(self, program: str | None = None, event_type: str | None = None, limit: int = 50) -> list[Item]:
+    async def latest(self, program: str | None = None, event_type: str | None = None, limit: int = 50,
+                     internal_of: Collection[str] | None = None) -> list[Item]:
+        """The newest items; with `internal_of`, public items and the internal items of those programmes only."""
         query = select(items).order_by(desc(items.c.published_at)).limit(limit)
+        if internal_of is not None:
+            query = query.where(or_(items.c.sensitivity == "public", items.c.program.in_(sorted(internal_of))))
         if program:
             query = query.where(items.c.program == program)
         if event_type:

@@ -8,7 +8,7 @@ from pydantic import Field, ValidationError
 
 from contracts.events import MAX_EVENT_BYTES, Event, parse_event
 from programs import load_programs
-from services.common.auth import Principal, TokenAuthority, bearer_caller, parse_tokens
+from services.common.auth import Principal, TokenAuthority, TokenRole, bearer_caller, parse_tokens
 from services.common.links import LinkSigner, link_key
 from services.common.problems import Problem, field_problems, read_limited
 from services.common.retention import retention_loop
@@ -58,7 +58,7 @@ def build_http(tailor: Tailor, authority: TokenAuthority) -> APIRouter:
             event = parse_event(body)
         except ValidationError as exc:
             raise Problem(422, "invalid event", field_problems(exc)) from exc
-        if event.program not in caller.programs:
+        if event.program not in caller.programs or not caller.may(TokenRole.PUBLISHER):
             raise Problem(403, f"token may not publish for programme {event.program!r}")
         return event
 

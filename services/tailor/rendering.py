@@ -3,6 +3,7 @@
 Pure apart from reading templates: the same event, programme and group always render the same text.
 """
 
+import copy
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,13 @@ class Renderer:
             env.filters["sv_date"] = sv_date
         self.public_url = public_url.rstrip("/")
         self.signer = signer or LinkSigner(secrets.token_bytes(32))
+
+    def for_previews(self) -> "Renderer":
+        """The same renderer, but its group links are signed with a key that nobody checks: a preview shows
+        what a message looks like and never carries a working link, whatever event id its body names."""
+        preview = copy.copy(self)
+        preview.signer = LinkSigner(secrets.token_bytes(32))
+        return preview
 
     def follow_up(self, program: Program, item_id: UUID, target: str, personal: bool) -> dict[str, Any]:
         """The follow-up links of a message about `item_id` (an event or a digest): its questions and its

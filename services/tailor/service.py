@@ -56,6 +56,7 @@ class Tailor:
             raise ValueError(f"channels {missing} have no composer in the tailor")
         self.programs = programs
         self.renderer = renderer
+        self.preview_renderer = renderer.for_previews()
         self.store = store
         self.bus = bus
         self.clock = clock
@@ -86,7 +87,7 @@ class Tailor:
             raise UnknownAudienceError(f"programme {program.program!r} has no target group {audience_id!r}")
         if channel not in self.channels or channel not in self.composers:
             raise ValueError(f"no channel {channel!r}")
-        parts = compose_preview(event, program, audience, channel, self.renderer, self.composers)
+        parts = compose_preview(event, program, audience, channel, self.preview_renderer, self.composers)
         return {suffix: text.replace(PERSONAL_LINK, "din-personliga-lank").replace(FEEDBACK_LINK, "din-personliga-lank")
                 for suffix, text in parts.items()}
 

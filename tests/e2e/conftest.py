@@ -90,3 +90,36 @@ def delivered(platform: Platform) -> dict[str, Any]:
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+#: Debian's chromium, headless, with nothing of its own reaching out to the network (a closed machine).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def signed_in(platform: Platform | str, sub: str) -> httpx.Client:
+    """An HTTP client signed in as `sub` through the local provider's own form: the requests a browser makes
+    (sign-in, the provider's authorization form, the callback), never a session made up by the test."""
+    client = httpx.Client(timeout=10)
+    url = platform if isinstance(platform, str) else platform.url
+    start = client.get(f"{url}/auth/login")
+    assert start.status_code == 303, start.text
+    granted = client.post(start.headers["location"], data={"sub": sub})  # the provider's form, submitted
+    assert granted.status_code == 302, granted.text
+    back = client.get(granted.headers["location"])  # Budkavle's callback
+    assert back.status_code == 303, back.text
+    return client
+
+
+def sign_in_in_chromium(page: Any, platform: Platform, sub: str, next_path: str = "/intranet/") -> None:
+    """Sign in as `sub` through the provider's form in the browser, and come back to `next_path`."""
+    page.goto(f"{platform.url}/auth/login?next={next_path}")
+    page.get_by_placeholder("sub").fill(sub)
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(f"{platform.url}{next_path}")
+
+
+def axe_violations(page: Any) -> list[tuple[str, str, list[Any]]]:
+    """WCAG 2.1 AA violations on the page as it stands, by axe-core (npm), which must have looked at something."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_21_AA)
+    assert result["passes"], "axe looked at nothing"
+    return [(v["id"], v["help"], [n["target"] for n in v["nodes"]]) for v in result["violations"]]

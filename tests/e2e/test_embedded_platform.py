@@ -23,7 +23,15 @@ import pytest
 
 from services.embedded.broker import free_port
 from tests.conftest import ROOT
-from tests.e2e.conftest import AXE, COMMITTEES, WCAG_21_AA, Platform, is_ready
+from tests.e2e.conftest import (
+    CHROMIUM_ARGS,
+    COMMITTEES,
+    Platform,
+    axe_violations,
+    is_ready,
+    sign_in_in_chromium,
+    signed_in,
+)
 from tests.waiting import wait_until
 
 
@@ -58,12 +66,20 @@ def test_a_card_lands_in_the_teams_sink_for_each_targeted_group(platform: Platfo
     assert body["attachments"][0]["content"]["body"][1]["text"].endswith("Ny tidplan för införandet av Millennium")
 
 
-def test_item_is_on_the_intranet_and_in_the_atom_feed(platform: Platform, delivered: dict[str, Any]) -> None:
-    page = httpx.get(f"{platform.url}/intranet/")
-    assert "Ny tidplan för införandet av Millennium" in page.text
-    feed = feedparser.parse(httpx.get(f"{platform.url}/intranet/feed.atom").content)
+def test_the_internal_item_is_on_the_intranet_and_in_the_atom_feed_for_people_of_the_programme_only(
+        platform: Platform, delivered: dict[str, Any]) -> None:
+    title, entry = "Ny tidplan för införandet av Millennium", f"urn:uuid:{delivered['event_id']}"
+    anonymous = httpx.get(f"{platform.url}/intranet/")
+    assert anonymous.status_code == 200 and title not in anonymous.text  # the decision is internal
+    assert entry not in [e.id for e in feedparser.parse(httpx.get(f"{platform.url}/intranet/feed.atom").content).entries]
+    with signed_in(platform, "medarbetare@fvm.example") as member:
+        assert title in member.get(f"{platform.url}/intranet/").text
+        feed = feedparser.parse(member.get(f"{platform.url}/intranet/feed.atom").content)
     assert not feed.bozo
-    assert feed.entries[0].id == f"urn:uuid:{delivered['event_id']}"
+    assert feed.entries[0].id == entry
+    with signed_in(platform, "redaktor@fvis.example") as other:
+        assert title not in other.get(f"{platform.url}/intranet/").text
+        assert other.get(f"{platform.url}/intranet/items/{delivered['event_id']}").status_code == 403
 
 
 def counts(targeted: int, sent: int) -> dict[str, Any]:
@@ -98,11 +114,10 @@ def test_a_reader_follows_the_intranet_pages_in_headless_chromium_without_errors
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium package is needed (.ci/run installs it)"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
+            sign_in_in_chromium(page, platform, "medarbetare@fvm.example")  # the decision is internal
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(f"{platform.url}/intranet/")
@@ -136,16 +151,13 @@ def test_the_preference_and_status_pages_have_no_wcag_2_1_aa_violations_in_chrom
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium package is needed (.ci/run installs it)"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
+            sign_in_in_chromium(page, platform, "medarbetare@fvm.example")  # the item is internal
             for name, path in pages.items():
                 page.goto(f"{platform.url}{path}")
-                page.add_script_tag(path=str(AXE))
-                result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_21_AA)
-                violations = [(v["id"], v["help"], [n["target"] for n in v["nodes"]]) for v in result["violations"]]
-                assert violations == [], (name, violations)
-                assert result["passes"], name  # axe looked at the page
+                assert axe_violations(page) == [], name
             page.goto(f"{platform.url}/preferences/{token}")
             page.get_by_role("radio", name="Ingen sammanfattning").check()
             page.get_by_role("button", name="Spara mina val").click()
@@ -343,8 +355,9 @@ def test_the_first_start_tells_the_seed_history_through_its_own_api_and_a_restar
                         "BUDKAVLE_DEMO_HISTORY")}
     env.update(BUDKAVLE_DATA_DIR=str(tmp_path), BUDKAVLE_HTTP_PORT=str(port))
 
-    def feed_titles() -> list[str]:
-        return [e.title for e in feedparser.parse(httpx.get(f"{url}/intranet/feed.atom", timeout=10).content).entries]
+    def feed_titles() -> list[str]:  # the history is internal news: for the people of the programme
+        with signed_in(url, "medarbetare@fvm.example") as member:
+            return [e.title for e in feedparser.parse(member.get(f"{url}/intranet/feed.atom").content).entries]
 
     for start in ("first", "second"):
         log = open(tmp_path / f"{start}.log", "wb")  # noqa: SIM115
@@ -355,9 +368,11 @@ def test_the_first_start_tells_the_seed_history_through_its_own_api_and_a_restar
                        "the platform to be ready")
             wait_until(lambda: len(feed_titles()) >= len(HISTORY), 120, "the history on the intranet")
             titles = feed_titles()
-            status = httpx.get(f"{url}/intranet/status?program=fvm", timeout=10).text
+            with signed_in(url, "medarbetare@fvm.example") as member:
+                status = member.get(f"{url}/intranet/status?program=fvm").text
             wait_until(lambda: (tmp_path / "demo-history-told").exists(), 120, "the demo readers to answer")
-            export = httpx.get(f"{url}/insights/fvm/export.csv", timeout=10).content.decode("utf-8-sig")
+            with signed_in(url, "lasare@fvm.example") as reader:
+                export = reader.get(f"{url}/insights/fvm/export.csv").content.decode("utf-8-sig")
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(30)

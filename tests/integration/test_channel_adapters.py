@@ -97,6 +97,18 @@ async def test_smtp_5xx_fails_permanently_with_the_servers_reason(smtp_server: S
         await sender.close()
 
 
+async def test_a_refusal_that_names_the_address_keeps_its_code_and_reason_without_it(smtp_server: SmtpServer) -> None:
+    smtp_server.replies = ["550 5.1.1 <anna.andersson@vgregion.example>: Recipient address rejected (anna@x.se)"]
+    sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{smtp_server.port}"), backoff_seconds=0.01)
+    try:
+        with pytest.raises(PermanentDeliveryError) as refused:
+            await sender.send(mail())
+    finally:
+        await sender.close()
+    assert refused.value.reason == "SMTP 550 5.1.1 <[adress]>: Recipient address rejected ([adress])"
+    assert "@" not in str(refused.value)
+
+
 async def test_unreachable_smtp_server_makes_the_channel_unavailable_after_retries() -> None:
     sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{free_port()}"), attempts=2, backoff_seconds=0.01)
     with pytest.raises(ChannelUnavailable, match="gave up after 2 attempts"):

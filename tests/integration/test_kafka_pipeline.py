@@ -88,8 +88,8 @@ async def test_every_service_on_one_runtime_delivers_a_go_live(
     await runtime.start()
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
-            body = json.loads(make_event("golive.milestone", audiences=["programstyrgrupp", "kommuner"])
-                              .model_dump_json(exclude={"event_id"}))
+            body = json.loads(make_event("golive.milestone", audiences=["programstyrgrupp", "kommuner"],
+                                         sensitivity="public").model_dump_json(exclude={"event_id"}))
             auth = {"Authorization": "Bearer integration-token"}
             response = await client.post("/v1/events", json=body, headers=auth)
             assert response.status_code == 202

@@ -3,19 +3,24 @@
 import json
 import shutil
 import subprocess
+from datetime import timedelta
+from urllib.parse import urlencode
 
 import feedparser
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import PublishIntranetItem
 from contracts.events import Event
-from programs import Program
+from programs import Program, Role
 from programs.labels import sv_period
 from services.common.db import create_tables
-from services.intranet.pages import build_http
+from services.common.people import Person
+from services.common.sessions import Sessions
+from services.common.signin import People
+from services.intranet.pages import build_http, intranet_environment
 from services.intranet.store import IntranetStore, metadata
 from services.scheduler.periods import parse_period
 from services.tailor.channels import COMPOSERS, Composition
@@ -23,6 +28,8 @@ from services.tailor.digests import build_digest, render_card
 from services.tailor.rendering import Renderer
 from services.tailor.samples import sample_events
 from tests.conftest import ROOT, TEMPLATES_DIR, make_event
+
+SESSIONS = Sessions(b"a-session-key-that-is-long-enough-too", "http://bk", timedelta(minutes=30), timedelta(hours=8))
 
 VALIDATE = """
 const AC = require(process.argv[1]);
@@ -74,13 +81,48 @@ async def intranet_with(engine: AsyncEngine, fvm: Program, events: list[Event]) 
             assert isinstance(item, PublishIntranetItem)
             await store.save(item)
     app = FastAPI()
-    app.include_router(build_http(store, {"fvm": fvm}, TEMPLATES_DIR, "http://bk"))
+    env = intranet_environment(TEMPLATES_DIR, {"fvm": fvm}, "http://bk")
+    app.include_router(build_http(store, {"fvm": fvm}, env, People(SESSIONS, env, "http://bk")))
     return app
+
+
+def reader(app: FastAPI, **roles: set[Role]) -> httpx.AsyncClient:
+    """A client of the intranet's pages, signed in with `roles` (none: not signed in). The sign-in itself is
+    tested in Chromium, through the provider; here a session is made as the sign-in makes it."""
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk")
+    if roles:
+        response = Response()
+        SESSIONS.open(response, Person(sub="s", name="Signe", roles={p: frozenset(r) for p, r in roles.items()}))
+        client.cookies.set(SESSIONS.cookie, response.headers["set-cookie"].split(";")[0].split("=", 1)[1])
+    return client
+
+
+async def test_internal_items_are_for_signed_in_people_of_their_programme_and_public_ones_for_everyone(
+        sqlite_engine: AsyncEngine, fvm: Program) -> None:
+    internal, public = make_event(sensitivity="internal"), make_event("status.update", sensitivity="public")
+    app = await intranet_with(sqlite_engine, fvm, [internal, public])
+    shown: dict[str, dict[str, object]] = {}
+    for who, roles in (("anonymous", {}), ("fvm member", {"fvm": {Role.MEMBER}}), ("fvis admin", {"fvis": {Role.ADMIN}})):
+        async with reader(app, **roles) as client:
+            item = await client.get(f"/intranet/items/{internal.event_id}")
+            lists = [(await client.get(path)).text for path in ("/intranet/", "/intranet/feed.atom", "/intranet/status")]
+            shown[who] = {"item": item.status_code, "listed": [internal.payload.title in text for text in lists],
+                          "public item": (await client.get(f"/intranet/items/{public.event_id}")).status_code,
+                          "public listed": all(public.payload.title in text for text in lists[:2]),
+                          "cache": item.headers.get("cache-control")}
+            if who == "anonymous":
+                here = urlencode({"next": f"/intranet/items/{internal.event_id}"})
+                assert item.headers["location"] == f"http://bk/auth/login?{here}"
+    assert shown["anonymous"] == {"item": 303, "listed": [False, False, False], "public item": 200, "public listed": True,
+                                  "cache": None}
+    assert shown["fvm member"] == {"item": 200, "listed": [True, True, True], "public item": 200, "public listed": True,
+                                   "cache": "private, no-store"}
+    assert shown["fvis admin"]["item"] == 403 and shown["fvis admin"]["listed"] == [False, False, False]
 
 
 async def test_atom_feed_parses_in_feedparser(sqlite_engine: AsyncEngine, fvm: Program) -> None:
     app = await intranet_with(sqlite_engine, fvm, sample_events("fvm")[:3])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
+    async with reader(app, fvm={Role.MEMBER}) as client:
         response = await client.get("/intranet/feed.atom?program=fvm")
         missing = await client.get("/intranet/feed.atom?program=nope")
     assert response.headers["content-type"].startswith("application/atom+xml")
@@ -104,7 +146,7 @@ async def test_pages_render_with_no_items(sqlite_engine: AsyncEngine, fvm: Progr
 async def test_item_page_carries_its_programmes_brand(sqlite_engine: AsyncEngine, fvm: Program) -> None:
     event = sample_events("fvm")[0]
     app = await intranet_with(sqlite_engine, fvm, [event])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
+    async with reader(app, fvm={Role.MEMBER}) as client:
         page = await client.get(f"/intranet/items/{event.event_id}")
     assert page.status_code == 200
     assert 'class="brand" style="background:#0074bc' in page.text and "Västra Götalandsregionen" in page.text
@@ -121,12 +163,12 @@ async def test_the_status_page_shows_the_plans_timeline_before_any_news_and_each
         "area": "västra", "planned_date": "2027-03-01", "status": "rescheduled", "title": "Västra flyttas",
         "what_changes": "Införandet i västra området sker våren 2027."})
     updated = await intranet_with(sqlite_engine, fvm, [moved])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=updated), base_url="http://bk") as client:
+    async with reader(updated, fvm={Role.MEMBER}) as client:
         after = (await client.get("/intranet/status?program=fvm")).text
     assert "<strong>Västra området</strong> (västra): 1 mars 2027 – Ny tidpunkt." in after
     assert f'/intranet/items/{moved.event_id}">Senaste beskedet' in after
     status = make_event("status.update", payload={"title": "Läget", "summary": "Västra förbereds.",
                                                   "phase": "Förberedelser inför västra"})
     newer = await intranet_with(sqlite_engine, fvm, [status])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=newer), base_url="http://bk") as client:
+    async with reader(newer, fvm={Role.MEMBER}) as client:
         assert "Programmets fas: Förberedelser inför västra." in (await client.get("/intranet/status?program=fvm")).text

@@ -31,7 +31,8 @@ def service(name: str, tmp_path: Path, kafka: str, **env: str) -> Iterator[str]:
 
 
 async def test_intranet_service_alone_serves_what_it_consumes(tmp_path: Path, kafka_bootstrap: str) -> None:
-    with service("intranet", tmp_path, kafka_bootstrap) as url:
+    with service("intranet", tmp_path, kafka_bootstrap,
+                 BUDKAVLE_SESSION_KEY="a-session-key-for-the-standalone-test-only-0123") as url:
         broker = create_broker(kafka_bootstrap, "it-standalone")
         await broker.start()
         try:
@@ -43,7 +44,7 @@ async def test_intranet_service_alone_serves_what_it_consumes(tmp_path: Path, ka
                 event_id=event_id, program="fvm", audience_id="intranet", event_type="status.update",
                 title="Läget i november",
                 summary="Allt enligt plan.", html_body="<p>Allt enligt plan.</p>", importance="awareness",
-                sensitivity="internal", occurred_at=now, published_at=now, audiences=()), str(event_id))
+                sensitivity="public", occurred_at=now, published_at=now, audiences=()), str(event_id))
         finally:
             await broker.stop()
 

@@ -65,22 +65,24 @@ def test_replicas_and_a_killed_email_replica_reach_each_person_once_and_lose_not
         tmp_path: Path, kafka_bootstrap: str, database: str, smtp_server: SmtpServer,
         http_receiver: HttpReceiver) -> None:
     shared = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "DATABASE_URL": database,
-              "BUDKAVLE_LINK_KEY": "a-link-key-for-the-topology-test-only-0123456789"}
+              "BUDKAVLE_LINK_KEY": "a-link-key-for-the-topology-test-only-0123456789",
+              "BUDKAVLE_SESSION_KEY": "a-session-key-for-the-topology-test-only-012345"}
+    tokens = f"{TOKEN}=fvm:publisher+reader"
     import_directory(tmp_path, shared)
-    tailor = ServiceProcess("tailor", tmp_path, {**shared, "BUDKAVLE_API_TOKENS": f"{TOKEN}=fvm"})
+    tailor = ServiceProcess("tailor", tmp_path, {**shared, "BUDKAVLE_API_TOKENS": tokens})
     email = [ServiceProcess("email", tmp_path, {**shared, "SMTP_URL": f"smtp://127.0.0.1:{smtp_server.port}"},
                             label=f"email-{n}") for n in (1, 2)]
     teams = ServiceProcess("teams", tmp_path, {**shared, "BUDKAVLE_TEAMS_ALLOW_LOOPBACK": "true",
                                                 "TEAMS_WEBHOOK_FVM_PROGRAMDELTAGARE": f"{http_receiver.url}/hook/pd"})
     intranet = ServiceProcess("intranet", tmp_path, shared)
-    insights = ServiceProcess("insights", tmp_path, {**shared, "BUDKAVLE_API_TOKENS": f"{TOKEN}=fvm"})
+    insights = ServiceProcess("insights", tmp_path, {**shared, "BUDKAVLE_API_TOKENS": tokens})
     started = [tailor, *email, teams, intranet, insights]
     try:
         for process in started:  # all at once: the replicas' migrations take turns on PostgreSQL
             process.start()
         for process in started:
             process.wait_ready()
-        gateways = [ServiceProcess("gateway", tmp_path, {**shared, "BUDKAVLE_API_TOKENS": f"{TOKEN}=fvm",
+        gateways = [ServiceProcess("gateway", tmp_path, {**shared, "BUDKAVLE_API_TOKENS": tokens,
                                                          "BUDKAVLE_TAILOR_URL": tailor.url}, label=f"gateway-{n}")
                     for n in (1, 2)]
         started += gateways
@@ -90,7 +92,7 @@ def test_replicas_and_a_killed_email_replica_reach_each_person_once_and_lose_not
             process.wait_ready()
         auth = {"Authorization": f"Bearer {TOKEN}"}
         event = {"type": "status.update", "program": "fvm", "publisher": "FVM programkontor", "importance": "must_know",
-                 "sensitivity": "internal", "audiences": ["programdeltagare"],
+                 "sensitivity": "public", "audiences": ["programdeltagare"],
                  "payload": {"title": "Läget inför införandet", "summary": "Allt går enligt plan."}}
         response = httpx.post(f"{gateways[0].url}/v1/events", json=event, headers=auth, timeout=30)
         assert response.status_code == 202, response.text
@@ -114,7 +116,9 @@ def test_replicas_and_a_killed_email_replica_reach_each_person_once_and_lose_not
         text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         link = re.search(r"/feedback/([A-Za-z0-9_.-]+)\?q=understood", text)
         assert link is not None, text
-        answered = httpx.get(f"{insights.url}/feedback/{link.group(1)}?q=understood&a=ja", timeout=10)
+        opened = httpx.get(f"{insights.url}/feedback/{link.group(1)}?q=understood&a=ja", timeout=10)  # records nothing
+        assert opened.status_code == 200 and 'id="skicka"' in opened.text
+        answered = httpx.post(f"{insights.url}/feedback/{link.group(1)}", data={"q": "understood", "a": "ja"}, timeout=10)
 
         def reached() -> dict[str, str]:
             export = httpx.get(f"{insights.url}/insights/fvm/export.csv", headers=auth, timeout=10)
@@ -135,4 +139,4 @@ def test_replicas_and_a_killed_email_replica_reach_each_person_once_and_lose_not
     assert [r["name"] for r in http_receiver.received] == ["pd"]
     assert item.status_code == 200 and "Läget inför införandet" in item.text
     assert answered.status_code == 200 and "Tack för ditt svar" in answered.text
-    assert anonymous.status_code == 303 and anonymous.headers["location"].endswith("/insights/login")
+    assert anonymous.status_code == 303 and "/auth/login?next=%2Finsights%2Ffvm%2F" in anonymous.headers["location"]

@@ -50,7 +50,8 @@ async def gateway(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Progr
     async def planner(event: Event, _authorization: str) -> DeliveryPlan:
         return plan_deliveries(event, fvm, small_directory).contract
 
-    authority = TokenAuthority(parse_tokens("fvm-token-123=fvm,fvis-token-123=fvis,all-token-123=fvm|okand"))
+    authority = TokenAuthority(parse_tokens("fvm-token-123=fvm,fvis-token-123=fvis,all-token-123=fvm|okand,"
+                                            "admin-token-123=fvm|fvis:admin,reader-token-123=fvm:reader"))
     app = FastAPI()
     install_problem_handler(app)
     letters = DeadLetterStore(engine)
@@ -273,7 +274,7 @@ async def test_dead_letters_are_listed_per_programme_without_payloads_and_can_be
         [fvis_id] = [d["id"] for d in (await client.get("/v1/dead-letters", headers=FVIS_ONLY)).json()["dead_letters"]
                      if d["program"] == "fvis"]
         foreign = await client.post(f"/v1/dead-letters/{fvis_id}/redrive", headers=TOKEN)
-    assert [(d["consumer"], d["program"]) for d in listed] == [("tailor", None), ("email", "fvm")]  # fvis's is not shown
+    assert [(d["consumer"], d["program"]) for d in listed] == [("email", "fvm")]  # not fvis's, nor the unreadable one
     assert "anna@example.se" not in json.dumps(listed)  # no payloads, no addresses
     assert status["dead_letters"][0]["reason"] == "handler failed 3 times: X"
     assert again.status_code == 202 and again.json()["redrives"] == 1
@@ -281,6 +282,34 @@ async def test_dead_letters_are_listed_per_programme_without_payloads_and_can_be
     assert sent_again["event_id"] == event_id
     assert foreign.status_code == 404
     assert (await client.get("/v1/dead-letters")).status_code == 401
+
+
+async def test_a_dead_letter_of_no_programme_is_seen_and_sent_again_by_an_admin_token_only(
+        gateway: Gateway, broker: KafkaBroker, bus: Bus) -> None:
+    """A probe listed and redrove a letter whose programme could not be read with every token."""
+    client, _, _ = gateway
+    unreadable = DeadLetter(topic=topics.event_topic("status.update"), consumer="tailor", reason="not JSON",
+                            payload="\ufffd garbage", at=datetime.now(UTC))
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.DEAD_LETTER, unreadable, "k")
+        seen = {name: (await client.get("/v1/dead-letters", headers={"Authorization": f"Bearer {name}-token-123"})
+                       ).json()["dead_letters"] for name in ("fvm", "fvis", "all", "reader", "admin")}
+        [letter] = seen["admin"]
+        tried = {name: (await client.post(f"/v1/dead-letters/{letter['id']}/redrive",
+                                          headers={"Authorization": f"Bearer {name}-token-123"})).status_code
+                 for name in ("fvm", "fvis", "reader", "admin")}
+    assert letter["program"] is None and letter["reason"] == "not JSON"
+    assert all(listed == [] for name, listed in seen.items() if name != "admin")
+    assert tried == {"fvm": 404, "fvis": 404, "reader": 404, "admin": 202}
+
+
+async def test_a_reader_token_reads_but_never_publishes(gateway: Gateway) -> None:
+    client, _, _ = gateway
+    reader = {"Authorization": "Bearer reader-token-123"}
+    refused = await client.post("/v1/events", json=event_json(), headers=reader)
+    assert refused.status_code == 403
+    event_id = (await client.post("/v1/events", json=event_json(), headers=TOKEN)).json()["event_id"]
+    assert (await client.get(f"/v1/events/{event_id}", headers=reader)).status_code == 200
 
 
 def newsletter_json(send_at: datetime, **over: Any) -> dict[str, Any]:

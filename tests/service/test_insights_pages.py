@@ -3,25 +3,32 @@
 import csv
 import io
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from urllib.parse import urlencode
 from uuid import uuid4
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import DeliveryOutcome
 from contracts.feedback import FeedbackGiven
-from programs import Program
+from programs import Program, Role
 from services.common.auth import TokenAuthority, parse_tokens
 from services.common.db import create_tables
-from services.common.links import LinkSigner
-from services.insights.pages import SESSION_COOKIE, Viewers, build_insights_router
+from services.common.people import Person
+from services.common.sessions import Sessions
+from services.common.signin import People
+from services.insights.pages import Viewers, build_insights_router
 from services.insights.store import InsightsStore, metadata
 from tests.conftest import TEMPLATES_DIR, make_event
 
 KEY = b"a-test-key-that-is-long-enough-for-hmac"
+BASE = "https://budkavle.example.se"
+SESSIONS = Sessions(KEY, BASE, timedelta(minutes=30), timedelta(hours=8))
+READER = {"Authorization": "Bearer fvm-reader-token"}
 
 
 @pytest.fixture
@@ -30,54 +37,77 @@ async def store(engine: AsyncEngine) -> InsightsStore:
     return InsightsStore(engine)
 
 
-def app_for(store: InsightsStore, fvm: Program, open_on_loopback: bool) -> FastAPI:
+def app_for(store: InsightsStore, fvm: Program) -> FastAPI:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined)
-    viewers = Viewers(TokenAuthority(parse_tokens("fvm-token=fvm,fvis-token=fvis")), LinkSigner(KEY),
-                      {"fvm": fvm}, open_on_loopback)
+    tokens = "fvm-publisher-token=fvm,fvm-reader-token=fvm:reader,fvis-reader-token=fvis:reader"
+    viewers = Viewers(TokenAuthority(parse_tokens(tokens)), People(SESSIONS, env, BASE), {"fvm": fvm})
     app = FastAPI()
-    app.include_router(build_insights_router(store, viewers, env, "https://budkavle.example.se"))
+    app.include_router(build_insights_router(store, viewers, env, BASE))
     return app
 
 
 @pytest.fixture
 async def client(store: InsightsStore, fvm: Program) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app_for(store, fvm, open_on_loopback=False), client=("10.0.0.7", 5000))
-    async with httpx.AsyncClient(transport=transport, base_url="https://budkavle.example.se") as c:
+    transport = httpx.ASGITransport(app=app_for(store, fvm), client=("127.0.0.1", 5000))  # loopback opens nothing
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as c:
         yield c
 
 
-async def test_a_visitor_without_a_token_is_sent_to_the_login_and_a_wrong_token_is_refused(
-        client: httpx.AsyncClient) -> None:
+def signed_in(client: httpx.AsyncClient, **roles: set[Role]) -> None:
+    """A session cookie as the sign-in makes it (the sign-in itself is tested in Chromium, through the provider)."""
+    response = Response()
+    SESSIONS.open(response, Person(sub="someone@example.se", name="Någon", roles={p: frozenset(r) for p, r in roles.items()}))
+    name, value = response.headers["set-cookie"].split(";")[0].split("=", 1)
+    client.cookies.set(name, value)
+
+
+async def test_a_visitor_who_has_not_signed_in_is_sent_to_sign_in_and_comes_back_here(client: httpx.AsyncClient) -> None:
     for path in ("/insights/", "/insights/fvm/", "/insights/fvm/export.csv"):
         response = await client.get(path)
-        assert response.status_code == 303 and response.headers["location"].endswith("/insights/login")
-    login = await client.get("/insights/login")
-    assert login.status_code == 200 and 'type="password"' in login.text
-    wrong = await client.post("/insights/login", data={"token": "guess"})
-    assert wrong.status_code == 401 and "Nyckeln gäller inte" in wrong.text
-    assert SESSION_COOKIE not in wrong.cookies
-
-
-async def test_a_publisher_token_opens_its_own_programmes_only(client: httpx.AsyncClient) -> None:
-    login = await client.post("/insights/login", data={"token": "fvm-token"})
-    assert login.status_code == 303
-    cookie = login.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=strict" in cookie
-    assert (await client.get("/insights/fvm/")).status_code == 200
-    client.cookies.clear()
-    other = {"Authorization": "Bearer fvis-token"}
-    assert (await client.get("/insights/fvm/", headers=other)).status_code == 404  # not its programme
-    assert (await client.get("/insights/fvm/", headers={"Authorization": "Bearer fvm-token"})).status_code == 200
-    client.cookies.set(SESSION_COOKIE, "forged.session")
+        assert response.status_code == 303
+        assert response.headers["location"] == f"{BASE}/auth/login?{urlencode({'next': path})}"
+    client.cookies.set(SESSIONS.cookie, "forged.session")
     assert (await client.get("/insights/fvm/")).status_code == 303
+    # The token form is gone: a session comes from the sign-in only.
+    old_form = await client.get("/insights/login", follow_redirects=False)
+    assert old_form.status_code == 307 and old_form.headers["location"].endswith("/insights/login/")  # no such page
+    assert 'type="password"' not in (await client.get("/insights/login/")).text
 
 
-async def test_the_loopback_is_open_only_where_the_embedded_mode_says_so(store: InsightsStore, fvm: Program) -> None:
-    for is_open, status in ((True, 200), (False, 303)):
-        transport = httpx.ASGITransport(app=app_for(store, fvm, is_open), client=("127.0.0.1", 5000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
-            assert (await c.get("/insights/fvm/")).status_code == status
+async def test_a_reader_of_a_programme_sees_it_and_a_person_without_a_role_there_gets_the_no_access_page(
+        client: httpx.AsyncClient) -> None:
+    signed_in(client, fvm={Role.READER})
+    assert (await client.get("/insights/fvm/")).status_code == 200
+    assert "Inloggad som Någon" in (await client.get("/insights/")).text
+    for roles in ({"fvm": {Role.MEMBER}}, {"fvis": {Role.ADMIN}}, {}):
+        client.cookies.clear()
+        signed_in(client, **roles)
+        refused = await client.get("/insights/fvm/")
+        assert refused.status_code == 403 and "Du har inte behörighet" in refused.text
+    client.cookies.clear()
+    signed_in(client, fvm={Role.EDITOR})  # an editor reads too
+    assert (await client.get("/insights/fvm/export.csv")).status_code == 200
+
+
+async def test_a_token_reads_only_with_the_reader_role_and_only_its_own_programmes(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/insights/fvm/", headers=READER)).status_code == 200
+    publisher = await client.get("/insights/fvm/", headers={"Authorization": "Bearer fvm-publisher-token"})
+    assert publisher.status_code == 403 and "Nyckeln som skickades med ger ingen behörighet" in publisher.text
+    assert (await client.get("/insights/fvm/", headers={"Authorization": "Bearer fvis-reader-token"})).status_code == 403
+    assert (await client.get("/insights/fvm/", headers={"Authorization": "Bearer wrong"})).status_code == 303
+
+
+async def test_a_title_written_as_mathematics_is_shown_as_text(client: httpx.AsyncClient, store: InsightsStore) -> None:
+    """A probe's `Pris $\\foo$ för licenser` made the programme page answer 500 for everyone."""
+    event = make_event(payload={"committee": "Regionstyrelsen", "title": "Pris $\\foo$ för licenser",
+                                "decision_text": "Text."})
+    await store.record_event(event)
+    await store.record_outcomes([DeliveryOutcome(event_id=event.event_id, program="fvm", channel="email",
+                                                 audience_id="programstyrgrupp", recipient_id=f"p{i}", status="sent",
+                                                 at=event.occurred_at) for i in range(3)])
+    page = await client.get("/insights/fvm/", headers=READER)
+    assert page.status_code == 200 and page.text.count("Pris $\\foo$ för licenser") >= 2  # the chart and the table
 
 
 async def test_the_export_has_a_row_per_event_and_group_with_answers_only_where_five_answered(
@@ -93,14 +123,14 @@ async def test_the_export_has_a_row_per_event_and_group_with_answers_only_where_
                                              respondent=f"p:{g[:4]}{i:08d}", question="understood", answer="ja",
                                              answered_at=at)
                                for g, n in (("politisk-styrgrupp", 5), ("programstyrgrupp", 4)) for i in range(n))
-    response = await client.get("/insights/fvm/export.csv", headers={"Authorization": "Bearer fvm-token"})
+    response = await client.get("/insights/fvm/export.csv", headers={"Authorization": "Bearer fvm-reader-token"})
     assert response.headers["content-type"].startswith("text/csv")
     rows = {r["målgrupp_id"]: r for r in csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")))}
     assert rows["politisk-styrgrupp"]["understood_ja"] == "5" and rows["politisk-styrgrupp"]["email_levererade"] == "6"
     assert rows["programstyrgrupp"]["understood_ja"] == "" and rows["programstyrgrupp"]["svar"] == "för få svar"
     assert rows["politisk-styrgrupp"]["rubrik"].startswith("'=")  # a spreadsheet takes it as text
     assert not any(value.startswith(("p:", "a:")) for r in rows.values() for value in r.values())  # nobody named
-    page = await client.get(f"/insights/fvm/events/{event.event_id}", headers={"Authorization": "Bearer fvm-token"})
+    page = await client.get(f"/insights/fvm/events/{event.event_id}", headers={"Authorization": "Bearer fvm-reader-token"})
     assert page.status_code == 200 and "<svg" in page.text and "för få svar" in page.text
-    missing = await client.get(f"/insights/fvm/events/{uuid4()}", headers={"Authorization": "Bearer fvm-token"})
+    missing = await client.get(f"/insights/fvm/events/{uuid4()}", headers={"Authorization": "Bearer fvm-reader-token"})
     assert missing.status_code == 404

@@ -1,13 +1,14 @@
 """The insights service with a test broker: the follow-up links over HTTP, what its consumers count, and
 the retention that forgets the people and keeps the figures."""
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import func, select
@@ -15,10 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
 from contracts.deliveries import DeliveryOutcome, DeliveryOutcomes, DeliveryPlan, DigestSent, EventPlanned
-from programs import Program
+from programs import Program, Role
 from services.common.bus import Bus
 from services.common.db import create_tables
 from services.common.links import FEEDBACK, FEEDBACK_TTL, LinkSigner, feedback_claims
+from services.common.people import Person
+from services.common.sessions import Sessions
+from services.common.signin import People
 from services.insights.click_pages import build_click_router
 from services.insights.clicks import Clicks
 from services.insights.figures import by_group
@@ -30,6 +34,23 @@ from tests.service.conftest import Clock, Recorder
 KEY = b"a-test-key-that-is-long-enough-for-hmac"
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 GROUP = "politisk-styrgrupp"
+SESSIONS = Sessions(b"a-session-key-that-is-long-enough-too", "http://bk", timedelta(minutes=30), timedelta(hours=8))
+HIDDEN = re.compile(r'<input type="hidden" name="([a-z]+)" value="([^"]*)">')
+
+
+async def follow(client: httpx.AsyncClient, url: str, **params: str) -> httpx.Response:
+    """What a browser does with a follow-up link: open the page, then send its form (the page's script does)."""
+    page = await client.get(url, params=params) if params else await client.get(url)
+    if page.status_code != 200 or 'id="skicka"' not in page.text:
+        return page
+    return await client.post(url.split("?")[0], data=dict(HIDDEN.findall(page.text)))
+
+
+def sign_in(client: httpx.AsyncClient, sub: str, **roles: set[Role]) -> None:
+    """A session as the sign-in makes it (the sign-in itself is tested in Chromium, through the provider)."""
+    response = Response()
+    SESSIONS.open(response, Person(sub=sub, name=sub, roles={p: frozenset(r) for p, r in roles.items()}))
+    client.cookies.set(SESSIONS.cookie, response.headers["set-cookie"].split(";")[0].split("=", 1)[1])
 
 
 @pytest.fixture
@@ -52,7 +73,7 @@ async def client(store: InsightsStore, bus: Bus, broker: KafkaBroker, fvm: Progr
     env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined)
     app = FastAPI()
-    app.include_router(build_click_router(clicks, env))
+    app.include_router(build_click_router(clicks, People(SESSIONS, env, "http://bk"), env))
     async with TestKafkaBroker(broker), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                                           base_url="http://bk") as c:
         yield c
@@ -71,13 +92,13 @@ async def count(store: InsightsStore, table: object) -> int:
 async def test_an_answer_is_announced_counted_once_and_a_later_one_replaces_it(
         client: httpx.AsyncClient, store: InsightsStore, recorder: Recorder, clock: Clock) -> None:
     event_id = str(uuid4())
-    page = await client.get(f"/feedback/{token(event_id)}", params={"q": "understood", "a": "nej"})
+    page = await follow(client, f"/feedback/{token(event_id)}", q="understood", a="nej")
     assert page.status_code == 200 and "Du svarade: <strong>Nej</strong>" in page.text
     assert f'href="http://bk/intranet/items/{event_id}"' in page.text  # back to the item
     for _ in range(10):  # the same answer again: nothing new to say
-        await client.get(f"/feedback/{token(event_id)}", params={"q": "understood", "a": "nej"})
+        await follow(client, f"/feedback/{token(event_id)}", q="understood", a="nej")
     clock.now += timedelta(minutes=1)
-    await client.get(f"/feedback/{token(event_id)}", params={"q": "understood", "a": "ja"})
+    await follow(client, f"/feedback/{token(event_id)}", q="understood", a="ja")
     counts = await store.counts([event_id])
     assert counts[(event_id, GROUP)]["understood:ja"] == 1 and counts[(event_id, GROUP)]["understood:nej"] == 0
     assert await count(store, answers) == 1
@@ -101,11 +122,20 @@ async def test_untrusted_or_invalid_clicks_get_a_page_and_record_nothing(
         f"/feedback/{good}?q=lon&a=ja": 422,
         f"/r/{good}?to=https://evil.example/": 400,  # the request names no target
         f"/r/{good}?to=more": 404,  # the event has no page elsewhere
+        "/feedback/é.x?q=understood&a=ja": 400,  # not a token Budkavle makes (a probe's: it answered 500)
+        "/r/é.x": 400,
+        "/feedback/%00.%ff?q=understood&a=ja": 400,
     }
     for url, status in cases.items():
-        response = await client.get(url)
+        response = await follow(client, url)
         assert response.status_code == status, url
         assert 'lang="sv"' in response.text and "Inget har sparats" in response.text
+    for url in ("/feedback/é.x", f"/feedback/{good[:-3]}xyz"):  # a form sent without its page
+        refused = await client.post(url, data={"q": "understood", "a": "ja"})
+        assert refused.status_code == 400 and "Inget har sparats" in refused.text
+    group = f"/feedback/{token(event_id, person=None)}?q=understood&a=ja"  # a malformed session cookie is none
+    odd = await client.get(group, headers=[(b"cookie", "budkavle_session=é.x; x=\x00".encode())])
+    assert odd.status_code == 303 and "/auth/login" in odd.headers["location"]
     assert await count(store, answers) == await count(store, reads) == 0
 
 
@@ -116,35 +146,58 @@ async def test_read_more_leads_to_the_events_own_page_and_counts_a_person_once(
     await broker.publish(event.model_dump_json().encode(), topics.event_topic(event.type))
     event_id = str(event.event_id)
     for _ in range(3):
-        response = await client.get(f"/r/{token(event_id)}")
+        response = await follow(client, f"/r/{token(event_id)}")
         assert response.status_code == 303 and response.headers["location"] == "https://www.vgregion.se/fvm"
-    item = await client.get(f"/r/{token(event_id)}", params={"to": "item"})
+    item = await follow(client, f"/r/{token(event_id)}", to="item")
     assert item.headers["location"] == f"http://bk/intranet/items/{event_id}"
     assert (await store.counts([event_id]))[(event_id, GROUP)]["read"] == 1
 
 
-async def test_a_group_token_counts_browsers_by_their_cookie_and_never_a_client_without_one(
+async def test_a_group_link_needs_a_signed_in_person_of_the_programme_and_counts_each_once(
         client: httpx.AsyncClient, store: InsightsStore) -> None:
+    """A probe posted twelve answers through an intranet item's link, each with a fresh cookie: all counted."""
     event_id = str(uuid4())
-    url = f"/feedback/{token(event_id, person=None)}?q=involved&a=delvis"
-    bounce = await client.get(url)
-    assert bounce.status_code == 303 and bounce.headers["location"].endswith("&c=1")
-    client.cookies.clear()
-    refused = await client.get(bounce.headers["location"])
-    assert refused.status_code == 400 and "kakor" in refused.text
+    url = f"/feedback/{token(event_id, person=None)}"
+    for _ in range(12):  # a stranger, fresh each time: sent to sign in, nothing counted
+        client.cookies.clear()
+        stranger = await follow(client, url, q="involved", a="delvis")
+        assert stranger.status_code == 303 and stranger.headers["location"].startswith("http://bk/auth/login?next=")
+        assert (await client.post(url, data={"q": "involved", "a": "delvis"})).status_code == 303
+    sign_in(client, "fvis-person", fvis={Role.ADMIN})  # a person of another programme
+    assert (await follow(client, url, q="involved", a="delvis")).status_code == 403
     assert await count(store, answers) == 0
-    for browser in ("first-browser-id-0001", "second-browser-id-002"):
-        client.cookies.set("budkavle_svarande", browser)
-        for _ in range(3):
-            assert (await client.get(url)).status_code == 200
+    sign_in(client, "anna", fvm={Role.MEMBER})
+    forged = await client.post(url, data={"q": "involved", "a": "delvis", "csrf": "0" * 32})  # no CSRF token of hers
+    assert forged.status_code == 403 and await count(store, answers) == 0
+    for _ in range(3):
+        assert (await follow(client, url, q="involved", a="delvis")).status_code == 200
+    sign_in(client, "bertil", fvm={Role.EDITOR})
+    assert (await follow(client, url, q="involved", a="delvis")).status_code == 200
     assert (await store.counts([event_id]))[(event_id, GROUP)]["involved:delvis"] == 2
+
+
+async def test_a_get_alone_records_nothing_as_when_a_mail_gateway_fetches_every_link(
+        client: httpx.AsyncClient, store: InsightsStore, broker: KafkaBroker) -> None:
+    event = make_event("status.update", payload={"title": "Läget", "summary": "Text.",
+                                                 "read_more_url": "https://www.vgregion.se/fvm"})
+    await broker.publish(event.model_dump_json().encode(), topics.event_topic(event.type))
+    event_id = str(event.event_id)
+    for person in ("p1", "p2", "p3"):  # three mails nobody read, every link fetched
+        mine = token(event_id, person=person)
+        for q, a in (("understood", "ja"), ("understood", "nej"), ("involved", "ja"), ("involved", "delvis"),
+                     ("involved", "nej")):
+            page = await client.get(f"/feedback/{mine}", params={"q": q, "a": a})
+            assert page.status_code == 200 and 'id="skicka"' in page.text  # the form, not yet sent
+        assert (await client.get(f"/r/{mine}")).status_code == 200
+    assert await count(store, answers) == await count(store, reads) == 0
+    assert (await store.counts([event_id])).get((event_id, GROUP), {}) == {}
 
 
 async def test_an_answer_about_news_older_than_the_retention_is_refused(
         client: httpx.AsyncClient, store: InsightsStore, broker: KafkaBroker) -> None:
     event = make_event(published_at=(NOW - timedelta(days=400)).isoformat())
     await broker.publish(event.model_dump_json().encode(), topics.event_topic(event.type))
-    response = await client.get(f"/feedback/{token(str(event.event_id))}", params={"q": "understood", "a": "ja"})
+    response = await follow(client, f"/feedback/{token(str(event.event_id))}", q="understood", a="ja")
     assert response.status_code == 410 and await count(store, answers) == 0
 
 
@@ -162,9 +215,8 @@ async def test_the_retention_forgets_people_and_keeps_every_groups_figures(
                 for i in range(7)]
     await broker.publish(DeliveryOutcomes(outcomes=tuple(outcomes)).model_dump_json().encode(), topics.DELIVERY_OUTCOMES)
     for i in range(6):
-        await client.get(f"/feedback/{token(event_id, person=f'p{i}')}",
-                         params={"q": "understood", "a": "ja" if i < 5 else "nej"})
-        await client.get(f"/r/{token(event_id, person=f'p{i}')}")
+        await follow(client, f"/feedback/{token(event_id, person=f'p{i}')}", q="understood", a="ja" if i < 5 else "nej")
+        await follow(client, f"/r/{token(event_id, person=f'p{i}')}")
     names = {a.id: a.name for a in fvm.audiences}
     before = by_group(await store.counts([event_id]), event_id, names)
     assert before[0].answers("understood") == {"ja": 5, "nej": 1} and before[0].reads == 6
@@ -187,5 +239,5 @@ async def test_a_sent_digest_is_an_item_of_its_own_and_its_answers_lead_back_to_
     [item] = [i for i in await store.items("fvm") if i.event_id == str(digest)]
     assert (item.type, item.title) == ("digest", "Lägessummering november 2026 – Politisk styrgrupp")
     assert (await store.counts([str(digest)]))[(str(digest), GROUP)]["targeted:email"] == 9
-    page = await client.get(f"/feedback/{token(str(digest))}", params={"q": "involved", "a": "ja"})
+    page = await follow(client, f"/feedback/{token(str(digest))}", q="involved", a="ja")
     assert page.status_code == 200 and 'href="http://bk/intranet/status?program=fvm"' in page.text

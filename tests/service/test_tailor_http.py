@@ -1,6 +1,9 @@
 """The tailor's internal API, which the gateway asks for dry runs and previews when they run apart."""
 
+import json
+
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from services.common.auth import TokenAuthority, parse_tokens
@@ -29,3 +32,28 @@ async def test_previews_and_plans_over_the_internal_api_for_the_tokens_programme
         foreign = await client.post("/internal/v1/previews", params={"audience": "programstyrgrupp", "channel": "email"},
                                     content=body, headers={"Authorization": "Bearer other-token-12"})
         assert foreign.status_code == 403
+
+
+def test_a_preview_never_carries_a_working_link_whatever_event_id_its_body_names(tailor: Tailor) -> None:
+    """A probe posted another programme's event id to /v1/previews and answered through the card's links."""
+    import re
+
+    from services.common.links import FEEDBACK, BadLink
+
+    event = make_event(audiences=["programstyrgrupp"])  # its event_id could be any event's, of any programme
+    program, audience = tailor.programs["fvm"], tailor.programs["fvm"].audience("programstyrgrupp")
+    assert audience is not None
+
+    def tokens(text: str) -> set[str]:
+        found = set(re.findall(r"/(?:feedback|r)/([A-Za-z0-9_.-]+)", text))
+        assert found, "the message has follow-up links"
+        return found
+
+    sent = json.dumps(tailor.renderer.teams_card(event, program, audience))
+    for token in tokens(sent):  # what a group really gets: live links
+        assert tailor.renderer.signer.verify(FEEDBACK, token)["ev"] == str(event.event_id)
+    for channel in ("teams", "intranet"):
+        for text in tailor.preview(event, "programstyrgrupp", channel).values():
+            for token in tokens(text):
+                with pytest.raises(BadLink):
+                    tailor.renderer.signer.verify(FEEDBACK, token)

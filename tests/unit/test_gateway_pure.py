@@ -7,7 +7,7 @@ import pytest
 
 from contracts.deliveries import DeliveryPlan
 from programs import Program
-from services.common.auth import Principal, TokenAuthority, TokenConfigError, parse_tokens
+from services.common.auth import Principal, TokenAuthority, TokenConfigError, TokenRole, parse_tokens
 from services.common.problems import Problem
 from services.gateway.admission import admit
 from services.gateway.status import ChannelCounts, event_status
@@ -22,7 +22,18 @@ def test_tokens_are_scoped_per_programme() -> None:
     assert authority.authenticate(None) is None
 
 
-@pytest.mark.parametrize("spec", ["nonsense", "short=fvm", "s3cret-token=", "s3cret-token=FVM!", "aaaaaaaa=fvm,aaaaaaaa=fvis"])
+def test_a_token_carries_a_role_publisher_unless_it_says_otherwise() -> None:
+    authority = TokenAuthority(parse_tokens("pub-token-1=fvm,read-token-1=fvm:reader,both-token-1=fvm|fvis:publisher+reader,"
+                                            "admin-token-1=fvm:admin"))
+    found = {name: authority.authenticate(f"Bearer {name}-token-1") for name in ("pub", "read", "both", "admin")}
+    may = {name: {r.value for r in TokenRole if p is not None and p.may(r)} for name, p in found.items()}
+    assert may == {"pub": {"publisher"}, "read": {"reader"}, "both": {"publisher", "reader"},
+                   "admin": {"publisher", "reader", "admin"}}
+
+
+@pytest.mark.parametrize("spec", ["nonsense", "short=fvm", "s3cret-token=", "s3cret-token=FVM!", "aaaaaaaa=fvm,aaaaaaaa=fvis",
+                                  "s3cret-token=fvm:approver", "s3cret-token=fvm:", "s3cret-token=fvm:reader+",
+                                  "s3cret-token=:reader"])
 def test_bad_token_configuration_is_refused(spec: str) -> None:
     with pytest.raises(TokenConfigError):
         parse_tokens(spec)
@@ -126,3 +137,49 @@ def test_an_idempotency_scope_follows_the_token_not_its_place_in_the_list() -> N
     assert "bbbb" not in a.token_id  # a handle, never the secret
     other = first.authenticate("Bearer aaaa-token-1")
     assert other is not None and other.token_id != a.token_id
+
+
+def newsletter(*bodies: str) -> bytes:
+    return json.dumps({"type": "newsletter.issue", "program": "fvm", "publisher": "p", "importance": "awareness",
+                       "payload": {"title": "Nyhetsbrev", "sections": [{"heading": f"Del {i}", "body": b}
+                                                                       for i, b in enumerate(bodies)]}}).encode()
+
+
+def test_a_newsletter_too_large_for_the_bus_once_rendered_is_refused_at_the_door_with_the_reason(fvm: Program) -> None:
+    """A probe's twelve sections of 20 000 `&` were accepted and then stayed `delivering` forever."""
+    with pytest.raises(Problem) as info:
+        admit(newsletter(*["&" * 20_000] * 12), FVM_ONLY, {"fvm": fvm}, NOW)
+    [error] = info.value.errors or []
+    assert info.value.status == 422 and error["path"] == "payload" and "too large once rendered" in error["reason"]
+    assert admit(newsletter(*["Text som är lång nog. " * 900] * 12), FVM_ONLY, {"fvm": fvm}, NOW)  # 237 KB of words
+
+
+def test_what_the_door_admits_fits_on_the_bus_as_one_email_command_with_a_full_chunk(fvm: Program) -> None:
+    """The bound is an upper bound: the largest newsletter of `&` the door lets in, rendered by the tailor for a
+    full chunk of recipients, is one bus message."""
+    from contracts.deliveries import EMAIL_CHUNK, MAX_BUS_MESSAGE_BYTES
+    from contracts.events import parse_event
+    from services.gateway.admission import rendered_size
+    from services.tailor.channels import Composition, EmailComposer
+    from services.tailor.directory import Recipient
+    from services.tailor.rendering import Renderer
+    from tests.conftest import TEMPLATES_DIR
+
+    bodies = ["&" * 20_000] * 3 + ["&\"<" * 6_000]
+    while True:  # the largest admitted: one more character would be refused
+        try:
+            admit(newsletter(*bodies, "&" * 1_000), FVM_ONLY, {"fvm": fvm}, NOW)
+        except Problem:
+            break
+        bodies.append("&" * 1_000)
+    event = parse_event(newsletter(*bodies))
+    assert rendered_size(event) > 0
+    people = [Recipient(id=f"person-{i:06d}", name="Förnamn Efternamnsson-Långnamn", email=f"f.e{i}@vgregion.example.se")
+              for i in range(EMAIL_CHUNK)]
+    audience = fvm.audience("programstyrgrupp")
+    assert audience is not None
+    composition = Composition(event=event, program=fvm, audience_id=audience.id, audience=audience, recipients=people,
+                              planned_audiences=(audience.id,), published_at=NOW)
+    [command] = EmailComposer().compose(composition, Renderer(TEMPLATES_DIR, "https://budkavle.example.se"))
+    size = len(command.model_dump_json().encode())
+    assert MAX_BUS_MESSAGE_BYTES * 0.4 < size <= MAX_BUS_MESSAGE_BYTES, size  # a large message, and within the limit

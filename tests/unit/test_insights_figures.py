@@ -41,3 +41,13 @@ def test_rows_per_group_per_event_and_per_month() -> None:
     published = {"e1": datetime(2026, 10, 31, 23, 30, tzinfo=UTC), "e2": datetime(2026, 9, 2, tzinfo=UTC)}
     months = by_month(counts, published, "a")
     assert [(r.key, r.sent) for r in months] == [("2026-09", 5), ("2026-11", 1)]  # Swedish time: 1 November
+
+
+def test_a_title_with_dollar_signs_is_drawn_as_text_not_read_as_mathematics() -> None:
+    from services.insights.charts import bar_chart
+
+    titles = ["Pris $\\foo$ för licenser", "$x^2$ och $", "Kostnad: 5 $ per licens"]
+    svg = bar_chart([Row(f"e{i}", t, Counter({"sent:email": 4, "targeted:email": 4})) for i, t in enumerate(titles)],
+                    "Diagram")
+    for title in titles:
+        assert title.replace("&", "&amp;") in svg

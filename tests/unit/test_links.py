@@ -32,7 +32,7 @@ def test_a_forged_altered_or_foreign_link_is_refused() -> None:
     payload, mac = token.split(".")
     other = LinkSigner(b"x" * 32, Clock()).sign("prefs", {"program": "fvm", "person": "p1"}, timedelta(days=1))
     altered = signer.sign("prefs", {"program": "fvm", "person": "p2"}, timedelta(days=1)).split(".")[0] + "." + mac
-    for bad in (other, altered, payload, "", "a.b", token + "x", "." * 3000):
+    for bad in (other, altered, payload, "", "a.b", token + "x", "." * 3000, "é.x", f"{payload}.{mac}é", "\x00.\x00"):
         with pytest.raises(BadLink) as refused:
             signer.verify("prefs", bad)
         assert not refused.value.expired
