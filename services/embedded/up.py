@@ -36,7 +36,7 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
     shared: dict[str, Any] = {"data_dir": data_dir}
     if not common.metrics_token:
         shared["metrics_token"] = kept_secret(data_dir, "metrics-token")
-    per_service: dict[str, dict[str, Any]] = {"gateway": {}, "email": {}, "teams": {}}
+    per_service: dict[str, dict[str, Any]] = {"gateway": {}, "email": {}, "teams": {}, "insights": {}}
     broker = None
     mail = None
     provider = None
@@ -58,7 +58,9 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
         token = ""
         if not GatewaySettings().api_tokens:
             token = kept_secret(data_dir, "demo-token")
-            per_service["gateway"]["api_tokens"] = f"{token}={'|'.join(sorted(programs))}:admin"
+            # The demo token publishes, and reads the follow-up figures (an admin token may both).
+            tokens = f"{token}={'|'.join(sorted(programs))}:admin"
+            per_service["gateway"]["api_tokens"] = per_service["insights"]["api_tokens"] = tokens
         settings = PlatformSettings.load(shared, **per_service)
         kafka = settings.tailor.kafka_bootstrap_servers
         runtime = build_platform(settings, staff_scale)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,18 +96,19 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 
 
-def signed_in(platform: Platform | str, sub: str) -> httpx.Client:
+@contextmanager
+def signed_in(platform: Platform | str, sub: str) -> Iterator[httpx.Client]:
     """An HTTP client signed in as `sub` through the local provider's own form: the requests a browser makes
     (sign-in, the provider's authorization form, the callback), never a session made up by the test."""
-    client = httpx.Client(timeout=10)
     url = platform if isinstance(platform, str) else platform.url
-    start = client.get(f"{url}/auth/login")
-    assert start.status_code == 303, start.text
-    granted = client.post(start.headers["location"], data={"sub": sub})  # the provider's form, submitted
-    assert granted.status_code == 302, granted.text
-    back = client.get(granted.headers["location"])  # Budkavle's callback
-    assert back.status_code == 303, back.text
-    return client
+    with httpx.Client(timeout=10) as client:
+        start = client.get(f"{url}/auth/login")
+        assert start.status_code == 303, start.text
+        granted = client.post(start.headers["location"], data={"sub": sub})  # the provider's form, submitted
+        assert granted.status_code == 302, granted.text
+        back = client.get(granted.headers["location"])  # Budkavle's callback
+        assert back.status_code == 303, back.text
+        yield client
 
 
 def sign_in_in_chromium(page: Any, platform: Platform, sub: str, next_path: str = "/intranet/") -> None:

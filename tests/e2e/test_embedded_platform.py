@@ -355,8 +355,8 @@ def test_the_first_start_tells_the_seed_history_through_its_own_api_and_a_restar
                         "BUDKAVLE_DEMO_HISTORY")}
     env.update(BUDKAVLE_DATA_DIR=str(tmp_path), BUDKAVLE_HTTP_PORT=str(port))
 
-    def feed_titles() -> list[str]:  # the history is internal news: for the people of the programme
-        with signed_in(url, "medarbetare@fvm.example") as member:
+    def feed_titles() -> list[str]:  # the history is internal news of both programmes: for an admin of both
+        with signed_in(url, "admin@budkavle.example") as member:
             return [e.title for e in feedparser.parse(member.get(f"{url}/intranet/feed.atom").content).entries]
 
     for start in ("first", "second"):

@@ -1,0 +1,158 @@
+"""People on the embedded platform, in headless Chromium: each demo person signs in through the local
+provider's own form and sees exactly what their role allows; signing out ends the session; a group's link
+counts a signed-in person once and a stranger never; a mail whose every link is fetched answers nothing; the
+sign-in's own pages pass axe-core."""
+
+import email
+import email.policy
+import re
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import CHROMIUM_ARGS, Platform, axe_violations, sign_in_in_chromium
+from tests.waiting import wait_until
+
+TITLE = "Ny tidplan för införandet av Millennium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium package is needed (.ci/run installs it)"
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def stored(platform: Platform, table: str, group: str, kind: str) -> int:
+    """Rows the insights service keeps for the group, from people's own mails (p:) or signed-in people (s:)."""
+    with sqlite3.connect(platform.data_dir / "budkavle.db") as db:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table} WHERE audience_id = ? AND respondent LIKE ?",
+                              (group, f"{kind}%")).fetchone()[0])
+
+
+#: What each demo person may open: the programmes' insights, and FVM's internal item.
+SEES = {
+    "lasare@fvm.example": ({"fvm"}, True),
+    "redaktor@fvm.example": ({"fvm"}, True),
+    "godkannare@fvm.example": ({"fvm"}, True),
+    "redaktor@fvis.example": ({"fvis"}, False),
+    "godkannare@fvis.example": ({"fvis"}, False),
+    "admin@budkavle.example": ({"fvm", "fvis"}, True),
+    "medarbetare@fvm.example": (set(), True),
+    "extern@example.org": (set(), False),
+}
+
+
+@pytest.mark.parametrize("sub", sorted(SEES))
+def test_each_demo_person_signs_in_through_the_providers_form_and_sees_what_their_role_allows(
+        platform: Platform, delivered: dict[str, Any], browser: Any, sub: str) -> None:
+    programmes, reads_item = SEES[sub]
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{platform.url}/insights/")
+        assert not page.url.startswith(platform.url)  # at the provider, asked who one is
+        page.get_by_placeholder("sub").fill(sub)
+        page.get_by_role("button", name="Authorize").click()
+        page.wait_for_url(f"{platform.url}/insights/")
+        if not programmes:
+            assert page.get_by_role("heading", name="Du har inte behörighet till den här sidan").is_visible()
+        for code in ("fvm", "fvis"):
+            response = page.goto(f"{platform.url}/insights/{code}/")
+            assert response is not None and response.status == (200 if code in programmes else 403), (sub, code)
+            if code not in programmes:  # a clear Swedish page, never another programme's figures
+                assert page.get_by_role("heading", name="Du har inte behörighet till den här sidan").is_visible()
+                assert "Uppföljning av de senaste" not in page.content()
+        item = page.goto(f"{platform.url}/intranet/items/{delivered['event_id']}")
+        assert item is not None and item.status == (200 if reads_item else 403), sub
+        page.goto(f"{platform.url}/intranet/")
+        assert (TITLE in page.content()) == reads_item, sub
+
+        page.goto(f"{platform.url}/auth/logout")
+        page.get_by_role("button", name="Logga ut").click()
+        assert page.get_by_role("heading", name="Du är utloggad").is_visible()
+        assert not [c for c in context.cookies() if "session" in c["name"]]
+        page.goto(f"{platform.url}/insights/")
+        assert not page.url.startswith(platform.url)  # asked to sign in again: the session is gone
+        page.goto(f"{platform.url}/intranet/")
+        assert TITLE not in page.content()
+    finally:
+        context.close()
+
+
+def test_a_group_link_counts_a_signed_in_person_once_and_someone_not_signed_in_never(
+        platform: Platform, delivered: dict[str, Any], browser: Any) -> None:
+    card = next((platform.data_dir / "teams" / "programstyrgrupp").glob("*.json")).read_text()
+    [url] = re.findall(r'"(http://[^"]+/feedback/[^"?]+\?q=involved&a=delvis)"', card)
+    before = stored(platform, "insights_answers", "programstyrgrupp", "s:")
+    for _ in range(3):  # a stranger's client: sent to sign in, whether it opens the link or sends its form
+        opened = httpx.get(url, timeout=10)
+        sent = httpx.post(url.split("?")[0], data={"q": "involved", "a": "delvis"}, timeout=10)
+        assert opened.status_code == sent.status_code == 303 and "/auth/login" in opened.headers["location"]
+    for sub in ("medarbetare@fvm.example", "redaktor@fvm.example"):
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(url)  # not signed in: the link leads to the sign-in, and back
+            page.get_by_placeholder("sub").fill(sub)
+            page.get_by_role("button", name="Authorize").click()
+            page.get_by_role("heading", name="Tack för ditt svar").wait_for()
+            page.goto(url)  # the same person again
+            page.get_by_role("heading", name="Tack för ditt svar").wait_for()
+        finally:
+            context.close()
+    wait_until(lambda: stored(platform, "insights_answers", "programstyrgrupp", "s:") == before + 2, 30,
+               "each signed-in person's answer, once")
+
+
+def test_a_mail_whose_every_link_is_fetched_by_a_plain_get_answers_nothing(
+        platform: Platform, delivered: dict[str, Any]) -> None:
+    """What a mail security gateway does with every mail before its reader sees it."""
+    mails = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+             for p in sorted((platform.data_dir / "mail").glob("*.eml"))]
+    ours = [m for m in mails if m["X-Budkavle-Event"] == delivered["event_id"]
+            and m["X-Budkavle-Audience"] == "politisk-styrgrupp"][-3:]
+    assert len(ours) == 3
+    before = [stored(platform, t, "politisk-styrgrupp", "p:") for t in ("insights_answers", "insights_reads")]
+    fetched = 0
+    for msg in ours:
+        text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        links = set(re.findall(r"https?://[^\s\"<>]+", text + html.replace("&amp;", "&")))
+        assert sum("/feedback/" in link for link in links) == 5 and any("/r/" in link for link in links)
+        for link in links:
+            if link.startswith(platform.url):
+                assert httpx.get(link, timeout=10, follow_redirects=True).status_code < 500
+                fetched += 1
+    assert fetched >= 18
+    assert [stored(platform, t, "politisk-styrgrupp", "p:") for t in ("insights_answers", "insights_reads")] == before
+
+
+def test_the_sign_in_pages_have_no_wcag_2_1_aa_violations(platform: Platform, browser: Any) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{platform.url}/auth/callback?code=x&state=y")  # no sign-in under way
+        assert page.get_by_role("heading", name="Inloggningen gick inte att slutföra").is_visible()
+        assert axe_violations(page) == []
+        sign_in_in_chromium(page, platform, "medarbetare@fvm.example", "/insights/")
+        assert page.get_by_role("heading", name="Du har inte behörighet till den här sidan").is_visible()
+        assert axe_violations(page) == []  # no access
+        page.goto(f"{platform.url}/auth/logout")
+        assert axe_violations(page) == []  # the sign-out form
+        page.get_by_role("button", name="Logga ut").click()
+        assert page.get_by_role("heading", name="Du är utloggad").is_visible()
+        assert axe_violations(page) == []  # signed out
+    finally:
+        context.close()
