@@ -2,8 +2,9 @@
 service (which serves the signed links in every message) whenever someone clicks.
 
 Nobody is named: `respondent` is a pseudonym, a keyed hash of the person's directory id (from an email's
-own link) or a random id kept in a browser cookie (from a Teams card or an intranet item, which are the
-same for everyone). A later answer from the same respondent replaces the earlier one.
+own link, `p:`) or of the signed-in person's subject at the sign-in provider (from a Teams card or an
+intranet item, which are the same for everyone, `s:`). A later answer from the same respondent replaces the
+earlier one.
 """
 
 from typing import Annotated, ClassVar, Final, Literal
@@ -26,7 +27,8 @@ QUESTION_TEXT: Final[dict[str, str]] = {"understood": "Förstod du informationen
 ANSWER_TEXT: Final[dict[str, str]] = {"ja": "Ja", "nej": "Nej", "delvis": "Delvis"}
 
 Respondent = Annotated[str, Field(pattern=r"^[a-z]:[A-Za-z0-9_-]{8,64}$",
-                                  description="p:<keyed hash of a person> or a:<random browser id>")]
+                                  description="p:<keyed hash of a person's directory id> or s:<keyed hash of a "
+                                              "signed-in person's subject>")]
 
 
 class FeedbackGiven(Contract):

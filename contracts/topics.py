@@ -37,6 +37,10 @@ PREFERENCES_CHANGED: Final = "preferences.changed.v1"
 FEEDBACK_GIVEN: Final = "feedback.given.v1"
 ITEM_READ: Final = "feedback.read.v1"
 
+#: A signed-in person's session ended by sign-out (`SessionEnded`), announced by the service that signs people
+#: out, so that every service reading sessions stops honouring it; keyed by session id.
+SESSION_ENDED: Final = "people.session_ended.v1"
+
 #: Bus messages that failed validation, with the reason.
 DEAD_LETTER: Final = "deadletter.v1"
 
@@ -48,4 +52,4 @@ def event_topic(event_type: str) -> str:
 def all_topics(*extra: str) -> tuple[str, ...]:
     """Every topic the platform needs; `extra` are the delivery topics of the registered channels."""
     return (*EVENT_TOPICS.values(), *extra, EVENT_PLANNED, DIGEST_SENT, DELIVERY_OUTCOMES, SCHEDULE_DUE,
-            PREFERENCES_CHANGED, FEEDBACK_GIVEN, ITEM_READ, DEAD_LETTER)
+            PREFERENCES_CHANGED, FEEDBACK_GIVEN, ITEM_READ, SESSION_ENDED, DEAD_LETTER)

@@ -3,14 +3,15 @@ that every person-facing service checks with the same key (BUDKAVLE_SESSION_KEY)
 
 A session ends after `idle` without a request, or `absolute` after sign-in, whichever comes first; each page
 a person opens moves the idle limit on (the cookie is made again, at most once a minute). Sign-in makes a new
-session (a new id, whatever the browser had); sign-out clears the cookie. Every form a signed-in person sends
-carries a CSRF token derived from the session id.
+session (a new id, whatever the browser had, whose session ends); sign-out clears the cookie and ends the
+session for good: `ended` (each service's table of ended sessions, `ended_sessions`) refuses it, whoever still
+has the cookie. Every form a signed-in person sends carries a CSRF token derived from the session id.
 """
 
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -36,13 +37,14 @@ class Session:
 
 class Sessions:
     def __init__(self, key: bytes, public_url: str, idle: timedelta, absolute: timedelta,
-                 clock: Clock = lambda: datetime.now(UTC)) -> None:
+                 ended: Callable[[str], Awaitable[bool]] | None = None, clock: Clock = lambda: datetime.now(UTC)) -> None:
         self.signer = LinkSigner(key, clock)
         self.key = key
         self.secure = public_url.startswith("https://")
         # `__Host-` makes the browser keep the cookie only when it is Secure, for this host and path /.
         self.cookie = "__Host-budkavle_session" if self.secure else "budkavle_session"
         self.idle, self.absolute = idle, absolute
+        self.ended = ended
         self.clock = clock
 
     def _value(self, sid: str, person: Person, started: datetime) -> str:
@@ -58,7 +60,7 @@ class Sessions:
         self._set(response, self._value(session.sid, person, now))
         return session
 
-    def read(self, request: Request) -> Session | None:
+    async def read(self, request: Request) -> Session | None:
         """The request's session, or None (none, forged, expired or ended)."""
         try:
             claims = self.signer.verify(SESSION, request.cookies.get(self.cookie, ""))
@@ -68,9 +70,13 @@ class Sessions:
             sid = claims["sid"]
         except (BadLink, KeyError, ValueError, OverflowError):
             return None
-        if started + self.absolute < self.clock():
+        if started + self.absolute < self.clock() or (self.ended is not None and await self.ended(sid)):
             return None
         return Session(sid, person, started, seen)
+
+    def expires_at(self, session: Session) -> datetime:
+        """When the session ends at the latest, used or not."""
+        return session.started + self.absolute
 
     def touch(self, response: Response, session: Session | None) -> None:
         """Move the session's idle limit on, when it was last moved more than a minute ago."""

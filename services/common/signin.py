@@ -9,9 +9,9 @@ first signs in, not at start: a provider that is down stops sign-in (with a page
 
 import hmac
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -21,7 +21,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment
 
+from contracts.people import SessionEnded
 from programs import Program, Role
+from services.common.ended_sessions import EndedSessions
 from services.common.links import BadLink, session_key
 from services.common.people import person_from_claims
 from services.common.problems import Problem, read_limited
@@ -109,17 +111,17 @@ class People:
     def page(self, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         return HTMLResponse(self.env.get_template(name).render(base=self.base, **ctx), status_code=status)
 
-    def session(self, request: Request) -> Session | None:
-        return self.sessions.read(request)
+    async def session(self, request: Request) -> Session | None:
+        return await self.sessions.read(request)
 
     def login_url(self, request: Request) -> str:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return f"{self.base}/auth/login?{urlencode({'next': here})}"
 
-    def require(self, request: Request, program: str | None, role: Role) -> Session | Response:
+    async def require(self, request: Request, program: str | None, role: Role) -> Session | Response:
         """The session of someone who has `role` in `program` (in any programme, when None); otherwise the way
         to sign in, or the Swedish "no access" page (403) for a person who has not."""
-        session = self.session(request)
+        session = await self.session(request)
         if session is None:
             return RedirectResponse(self.login_url(request), status_code=303)
         allowed = session.person.programs(role)
@@ -128,11 +130,13 @@ class People:
         return session
 
 
-def people_for(settings: CommonSettings, env: Environment, embedded: bool) -> People:
-    """The sessions every person-facing service checks, with the same key and timeouts."""
+def people_for(settings: CommonSettings, env: Environment, embedded: bool, ended: EndedSessions) -> People:
+    """The sessions every person-facing service checks, with the same key and timeouts, and its own table of
+    the sessions ended by sign-out."""
     base = settings.resolved_public_url()
     sessions = Sessions(session_key(settings.session_key, settings.data_dir, embedded), base,
-                        timedelta(minutes=settings.session_idle_minutes), timedelta(hours=settings.session_max_hours))
+                        timedelta(minutes=settings.session_idle_minutes), timedelta(hours=settings.session_max_hours),
+                        ended=ended.ended)
     return People(sessions, env, base)
 
 
@@ -153,14 +157,17 @@ def local_path(value: str | None) -> str:
 
 
 def build_signin_router(provider: Provider | None, people: People, programs: Mapping[str, Program],
-                        roles_claim: str) -> APIRouter:
+                        roles_claim: str, end: Callable[[SessionEnded], Awaitable[None]]) -> APIRouter:
     """`/auth/login`, `/auth/callback`, `/auth/logout`: served by one service (insights); every person-facing
-    service reads the sessions they make (`People`)."""
+    service reads the sessions they make (`People`). `end` keeps a session as ended and announces it."""
     router = APIRouter(prefix="/auth", include_in_schema=False)
     sessions, page, base = people.sessions, people.page, people.base
     signer = sessions.signer
     callback = f"{base}/auth/callback"
     secure = base.startswith("https://")
+
+    async def ended(session: Session) -> None:
+        await end(SessionEnded(sid=session.sid, ended_at=datetime.now(UTC), expires_at=sessions.expires_at(session)))
 
     def refused(heading: str, message: str, status: int = 400) -> HTMLResponse:
         response = page("auth/message.html.j2", status, heading=heading, message=message, again=True)
@@ -216,26 +223,30 @@ def build_signin_router(provider: Provider | None, people: People, programs: Map
         person = person_from_claims(claims, roles_claim, programs)
         response = RedirectResponse(f"{base}{pending['nx']}", status_code=303)
         response.delete_cookie(LOGIN_COOKIE, path="/auth/", secure=secure, httponly=True, samesite="lax")
-        sessions.open(response, person)  # a new session id, whatever the browser had before
+        before = await sessions.read(request)
+        if before is not None:
+            await ended(before)  # a new session id, whatever the browser had: that one is over
+        sessions.open(response, person)
         log.info("signed in", extra={"programmes": sorted(person.roles)})
         return response
 
     @router.get("/logout")
     async def logout_page(request: Request) -> Response:
-        session = sessions.read(request)
+        session = await sessions.read(request)
         if session is None:
             return page("auth/signed_out.html.j2")
         return page("auth/logout.html.j2", person=session.person, csrf=sessions.csrf(session))
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        session = sessions.read(request)
+        session = await sessions.read(request)
         if session is not None:
             form = await _form(request)
             if not sessions.csrf_ok(session, form.get("csrf", "")):
                 return page("auth/message.html.j2", 403, heading="Utloggningen gick inte att genomföra",
                             message="Formuläret var för gammalt eller kom inte från den här sidan. Försök igen.",
                             again=False)
+            await ended(session)
             log.info("signed out")
         response = page("auth/signed_out.html.j2")
         sessions.clear(response)

@@ -19,6 +19,7 @@ from contracts.channels import CHANNELS
 from contracts.deliveries import DeadLetter, DeliveryOutcomes, DigestSent, EventPlanned
 from contracts.events import EVENT_ADAPTER
 from contracts.feedback import FeedbackGiven, ItemRead
+from contracts.people import SessionEnded
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import ScheduleDue
 from services.embedded.platform import PlatformSettings, build_platform
@@ -40,6 +41,7 @@ def topic_models() -> dict[str, type[BaseModel] | None]:
         topics.PREFERENCES_CHANGED: PreferencesChanged,
         topics.FEEDBACK_GIVEN: FeedbackGiven,
         topics.ITEM_READ: ItemRead,
+        topics.SESSION_ENDED: SessionEnded,
         topics.DEAD_LETTER: DeadLetter,
     }
 

@@ -31,12 +31,12 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
     def refused(problem: ClickRefused) -> HTMLResponse:
         return page("problem.html.j2", problem.status, heading=problem.heading, message=problem.message)
 
-    def member(request: Request, link: Link) -> Session | Response | None:
+    async def member(request: Request, link: Link) -> Session | Response | None:
         """For a group's link: the signed-in person of the link's programme (or the way to sign in, or the
         no-access page). For a person's own link: None, the token is the identity."""
         if link.person is not None:
             return None
-        return people.require(request, link.program.program, Role.MEMBER)
+        return await people.require(request, link.program.program, Role.MEMBER)
 
     async def form(request: Request) -> dict[str, str]:
         try:
@@ -64,7 +64,7 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
             check_answer(question, answer)
         except ClickRefused as problem:
             return refused(problem)
-        session = member(request, link)
+        session = await member(request, link)
         if isinstance(session, Response):
             return session
         return confirm(request, session, {"q": question, "a": answer}, "Skickar ditt svar …", "Skicka svaret",
@@ -77,7 +77,7 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
             sent = await form(request)
             question, answer = sent.get("q", ""), sent.get("a", "")
             check_answer(question, answer)
-            session = member(request, link)
+            session = await member(request, link)
             if isinstance(session, Response):
                 return session
             checked(session, sent)
@@ -100,7 +100,7 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
             clicks.check_target(to)
         except ClickRefused as problem:
             return refused(problem)
-        session = people.session(request) if link.person is None else None
+        session = await people.session(request) if link.person is None else None
         return confirm(request, session, {"to": to} if to else {}, "Öppnar sidan …", "Fortsätt till sidan",
                        "Du skickas vidare till nyheten.")
 
@@ -111,7 +111,7 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
             sent = await form(request)
             # A group's link is counted only for a signed-in person of the programme whose form carried the
             # session's token; anyone may still follow it.
-            session = people.session(request) if link.person is None else None
+            session = await people.session(request) if link.person is None else None
             counted = session is not None and session.person.may(link.program.program, Role.MEMBER) \
                 and people.sessions.csrf_ok(session, sent.get("csrf", ""))
             who = clicks.respondent(link, session.person.sub if session is not None and counted else None)

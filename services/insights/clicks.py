@@ -108,7 +108,7 @@ class Clicks:
                               respondent=respondent, question=question, answer=answer,
                               answered_at=self.clock())
         if await self.store.answer_of(str(link.event_id), link.audience_id, respondent, question) != answer:
-            await self._announce(topics.FEEDBACK_GIVEN, given)
+            await self.announce(topics.FEEDBACK_GIVEN, given)
         if item is not None and item.type == "digest" and link.audience_id != "intranet":
             return f"{self.base}/intranet/status?program={link.program.program}"
         return f"{self.base}/intranet/items/{link.event_id}"
@@ -130,12 +130,13 @@ class Clicks:
         target = item.read_more_url if item is not None and item.read_more_url and to != "item" else own
         if respondent is not None and not await self.store.has_read(str(link.event_id), link.audience_id,
                                                                      respondent):
-            await self._announce(topics.ITEM_READ, ItemRead(program=link.program.program, event_id=link.event_id,
+            await self.announce(topics.ITEM_READ, ItemRead(program=link.program.program, event_id=link.event_id,
                                                             audience_id=link.audience_id, respondent=respondent,
                                                             at=self.clock()))
         return target
 
-    async def _announce(self, topic: str, message: BaseModel) -> None:
+    async def announce(self, topic: str, message: BaseModel) -> None:
+        """Keep `message` in the outbox, then say it on the bus (or let `announce_pending` say it later)."""
         key = message.bus_key  # type: ignore[attr-defined]
         ref = await self.store.keep(topic, key, message.model_dump_json())
         try:

@@ -6,8 +6,11 @@ from fastapi import APIRouter
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic import Field
 
+from contracts import topics
+from contracts.people import SessionEnded
 from programs import load_programs
 from services.common.auth import TokenAuthority, parse_tokens
+from services.common.ended_sessions import EndedSessions
 from services.common.links import LinkSigner, link_key
 from services.common.retention import retention_loop
 from services.common.runtime import Runtime, ServiceParts
@@ -17,7 +20,7 @@ from services.insights.click_pages import build_click_router
 from services.insights.clicks import Clicks
 from services.insights.handlers import build_router
 from services.insights.pages import Viewers, build_insights_router
-from services.insights.store import MIGRATIONS, InsightsStore
+from services.insights.store import ENDED_SESSIONS, MIGRATIONS, InsightsStore
 
 
 class InsightsSettings(CommonSettings):
@@ -38,10 +41,17 @@ def build(settings: InsightsSettings, runtime: Runtime, embedded: bool = False) 
     clicks = Clicks(store, runtime.bus, signer, programs, base, retention)
     env = Environment(loader=FileSystemLoader(str(settings.templates_dir)), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    people = people_for(settings, env, embedded)
+    ended = EndedSessions(runtime.engine, ENDED_SESSIONS)
+    people = people_for(settings, env, embedded, ended)
     viewers = Viewers(TokenAuthority(parse_tokens(settings.api_tokens)), people, programs)
+
+    async def end(session: SessionEnded) -> None:
+        """A session signed out: ended here at once, and announced to every other service that reads sessions."""
+        await ended.end(session)
+        await clicks.announce(topics.SESSION_ENDED, session)
+
     http = APIRouter()
-    http.include_router(build_signin_router(provider_for(settings), people, programs, settings.oidc_roles_claim))
+    http.include_router(build_signin_router(provider_for(settings), people, programs, settings.oidc_roles_claim, end))
     http.include_router(build_click_router(clicks, people, env))
     http.include_router(build_insights_router(store, viewers, env, base))
     return ServiceParts(name="insights", router=build_router(store, runtime.bus), http=http, migrations=MIGRATIONS,

@@ -36,14 +36,14 @@ class Viewers:
     def __init__(self, authority: TokenAuthority, people: People, programs: Mapping[str, Program]) -> None:
         self.authority, self.people, self.programs = authority, people, programs
 
-    def of(self, request: Request) -> tuple[frozenset[str], Person | None] | Response:
+    async def of(self, request: Request) -> tuple[frozenset[str], Person | None] | Response:
         """The programmes, and the person if a person asks; or the way to sign in, or the no-access page."""
         principal = self.authority.authenticate(request.headers.get("authorization"))
         if principal is not None:
             if not principal.may(TokenRole.READER):
                 return self.people.page("auth/no_access.html.j2", 403, person=None)
             return principal.programs & frozenset(self.programs), None
-        session = self.people.require(request, None, Role.READER)
+        session = await self.people.require(request, None, Role.READER)
         if isinstance(session, Response):
             return session
         return session.person.programs(Role.READER) & frozenset(self.programs), session.person
@@ -59,8 +59,8 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
             base=base, channels=channels, questions=QUESTION_TEXT, too_few=TOO_FEW, min_answers=MIN_ANSWERS,
             sv_date=sv_date, type_labels=TYPE_LABELS, **ctx), status_code=status)
 
-    def allowed(request: Request, code: str) -> tuple[Program, Person | None] | Response:
-        seen = viewers.of(request)
+    async def allowed(request: Request, code: str) -> tuple[Program, Person | None] | Response:
+        seen = await viewers.of(request)
         if isinstance(seen, Response):
             return seen
         program = programs.get(code)
@@ -76,14 +76,14 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
 
     @router.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> Response:
-        seen = viewers.of(request)
+        seen = await viewers.of(request)
         if isinstance(seen, Response):
             return seen
         return page("index.html.j2", programs=[p for c, p in programs.items() if c in seen[0]], person=seen[1])
 
     @router.get("/{code}/", response_class=HTMLResponse)
     async def program_page(code: str, request: Request) -> Response:
-        found = allowed(request, code)
+        found = await allowed(request, code)
         if isinstance(found, Response):
             return found
         program, person = found
@@ -95,7 +95,7 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
 
     @router.get("/{code}/events/{event_id}", response_class=HTMLResponse)
     async def event_page(code: str, event_id: str, request: Request) -> Response:
-        found = allowed(request, code)
+        found = await allowed(request, code)
         if isinstance(found, Response):
             return found
         program, person = found
@@ -109,7 +109,7 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
 
     @router.get("/{code}/groups/{audience_id}", response_class=HTMLResponse)
     async def group_page(code: str, audience_id: str, request: Request) -> Response:
-        found = allowed(request, code)
+        found = await allowed(request, code)
         if isinstance(found, Response):
             return found
         program, person = found
@@ -124,7 +124,7 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
 
     @router.get("/{code}/export.csv")
     async def export(code: str, request: Request) -> Response:
-        found = allowed(request, code)
+        found = await allowed(request, code)
         if isinstance(found, Response):
             return found
         program, person = found

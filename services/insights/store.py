@@ -33,10 +33,13 @@ from contracts.deliveries import DeliveryOutcome, DeliveryPlan, DigestSent
 from contracts.events import Event
 from contracts.feedback import FeedbackGiven, ItemRead
 from services.common.db import add_counts, as_utc, insert_for, upsert_many
+from services.common.ended_sessions import ended_sessions_table
 from services.common.migrations import Migrations
 
 metadata = MetaData()
 MIGRATIONS = Migrations.beside(__file__, "insights", metadata)
+#: Sessions ended by sign-out (the sign-in is served here): see services/common/ended_sessions.
+ENDED_SESSIONS = ended_sessions_table(metadata, "insights_ended_sessions")
 
 items = Table(
     "insights_items", metadata,

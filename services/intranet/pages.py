@@ -33,9 +33,9 @@ def intranet_environment(templates_dir: Path, programs: Mapping[str, Program], p
 def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Environment, people: People) -> APIRouter:
     router = APIRouter(prefix="/intranet", tags=["intranet"])
 
-    def reader(request: Request) -> tuple[Person | None, frozenset[str]]:
+    async def reader(request: Request) -> tuple[Person | None, frozenset[str]]:
         """Who asks, and the programmes whose internal items they may read."""
-        session = people.session(request)
+        session = await people.session(request)
         if session is None:
             return None, frozenset()
         return session.person, session.person.programs(Role.MEMBER)
@@ -53,7 +53,7 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
     @router.get("/", response_class=HTMLResponse)
     async def news_list(request: Request, program: str | None = Query(None)) -> HTMLResponse:
         check_program(program)
-        person, members = reader(request)
+        person, members = await reader(request)
         return page("intranet/pages/list.html.j2", person, items=await store.latest(program, internal_of=members),
                     program=program)
 
@@ -64,16 +64,16 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
             raise HTTPException(404, "no such item")
         person = None
         if item.sensitivity != "public":
-            session = people.require(request, item.program, Role.MEMBER)
+            session = await people.require(request, item.program, Role.MEMBER)
             if isinstance(session, Response):
                 return session
             person = session.person
-        return page("intranet/pages/item.html.j2", person or reader(request)[0], item=item)
+        return page("intranet/pages/item.html.j2", person or (await reader(request))[0], item=item)
 
     @router.get("/status", response_class=HTMLResponse)
     async def status_page(request: Request, program: str | None = Query(None)) -> HTMLResponse:
         check_program(program)
-        person, members = reader(request)
+        person, members = await reader(request)
         statuses = await store.latest(program, "status.update", limit=1, internal_of=members)
         golives = await store.latest(program, "golive.milestone", limit=500, internal_of=members)
         timelines = {code: current_timeline(p.baseline, _area_updates(golives, code))
@@ -95,7 +95,7 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
     @router.get("/feed.atom")
     async def feed(request: Request, program: str | None = Query(None)) -> Response:
         check_program(program)
-        person, members = reader(request)
+        person, members = await reader(request)
         entries = await store.latest(program, limit=50, internal_of=members)
         updated = entries[0].published_at if entries else datetime(2020, 1, 1, tzinfo=UTC)
         body = env.get_template("intranet/pages/feed.atom.j2").render(items=entries, updated=updated, program=program)

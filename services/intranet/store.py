@@ -11,12 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.deliveries import PublishIntranetItem
 from services.common.db import as_utc, upsert
 from services.common.delivery import Delivery
+from services.common.ended_sessions import ended_sessions_table
 from services.common.ledger import ledger_table, parked_table
 from services.common.migrations import Migrations
 
 metadata = MetaData()
 MIGRATIONS = Migrations.beside(__file__, "intranet", metadata)
 LEDGER = ledger_table(metadata, "intranet_ledger")
+#: Sessions ended by sign-out, as announced: see services/common/ended_sessions.
+ENDED_SESSIONS = ended_sessions_table(metadata, "intranet_ended_sessions")
 PARKED = parked_table(metadata, "intranet_parked_commands")
 
 items = Table(

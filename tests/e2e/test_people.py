@@ -79,10 +79,16 @@ def test_each_demo_person_signs_in_through_the_providers_form_and_sees_what_thei
         page.goto(f"{platform.url}/intranet/")
         assert (TITLE in page.content()) == reads_item, sub
 
+        [kept] = [c for c in context.cookies() if "session" in c["name"]]  # as someone might copy it
         page.goto(f"{platform.url}/auth/logout")
         page.get_by_role("button", name="Logga ut").click()
         assert page.get_by_role("heading", name="Du är utloggad").is_visible()
         assert not [c for c in context.cookies() if "session" in c["name"]]
+        copied = {kept["name"]: kept["value"]}
+        with httpx.Client(cookies=copied, timeout=10) as copy:  # the copy opens nothing either, anywhere
+            assert copy.get(f"{platform.url}/insights/").status_code == 303
+            item = f"{platform.url}/intranet/items/{delivered['event_id']}"  # the intranet hears it on the bus
+            wait_until(lambda: copy.get(item).status_code == 303, 30, "the intranet to end the session too")
         page.goto(f"{platform.url}/insights/")
         assert not page.url.startswith(platform.url)  # asked to sign in again: the session is gone
         page.goto(f"{platform.url}/intranet/")

@@ -15,12 +15,17 @@ from fastapi.responses import PlainTextResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from programs import Program, Role
+from services.common.db import create_tables
+from services.common.ended_sessions import EndedSessions
 from services.common.sessions import Sessions
 from services.common.signin import People, Provider, SignInRefused, build_signin_router
 from services.embedded.broker import free_port
 from services.embedded.oidc import LocalProvider
+from services.insights.store import ENDED_SESSIONS
+from services.insights.store import metadata as insights_md
 from tests.conftest import TEMPLATES_DIR
 
 BASE = "http://bk"
@@ -37,27 +42,31 @@ def issuer() -> Iterator[str]:
         provider.stop()
 
 
-def app_for(provider: Provider | None, programs: dict[str, Program]) -> tuple[FastAPI, Sessions]:
+async def app_for(provider: Provider | None, programs: dict[str, Program], engine: AsyncEngine) -> FastAPI:
+    """The sign-in's routes, and one page that needs a reader of FVM, over a table of ended sessions."""
     env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined)
-    sessions = Sessions(b"a-session-key-that-is-long-enough-too", BASE, timedelta(minutes=30), timedelta(hours=8))
+    await create_tables(engine, insights_md)
+    ended = EndedSessions(engine, ENDED_SESSIONS)
+    sessions = Sessions(b"a-session-key-that-is-long-enough-too", BASE, timedelta(minutes=30), timedelta(hours=8),
+                        ended=ended.ended)
     people = People(sessions, env, BASE)
     app = FastAPI()
-    app.include_router(build_signin_router(provider, people, programs, "groups"))
+    app.include_router(build_signin_router(provider, people, programs, "groups", ended.end))
 
     @app.get("/whoami")
     async def whoami(request: Request) -> Response:
-        session = people.require(request, "fvm", Role.READER)
+        session = await people.require(request, "fvm", Role.READER)
         if isinstance(session, Response):
             return session
         return PlainTextResponse(f"{session.person.sub} {session.person.roles_json()}")
 
-    return app, sessions
+    return app
 
 
 @pytest.fixture
-async def client(issuer: str, fvm: Program) -> AsyncIterator[httpx.AsyncClient]:
-    app, _ = app_for(Provider(issuer, CLIENT_ID, "secret"), {"fvm": fvm})
+async def client(issuer: str, fvm: Program, sqlite_engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    app = await app_for(Provider(issuer, CLIENT_ID, "secret"), {"fvm": fvm}, sqlite_engine)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
         yield c
 
@@ -86,6 +95,13 @@ async def test_a_person_signs_in_with_code_and_pkce_and_gets_the_roles_the_progr
     assert me.text == 'lasare@fvm.example {"fvm":["reader"]}'
 
 
+async def as_session(client: httpx.AsyncClient, cookie: str) -> int:
+    """What /whoami answers a browser that sends `cookie` as its session."""
+    client.cookies.clear()
+    client.cookies.set("budkavle_session", cookie)
+    return (await client.get("/whoami")).status_code
+
+
 async def test_a_new_sign_in_makes_a_new_session_and_sign_out_ends_it(client: httpx.AsyncClient) -> None:
     async def sign_in(sub: str) -> str:
         start = await client.get("/auth/login")
@@ -97,13 +113,16 @@ async def test_a_new_sign_in_makes_a_new_session_and_sign_out_ends_it(client: ht
     claims = [json.loads(base64.urlsafe_b64decode(c.split(".")[0] + "==")) for c in (first, second)]
     assert claims[0]["sid"] != claims[1]["sid"]  # rotated, not carried over
     assert (await client.get("/whoami")).text.startswith("admin@budkavle.example")
+    assert await as_session(client, first) == 303  # the session the browser had before is over
+    assert await as_session(client, second) == 200
     page = await client.get("/auth/logout")
     csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
     refused = await client.post("/auth/logout", data={"csrf": "0" * 32})  # a form from somewhere else
     assert refused.status_code == 403 and (await client.get("/whoami")).status_code == 200
     out = await client.post("/auth/logout", data={"csrf": csrf})
-    assert out.status_code == 200 and "Du är utloggad" in out.text and "budkavle_session" not in client.cookies
-    assert (await client.get("/whoami")).status_code == 303
+    assert out.status_code == 200 and "Du är utloggad" in out.text
+    assert out.headers["set-cookie"].startswith('budkavle_session=""') and "Max-Age=0" in out.headers["set-cookie"]
+    assert await as_session(client, second) == 303  # a copy of the cookie, kept from before the sign-out
 
 
 async def test_a_person_without_a_role_in_the_programme_gets_the_swedish_no_access_page(
@@ -142,13 +161,14 @@ async def test_a_forged_state_a_replayed_code_or_a_refusal_ends_on_a_page_withou
     assert refusal.status_code == 400 and "avbröts" in refusal.text and no_session(refusal)
 
 
-async def test_a_provider_that_is_down_stops_sign_in_with_a_page_and_nothing_else(fvm: Program) -> None:
-    app, _ = app_for(Provider(f"http://127.0.0.1:{free_port()}", CLIENT_ID, "secret"), {"fvm": fvm})
+async def test_a_provider_that_is_down_stops_sign_in_with_a_page_and_nothing_else(
+        fvm: Program, sqlite_engine: AsyncEngine) -> None:
+    app = await app_for(Provider(f"http://127.0.0.1:{free_port()}", CLIENT_ID, "secret"), {"fvm": fvm}, sqlite_engine)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
         page = await client.get("/auth/login")
         assert page.status_code == 503 and "går inte att nå just nu" in page.text
         assert (await client.get("/whoami")).status_code == 303  # the page itself still answers
-    unset, _ = app_for(None, {"fvm": fvm})
+    unset = await app_for(None, {"fvm": fvm}, sqlite_engine)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=unset), base_url=BASE) as client:
         assert (await client.get("/auth/login")).status_code == 503
 

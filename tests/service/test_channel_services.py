@@ -1,20 +1,30 @@
 """Teams and intranet services through TestKafkaBroker."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import httpx
+from fastapi import FastAPI, Response
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
 from contracts.deliveries import PublishIntranetItem, SendTeamsCard
+from contracts.people import SessionEnded
+from programs import Program, Role
 from services.common.bus import Bus
 from services.common.db import create_tables
 from services.common.delivery import Delivery, deliver_many
+from services.common.ended_sessions import EndedSessions
 from services.common.ledger import Ledger
+from services.common.people import Person
 from services.common.retry import Retrier, RetryPolicy
+from services.common.sessions import Sessions
+from services.common.signin import People
 from services.intranet.handlers import build_router as intranet_router
+from services.intranet.pages import build_http as intranet_http
+from services.intranet.pages import intranet_environment
+from services.intranet.store import ENDED_SESSIONS as INTRANET_ENDED_SESSIONS
 from services.intranet.store import LEDGER as INTRANET_LEDGER
 from services.intranet.store import IntranetStore
 from services.intranet.store import metadata as intranet_md
@@ -23,7 +33,7 @@ from services.teams.store import LEDGER as TEAMS_LEDGER
 from services.teams.store import PARKED as TEAMS_PARKED
 from services.teams.store import metadata as teams_md
 from services.teams.webhook import WorkflowsWebhook
-from tests.conftest import make_event
+from tests.conftest import TEMPLATES_DIR, make_event
 from tests.service.conftest import Clock, Recorder
 
 
@@ -107,7 +117,8 @@ async def test_a_redelivered_intranet_item_is_stored_once_and_announced_each_tim
         broker: KafkaBroker, bus: Bus, engine: AsyncEngine, recorder: Recorder) -> None:
     await create_tables(engine, intranet_md)
     store = IntranetStore(engine)
-    broker.include_router(intranet_router(store, Ledger(engine, INTRANET_LEDGER), bus))
+    broker.include_router(intranet_router(store, Ledger(engine, INTRANET_LEDGER), bus,
+                                          EndedSessions(engine, INTRANET_ENDED_SESSIONS)))
     event = make_event()
     cmd = PublishIntranetItem(event_id=event.event_id, program="fvm", audience_id="intranet", event_type=event.type,
                               title="Ny tidplan",
@@ -121,3 +132,31 @@ async def test_a_redelivered_intranet_item_is_stored_once_and_announced_each_tim
     assert [i.title for i in items] == ["Ny tidplan"]
     assert [(o["channel"], o["audience_id"], o["status"]) for o in recorder[topics.DELIVERY_OUTCOMES]] == [
         ("intranet", "intranet", "sent")] * 2
+
+
+async def test_a_session_signed_out_elsewhere_opens_no_internal_item_here_once_announced(
+        broker: KafkaBroker, bus: Bus, engine: AsyncEngine, fvm: Program) -> None:
+    await create_tables(engine, intranet_md)
+    store, ended = IntranetStore(engine), EndedSessions(engine, INTRANET_ENDED_SESSIONS)
+    broker.include_router(intranet_router(store, Ledger(engine, INTRANET_LEDGER), bus, ended))
+    event = make_event()
+    await store.save(PublishIntranetItem(
+        event_id=event.event_id, program="fvm", audience_id="intranet", event_type=event.type, title="Intern nyhet",
+        summary="Sammanfattning", html_body="<p>Text</p>", importance="must_know", sensitivity="internal",
+        occurred_at=event.occurred_at, published_at=event.occurred_at, audiences=()))
+    sessions = Sessions(b"a-session-key-that-is-long-enough-too", "http://bk", timedelta(minutes=30),
+                        timedelta(hours=8), ended=ended.ended)
+    env = intranet_environment(TEMPLATES_DIR, {"fvm": fvm}, "http://bk")
+    app = FastAPI()
+    app.include_router(intranet_http(store, {"fvm": fvm}, env, People(sessions, env, "http://bk")))
+    response = Response()
+    session = sessions.open(response, Person("anna", "Anna", {"fvm": frozenset({Role.MEMBER})}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
+        client.cookies.set(sessions.cookie, response.headers["set-cookie"].split(";")[0].split("=", 1)[1])
+        assert (await client.get(f"/intranet/items/{event.event_id}")).status_code == 200
+        now = datetime.now(UTC)
+        async with TestKafkaBroker(broker):  # the sign-out, as the insights service announces it
+            await bus.publish(topics.SESSION_ENDED, SessionEnded(sid=session.sid, ended_at=now,
+                                                                 expires_at=now + timedelta(hours=8)), session.sid)
+        after = await client.get(f"/intranet/items/{event.event_id}")
+    assert after.status_code == 303 and "/auth/login" in after.headers["location"]

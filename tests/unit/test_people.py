@@ -62,9 +62,9 @@ def request_with(cookie: str) -> Request:
                     "headers": [(b"cookie", cookie.encode())]})
 
 
-def test_a_session_ends_after_its_idle_limit_or_its_absolute_limit_and_moves_on_while_used() -> None:
+async def test_a_session_ends_after_its_idle_limit_or_its_absolute_limit_and_moves_on_while_used() -> None:
     clock = Clock()
-    sessions = Sessions(KEY, "https://budkavle.example.se", timedelta(minutes=30), timedelta(hours=8), clock)
+    sessions = Sessions(KEY, "https://budkavle.example.se", timedelta(minutes=30), timedelta(hours=8), clock=clock)
     assert sessions.cookie == "__Host-budkavle_session"  # https: Secure, this host only
     response = Response()
     opened = sessions.open(response, Person("anna", "Anna", {"fvm": frozenset({Role.READER})}))
@@ -73,7 +73,7 @@ def test_a_session_ends_after_its_idle_limit_or_its_absolute_limit_and_moves_on_
     cookie = header.split(";")[0]
     for _ in range(20):  # used every 25 minutes: each page moves the idle limit on
         clock.now += timedelta(minutes=25)
-        session = sessions.read(request_with(cookie))
+        session = await sessions.read(request_with(cookie))
         if clock.now - opened.started >= timedelta(hours=8):
             assert session is None  # the absolute limit, however busy
             break
@@ -86,10 +86,10 @@ def test_a_session_ends_after_its_idle_limit_or_its_absolute_limit_and_moves_on_
     idle = Response()
     sessions.open(idle, Person("bo", "Bo"))
     clock.now += timedelta(minutes=31)
-    assert sessions.read(request_with(idle.headers["set-cookie"].split(";")[0])) is None
+    assert await sessions.read(request_with(idle.headers["set-cookie"].split(";")[0])) is None
 
 
-def test_a_tampered_or_malformed_session_cookie_is_no_session_and_csrf_tokens_are_per_session() -> None:
+async def test_a_tampered_or_malformed_session_cookie_is_no_session_and_csrf_tokens_are_per_session() -> None:
     sessions = Sessions(KEY, "http://bk", timedelta(minutes=30), timedelta(hours=8))
     response = Response()
     session = sessions.open(response, Person("anna", "Anna", {"fvm": frozenset({Role.READER})}))
@@ -99,7 +99,7 @@ def test_a_tampered_or_malformed_session_cookie_is_no_session_and_csrf_tokens_ar
     forged = Response()
     other.open(forged, Person("anna", "Anna", {"fvm": frozenset({Role.ADMIN})}))
     for bad in (f"{payload}x.{mac}", forged.headers["set-cookie"].split(";")[0].split("=", 1)[1], "é.x", "", "a.b"):
-        assert sessions.read(request_with(f"budkavle_session={bad}")) is None, bad
+        assert await sessions.read(request_with(f"budkavle_session={bad}")) is None, bad
     assert sessions.csrf_ok(session, sessions.csrf(session))
     second = sessions.open(Response(), Person("anna", "Anna"))
     assert not sessions.csrf_ok(second, sessions.csrf(session)) and not sessions.csrf_ok(session, "é")
