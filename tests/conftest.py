@@ -4,12 +4,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import Event, parse_event
-from programs import Program, load_program
+from programs import Program, Role, load_program
 from services.common.db import create_engine
+from services.common.people import Person
+from services.common.sessions import Session, Sessions
 from services.tailor.directory import Recipient, synthetic_directory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +49,16 @@ def make_event(event_type: str = "steering.decision", **envelope: Any) -> Event:
     data = {"type": event_type, "program": "fvm", "publisher": "test", "importance": "must_know",
             "sensitivity": "internal", "payload": payload, **envelope}
     return parse_event(data)
+
+
+def sign_in_as(client: httpx.AsyncClient, sessions: Sessions, sub: str, **roles: set[Role]) -> Session:
+    """Give `client` a session cookie for `sub` with `roles` per programme, as the sign-in makes it. For tests of
+    what a session may do; the sign-in itself is tested against the provider, and in Chromium through its form."""
+    response = Response()
+    session = sessions.open(response, Person(sub=sub, name=sub, roles={p: frozenset(r) for p, r in roles.items()}))
+    client.cookies.clear()
+    client.cookies.set(sessions.cookie, response.headers["set-cookie"].split(";")[0].split("=", 1)[1])
+    return session
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 OpenAPI document by `ProblemBody` and `problem_responses`."""
 
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -82,3 +83,10 @@ async def read_limited(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise too_large
     return bytes(body)
+
+
+async def read_form(request: Request, limit: int = 4096) -> dict[str, str]:
+    """A small urlencoded form, each field's last value (413 past `limit` bytes); what does not decode is
+    replaced, never an error of its own."""
+    body = await read_limited(request, limit)
+    return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import httpx
 from authlib.integrations.starlette_client import OAuth
@@ -26,7 +26,7 @@ from programs import Program, Role
 from services.common.ended_sessions import EndedSessions
 from services.common.links import BadLink, session_key
 from services.common.people import person_from_claims
-from services.common.problems import Problem, read_limited
+from services.common.problems import Problem, read_form
 from services.common.sessions import Session, Sessions
 from services.common.settings import CommonSettings
 
@@ -97,9 +97,6 @@ class Provider:
         if claims is None or not claims.get("sub"):
             raise SignInRefused("the ID token names no subject")
         return dict(claims)
-
-
-Page = Callable[..., HTMLResponse]
 
 
 class People:
@@ -241,7 +238,10 @@ def build_signin_router(provider: Provider | None, people: People, programs: Map
     async def logout(request: Request) -> Response:
         session = await sessions.read(request)
         if session is not None:
-            form = await _form(request)
+            try:
+                form = await read_form(request)
+            except Problem:
+                form = {}
             if not sessions.csrf_ok(session, form.get("csrf", "")):
                 return page("auth/message.html.j2", 403, heading="Utloggningen gick inte att genomföra",
                             message="Formuläret var för gammalt eller kom inte från den här sidan. Försök igen.",
@@ -258,11 +258,3 @@ def build_signin_router(provider: Provider | None, people: People, programs: Map
 def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8", "replace"), b.encode("utf-8", "replace"))
 
-
-async def _form(request: Request) -> dict[str, str]:
-    """A small urlencoded form (at most 4 KiB); anything else reads as empty."""
-    try:
-        body = await read_limited(request, 4096)
-    except Problem:
-        return {}
-    return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}

@@ -8,7 +8,7 @@ page in Swedish and nothing is recorded.
 """
 
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -16,7 +16,7 @@ from jinja2 import Environment
 
 from contracts.feedback import ANSWER_TEXT, ANSWERS, QUESTION_TEXT
 from programs import Role
-from services.common.problems import Problem, read_limited
+from services.common.problems import Problem, read_form
 from services.common.sessions import Session
 from services.common.signin import People
 from services.insights.clicks import ClickRefused, Clicks, Link, check_answer
@@ -40,10 +40,9 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
 
     async def form(request: Request) -> dict[str, str]:
         try:
-            body = await read_limited(request, 4096)
+            return await read_form(request)
         except Problem as exc:
             raise ClickRefused(413, "Svaret gick inte att ta emot", "Formuläret var för stort.") from exc
-        return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
 
     def checked(session: Session | None, sent: dict[str, str]) -> None:
         if session is not None and not people.sessions.csrf_ok(session, sent.get("csrf", "")):

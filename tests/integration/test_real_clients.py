@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import feedparser
 import httpx
 import pytest
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import PublishIntranetItem
@@ -17,7 +17,6 @@ from contracts.events import Event
 from programs import Program, Role
 from programs.labels import sv_period
 from services.common.db import create_tables
-from services.common.people import Person
 from services.common.sessions import Sessions
 from services.common.signin import People
 from services.intranet.pages import build_http, intranet_environment
@@ -27,7 +26,7 @@ from services.tailor.channels import COMPOSERS, Composition
 from services.tailor.digests import build_digest, render_card
 from services.tailor.rendering import Renderer
 from services.tailor.samples import sample_events
-from tests.conftest import ROOT, TEMPLATES_DIR, make_event
+from tests.conftest import ROOT, TEMPLATES_DIR, make_event, sign_in_as
 
 SESSIONS = Sessions(b"a-session-key-that-is-long-enough-too", "http://bk", timedelta(minutes=30), timedelta(hours=8))
 
@@ -91,9 +90,7 @@ def reader(app: FastAPI, **roles: set[Role]) -> httpx.AsyncClient:
     tested in Chromium, through the provider; here a session is made as the sign-in makes it."""
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk")
     if roles:
-        response = Response()
-        SESSIONS.open(response, Person(sub="s", name="Signe", roles={p: frozenset(r) for p, r in roles.items()}))
-        client.cookies.set(SESSIONS.cookie, response.headers["set-cookie"].split(";")[0].split("=", 1)[1])
+        sign_in_as(client, SESSIONS, "signe", **roles)
     return client
 
 

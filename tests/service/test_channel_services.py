@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import httpx
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,7 +17,6 @@ from services.common.db import create_tables
 from services.common.delivery import Delivery, deliver_many
 from services.common.ended_sessions import EndedSessions
 from services.common.ledger import Ledger
-from services.common.people import Person
 from services.common.retry import Retrier, RetryPolicy
 from services.common.sessions import Sessions
 from services.common.signin import People
@@ -33,7 +32,7 @@ from services.teams.store import LEDGER as TEAMS_LEDGER
 from services.teams.store import PARKED as TEAMS_PARKED
 from services.teams.store import metadata as teams_md
 from services.teams.webhook import WorkflowsWebhook
-from tests.conftest import TEMPLATES_DIR, make_event
+from tests.conftest import TEMPLATES_DIR, make_event, sign_in_as
 from tests.service.conftest import Clock, Recorder
 
 
@@ -149,10 +148,8 @@ async def test_a_session_signed_out_elsewhere_opens_no_internal_item_here_once_a
     env = intranet_environment(TEMPLATES_DIR, {"fvm": fvm}, "http://bk")
     app = FastAPI()
     app.include_router(intranet_http(store, {"fvm": fvm}, env, People(sessions, env, "http://bk")))
-    response = Response()
-    session = sessions.open(response, Person("anna", "Anna", {"fvm": frozenset({Role.MEMBER})}))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
-        client.cookies.set(sessions.cookie, response.headers["set-cookie"].split(";")[0].split("=", 1)[1])
+        session = sign_in_as(client, sessions, "anna", fvm={Role.MEMBER})
         assert (await client.get(f"/intranet/items/{event.event_id}")).status_code == 200
         now = datetime.now(UTC)
         async with TestKafkaBroker(broker):  # the sign-out, as the insights service announces it

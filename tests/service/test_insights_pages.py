@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,12 +18,11 @@ from contracts.feedback import FeedbackGiven
 from programs import Program, Role
 from services.common.auth import TokenAuthority, parse_tokens
 from services.common.db import create_tables
-from services.common.people import Person
 from services.common.sessions import Sessions
 from services.common.signin import People
 from services.insights.pages import Viewers, build_insights_router
 from services.insights.store import InsightsStore, metadata
-from tests.conftest import TEMPLATES_DIR, make_event
+from tests.conftest import TEMPLATES_DIR, make_event, sign_in_as
 
 KEY = b"a-test-key-that-is-long-enough-for-hmac"
 BASE = "https://budkavle.example.se"
@@ -55,11 +54,7 @@ async def client(store: InsightsStore, fvm: Program) -> AsyncIterator[httpx.Asyn
 
 
 def signed_in(client: httpx.AsyncClient, **roles: set[Role]) -> None:
-    """A session cookie as the sign-in makes it (the sign-in itself is tested in Chromium, through the provider)."""
-    response = Response()
-    SESSIONS.open(response, Person(sub="someone@example.se", name="Någon", roles={p: frozenset(r) for p, r in roles.items()}))
-    name, value = response.headers["set-cookie"].split(";")[0].split("=", 1)
-    client.cookies.set(name, value)
+    sign_in_as(client, SESSIONS, "Någon", **roles)
 
 
 async def test_a_visitor_who_has_not_signed_in_is_sent_to_sign_in_and_comes_back_here(client: httpx.AsyncClient) -> None:

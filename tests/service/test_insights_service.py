@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import func, select
@@ -20,7 +20,6 @@ from programs import Program, Role
 from services.common.bus import Bus
 from services.common.db import create_tables
 from services.common.links import FEEDBACK, FEEDBACK_TTL, LinkSigner, feedback_claims
-from services.common.people import Person
 from services.common.sessions import Sessions
 from services.common.signin import People
 from services.insights.click_pages import build_click_router
@@ -28,7 +27,7 @@ from services.insights.clicks import Clicks
 from services.insights.figures import by_group
 from services.insights.handlers import build_router
 from services.insights.store import InsightsStore, answers, deliveries, metadata, reads
-from tests.conftest import TEMPLATES_DIR, make_event
+from tests.conftest import TEMPLATES_DIR, make_event, sign_in_as
 from tests.service.conftest import Clock, Recorder
 
 KEY = b"a-test-key-that-is-long-enough-for-hmac"
@@ -46,11 +45,6 @@ async def follow(client: httpx.AsyncClient, url: str, **params: str) -> httpx.Re
     return await client.post(url.split("?")[0], data=dict(HIDDEN.findall(page.text)))
 
 
-def sign_in(client: httpx.AsyncClient, sub: str, **roles: set[Role]) -> None:
-    """A session as the sign-in makes it (the sign-in itself is tested in Chromium, through the provider)."""
-    response = Response()
-    SESSIONS.open(response, Person(sub=sub, name=sub, roles={p: frozenset(r) for p, r in roles.items()}))
-    client.cookies.set(SESSIONS.cookie, response.headers["set-cookie"].split(";")[0].split("=", 1)[1])
 
 
 @pytest.fixture
@@ -163,15 +157,15 @@ async def test_a_group_link_needs_a_signed_in_person_of_the_programme_and_counts
         stranger = await follow(client, url, q="involved", a="delvis")
         assert stranger.status_code == 303 and stranger.headers["location"].startswith("http://bk/auth/login?next=")
         assert (await client.post(url, data={"q": "involved", "a": "delvis"})).status_code == 303
-    sign_in(client, "fvis-person", fvis={Role.ADMIN})  # a person of another programme
+    sign_in_as(client, SESSIONS, "fvis-person", fvis={Role.ADMIN})  # a person of another programme
     assert (await follow(client, url, q="involved", a="delvis")).status_code == 403
     assert await count(store, answers) == 0
-    sign_in(client, "anna", fvm={Role.MEMBER})
+    sign_in_as(client, SESSIONS, "anna", fvm={Role.MEMBER})
     forged = await client.post(url, data={"q": "involved", "a": "delvis", "csrf": "0" * 32})  # no CSRF token of hers
     assert forged.status_code == 403 and await count(store, answers) == 0
     for _ in range(3):
         assert (await follow(client, url, q="involved", a="delvis")).status_code == 200
-    sign_in(client, "bertil", fvm={Role.EDITOR})
+    sign_in_as(client, SESSIONS, "bertil", fvm={Role.EDITOR})
     assert (await follow(client, url, q="involved", a="delvis")).status_code == 200
     assert (await store.counts([event_id]))[(event_id, GROUP)]["involved:delvis"] == 2
 
