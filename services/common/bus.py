@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -43,6 +43,11 @@ class DependencyUnavailable(Exception):
 #: Errors that mean "a dependency is down", not "this message cannot be handled".
 DEPENDENCY_DOWN: tuple[type[BaseException], ...] = (
     DependencyUnavailable, OSError, TimeoutError, OperationalError, InterfaceError, KafkaError)
+
+
+#: What a dependency refuses for good whenever it is asked: a message larger than the broker takes is a Kafka
+#: error, but waiting for the broker to come back cannot help it. It is bounded and dead-lettered like any other.
+NEVER_FITS: tuple[type[BaseException], ...] = (MessageSizeTooLargeError,)
 
 
 class RetryAtOnce(Exception):
@@ -199,9 +204,9 @@ async def bounded_failures(received: Any, bus: Bus, consumer: str) -> AsyncItera
     key = f"{consumer}:{getattr(first, 'topic', '')}:{getattr(first, 'partition', '')}:{getattr(first, 'offset', '')}"
     try:
         yield
-    except DEPENDENCY_DOWN:
-        raise
     except Exception as exc:
+        if isinstance(exc, DEPENDENCY_DOWN) and not isinstance(exc, NEVER_FITS):
+            raise
         attempts = bus.failures.pop(key, 0) + 1
         if attempts < HANDLER_ATTEMPTS:
             if len(bus.failures) > 10_000:
