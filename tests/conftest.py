@@ -1,19 +1,23 @@
 """Fixtures shared by every layer of the suite."""
 
-from collections.abc import AsyncIterator
+import base64
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
-from fastapi import Response
+from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import Event, parse_event
+from contracts.people import SessionEnded
 from programs import Program, Role, load_program
 from services.common.db import create_engine
-from services.common.people import Person
-from services.common.sessions import Session, Sessions
+from services.common.signin import People, Provider, build_signin_router
+from services.embedded.oidc import LocalProvider
 from services.tailor.directory import Recipient, synthetic_directory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,14 +55,40 @@ def make_event(event_type: str = "steering.decision", **envelope: Any) -> Event:
     return parse_event(data)
 
 
-def sign_in_as(client: httpx.AsyncClient, sessions: Sessions, sub: str, **roles: set[Role]) -> Session:
-    """Give `client` a session cookie for `sub` with `roles` per programme, as the sign-in makes it. For tests of
-    what a session may do; the sign-in itself is tested against the provider, and in Chromium through its form."""
-    response = Response()
-    session = sessions.open(response, Person(sub=sub, name=sub, roles={p: frozenset(r) for p, r in roles.items()}))
+@pytest.fixture(scope="session")
+def oidc_issuer() -> Iterator[str]:
+    """A real OpenID provider on loopback (oidc-provider-mock, as `budkavle up` runs it), for the whole run."""
+    provider = LocalProvider()
+    try:
+        yield provider.start()
+    finally:
+        provider.stop()
+
+
+def signin_router(issuer: str, people: People, programs: Mapping[str, Program]) -> APIRouter:
+    """`/auth/…` against the test provider, for an app under test. What a sign-out ends and announces is tested
+    where it matters (test_signin, and end to end); here it ends nothing."""
+    async def end(_session: SessionEnded) -> None:
+        return None
+
+    return build_signin_router(Provider(issuer, "budkavle-test", "secret"), people, programs, "groups", end)
+
+
+async def sign_in_as(client: httpx.AsyncClient, issuer: str, sub: str, **roles: set[Role]) -> str:
+    """Sign `client` in as `sub` through the provider's own form, with the groups that the programme files map to
+    `roles` (the app must serve `signin_router`); the session's id."""
+    programs = {code: load_program(PROGRAMS_DIR / f"{code}.yaml") for code in roles}
+    groups = [programs[code].roles[role][0] for code, wanted in roles.items() for role in wanted]
     client.cookies.clear()
-    client.cookies.set(sessions.cookie, response.headers["set-cookie"].split(";")[0].split("=", 1)[1])
-    return session
+    async with httpx.AsyncClient(timeout=10) as browser:
+        told = await browser.put(f"{issuer}/users/{quote(sub)}", json={"name": sub, "groups": groups})
+        assert told.status_code == 204, told.text
+        start = await client.get("/auth/login")
+        granted = await browser.post(start.headers["location"], data={"sub": sub})  # the provider's form
+    back = await client.get(granted.headers["location"])
+    assert back.status_code == 303, back.text
+    cookie = next(c for name, c in client.cookies.items() if name.endswith("budkavle_session"))
+    return str(json.loads(base64.urlsafe_b64decode(cookie.split(".")[0] + "=="))["sid"])
 
 
 @pytest.fixture

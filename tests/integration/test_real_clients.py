@@ -3,6 +3,8 @@
 import json
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -14,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import PublishIntranetItem
 from contracts.events import Event
-from programs import Program, Role
+from programs import Program, Role, load_program
 from programs.labels import sv_period
 from services.common.db import create_tables
 from services.common.sessions import Sessions
@@ -26,7 +28,7 @@ from services.tailor.channels import COMPOSERS, Composition
 from services.tailor.digests import build_digest, render_card
 from services.tailor.rendering import Renderer
 from services.tailor.samples import sample_events
-from tests.conftest import ROOT, TEMPLATES_DIR, make_event, sign_in_as
+from tests.conftest import PROGRAMS_DIR, ROOT, TEMPLATES_DIR, make_event, sign_in_as, signin_router
 
 SESSIONS = Sessions(b"a-session-key-that-is-long-enough-too", "http://bk", timedelta(minutes=30), timedelta(hours=8))
 
@@ -69,8 +71,8 @@ def test_every_teams_card_validates_in_microsofts_adaptive_cards_library(fvm: Pr
         assert report["events"] == [] and report["parseEvents"] == 0, report
 
 
-async def intranet_with(engine: AsyncEngine, fvm: Program, events: list[Event]) -> FastAPI:
-    """The intranet's pages over a store holding the rendered items of `events`."""
+async def intranet_with(engine: AsyncEngine, fvm: Program, events: list[Event], issuer: str) -> FastAPI:
+    """The intranet's pages over a store holding the rendered items of `events`, and the sign-in beside them."""
     await create_tables(engine, metadata)
     store = IntranetStore(engine)
     renderer = Renderer(TEMPLATES_DIR, "http://bk")
@@ -81,26 +83,28 @@ async def intranet_with(engine: AsyncEngine, fvm: Program, events: list[Event]) 
             await store.save(item)
     app = FastAPI()
     env = intranet_environment(TEMPLATES_DIR, {"fvm": fvm}, "http://bk")
-    app.include_router(build_http(store, {"fvm": fvm}, env, People(SESSIONS, env, "http://bk")))
+    people = People(SESSIONS, env, "http://bk")
+    app.include_router(signin_router(issuer, people, {"fvm": fvm, "fvis": load_program(PROGRAMS_DIR / "fvis.yaml")}))
+    app.include_router(build_http(store, {"fvm": fvm}, env, people))
     return app
 
 
-def reader(app: FastAPI, **roles: set[Role]) -> httpx.AsyncClient:
-    """A client of the intranet's pages, signed in with `roles` (none: not signed in). The sign-in itself is
-    tested in Chromium, through the provider; here a session is made as the sign-in makes it."""
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk")
-    if roles:
-        sign_in_as(client, SESSIONS, "signe", **roles)
-    return client
+@asynccontextmanager
+async def reader(app: FastAPI, issuer: str, **roles: set[Role]) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the intranet's pages, signed in through the provider with `roles` (none: not signed in)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
+        if roles:
+            await sign_in_as(client, issuer, "signe", **roles)
+        yield client
 
 
 async def test_internal_items_are_for_signed_in_people_of_their_programme_and_public_ones_for_everyone(
-        sqlite_engine: AsyncEngine, fvm: Program) -> None:
+        sqlite_engine: AsyncEngine, fvm: Program, oidc_issuer: str) -> None:
     internal, public = make_event(sensitivity="internal"), make_event("status.update", sensitivity="public")
-    app = await intranet_with(sqlite_engine, fvm, [internal, public])
+    app = await intranet_with(sqlite_engine, fvm, [internal, public], oidc_issuer)
     shown: dict[str, dict[str, object]] = {}
-    for who, roles in (("anonymous", {}), ("fvm member", {"fvm": {Role.MEMBER}}), ("fvis admin", {"fvis": {Role.ADMIN}})):
-        async with reader(app, **roles) as client:
+    for who, roles in (("anonymous", {}), ("fvm member", {"fvm": {Role.MEMBER}}), ("fvis reader", {"fvis": {Role.READER}})):
+        async with reader(app, oidc_issuer, **roles) as client:
             item = await client.get(f"/intranet/items/{internal.event_id}")
             lists = [(await client.get(path)).text for path in ("/intranet/", "/intranet/feed.atom", "/intranet/status")]
             shown[who] = {"item": item.status_code, "listed": [internal.payload.title in text for text in lists],
@@ -114,12 +118,12 @@ async def test_internal_items_are_for_signed_in_people_of_their_programme_and_pu
                                   "cache": None}
     assert shown["fvm member"] == {"item": 200, "listed": [True, True, True], "public item": 200, "public listed": True,
                                    "cache": "private, no-store"}
-    assert shown["fvis admin"]["item"] == 403 and shown["fvis admin"]["listed"] == [False, False, False]
+    assert shown["fvis reader"]["item"] == 403 and shown["fvis reader"]["listed"] == [False, False, False]
 
 
-async def test_atom_feed_parses_in_feedparser(sqlite_engine: AsyncEngine, fvm: Program) -> None:
-    app = await intranet_with(sqlite_engine, fvm, sample_events("fvm")[:3])
-    async with reader(app, fvm={Role.MEMBER}) as client:
+async def test_atom_feed_parses_in_feedparser(sqlite_engine: AsyncEngine, fvm: Program, oidc_issuer: str) -> None:
+    app = await intranet_with(sqlite_engine, fvm, sample_events("fvm")[:3], oidc_issuer)
+    async with reader(app, oidc_issuer, fvm={Role.MEMBER}) as client:
         response = await client.get("/intranet/feed.atom?program=fvm")
         missing = await client.get("/intranet/feed.atom?program=nope")
     assert response.headers["content-type"].startswith("application/atom+xml")
@@ -133,25 +137,25 @@ async def test_atom_feed_parses_in_feedparser(sqlite_engine: AsyncEngine, fvm: P
 
 
 @pytest.mark.parametrize("path", ["/intranet/", "/intranet/status"])
-async def test_pages_render_with_no_items(sqlite_engine: AsyncEngine, fvm: Program, path: str) -> None:
-    app = await intranet_with(sqlite_engine, fvm, [])
+async def test_pages_render_with_no_items(sqlite_engine: AsyncEngine, fvm: Program, path: str, oidc_issuer: str) -> None:
+    app = await intranet_with(sqlite_engine, fvm, [], oidc_issuer)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
         response = await client.get(path)
     assert response.status_code == 200 and 'lang="sv"' in response.text
 
 
-async def test_item_page_carries_its_programmes_brand(sqlite_engine: AsyncEngine, fvm: Program) -> None:
+async def test_item_page_carries_its_programmes_brand(sqlite_engine: AsyncEngine, fvm: Program, oidc_issuer: str) -> None:
     event = sample_events("fvm")[0]
-    app = await intranet_with(sqlite_engine, fvm, [event])
-    async with reader(app, fvm={Role.MEMBER}) as client:
+    app = await intranet_with(sqlite_engine, fvm, [event], oidc_issuer)
+    async with reader(app, oidc_issuer, fvm={Role.MEMBER}) as client:
         page = await client.get(f"/intranet/items/{event.event_id}")
     assert page.status_code == 200
     assert 'class="brand" style="background:#0074bc' in page.text and "Västra Götalandsregionen" in page.text
 
 
 async def test_the_status_page_shows_the_plans_timeline_before_any_news_and_each_go_live_update_over_it(
-        sqlite_engine: AsyncEngine, fvm: Program) -> None:
-    empty = await intranet_with(sqlite_engine, fvm, [])
+        sqlite_engine: AsyncEngine, fvm: Program, oidc_issuer: str) -> None:
+    empty = await intranet_with(sqlite_engine, fvm, [], oidc_issuer)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=empty), base_url="http://bk") as client:
         before = (await client.get("/intranet/status?program=fvm")).text
     assert "Programmets fas: Införande." in before
@@ -159,13 +163,13 @@ async def test_the_status_page_shows_the_plans_timeline_before_any_news_and_each
     moved = make_event("golive.milestone", payload={
         "area": "västra", "planned_date": "2027-03-01", "status": "rescheduled", "title": "Västra flyttas",
         "what_changes": "Införandet i västra området sker våren 2027."})
-    updated = await intranet_with(sqlite_engine, fvm, [moved])
-    async with reader(updated, fvm={Role.MEMBER}) as client:
+    updated = await intranet_with(sqlite_engine, fvm, [moved], oidc_issuer)
+    async with reader(updated, oidc_issuer, fvm={Role.MEMBER}) as client:
         after = (await client.get("/intranet/status?program=fvm")).text
     assert "<strong>Västra området</strong> (västra): 1 mars 2027 – Ny tidpunkt." in after
     assert f'/intranet/items/{moved.event_id}">Senaste beskedet' in after
     status = make_event("status.update", payload={"title": "Läget", "summary": "Västra förbereds.",
                                                   "phase": "Förberedelser inför västra"})
-    newer = await intranet_with(sqlite_engine, fvm, [status])
-    async with reader(newer, fvm={Role.MEMBER}) as client:
+    newer = await intranet_with(sqlite_engine, fvm, [status], oidc_issuer)
+    async with reader(newer, oidc_issuer, fvm={Role.MEMBER}) as client:
         assert "Programmets fas: Förberedelser inför västra." in (await client.get("/intranet/status?program=fvm")).text

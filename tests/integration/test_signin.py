@@ -4,7 +4,7 @@ callback (a forged state, a replayed code, a refusal), each ending on a Swedish 
 
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +23,6 @@ from services.common.ended_sessions import EndedSessions
 from services.common.sessions import Sessions
 from services.common.signin import People, Provider, SignInRefused, build_signin_router
 from services.embedded.broker import free_port
-from services.embedded.oidc import LocalProvider
 from services.insights.store import ENDED_SESSIONS
 from services.insights.store import metadata as insights_md
 from tests.conftest import TEMPLATES_DIR
@@ -33,13 +32,9 @@ CLIENT_ID = "budkavle-test"
 CALLBACK = f"{BASE}/auth/callback"
 
 
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[str]:
-    provider = LocalProvider()
-    try:
-        yield provider.start()
-    finally:
-        provider.stop()
+@pytest.fixture
+def issuer(oidc_issuer: str) -> str:
+    return oidc_issuer
 
 
 async def app_for(provider: Provider | None, programs: dict[str, Program], engine: AsyncEngine) -> FastAPI:

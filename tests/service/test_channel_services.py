@@ -32,7 +32,7 @@ from services.teams.store import LEDGER as TEAMS_LEDGER
 from services.teams.store import PARKED as TEAMS_PARKED
 from services.teams.store import metadata as teams_md
 from services.teams.webhook import WorkflowsWebhook
-from tests.conftest import TEMPLATES_DIR, make_event, sign_in_as
+from tests.conftest import TEMPLATES_DIR, make_event, sign_in_as, signin_router
 from tests.service.conftest import Clock, Recorder
 
 
@@ -134,7 +134,7 @@ async def test_a_redelivered_intranet_item_is_stored_once_and_announced_each_tim
 
 
 async def test_a_session_signed_out_elsewhere_opens_no_internal_item_here_once_announced(
-        broker: KafkaBroker, bus: Bus, engine: AsyncEngine, fvm: Program) -> None:
+        broker: KafkaBroker, bus: Bus, engine: AsyncEngine, fvm: Program, oidc_issuer: str) -> None:
     await create_tables(engine, intranet_md)
     store, ended = IntranetStore(engine), EndedSessions(engine, INTRANET_ENDED_SESSIONS)
     broker.include_router(intranet_router(store, Ledger(engine, INTRANET_LEDGER), bus, ended))
@@ -146,14 +146,16 @@ async def test_a_session_signed_out_elsewhere_opens_no_internal_item_here_once_a
     sessions = Sessions(b"a-session-key-that-is-long-enough-too", "http://bk", timedelta(minutes=30),
                         timedelta(hours=8), ended=ended.ended)
     env = intranet_environment(TEMPLATES_DIR, {"fvm": fvm}, "http://bk")
+    people = People(sessions, env, "http://bk")
     app = FastAPI()
-    app.include_router(intranet_http(store, {"fvm": fvm}, env, People(sessions, env, "http://bk")))
+    app.include_router(signin_router(oidc_issuer, people, {"fvm": fvm}))  # the sign-in, as insights serves it
+    app.include_router(intranet_http(store, {"fvm": fvm}, env, people))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bk") as client:
-        session = sign_in_as(client, sessions, "anna", fvm={Role.MEMBER})
+        sid = await sign_in_as(client, oidc_issuer, "anna", fvm={Role.MEMBER})
         assert (await client.get(f"/intranet/items/{event.event_id}")).status_code == 200
         now = datetime.now(UTC)
         async with TestKafkaBroker(broker):  # the sign-out, as the insights service announces it
-            await bus.publish(topics.SESSION_ENDED, SessionEnded(sid=session.sid, ended_at=now,
-                                                                 expires_at=now + timedelta(hours=8)), session.sid)
+            await bus.publish(topics.SESSION_ENDED, SessionEnded(sid=sid, ended_at=now,
+                                                                 expires_at=now + timedelta(hours=8)), sid)
         after = await client.get(f"/intranet/items/{event.event_id}")
     assert after.status_code == 303 and "/auth/login" in after.headers["location"]
