@@ -52,6 +52,14 @@ async def test_intranet_service_alone_serves_what_it_consumes(tmp_path: Path, ka
             async with httpx.AsyncClient() as client:
                 return (await client.get(f"{url}/intranet/items/{event_id}")).status_code == 200
         await wait_for(shown, timeout=60)
+        async with httpx.AsyncClient() as client:
+            item = (await client.get(f"{url}/intranet/items/{event_id}")).text
+            listed = (await client.get(f"{url}/intranet/?program=fvm")).text
+            feed = (await client.get(f"{url}/intranet/feed.atom")).text
+    # What it consumed is what it serves: the item's page, the news list and the feed.
+    assert "<title>Läget i november – Budkavle</title>" in item and "<p>Allt enligt plan.</p>" in item
+    assert f'/intranet/items/{event_id}">Läget i november</a>' in listed
+    assert f"urn:uuid:{event_id}" in feed
 
 
 def test_gateway_alone_asks_the_tailor_alone_for_dry_runs(tmp_path: Path, kafka_bootstrap: str) -> None:

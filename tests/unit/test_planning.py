@@ -86,10 +86,22 @@ def test_unknown_explicit_audience_is_an_error(fvm: Program, small_directory: li
         plan_deliveries(make_event(audiences=["no-such-group"]), fvm, small_directory)
 
 
-def test_each_person_gets_one_email_per_event(fvm: Program, small_directory: list[Recipient]) -> None:
-    plan = plan_deliveries(make_event("golive.milestone"), fvm, small_directory)
-    ids = [r.id for people in plan.recipients("email").values() for r in people]
-    assert len(ids) == len(set(ids))
+def test_a_person_in_two_targeted_groups_gets_one_email_in_the_variant_of_the_higher_tier(
+        fvm: Program, small_directory: list[Recipient]) -> None:
+    """Rule 8. FVM's own groups select by role, one per person, so this programme also lets every physician
+    be one of the `lakare` group; a committee member who is a physician is then in two targeted groups."""
+    lakare = fvm.audience("lakare")
+    assert lakare is not None and lakare.tier.value == "stakeholder"
+    both = fvm.model_copy(update={"audiences": tuple(
+        a.model_copy(update={"members": {"profession": ("läkare",)}}) if a.id == "lakare" else a for a in fvm.audiences)})
+    doctor = Recipient(id="dubbel-1", name="Dora Dubbel", email="dora@vgregion.se", role="programstyrgrupp",
+                       profession="läkare", organisation="Sahlgrenska Universitetssjukhuset")
+    plan = plan_deliveries(make_event(audiences=["programstyrgrupp", "lakare"]), both, [*small_directory, doctor])
+    emailed = {g: [r.id for r in people] for g, people in plan.recipients("email").items()}
+    ids = [i for people in emailed.values() for i in people]
+    assert len(emailed["programstyrgrupp"]) > 1 and len(emailed["lakare"]) > 1
+    assert len(ids) == len(set(ids))  # each person once
+    assert "dubbel-1" in emailed["programstyrgrupp"] and "dubbel-1" not in emailed["lakare"]  # the primary group's
 
 
 def test_fvis_decision_point_reaches_its_committees_and_all_staff_by_intranet(
@@ -114,4 +126,5 @@ def test_programmes_sharing_a_directory_never_reach_each_others_people(
         fvm: Program, small_directory: list[Recipient]) -> None:
     plan = plan_deliveries(make_event("golive.milestone"), fvm, small_directory)
     reached = {r.organisation for people in plan.recipients("email").values() for r in people}
+    assert {"Västra Götalandsregionen", "Södra Älvsborgs Sjukhus", "Borås kommun"} <= reached  # FVM's people were
     assert "Region Västerbotten" not in reached and "Sussa samverkan" not in reached

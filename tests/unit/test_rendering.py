@@ -7,7 +7,7 @@ from contracts.deliveries import FEEDBACK_LINK
 from programs import Program
 from programs.labels import sv_date
 from services.common.links import FEEDBACK
-from services.tailor.channels import COMPOSERS, check_templates
+from services.tailor.channels import COMPOSERS, check_templates, preview
 from services.tailor.rendering import Renderer, TemplateProblem
 from services.tailor.samples import sample_events
 from tests.conftest import TEMPLATES_DIR, make_event
@@ -19,7 +19,16 @@ def renderer() -> Renderer:
 
 
 def test_every_template_renders_every_sample_event_for_every_group(renderer: Renderer, fvm: Program) -> None:
-    check_templates(renderer, fvm, sample_events("fvm"), COMPOSERS)
+    check_templates(renderer, fvm, sample_events("fvm"), COMPOSERS)  # what start-up runs: raises on a bad template
+    rendered = 0
+    for event in sample_events("fvm"):
+        for audience in fvm.audiences:
+            for channel in audience.channels:
+                parts = preview(event, fvm, audience, channel, renderer, COMPOSERS)
+                assert parts and all(text.strip() for text in parts.values()), (event.type, audience.id, channel)
+                assert any(event.payload.title in text for text in parts.values()), (event.type, audience.id, channel)
+                rendered += 1
+    assert rendered == len(sample_events("fvm")) * sum(len(a.channels) for a in fvm.audiences)
 
 
 def test_detailed_tone_carries_rationale_and_consequences_plain_does_not(renderer: Renderer, fvm: Program) -> None:
