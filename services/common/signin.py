@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -31,6 +31,7 @@ from services.common.sessions import Session, Sessions
 from services.common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", bound=Response)
 
 LOGIN = "login"
 LOGIN_COOKIE = "budkavle_login"
@@ -109,7 +110,19 @@ class People:
         return HTMLResponse(self.env.get_template(name).render(base=self.base, **ctx), status_code=status)
 
     async def session(self, request: Request) -> Session | None:
-        return await self.sessions.read(request)
+        """The request's session (kept on the request, for `personal`)."""
+        session = await self.sessions.read(request)
+        request.state.budkavle_session = session
+        return session
+
+    def personal(self, request: Request, response: R) -> R:
+        """`response` to a request whose session was read: made for that person (no shared cache keeps it), and
+        the session's idle limit moved on. Every page a signed-in person is served passes here."""
+        session: Session | None = getattr(request.state, "budkavle_session", None)
+        if session is not None:
+            response.headers["Cache-Control"] = "private, no-store"
+            self.sessions.touch(response, session)
+        return response
 
     def login_url(self, request: Request) -> str:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -118,7 +131,10 @@ class People:
     async def require(self, request: Request, program: str | None, role: Role) -> Session | Response:
         """The session of someone who has `role` in `program` (in any programme, when None); otherwise the way
         to sign in, or the Swedish "no access" page (403) for a person who has not."""
-        session = await self.session(request)
+        return self.check(request, await self.session(request), program, role)
+
+    def check(self, request: Request, session: Session | None, program: str | None, role: Role) -> Session | Response:
+        """`require` for a session already read."""
         if session is None:
             return RedirectResponse(self.login_url(request), status_code=303)
         allowed = session.person.programs(role)

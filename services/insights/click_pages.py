@@ -25,11 +25,12 @@ from services.insights.clicks import ClickRefused, Clicks, Link, check_answer
 def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
-    def page(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-        return HTMLResponse(env.get_template(f"insights/{name}").render(base=clicks.base, **ctx), status_code=status)
+    def page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        return people.personal(request, HTMLResponse(
+            env.get_template(f"insights/{name}").render(base=clicks.base, **ctx), status_code=status))
 
-    def refused(problem: ClickRefused) -> HTMLResponse:
-        return page("problem.html.j2", problem.status, heading=problem.heading, message=problem.message)
+    def refused(request: Request, problem: ClickRefused) -> HTMLResponse:
+        return page(request, "problem.html.j2", problem.status, heading=problem.heading, message=problem.message)
 
     async def member(request: Request, link: Link) -> Session | Response | None:
         """For a group's link: the signed-in person of the link's programme (or the way to sign in, or the
@@ -52,7 +53,7 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
     def confirm(request: Request, session: Session | None, fields: dict[str, str], heading: str, button: str,
                 text: str) -> HTMLResponse:
         csrf = people.sessions.csrf(session) if session is not None else None
-        return page("confirm.html.j2", action=f"{clicks.base}{request.url.path}", fields=fields, csrf=csrf,
+        return page(request, "confirm.html.j2", action=f"{clicks.base}{request.url.path}", fields=fields, csrf=csrf,
                     heading=heading, button=button, text=text)
 
     @router.get("/feedback/{token}", response_class=HTMLResponse)
@@ -62,7 +63,7 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
             link = clicks.trusted(token)
             check_answer(question, answer)
         except ClickRefused as problem:
-            return refused(problem)
+            return refused(request, problem)
         session = await member(request, link)
         if isinstance(session, Response):
             return session
@@ -85,10 +86,10 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
                 raise ClickRefused(403, "Svaret gick inte att ta emot", "Logga in och svara igen.")
             back = await clicks.answer(link, who, question, answer)
         except ClickRefused as problem:
-            return refused(problem)
+            return refused(request, problem)
         others = [(ANSWER_TEXT[a], f"{clicks.base}/feedback/{token}?{urlencode({'q': question, 'a': a})}")
                   for a in ANSWERS[question] if a != answer]
-        return page("thanks.html.j2", question=QUESTION_TEXT[question], answer=ANSWER_TEXT[answer], others=others,
+        return page(request, "thanks.html.j2", question=QUESTION_TEXT[question], answer=ANSWER_TEXT[answer], others=others,
                     item_url=back, program=link.program)
 
     @router.get("/r/{token}", response_class=HTMLResponse)
@@ -98,7 +99,7 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
             link = clicks.trusted(token)
             clicks.check_target(to)
         except ClickRefused as problem:
-            return refused(problem)
+            return refused(request, problem)
         session = await people.session(request) if link.person is None else None
         return confirm(request, session, {"to": to} if to else {}, "Öppnar sidan …", "Fortsätt till sidan",
                        "Du skickas vidare till nyheten.")
@@ -111,12 +112,13 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
             # A group's link is counted only for a signed-in person of the programme whose form carried the
             # session's token; anyone may still follow it.
             session = await people.session(request) if link.person is None else None
-            counted = session is not None and session.person.may(link.program.program, Role.MEMBER) \
-                and people.sessions.csrf_ok(session, sent.get("csrf", ""))
-            who = clicks.respondent(link, session.person.sub if session is not None and counted else None)
+            if session is not None and not (session.person.may(link.program.program, Role.MEMBER)
+                                            and people.sessions.csrf_ok(session, sent.get("csrf", ""))):
+                session = None
+            who = clicks.respondent(link, session.person.sub if session is not None else None)
             target = await clicks.read(link, who, sent.get("to"))
         except ClickRefused as problem:
-            return refused(problem)
+            return refused(request, problem)
         return RedirectResponse(target, status_code=303)
 
     return router

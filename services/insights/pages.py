@@ -54,10 +54,10 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
     programs = viewers.programs
     channels = tuple(CHANNELS)
 
-    def page(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-        return HTMLResponse(env.get_template(f"insights/{name}").render(
+    def page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        return viewers.people.personal(request, HTMLResponse(env.get_template(f"insights/{name}").render(
             base=base, channels=channels, questions=QUESTION_TEXT, too_few=TOO_FEW, min_answers=MIN_ANSWERS,
-            sv_date=sv_date, type_labels=TYPE_LABELS, **ctx), status_code=status)
+            sv_date=sv_date, type_labels=TYPE_LABELS, **ctx), status_code=status))
 
     async def allowed(request: Request, code: str) -> tuple[Program, Person | None] | Response:
         seen = await viewers.of(request)
@@ -65,7 +65,7 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
             return seen
         program = programs.get(code)
         if program is None:
-            return page("problem.html.j2", 404, heading="Programmet finns inte",
+            return page(request, "problem.html.j2", 404, heading="Programmet finns inte",
                         message="Det finns inget program med det namnet.", person=seen[1])
         if code not in seen[0]:
             return viewers.people.page("auth/no_access.html.j2", 403, person=seen[1])
@@ -79,7 +79,8 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
         seen = await viewers.of(request)
         if isinstance(seen, Response):
             return seen
-        return page("index.html.j2", programs=[p for c, p in programs.items() if c in seen[0]], person=seen[1])
+        return page(request, "index.html.j2", programs=[p for c, p in programs.items() if c in seen[0]],
+                    person=seen[1])
 
     @router.get("/{code}/", response_class=HTMLResponse)
     async def program_page(code: str, request: Request) -> Response:
@@ -89,7 +90,8 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
         program, person = found
         events, counts = await store.program_counts(code)
         rows = by_event(counts, [(e.event_id, e.title) for e in events])
-        return page("program.html.j2", program=program, person=person, events=events, rows={r.key: r for r in rows},
+        return page(request, "program.html.j2", program=program, person=person, events=events,
+                    rows={r.key: r for r in rows},
                     chart=await chart(rows[:CHARTED_EVENTS], f"Uppföljning av de senaste nyheterna i {program.acronym}"),
                     groups=program.audiences)
 
@@ -101,10 +103,10 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
         program, person = found
         item = await store.item(event_id)
         if item is None or item.program != code:
-            return page("problem.html.j2", 404, heading="Nyheten finns inte", message="Det finns ingen sådan nyhet här.",
-                        person=person)
+            return page(request, "problem.html.j2", 404, heading="Nyheten finns inte",
+                        message="Det finns ingen sådan nyhet här.", person=person)
         rows = by_group(await store.counts([event_id]), event_id, {a.id: a.name for a in program.audiences})
-        return page("event.html.j2", program=program, person=person, item=item, rows=rows,
+        return page(request, "event.html.j2", program=program, person=person, item=item, rows=rows,
                     chart=await chart(rows, f"Uppföljning per målgrupp av {item.title}"))
 
     @router.get("/{code}/groups/{audience_id}", response_class=HTMLResponse)
@@ -115,11 +117,11 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
         program, person = found
         audience = program.audience(audience_id)
         if audience is None:
-            return page("problem.html.j2", 404, heading="Målgruppen finns inte",
+            return page(request, "problem.html.j2", 404, heading="Målgruppen finns inte",
                         message="Programmet har ingen sådan målgrupp.", person=person)
         events, counts = await store.program_counts(code)
         rows = by_month(counts, {e.event_id: e.published_at for e in events}, audience_id)
-        return page("group.html.j2", program=program, person=person, audience=audience, rows=rows,
+        return page(request, "group.html.j2", program=program, person=person, audience=audience, rows=rows,
                     chart=await chart(rows, f"Uppföljning över tid för {audience.name}"))
 
     @router.get("/{code}/export.csv")
@@ -127,7 +129,7 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
         found = await allowed(request, code)
         if isinstance(found, Response):
             return found
-        program, person = found
+        program, _ = found
         events, counts = await store.program_counts(code)
         names = {a.id: a.name for a in program.audiences}
         out = io.StringIO()
@@ -148,8 +150,9 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
                 cells += [(shown[q] or {}).get(a, "") for q, answers in ANSWERS.items() for a in answers]
                 cells.append("" if all(shown.values()) else TOO_FEW)
                 writer.writerow([_cell(c) for c in cells])
-        return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="uppfoljning-{code}.csv"'})
+        return viewers.people.personal(request, Response(
+            out.getvalue(), media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="uppfoljning-{code}.csv"'}))
 
     return router
 

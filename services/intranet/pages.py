@@ -2,7 +2,7 @@
 
 Public items, the status page and the feed are open to anyone. An item marked `internal` is for the people of
 its programme: its page asks for sign-in, and lists, the status page and the feed show it only to a signed-in
-person of that programme (and then say `Cache-Control: private`, so that no shared cache keeps it).
+person of that programme (`People.personal`: then `Cache-Control: private`, so that no shared cache keeps it).
 """
 
 from collections.abc import Mapping
@@ -40,11 +40,8 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
             return None, frozenset()
         return session.person, session.person.programs(Role.MEMBER)
 
-    def page(name: str, person: Person | None, **ctx: object) -> HTMLResponse:
-        response = HTMLResponse(env.get_template(name).render(person=person, **ctx))
-        if person is not None:
-            response.headers["Cache-Control"] = "private, no-store"
-        return response
+    def page(request: Request, name: str, person: Person | None, **ctx: object) -> HTMLResponse:
+        return people.personal(request, HTMLResponse(env.get_template(name).render(person=person, **ctx)))
 
     def check_program(program: str | None) -> None:
         if program is not None and program not in programs:
@@ -54,7 +51,7 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
     async def news_list(request: Request, program: str | None = Query(None)) -> HTMLResponse:
         check_program(program)
         person, members = await reader(request)
-        return page("intranet/pages/list.html.j2", person, items=await store.latest(program, internal_of=members),
+        return page(request, "intranet/pages/list.html.j2", person, items=await store.latest(program, internal_of=members),
                     program=program)
 
     @router.get("/items/{event_id}", response_class=HTMLResponse)
@@ -62,13 +59,12 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
         item = await store.get(event_id)
         if item is None:
             raise HTTPException(404, "no such item")
-        person = None
+        session = await people.session(request)
         if item.sensitivity != "public":
-            session = await people.require(request, item.program, Role.MEMBER)
-            if isinstance(session, Response):
-                return session
-            person = session.person
-        return page("intranet/pages/item.html.j2", person or (await reader(request))[0], item=item)
+            allowed = people.check(request, session, item.program, Role.MEMBER)
+            if isinstance(allowed, Response):
+                return allowed
+        return page(request, "intranet/pages/item.html.j2", session.person if session else None, item=item)
 
     @router.get("/status", response_class=HTMLResponse)
     async def status_page(request: Request, program: str | None = Query(None)) -> HTMLResponse:
@@ -81,7 +77,7 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
         phases = {code: await phase_of(code, members) for code in timelines}
         decisions = [i for i in await store.latest(program, limit=200, internal_of=members)
                      if i.event_type in ("steering.decision", "design.decision")][:10]
-        return page("intranet/pages/status.html.j2", person, status=statuses[0] if statuses else None,
+        return page(request, "intranet/pages/status.html.j2", person, status=statuses[0] if statuses else None,
                     timelines=timelines, phases=phases, decisions=decisions, program=program)
 
     async def phase_of(code: str, members: frozenset[str]) -> str | None:
@@ -95,14 +91,11 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
     @router.get("/feed.atom")
     async def feed(request: Request, program: str | None = Query(None)) -> Response:
         check_program(program)
-        person, members = await reader(request)
+        _, members = await reader(request)
         entries = await store.latest(program, limit=50, internal_of=members)
         updated = entries[0].published_at if entries else datetime(2020, 1, 1, tzinfo=UTC)
         body = env.get_template("intranet/pages/feed.atom.j2").render(items=entries, updated=updated, program=program)
-        response = Response(body, media_type="application/atom+xml; charset=utf-8")
-        if person is not None:
-            response.headers["Cache-Control"] = "private, no-store"
-        return response
+        return people.personal(request, Response(body, media_type="application/atom+xml; charset=utf-8"))
 
     return router
 

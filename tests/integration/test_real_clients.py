@@ -5,7 +5,7 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import feedparser
@@ -29,6 +29,15 @@ from services.tailor.digests import build_digest, render_card
 from services.tailor.rendering import Renderer
 from services.tailor.samples import sample_events
 from tests.conftest import PROGRAMS_DIR, ROOT, TEMPLATES_DIR, make_event, sign_in_as, signin_router
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)  # the provider's tokens are checked against real time
+
+    def __call__(self) -> datetime:
+        return self.now
+
 
 SESSIONS = Sessions(b"a-session-key-that-is-long-enough-too", "http://bk", timedelta(minutes=30), timedelta(hours=8))
 
@@ -71,7 +80,8 @@ def test_every_teams_card_validates_in_microsofts_adaptive_cards_library(fvm: Pr
         assert report["events"] == [] and report["parseEvents"] == 0, report
 
 
-async def intranet_with(engine: AsyncEngine, fvm: Program, events: list[Event], issuer: str) -> FastAPI:
+async def intranet_with(engine: AsyncEngine, fvm: Program, events: list[Event], issuer: str,
+                        sessions: Sessions = SESSIONS) -> FastAPI:
     """The intranet's pages over a store holding the rendered items of `events`, and the sign-in beside them."""
     await create_tables(engine, metadata)
     store = IntranetStore(engine)
@@ -83,7 +93,7 @@ async def intranet_with(engine: AsyncEngine, fvm: Program, events: list[Event], 
             await store.save(item)
     app = FastAPI()
     env = intranet_environment(TEMPLATES_DIR, {"fvm": fvm}, "http://bk")
-    people = People(SESSIONS, env, "http://bk")
+    people = People(sessions, env, "http://bk")
     app.include_router(signin_router(issuer, people, {"fvm": fvm, "fvis": load_program(PROGRAMS_DIR / "fvis.yaml")}))
     app.include_router(build_http(store, {"fvm": fvm}, env, people))
     return app
@@ -119,6 +129,22 @@ async def test_internal_items_are_for_signed_in_people_of_their_programme_and_pu
     assert shown["fvm member"] == {"item": 200, "listed": [True, True, True], "public item": 200, "public listed": True,
                                    "cache": "private, no-store"}
     assert shown["fvis reader"]["item"] == 403 and shown["fvis reader"]["listed"] == [False, False, False]
+
+
+async def test_a_session_in_use_outlives_its_idle_limit_and_one_left_alone_ends_there(
+        sqlite_engine: AsyncEngine, fvm: Program, oidc_issuer: str) -> None:
+    clock = Clock()
+    sessions = Sessions(b"a-session-key-that-is-long-enough-too", "http://bk", timedelta(minutes=30), timedelta(hours=8),
+                        clock=clock)
+    internal = make_event(sensitivity="internal")
+    app = await intranet_with(sqlite_engine, fvm, [internal], oidc_issuer, sessions)
+    async with reader(app, oidc_issuer, fvm={Role.MEMBER}) as client:
+        for _ in range(4):  # a page every 20 minutes: 80 minutes in all, each page moves the idle limit on
+            clock.now += timedelta(minutes=20)
+            page = await client.get(f"/intranet/items/{internal.event_id}")
+            assert page.status_code == 200 and page.headers["cache-control"] == "private, no-store"
+        clock.now += timedelta(minutes=31)  # then nothing for longer than the idle limit
+        assert (await client.get(f"/intranet/items/{internal.event_id}")).status_code == 303
 
 
 async def test_atom_feed_parses_in_feedparser(sqlite_engine: AsyncEngine, fvm: Program, oidc_issuer: str) -> None:
