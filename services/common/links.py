@@ -106,11 +106,17 @@ def kept_key(configured: str, data_dir: Path, embedded: bool, file: str, variabl
         return configured.encode()
     if not embedded:
         raise SystemExit(f"{variable} is not set (a secret of at least 32 characters that {purpose})")
-    path = data_dir / file
-    key = path.read_text().strip() if path.is_file() else ""
-    if len(key) < 32:
-        key = secrets.token_urlsafe(48)
+    return kept_secret(data_dir, file).encode()
+
+
+def kept_secret(data_dir: Path, name: str, length: int = 32) -> str:
+    """A secret of the embedded mode, made once (at least `length` characters) and kept in `<data dir>/<name>`,
+    readable by its owner only: the link and session keys, the demo and metrics tokens."""
+    path = data_dir / name
+    secret = path.read_text().strip() if path.is_file() else ""
+    if len(secret) < length:
+        secret = secrets.token_urlsafe(length * 3 // 2)
         data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(key + "\n")
+        path.write_text(secret + "\n")
         path.chmod(0o600)
-    return key.encode()
+    return secret

@@ -7,7 +7,6 @@ them over, and adds each one's parts to a shared runtime.
 import json
 import logging
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,18 +83,6 @@ class PlatformSettings:
                    intranet=make("intranet", IntranetSettings), scheduler=make("scheduler", SchedulerSettings),
                    preferences=make("preferences", PreferencesSettings),
                    insights=make("insights", InsightsSettings))
-
-
-def kept_secret(data_dir: Path, name: str) -> str:
-    """A secret of the embedded mode, kept in `<data dir>/<name>` (made on first use, readable by its owner
-    only): the demo token (`demo-token`), the metrics token (`metrics-token`)."""
-    path = data_dir / name
-    token = path.read_text().strip() if path.is_file() else ""
-    if len(token) < 16:
-        token = secrets.token_urlsafe(24)
-        path.write_text(token + "\n")
-        path.chmod(0o600)
-    return token
 
 
 def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runtime:

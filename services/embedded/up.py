@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from programs import ProgramConfigError, load_programs
+from services.common.links import kept_secret
 from services.common.logs import configure_logging
 from services.common.runtime import ServiceParts, serve
 from services.common.settings import CommonSettings
@@ -15,7 +16,7 @@ from services.email.main import EmailSettings
 from services.embedded.broker import EmbeddedKafka, free_port
 from services.embedded.history import tell
 from services.embedded.oidc import DEMO_PEOPLE, LocalProvider
-from services.embedded.platform import PlatformSettings, build_platform, kept_secret, write_runtime_file
+from services.embedded.platform import PlatformSettings, build_platform, write_runtime_file
 from services.embedded.sinks import MailSink, mail_viewer, teams_sink
 from services.gateway.main import GatewaySettings
 from services.teams.main import TeamsSettings
@@ -35,7 +36,7 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
     base = common.resolved_public_url()
     shared: dict[str, Any] = {"data_dir": data_dir}
     if not common.metrics_token:
-        shared["metrics_token"] = kept_secret(data_dir, "metrics-token")
+        shared["metrics_token"] = kept_secret(data_dir, "metrics-token", 16)
     per_service: dict[str, dict[str, Any]] = {"gateway": {}, "email": {}, "teams": {}, "insights": {}}
     broker = None
     mail = None
@@ -57,7 +58,7 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
             per_service["teams"].update(sink_url=f"http://127.0.0.1:{port}/teams-sink", allow_loopback_http=True)
         token = ""
         if not GatewaySettings().api_tokens:
-            token = kept_secret(data_dir, "demo-token")
+            token = kept_secret(data_dir, "demo-token", 16)
             # The demo token publishes, and reads the follow-up figures (an admin token may both).
             tokens = f"{token}={'|'.join(sorted(programs))}:admin"
             per_service["gateway"]["api_tokens"] = per_service["insights"]["api_tokens"] = tokens
