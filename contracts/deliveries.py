@@ -5,6 +5,7 @@ channel needs. Commands carry no secrets: a Teams command names its target group
 service resolves the webhook itself.
 """
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Final, Literal
 from uuid import UUID
@@ -13,6 +14,7 @@ from pydantic import AwareDatetime, EmailStr, Field, model_validator
 
 from contracts.base import Contract
 from contracts.events import AudienceId, ProgramId
+from contracts.lifecycle import OutcomeStatus, PlanStatus
 
 #: A channel's name, as the channel registry (`contracts.channels`) and programme files spell it.
 ChannelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
@@ -152,9 +154,21 @@ class DeliveryPlan(Contract):
 
 
 class EventPlanned(Contract):
+    """The tailor's plan of an event: held (`embargoed`, until `plan.embargoed_until`) or going out now
+    (`planned`, which is also the scheduler's receipt that a held event was released)."""
+
     plan: DeliveryPlan
-    status: Literal["planned", "embargoed"]
+    status: PlanStatus
     planned_at: AwareDatetime
+
+    @property
+    def held_until(self) -> datetime | None:
+        """Until when the event is held; None once it goes out."""
+        return self.plan.embargoed_until if self.status is PlanStatus.EMBARGOED else None
+
+    @property
+    def released(self) -> bool:
+        return self.status is PlanStatus.PLANNED
 
 
 class DigestSent(Contract):
@@ -187,7 +201,7 @@ class DeliveryOutcome(Contract):
     channel: ChannelName
     audience_id: AudienceId
     recipient_id: str | None = None
-    status: Literal["sent", "failed", "deferred"]
+    status: OutcomeStatus
     reason: str | None = None
     attempts: int = 1
     next_attempt_at: AwareDatetime | None = None
@@ -217,6 +231,11 @@ class DeliveryOutcomes(Contract):
     def bus_key(self) -> str:
         """One event's outcomes for one group stay in order (deferred before sent) on one partition."""
         return f"{self.outcomes[0].event_id}:{self.outcomes[0].audience_id}"
+
+
+def each_outcome(messages: Iterable[DeliveryOutcomes]) -> list[DeliveryOutcome]:
+    """The outcomes of some messages, in order."""
+    return [outcome for message in messages for outcome in message.outcomes]
 
 
 class DeadLetter(Contract):

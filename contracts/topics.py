@@ -26,8 +26,10 @@ DIGEST_SENT: Final = "plans.digest_sent.v1"
 #: version 3: a batch per message; version 2 added deferred, with the next attempt, beside sent and failed).
 DELIVERY_OUTCOMES: Final = "delivery.outcomes.v3"
 
-#: The scheduler's word that time has come: a target group's digest period, a held event's release.
-SCHEDULE_DUE: Final = "schedule.due.v1"
+#: The scheduler's word that time has come: a target group's digest period, a held event's release (version 2:
+#: one type for each, told apart by `kind`). Version 1 is still read while a rolling upgrade drains it.
+SCHEDULE_DUE: Final = "schedule.due.v2"
+SCHEDULE_DUE_V1: Final = "schedule.due.v1"
 
 #: A person's choices in the preference centre, on every change (keyed by programme and person).
 PREFERENCES_CHANGED: Final = "preferences.changed.v1"
@@ -52,4 +54,5 @@ def event_topic(event_type: str) -> str:
 def all_topics(*extra: str) -> tuple[str, ...]:
     """Every topic the platform needs; `extra` are the delivery topics of the registered channels."""
     return (*EVENT_TOPICS.values(), *extra, EVENT_PLANNED, DIGEST_SENT, DELIVERY_OUTCOMES, SCHEDULE_DUE,
+            SCHEDULE_DUE_V1,
             PREFERENCES_CHANGED, FEEDBACK_GIVEN, ITEM_READ, SESSION_ENDED, DEAD_LETTER)

@@ -196,7 +196,7 @@ def preview(event_path: Path, audience_id: str, channel: str, out: Path | None) 
     try:
         event = parse_event(load_document(event_path))
     except ValidationError as exc:
-        from services.common.bus import validation_reason
+        from services.common.subscriptions import validation_reason
 
         raise CliError(f"{event_path}: {validation_reason(exc)}") from exc
     programs = load_programs(settings.programs_dir)

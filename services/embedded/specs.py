@@ -21,7 +21,7 @@ from contracts.events import EVENT_ADAPTER
 from contracts.feedback import FeedbackGiven, ItemRead
 from contracts.people import SessionEnded
 from contracts.preferences import PreferencesChanged
-from contracts.schedule import ScheduleDue
+from contracts.schedule import SCHEDULE_DUE_ADAPTER, SCHEDULE_DUE_VERSION, ScheduleDueV1
 from services.embedded.platform import PlatformSettings, build_platform
 
 CONTRACTS = Path(contracts.__file__).parent
@@ -29,34 +29,31 @@ SCHEMAS = CONTRACTS / "schemas"
 ASYNCAPI = CONTRACTS / "asyncapi.json"
 
 
-def topic_models() -> dict[str, type[BaseModel] | None]:
-    """What travels on each topic (None: the event union)."""
+def topic_contracts() -> dict[str, tuple[str, dict[str, Any]]]:
+    """What travels on each topic: the name of its schema file (`<contract>.v<version>.json`) and its JSON
+    Schema."""
+
+    def model(contract: type[BaseModel], version: int | None = None) -> tuple[str, dict[str, Any]]:
+        return f"{contract.__name__}.v{version or getattr(contract, 'version', 1)}.json", contract.model_json_schema()
+
     return {
-        **{t: None for t in topics.EVENT_TOPICS.values()},
-        **{spec.topic: spec.command for spec in CHANNELS.values()},
-        topics.EVENT_PLANNED: EventPlanned,
-        topics.DIGEST_SENT: DigestSent,
-        topics.DELIVERY_OUTCOMES: DeliveryOutcomes,
-        topics.SCHEDULE_DUE: ScheduleDue,
-        topics.PREFERENCES_CHANGED: PreferencesChanged,
-        topics.FEEDBACK_GIVEN: FeedbackGiven,
-        topics.ITEM_READ: ItemRead,
-        topics.SESSION_ENDED: SessionEnded,
-        topics.DEAD_LETTER: DeadLetter,
+        **{t: ("event.v1.json", EVENT_ADAPTER.json_schema()) for t in topics.EVENT_TOPICS.values()},
+        **{spec.topic: model(spec.command) for spec in CHANNELS.values()},
+        topics.EVENT_PLANNED: model(EventPlanned),
+        topics.DIGEST_SENT: model(DigestSent),
+        topics.DELIVERY_OUTCOMES: model(DeliveryOutcomes),
+        topics.SCHEDULE_DUE: (f"ScheduleDue.v{SCHEDULE_DUE_VERSION}.json", SCHEDULE_DUE_ADAPTER.json_schema()),
+        topics.SCHEDULE_DUE_V1: ("ScheduleDue.v1.json", ScheduleDueV1.model_json_schema()),
+        topics.PREFERENCES_CHANGED: model(PreferencesChanged),
+        topics.FEEDBACK_GIVEN: model(FeedbackGiven),
+        topics.ITEM_READ: model(ItemRead),
+        topics.SESSION_ENDED: model(SessionEnded),
+        topics.DEAD_LETTER: model(DeadLetter),
     }
 
 
-def schema_for(topic: str) -> dict[str, Any]:
-    model = topic_models()[topic]
-    return EVENT_ADAPTER.json_schema() if model is None else model.model_json_schema()
-
-
 def json_schemas() -> dict[str, dict[str, Any]]:
-    out = {"event.v1.json": EVENT_ADAPTER.json_schema()}
-    for model in topic_models().values():
-        if model is not None:
-            out[f"{model.__name__}.v{getattr(model, 'version', 1)}.json"] = model.model_json_schema()
-    return out
+    return dict(topic_contracts().values())
 
 
 def asyncapi() -> dict[str, Any]:
@@ -75,14 +72,14 @@ def asyncapi() -> dict[str, Any]:
                                      "description": "KAFKA_BOOTSTRAP_SERVERS"}}
     # Subscribers validate their bodies themselves (so that bad ones reach the dead-letter topic);
     # attach each topic's contract schema to its messages here.
-    models = topic_models()
+    contracts_on = topic_contracts()
     messages = doc.setdefault("components", {}).setdefault("messages", {})
     for channel in doc.get("channels", {}).values():
         address = channel.get("address", "")
         for ref in channel.get("messages", {}).values():
             name = ref["$ref"].rsplit("/", 1)[-1]
-            if address in models and name in messages:
-                messages[name]["payload"] = schema_for(address)
+            if address in contracts_on and name in messages:
+                messages[name]["payload"] = contracts_on[address][1]
     return doc
 
 

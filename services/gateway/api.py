@@ -6,7 +6,6 @@ event types as a discriminated union — is added to the OpenAPI document as `Ev
 """
 
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -17,14 +16,15 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from contracts.channels import CHANNELS
 from contracts.deliveries import DeliveryPlan
-from contracts.events import EVENT_ADAPTER, Event
+from contracts.events import EVENT_ADAPTER, Event, parse_event
+from contracts.lifecycle import EventState, hold_of
 from programs import Program
 from services.common.auth import Principal, TokenAuthority, bearer_caller
 from services.common.problems import Problem, problem_responses, read_limited
 from services.gateway.accept import AcceptEvent
 from services.gateway.admission import MAX_BODY, admit, send_time_notice
 from services.gateway.dead_letters import DeadLetterStore, DeadLetterSummary
-from services.gateway.status import ChannelCounts, State, event_status
+from services.gateway.status import ChannelCounts, event_status
 from services.gateway.store import GatewayStore
 
 PROGRAM_ID = r"^[a-z][a-z0-9_-]{1,31}$"
@@ -82,7 +82,7 @@ class EventStatus(BaseModel):
     accepted_at: AwareDatetime
     embargo_until: AwareDatetime | None
     send_at: AwareDatetime | None = Field(default=None, description="a newsletter's send time")
-    status: State
+    status: EventState
     groups: dict[str, dict[str, ChannelCounts]]
     totals: dict[str, ChannelCounts]
     plan: DeliveryPlan | None
@@ -132,10 +132,6 @@ EVENT_BODY = {"requestBody": {
 def _refused(problem: Problem) -> Problem:
     REJECTED.labels(str(problem.status)).inc()
     return problem
-
-
-def _instant(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAuthority, programs: Mapping[str, Program],
@@ -221,15 +217,14 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
         if stored is None or stored.program not in caller.programs:
             raise _refused(Problem(404, "no such event"))
         planned = await store.plan_of(event_id)
-        embargo = _instant(stored.body.get("embargo_until"))
-        send_at = _instant(stored.body.get("payload", {}).get("send_at"))
-        scheduled = send_at is not None and (embargo is None or send_at >= embargo)
+        event = parse_event(stored.body)
+        hold = hold_of(event)
         progress = event_status(planned, await store.outcome_counts(event_id), await store.next_attempts(event_id),
-                                scheduled)
+                                scheduled=hold is not None and hold.send_time)
         return EventStatus(
             event_id=UUID(stored.event_id), program=stored.program, type=stored.type,
             title=stored.body.get("payload", {}).get("title"), accepted_at=stored.accepted_at,
-            embargo_until=embargo, send_at=send_at,
+            embargo_until=event.embargo_until, send_at=getattr(event.payload, "send_at", None),
             status=progress.status, groups=progress.groups, totals=progress.totals,
             plan=planned[1] if planned else None,
             failures=[Failure(**f) for f in await store.failure_reasons(event_id)],

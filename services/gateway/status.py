@@ -1,13 +1,11 @@
 """Pure: an event's progress from its plan and the outcomes heard so far."""
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
 from contracts.deliveries import DeliveryPlan
-
-State = Literal["accepted", "embargoed", "scheduled", "delivering", "delivered"]
+from contracts.lifecycle import EventState, OutcomeStatus, PlanStatus
 
 
 class ChannelCounts(BaseModel):
@@ -19,12 +17,12 @@ class ChannelCounts(BaseModel):
 
 
 class Progress(BaseModel):
-    status: State
+    status: EventState
     groups: dict[str, dict[str, ChannelCounts]]
     totals: dict[str, ChannelCounts]
 
 
-def event_status(planned: tuple[str, DeliveryPlan] | None, counts: dict[tuple[str, str, str], int],
+def event_status(planned: tuple[PlanStatus, DeliveryPlan] | None, counts: dict[tuple[str, str, str], int],
                  next_attempts: dict[tuple[str, str], datetime] | None = None, scheduled: bool = False) -> Progress:
     """accepted (not planned yet) / embargoed (or, for a newsletter held for its send time, scheduled) /
     delivering / delivered, with counts per group and channel.
@@ -35,21 +33,22 @@ def event_status(planned: tuple[str, DeliveryPlan] | None, counts: dict[tuple[st
     """
     next_attempts = next_attempts or {}
     if planned is None:
-        return Progress(status="accepted", groups={}, totals={})
+        return Progress(status=EventState.ACCEPTED, groups={}, totals={})
     plan_status, plan = planned
     groups: dict[str, dict[str, ChannelCounts]] = {}
     for aid, channels in plan.targeted.items():
         for channel, targeted in channels.items():
             groups.setdefault(aid, {})[channel] = ChannelCounts(
-                targeted=targeted, sent=counts.get((aid, channel, "sent"), 0),
-                failed=counts.get((aid, channel, "failed"), 0), deferred=counts.get((aid, channel, "deferred"), 0),
+                targeted=targeted, sent=counts.get((aid, channel, OutcomeStatus.SENT), 0),
+                failed=counts.get((aid, channel, OutcomeStatus.FAILED), 0),
+                deferred=counts.get((aid, channel, OutcomeStatus.DEFERRED), 0),
                 next_attempt_at=next_attempts.get((aid, channel)))
-    state: State
-    if plan_status == "embargoed":
-        state = "scheduled" if scheduled else "embargoed"
+    state: EventState
+    if plan_status is PlanStatus.EMBARGOED:
+        state = EventState.SCHEDULED if scheduled else EventState.EMBARGOED
     else:
         done = all(c.sent + c.failed >= c.targeted for ch in groups.values() for c in ch.values())
-        state = "delivered" if done else "delivering"
+        state = EventState.DELIVERED if done else EventState.DELIVERING
     return Progress(status=state, groups=groups, totals=_totals(groups))
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned
 from contracts.events import Event
+from contracts.lifecycle import PlanStatus
 from services.common.db import add_counts, as_utc, upsert, upsert_many
 from services.common.delivery import without_addresses
 from services.common.migrations import Migrations
@@ -187,7 +188,7 @@ class GatewayStore:
         async with self.engine.begin() as conn:
             current = (await conn.execute(
                 select(plans.c.status).where(plans.c.event_id == str(planned.plan.event_id)))).scalar()
-            if current == "planned" and planned.status == "embargoed":
+            if current == PlanStatus.PLANNED and planned.status is PlanStatus.EMBARGOED:
                 return  # a late, redelivered embargo notice never hides that the event went out
             await upsert(conn, plans, {"event_id": str(planned.plan.event_id), "status": planned.status,
                                        "plan": planned.plan.model_dump_json(), "updated_at": planned.planned_at},
@@ -202,11 +203,11 @@ class GatewayStore:
         async with self.engine.begin() as conn:
             await upsert_many(conn, outcomes, rows, ("event_id", "channel", "audience_id", "recipient_key"))
 
-    async def plan_of(self, event_id: UUID) -> tuple[str, DeliveryPlan] | None:
-        """The plan's status (planned | embargoed) and the plan, as the tailor announced it."""
+    async def plan_of(self, event_id: UUID) -> tuple[PlanStatus, DeliveryPlan] | None:
+        """The plan's status and the plan, as the tailor announced it."""
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(plans).where(plans.c.event_id == str(event_id)))).first()
-        return (row.status, DeliveryPlan.model_validate_json(row.plan)) if row else None
+        return (PlanStatus(row.status), DeliveryPlan.model_validate_json(row.plan)) if row else None
 
     async def outcome_counts(self, event_id: UUID) -> dict[tuple[str, str, str], int]:
         """(audience, channel, status) → count: the outcomes kept per person and those the retention folded."""

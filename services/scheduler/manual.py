@@ -5,14 +5,14 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from contracts import topics
-from contracts.schedule import ScheduleDue
+from contracts.schedule import DigestAsker, DigestDue
 from programs import Program
 from services.common.bus import Bus, create_broker
 from services.scheduler.periods import last_whole_period, parse_period
 
 
 def digests_to_run(programs: Mapping[str, Program], program: str, audience_id: str | None, period: str | None,
-                   now: datetime) -> list[ScheduleDue]:
+                   now: datetime) -> list[DigestDue]:
     """What `digest run` asks for; ValueError with the reason for an unknown programme, group or period."""
     config = programs.get(program)
     if config is None:
@@ -29,13 +29,13 @@ def digests_to_run(programs: Mapping[str, Program], program: str, audience_id: s
     for group in groups:
         if chosen is None and group.digest == "none":
             raise ValueError(f"target group {group.id!r} has no digest cadence: give --period (2026-11 or 2026-W47)")
-        dues.append(ScheduleDue(kind="digest", program=program, audience_id=group.id, due_at=now,
-                                period=chosen or last_whole_period(group.digest, now),  # type: ignore[arg-type]
-                                requested_by="cli"))
+        dues.append(DigestDue(program=program, audience_id=group.id, due_at=now,
+                              period=chosen or last_whole_period(group.digest, now),  # type: ignore[arg-type]
+                              asked_by=DigestAsker.OPERATOR))
     return dues
 
 
-async def publish_dues(bootstrap: str, dues: list[ScheduleDue]) -> None:
+async def publish_dues(bootstrap: str, dues: list[DigestDue]) -> None:
     broker = create_broker(bootstrap, "budkavle-cli")
     await broker.connect()
     try:

@@ -21,7 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from contracts import topics
-from contracts.schedule import Period, ScheduleDue
+from contracts.schedule import DigestAsker, DigestDue, Period, ReleaseDue
 from programs import Program
 from services.common.bus import Bus
 from services.scheduler.leader import LeaderLock
@@ -78,17 +78,17 @@ class Scheduler:
     # What the jobs do -------------------------------------------------------------------------------------
 
     async def emit_digest(self, program: str, audience_id: str, cadence: Cadence, period: Period | None = None,
-                          requested_by: str = "schedule") -> ScheduleDue:
-        due = ScheduleDue(kind="digest", program=program, audience_id=audience_id,
-                          period=period or last_whole_period(cadence, self.clock()), due_at=self.clock(),
-                          requested_by=requested_by)
+                          asked_by: DigestAsker = DigestAsker.SCHEDULE) -> DigestDue:
+        due = DigestDue(program=program, audience_id=audience_id,
+                        period=period or last_whole_period(cadence, self.clock()), due_at=self.clock(),
+                        asked_by=asked_by)
         await self.bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
         log.info("digest due", extra={"program": program, "audience_id": audience_id,
-                                      "period": due.period.label if due.period else None})
+                                      "period": due.period.label})
         return due
 
     async def emit_release(self, event_id: UUID, program: str) -> None:
-        due = ScheduleDue(kind="release", program=program, event_id=event_id, due_at=self.clock())
+        due = ReleaseDue(program=program, event_id=event_id, due_at=self.clock())
         await self.bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
         await self.store.mark(event_id, "emitted")
         log.info("release due", extra={"event_id": str(event_id)})

@@ -14,12 +14,12 @@ from services.common.problems import Problem, field_problems, read_limited
 from services.common.retention import retention_loop
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
+from services.common.subscriptions import Unprocessable
 from services.tailor.channels import COMPOSERS, check_templates
 from services.tailor.handlers import build_router
-from services.tailor.planning import UnknownAudienceError
 from services.tailor.rendering import Renderer
 from services.tailor.samples import sample_events
-from services.tailor.service import Tailor, UnprocessableEvent
+from services.tailor.service import Tailor
 from services.tailor.store import MIGRATIONS, TailorStore
 
 
@@ -67,7 +67,7 @@ def build_http(tailor: Tailor, authority: TokenAuthority) -> APIRouter:
         event = await event_of(request, caller)
         try:
             plan = await tailor.plan(event)
-        except (UnprocessableEvent, UnknownAudienceError) as exc:
+        except Unprocessable as exc:
             raise Problem(422, str(exc)) from exc
         return Response(plan.contract.model_dump_json(), media_type="application/json")
 
@@ -76,7 +76,7 @@ def build_http(tailor: Tailor, authority: TokenAuthority) -> APIRouter:
         event = await event_of(request, caller)
         try:
             parts = tailor.preview(event, audience, channel)
-        except (UnprocessableEvent, ValueError) as exc:
+        except (Unprocessable, ValueError) as exc:
             raise Problem(422, str(exc)) from exc
         return JSONResponse(parts)
 

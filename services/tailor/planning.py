@@ -13,11 +13,12 @@ from contracts.channels import CHANNELS, ChannelSpec, Reach
 from contracts.deliveries import DeliveryPlan, PlannedGroup, RefusedGroup
 from contracts.events import Event
 from programs import Audience, Program
+from services.common.subscriptions import Unprocessable
 from services.tailor import policy
 from services.tailor.directory import Recipient, select_members
 
 
-class UnknownAudienceError(ValueError):
+class UnknownAudienceError(Unprocessable, ValueError):
     """An event names a target group its programme does not have."""
 
 

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from contracts.channels import ChannelSpec
 from contracts.events import DesignDecisionMade, Event, GoLiveMilestoneReached, Importance, Sensitivity
+from contracts.lifecycle import hold_of
 from programs import TIER_RANK, Audience, Program, Sender, Tier
 from services.tailor.directory import Recipient
 
@@ -77,10 +78,9 @@ def sensitivity_refusal(event: Event, audience: Audience) -> Refusal | None:
 # Rule 3 ----------------------------------------------------------------------------------------
 
 def hold_until(event: Event) -> datetime | None:
-    """The instant before which nothing of the event leaves: its embargo, or a newsletter's send time
-    (whichever is later)."""
-    times = [t for t in (event.embargo_until, getattr(event.payload, "send_at", None)) if t is not None]
-    return max(times) if times else None
+    """The instant before which nothing of the event leaves (`contracts.lifecycle.hold_of`)."""
+    hold = hold_of(event)
+    return hold.until if hold is not None else None
 
 
 def is_embargoed(event: Event, now: datetime) -> bool:

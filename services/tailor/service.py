@@ -18,10 +18,12 @@ from contracts.deliveries import (
     EventPlanned,
 )
 from contracts.events import Event
-from contracts.schedule import ScheduleDue, digest_id
+from contracts.lifecycle import PlanStatus
+from contracts.schedule import DigestDue, digest_id
 from programs import Program
 from programs.labels import sv_period
 from services.common.bus import Bus
+from services.common.subscriptions import Unprocessable
 from services.tailor import policy
 from services.tailor.channels import (
     COMPOSERS,
@@ -35,15 +37,11 @@ from services.tailor.channels import preview as compose_preview
 from services.tailor.digests import INTRANET_READER, Digest, build_digest, heading
 from services.tailor.planning import Plan, UnknownAudienceError, plan_deliveries
 from services.tailor.rendering import Renderer
-from services.tailor.store import TailorStore
+from services.tailor.store import Stage, TailorStore
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-class UnprocessableEvent(Exception):
-    """A valid event the tailor cannot act on (e.g. a programme without configuration)."""
 
 
 class Tailor:
@@ -70,7 +68,7 @@ class Tailor:
     def _program(self, code: str) -> Program:
         program = self.programs.get(code)
         if program is None:
-            raise UnprocessableEvent(f"programme {code!r} has no configuration")
+            raise Unprocessable(f"programme {code!r} has no configuration")
         return program
 
     async def plan(self, event: Event) -> Plan:
@@ -92,18 +90,19 @@ class Tailor:
                 for suffix, text in parts.items()}
 
     async def on_event(self, event: Event) -> None:
-        if await self.store.status(event.event_id) in ("planned", "delivered"):
+        stage = await self.store.status(event.event_id)
+        if stage is not None and stage.went_out:
             # A redelivered (or re-relayed) event: nothing is planned twice, but its plan is announced again,
             # for a gateway that may not have heard it.
             stored = await self.store.stored_plan(event.event_id)
             if stored is not None:
-                await self._publish_plan(DeliveryPlan.model_validate_json(stored), "planned")
+                await self._publish_plan(DeliveryPlan.model_validate_json(stored), PlanStatus.PLANNED)
             log.info("event already planned; nothing sent twice", extra={"event_id": str(event.event_id)})
             return
         plan = await self.plan(event)
         if policy.is_embargoed(event, self.clock()):
-            await self.store.record(event, "held")
-            await self._publish_plan(plan.contract, "embargoed")  # the scheduler releases it at its instant
+            await self.store.record(event, Stage.HELD)
+            await self._publish_plan(plan.contract, PlanStatus.EMBARGOED)  # the scheduler releases it at its instant
             log.info("event held until embargo lifts", extra={"event_id": str(event.event_id)})
             return
         await self.deliver(event, plan)
@@ -127,7 +126,7 @@ class Tailor:
         anything twice."""
         targets = {name: {target: [p.id for p in people] for target, people in by_target.items()}
                    for name, by_target in plan.targets.items()}
-        status = "planned" if plan.targets else "delivered"  # nothing to wait for when nothing is targeted
+        status = Stage.PLANNED if plan.targets else Stage.DELIVERED  # nothing to wait for when nothing is targeted
         await self.store.record(event, status, plan.contract, targets)
         log.info("event planned", extra={"event_id": str(event.event_id), "groups": len(plan.contract.groups),
                                          "refused": len(plan.contract.refused)})
@@ -138,7 +137,7 @@ class Tailor:
         every held one again (for a scheduler that may not have heard of it). With an in-memory broker a
         crash loses what was on the bus; the ledgers make the repeats no-ops."""
         for held in await self.store.held_events():
-            await self._publish_plan((await self.plan(held)).contract, "embargoed")
+            await self._publish_plan((await self.plan(held)).contract, PlanStatus.EMBARGOED)
         for due in await self.store.unconfirmed_digests():
             await self.send_digest(due)
         pending = await self.store.unconfirmed()
@@ -165,18 +164,17 @@ class Tailor:
                 await asyncio.gather(*sends)
                 sends.clear()
         await asyncio.gather(*sends)
-        await self._publish_plan(plan.contract, "planned")
+        await self._publish_plan(plan.contract, PlanStatus.PLANNED)
         log.info("commands emitted", extra={"event_id": str(event.event_id), "commands": counts})
 
-    async def _publish_plan(self, plan: DeliveryPlan, status: str) -> None:
+    async def _publish_plan(self, plan: DeliveryPlan, status: PlanStatus) -> None:
         message = EventPlanned(plan=plan, status=status, planned_at=self.clock())
         await self.bus.publish(topics.EVENT_PLANNED, message, str(plan.event_id))
 
-    async def send_digest(self, due: ScheduleDue) -> Digest:
+    async def send_digest(self, due: DigestDue) -> Digest:
         """A target group's digest for the period the scheduler names: by email to each member, to the
         group's Teams channel, and (monthly) to the intranet. Its id derives from (programme, group,
         period), so the channels' ledgers make a repeated period send nothing twice."""
-        assert due.audience_id is not None and due.period is not None
         program = self._program(due.program)
         audience = program.audience(due.audience_id)
         if audience is None:
@@ -186,7 +184,7 @@ class Tailor:
         in_period = [e for e in history if e.published_at and e.published_at >= period.start]
         digest = build_digest(program, audience, period, sv_period(period.label), in_period, history)
         cadence = "monthly" if digest.monthly else "weekly"
-        asked = due.requested_by == "cli"
+        asked = due.asked_by.every_member
         choices = await self.store.choices(program.program)
         # Rule 9: each member at the cadence they chose (the group's by default), or not at all; a digest asked
         # for by hand goes to everyone who has not declined digests.
@@ -248,14 +246,14 @@ class Tailor:
             log.warning("release of an event the tailor has not seen", extra={"event_id": str(event_id)})
             return "unknown"
         status, event = found
-        if status != "held":
+        if status is not Stage.HELD:
             stored = await self.store.stored_plan(event_id)
             if stored is not None:
-                await self._publish_plan(DeliveryPlan.model_validate_json(stored), "planned")
+                await self._publish_plan(DeliveryPlan.model_validate_json(stored), PlanStatus.PLANNED)
             return "already out"
         plan = await self.plan(event)
         if policy.is_embargoed(event, self.clock()):
-            await self._publish_plan(plan.contract, "embargoed")
+            await self._publish_plan(plan.contract, PlanStatus.EMBARGOED)
             return "still held"
         await self.deliver(event, plan)
         return "released"

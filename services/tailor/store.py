@@ -4,6 +4,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from uuid import UUID
 
 from sqlalchemy import (
@@ -26,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import DeliveryOutcome, DeliveryPlan
 from contracts.events import Event, parse_event
+from contracts.lifecycle import OutcomeStatus
 from contracts.preferences import PreferencesChanged
-from contracts.schedule import ScheduleDue
+from contracts.schedule import DigestDue, parse_schedule_due
 from services.common.db import as_utc, upsert
 from services.common.migrations import Migrations
 from services.tailor.directory import Recipient
@@ -35,6 +37,18 @@ from services.tailor.index import DirectoryIndex
 from services.tailor.policy import Choice, hold_until
 
 metadata = MetaData()
+
+
+class Stage(StrEnum):
+    """How far the tailor has taken an event or a digest (its own record, the `status` columns)."""
+
+    HELD = "held"  # until its embargo or send time; the scheduler says when
+    PLANNED = "planned"  # its commands are out; not every delivery has ended yet
+    DELIVERED = "delivered"  # every delivery ended (sent or failed), or none was targeted
+
+    @property
+    def went_out(self) -> bool:
+        return self is not Stage.HELD
 MIGRATIONS = Migrations.beside(__file__, "tailor", metadata)
 
 recipients = Table(
@@ -164,15 +178,15 @@ class TailorStore:
         self._cache = (version, index)
         return index
 
-    async def status(self, event_id: UUID) -> str | None:
+    async def status(self, event_id: UUID) -> Stage | None:
         async with self.engine.connect() as conn:
             value = (await conn.execute(select(events.c.status).where(events.c.event_id == str(event_id)))).scalar()
-        return str(value) if value is not None else None
+        return Stage(value) if value is not None else None
 
-    async def record(self, event: Event, status: str, plan: DeliveryPlan | None = None,
+    async def record(self, event: Event, status: Stage, plan: DeliveryPlan | None = None,
                      targets: dict[str, dict[str, list[str]]] | None = None) -> None:
         until = hold_until(event)
-        release_at = until.astimezone(UTC) if status == "held" and until else None
+        release_at = until.astimezone(UTC) if status is Stage.HELD and until else None
         expected = sum(n for by_channel in plan.targeted.values() for n in by_channel.values()) if plan else None
         async with self.engine.begin() as conn:
             await upsert(conn, events, {"event_id": str(event.event_id), "program": event.program,
@@ -190,14 +204,14 @@ class TailorStore:
         """Events planned whose deliveries the channels have not all confirmed (sent or failed)."""
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(events.c.body, events.c.plan, events.c.targets).where(
-                events.c.status == "planned", events.c.targets.is_not(None)))).all()
+                events.c.status == Stage.PLANNED, events.c.targets.is_not(None)))).all()
         return [PlannedEvent(parse_event(r.body), r.plan, json.loads(r.targets)) for r in rows]
 
     async def purge(self, before: datetime) -> int:
         """The retention: for what was delivered before `before`, forget whom it reached (the deliveries
         counted, the recipients planned); the event itself, its plan and its counts stay."""
-        old_events = select(events.c.event_id).where(events.c.status == "delivered", events.c.updated_at < before)
-        old_digests = select(digests.c.digest_id).where(digests.c.status == "delivered", digests.c.updated_at < before)
+        old_events = select(events.c.event_id).where(events.c.status == Stage.DELIVERED, events.c.updated_at < before)
+        old_digests = select(digests.c.digest_id).where(digests.c.status == Stage.DELIVERED, digests.c.updated_at < before)
         async with self.engine.begin() as conn:
             removed = (await conn.execute(delete(done).where(done.c.event_id.in_(old_events)))).rowcount or 0
             removed += (await conn.execute(delete(done).where(done.c.event_id.in_(old_digests)))).rowcount or 0
@@ -211,7 +225,7 @@ class TailorStore:
         deliveries already counted are looked up, the new ones added to the event's count."""
         by_event: dict[str, set[str]] = {}
         for o in outcomes:
-            if o.status in ("sent", "failed"):
+            if o.status in (OutcomeStatus.SENT, OutcomeStatus.FAILED):
                 by_event.setdefault(str(o.event_id), set()).add(f"{o.channel}:{o.audience_id}:{o.recipient_id or ''}")
         finished: list[str] = []
         async with self.engine.begin() as conn:
@@ -225,29 +239,31 @@ class TailorStore:
                 for table, key in ((events, events.c.event_id), (digests, digests.c.digest_id)):
                     await conn.execute(update(table).where(key == event_id).values(done=table.c.done + len(new)))
                     reached = (await conn.execute(select(key).where(
-                        key == event_id, table.c.status == "planned", table.c.done >= table.c.expected))).scalar()
+                        key == event_id, table.c.status == Stage.PLANNED, table.c.done >= table.c.expected))).scalar()
                     if reached is not None:
                         finished.append(event_id)
                         await conn.execute(update(table).where(key == event_id)
-                                           .values(status="delivered", updated_at=datetime.now(UTC)))
+                                           .values(status=Stage.DELIVERED, updated_at=datetime.now(UTC)))
         return len(finished)
 
-    async def record_digest(self, due: ScheduleDue, expected: int) -> None:
+    async def record_digest(self, due: DigestDue, expected: int) -> None:
         """A digest sent: kept until the channels confirm its `expected` deliveries (none: confirmed)."""
         async with self.engine.begin() as conn:
             current = (await conn.execute(select(digests.c.status).where(
                 digests.c.digest_id == str(due.digest_id)))).scalar()
-            if current == "delivered":
+            if current == Stage.DELIVERED:
                 return
             await upsert(conn, digests, {"digest_id": str(due.digest_id), "program": due.program,
                                          "due": due.model_dump_json(), "expected": expected,
-                                         "status": "planned" if expected else "delivered",
+                                         "status": Stage.PLANNED if expected else Stage.DELIVERED,
                                          "updated_at": datetime.now(UTC)}, ("digest_id",))
 
-    async def unconfirmed_digests(self) -> list[ScheduleDue]:
+    async def unconfirmed_digests(self) -> list[DigestDue]:
+        """The digests sent whose deliveries the channels have not all confirmed (a row kept before version 2
+        of the schedule topic reads as well)."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(digests.c.due).where(digests.c.status == "planned"))).all()
-        return [ScheduleDue.model_validate_json(r.due) for r in rows]
+            rows = (await conn.execute(select(digests.c.due).where(digests.c.status == Stage.PLANNED))).all()
+        return [d for r in rows if isinstance(d := parse_schedule_due(r.due), DigestDue)]
 
     async def record_preferences(self, changes: Iterable[PreferencesChanged]) -> int:
         """Keep each person's newest choices; an older change arriving late changes nothing."""
@@ -274,17 +290,17 @@ class TailorStore:
             rows = (await conn.execute(select(preferences).where(preferences.c.program == program))).all()
         return {r.person_id: Choice(r.digest, r.newsletters, r.awareness_email) for r in rows}
 
-    async def held(self, event_id: UUID) -> tuple[str, Event] | None:
+    async def held(self, event_id: UUID) -> tuple[Stage, Event] | None:
         """An event's status and the event itself, if the tailor has seen it."""
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(events.c.status, events.c.body)
                                       .where(events.c.event_id == str(event_id)))).first()
-        return (row.status, parse_event(row.body)) if row is not None else None
+        return (Stage(row.status), parse_event(row.body)) if row is not None else None
 
     async def held_events(self) -> list[Event]:
         """Every event held until an instant (an embargo, a newsletter's send time)."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(events.c.body).where(events.c.status == "held"))).all()
+            rows = (await conn.execute(select(events.c.body).where(events.c.status == Stage.HELD))).all()
         return [parse_event(r.body) for r in rows]
 
     async def published_between(self, program: str, start: datetime, end: datetime) -> list[Event]:
@@ -292,7 +308,7 @@ class TailorStore:
         oldest first: what a digest of that period tells."""
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(events.c.body).where(
-                events.c.program == program, events.c.status.in_(("planned", "delivered")),
+                events.c.program == program, events.c.status.in_((Stage.PLANNED, Stage.DELIVERED)),
                 events.c.updated_at >= start.astimezone(UTC)))).all()  # updated no earlier than published
         found = [e for e in (parse_event(r.body) for r in rows)
                  if e.published_at is not None and start <= e.published_at < end]

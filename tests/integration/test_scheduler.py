@@ -15,7 +15,7 @@ import sqlalchemy
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.schedule import ScheduleDue
+from contracts.schedule import DigestDue, ReleaseDue
 from programs import Program, load_programs
 from services.common.db import create_engine
 from services.common.migrations import upgrade
@@ -30,14 +30,14 @@ from tests.waiting import wait_for
 
 class RecordingBus:
     def __init__(self) -> None:
-        self.sent: list[ScheduleDue] = []
+        self.sent: list[DigestDue | ReleaseDue] = []
 
     async def publish(self, topic: str, message: Any, key: str) -> None:
         self.sent.append(message)
 
-    def digests(self) -> list[tuple[str, str | None, str | None]]:
-        return [(d.program, d.audience_id, d.period.label if d.period else None)
-                for d in self.sent if d.kind == "digest"]
+    def digests(self) -> list[tuple[str, str, str]]:
+        return [(d.program, d.audience_id, d.period.label)
+                for d in self.sent if isinstance(d, DigestDue)]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ async def test_jobs_live_in_the_services_table_and_a_release_due_while_it_was_do
         second = replica()
         task = await leading(second)
         await wait_for(lambda: any(d.event_id == event_id for d in bus.sent), timeout=20, what="the release")
-        [release] = [d for d in bus.sent if d.kind == "release"]
+        [release] = [d for d in bus.sent if isinstance(d, ReleaseDue)]
         assert release.program == "fvm"
         assert bus.digests() == []  # no digest period has ended since the jobs were made
         await second.on_released(event_id)

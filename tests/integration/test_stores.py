@@ -14,6 +14,7 @@ from contracts.deliveries import (
     PublishIntranetItem,
     SendEmail,
 )
+from contracts.lifecycle import PlanStatus
 from services.common.db import create_tables
 from services.common.ledger import Ledger, LedgerEntry
 from services.email.sender import Mail
@@ -24,7 +25,7 @@ from services.gateway.store import metadata as gateway_md
 from services.intranet.store import IntranetStore
 from services.intranet.store import metadata as intranet_md
 from services.tailor.directory import Recipient
-from services.tailor.store import TailorStore
+from services.tailor.store import Stage, TailorStore
 from services.tailor.store import metadata as tailor_md
 from tests.conftest import make_event
 
@@ -77,7 +78,7 @@ async def test_gateway_counts_outcomes_once_per_delivery(store_engine: AsyncEngi
     plan = DeliveryPlan(event_id=event_id, program="fvm", groups=(), refused=())
     await store.record_plan(EventPlanned(plan=plan, status="planned", planned_at=now))
     await store.record_plan(EventPlanned(plan=plan, status="embargoed", planned_at=now))
-    assert (await store.plan_of(event_id))[0] == "planned"  # type: ignore[index]
+    assert (await store.plan_of(event_id))[0] is PlanStatus.PLANNED  # type: ignore[index]
 
 
 async def test_tailor_directory_and_held_events(store_engine: AsyncEngine) -> None:
@@ -89,10 +90,10 @@ async def test_tailor_directory_and_held_events(store_engine: AsyncEngine) -> No
     assert await store.load_directory() == people[:3]
     now = datetime.now(UTC)
     held = make_event(embargo_until=(now + timedelta(minutes=10)).isoformat())
-    await store.record(held, "held")
-    assert await store.held(held.event_id) == ("held", held)
-    await store.record(held, "planned")
-    assert await store.status(held.event_id) == "planned"
+    await store.record(held, Stage.HELD)
+    assert await store.held(held.event_id) == (Stage.HELD, held)
+    await store.record(held, Stage.PLANNED)
+    assert await store.status(held.event_id) is Stage.PLANNED
     assert await store.held(uuid4()) is None
 
 
@@ -173,6 +174,6 @@ async def test_tailor_store_finds_a_programmes_events_that_went_out_in_a_period(
                                     at(datetime(2026, 11, 2, tzinfo=UTC)), at(end))
     held, other = at(datetime(2026, 11, 5, tzinfo=UTC)), at(datetime(2026, 11, 5, tzinfo=UTC), program="fvis")
     for event in (before, first, second, after, other):
-        await store.record(event, "planned")  # type: ignore[arg-type]
-    await store.record(held, "held")  # type: ignore[arg-type]
+        await store.record(event, Stage.PLANNED)  # type: ignore[arg-type]
+    await store.record(held, Stage.HELD)  # type: ignore[arg-type]
     assert await store.published_between("fvm", start, end) == [second, first]

@@ -9,7 +9,7 @@ from contracts import topics
 from contracts.deliveries import FEEDBACK_LINK, DeliveryOutcome
 from contracts.events import Event
 from contracts.preferences import PreferencesChanged
-from contracts.schedule import ScheduleDue, digest_id
+from contracts.schedule import DigestDue, digest_id
 from services.common.bus import Bus
 from services.scheduler.periods import parse_period
 from services.tailor.directory import Recipient
@@ -22,9 +22,9 @@ NOVEMBER = parse_period("2026-11")
 
 
 
-def digest_due(audience: str, period: str = "2026-11", program: str = "fvm") -> ScheduleDue:
-    return ScheduleDue(kind="digest", program=program, audience_id=audience, period=parse_period(period),
-                       due_at=datetime(2026, 12, 1, 6, 0, tzinfo=UTC))
+def digest_due(audience: str, period: str = "2026-11", program: str = "fvm") -> DigestDue:
+    return DigestDue(program=program, audience_id=audience, period=parse_period(period),
+                     due_at=datetime(2026, 12, 1, 6, 0, tzinfo=UTC))
 
 
 async def published(tailor: Tailor, event: Event, at: datetime) -> None:

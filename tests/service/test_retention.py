@@ -22,7 +22,7 @@ from services.gateway.store import GatewayStore, outcomes
 from services.gateway.store import metadata as gateway_metadata
 from services.preferences.store import PreferencesStore, used_forms
 from services.preferences.store import metadata as preferences_metadata
-from services.tailor.store import TailorStore, done
+from services.tailor.store import Stage, TailorStore, done
 from services.tailor.store import metadata as tailor_metadata
 from tests.conftest import make_event
 
@@ -88,8 +88,8 @@ async def test_the_tailor_forgets_whom_a_delivered_event_reached_but_not_a_plann
     delivered, planned = make_event(), make_event()
     plan = DeliveryPlan(event_id=delivered.event_id, program="fvm", groups=(), refused=(), targeted={"g": {"email": 2}})
     targets = {"email": {"g": ["p1", "p2"]}}
-    await store.record(delivered, "planned", plan, targets)
-    await store.record(planned, "planned", plan.model_copy(update={"event_id": planned.event_id}), targets)
+    await store.record(delivered, Stage.PLANNED, plan, targets)
+    await store.record(planned, Stage.PLANNED, plan.model_copy(update={"event_id": planned.event_id}), targets)
     outcome = {"program": "fvm", "channel": "email", "audience_id": "g", "status": "sent", "at": datetime.now(UTC)}
     await store.record_done([DeliveryOutcome(event_id=delivered.event_id, recipient_id=p, **outcome)  # type: ignore[arg-type]
                              for p in ("p1", "p2")])

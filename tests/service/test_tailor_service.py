@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
 from contracts.preferences import PreferencesChanged
-from contracts.schedule import ScheduleDue
+from contracts.schedule import ReleaseDue
 from programs import Program
 from services.common.bus import Bus
 from services.tailor.directory import Recipient
@@ -55,8 +55,8 @@ async def test_a_redelivered_event_is_not_planned_twice_but_its_plan_is_announce
     assert first["plan"] == again["plan"] and again["status"] == "planned"
 
 
-def release(event_id: Any, at: datetime) -> ScheduleDue:
-    return ScheduleDue(kind="release", program="fvm", event_id=event_id, due_at=at)
+def release(event_id: Any, at: datetime) -> ReleaseDue:
+    return ReleaseDue(program="fvm", event_id=event_id, due_at=at)
 
 
 async def test_embargoed_event_is_held_until_the_scheduler_says_its_instant_has_come(

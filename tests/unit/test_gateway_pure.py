@@ -6,6 +6,7 @@ from uuid import uuid4
 import pytest
 
 from contracts.deliveries import DeliveryPlan
+from contracts.lifecycle import EventState, PlanStatus
 from programs import Program
 from services.common.auth import Principal, TokenAuthority, TokenConfigError, TokenRole, parse_tokens
 from services.common.problems import Problem
@@ -48,7 +49,7 @@ def test_status_without_a_plan_is_accepted() -> None:
 
 
 def test_status_counts_targeted_sent_failed_per_group_and_channel() -> None:
-    planned = ("planned", plan({"styrgrupp": {"email": 3, "teams": 1}, "intranet": {"intranet": 1}}))
+    planned = (PlanStatus.PLANNED, plan({"styrgrupp": {"email": 3, "teams": 1}, "intranet": {"intranet": 1}}))
     counts = {("styrgrupp", "email", "sent"): 2, ("styrgrupp", "email", "failed"): 1,
               ("styrgrupp", "teams", "sent"): 1}
     status = event_status(planned, counts)
@@ -61,7 +62,7 @@ def test_status_counts_targeted_sent_failed_per_group_and_channel() -> None:
 
 
 def test_embargoed_plan_reports_embargoed() -> None:
-    assert event_status(("embargoed", plan({"a": {"email": 1}})), {}).status == "embargoed"
+    assert event_status((PlanStatus.EMBARGOED, plan({"a": {"email": 1}})), {}).status is EventState.EMBARGOED
 
 
 FVM_ONLY = Principal(token_id="sha256:test", programs=frozenset({"fvm"}))
