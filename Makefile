@@ -28,7 +28,8 @@ test: $(STAMP) $(NODE_STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy services contracts programs
-	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m services.embedded.shape .importlinter
+	$(BIN)/lint-imports --config .importlinter --no-cache
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/service

@@ -5,15 +5,16 @@ channel needs. Commands carry no secrets: a Teams command names its target group
 service resolves the webhook itself.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Final, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, EmailStr, Field, model_validator
+from pydantic import AwareDatetime, BeforeValidator, EmailStr, Field, model_validator
 
 from contracts.base import Contract
-from contracts.events import AudienceId, ProgramId
+from contracts.events import AudienceId, GoLiveState, Line64, Line100, Line200, ProgramId
 from contracts.lifecycle import OutcomeStatus, PlanStatus
 
 #: A channel's name, as the channel registry (`contracts.channels`) and programme files spell it.
@@ -60,29 +61,54 @@ class EmailRecipient(Contract):
     name: Annotated[str, Field(max_length=200)]
 
 
-#: Where a bulk email's bodies want the person's own signed link token; the email service puts it there.
-PERSONAL_LINK: Final = "%%BUDKAVLE_LINK%%"
-#: Where an email's bodies want the person's own feedback token (answers and counted reads, `/feedback/…`
-#: and `/r/…`); the email service puts it there, in every mail, bulk or not.
-FEEDBACK_LINK: Final = "%%BUDKAVLE_FEEDBACK%%"
+class PersonalLink(StrEnum):
+    """A person's own link token in a mail: the email service signs it for each recipient."""
+
+    PREFERENCES = "preferences"  # their preference centre (`/preferences/…`, `/unsubscribe/…`): bulk mail
+    FEEDBACK = "feedback"  # their answers and counted reads (`/feedback/…`, `/r/…`): every event's mail
+
+
+class Slot(Contract):
+    """Where a body made once for a whole group wants a person's own link token."""
+
+    slot: PersonalLink
+
+
+def _as_parts(value: object) -> object:
+    return ((value,) if value else ()) if isinstance(value, str) else value
+
+
+#: A body made once for a whole group: text, and slots where each person's own link token goes. A plain string
+#: is a body without slots.
+PersonalText = Annotated[tuple[str | Slot, ...], BeforeValidator(_as_parts)]
+
+
+def fill(body: PersonalText, tokens: Mapping[PersonalLink, str]) -> str:
+    """The body with each slot's token (a slot without a token: empty)."""
+    return "".join(part if isinstance(part, str) else tokens.get(part.slot, "") for part in body)
 
 
 class SendEmail(DeliveryCommand):
     """One target group's rendered email and a chunk of its recipients; the email service adds what is
-    personal (To, message id) at send time."""
+    personal (To, message id, the link tokens in the bodies' slots) at send time."""
 
     channel: ClassVar[str] = "email"
-    version: ClassVar[int] = 3  # 3: `bulk`
+    version: ClassVar[int] = 4  # 3: `bulk`; 4: the personal links are typed slots in the bodies
 
     sender_name: Annotated[str, Field(min_length=1, max_length=200)]
     sender_address: EmailStr
     subject: Annotated[str, Field(min_length=1, max_length=300)]
-    text_body: str
-    html_body: str
+    text_body: PersonalText
+    html_body: PersonalText
     recipients: tuple[EmailRecipient, ...] = Field(min_length=1, max_length=EMAIL_CHUNK)
     bulk: bool = Field(default=False, description=(
-        "a newsletter or digest: each person's copy gets their own preference link (where the bodies say "
-        f"{PERSONAL_LINK}), the RFC 8058 List-Unsubscribe headers and, when configured, a DKIM signature"))
+        "a newsletter or digest: each person's copy gets their own preference link (in the bodies' "
+        "`preferences` slots), the RFC 8058 List-Unsubscribe headers and, when configured, a DKIM signature"))
+
+    @property
+    def personal_links(self) -> frozenset[PersonalLink]:
+        """The links the bodies want made each person's own."""
+        return frozenset(p.slot for body in (self.text_body, self.html_body) for p in body if isinstance(p, Slot))
 
     @property
     def bus_key(self) -> str:
@@ -104,11 +130,22 @@ class SendTeamsCard(DeliveryCommand):
     card: dict[str, Any]
 
 
+class GoLiveFacts(Contract):
+    """Where and when an area goes live, as a go-live item tells it: the status page lays it over the plan."""
+
+    area: Line64
+    wave: Line100 | None = None
+    planned_date: date
+    state: GoLiveState
+
+
 class PublishIntranetItem(DeliveryCommand):
-    """One news item for the intranet, rendered once for the whole organisation."""
+    """One news item for the intranet, rendered once for the whole organisation. Version 3: what the pages
+    need beyond the text (a go-live's area, date and state; a status update's phase) is typed, not read back
+    from the facts labelled for people."""
 
     channel: ClassVar[str] = "intranet"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
 
     event_type: str
     title: str
@@ -119,8 +156,9 @@ class PublishIntranetItem(DeliveryCommand):
     occurred_at: AwareDatetime
     published_at: AwareDatetime
     audiences: tuple[AudienceId, ...]
-    facts: dict[str, str] = Field(default_factory=dict)
-    timeline_date: date | None = Field(default=None, description="go-live date, for the status page timeline")
+    facts: dict[str, str] = Field(default_factory=dict, description="the key facts, labelled in Swedish for people")
+    golive: GoLiveFacts | None = Field(default=None, description="a go-live item: for the status page's timeline")
+    phase: Line200 | None = Field(default=None, description="a status update: the programme's phase")
 
 
 class PlannedGroup(Contract):

@@ -1,13 +1,15 @@
-"""Publisher events, version 1: one envelope, five payload types.
+"""Publisher events, version 1: one envelope, a payload per event type, and the registry of event types.
 
 A published version never changes shape; a new shape is a new version.
 """
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union, get_args
 from uuid import UUID, uuid4
 
 from pydantic import AfterValidator, AwareDatetime, Field, HttpUrl, TypeAdapter
@@ -115,11 +117,15 @@ class DesignDecision(Contract):
     read_more_url: HttpUrl | None = None
 
 
+#: Where an area's go-live stands.
+GoLiveState = Literal["planned", "rescheduled", "started", "completed"]
+
+
 class GoLiveMilestone(Contract):
     area: Line64
     wave: Line100 | None = None
     planned_date: date
-    status: Literal["planned", "rescheduled", "started", "completed"]
+    status: GoLiveState
     title: Title
     what_changes: Text
     previous_date: date | None = None
@@ -176,22 +182,129 @@ class NewsletterIssued(Envelope):
     payload: NewsletterIssue
 
 
+#: Every event type this code knows, for the type checker. At run time the registry below is what counts: an
+#: event type registered there (`register_event_type`) is parsed, planned, rendered and delivered too.
 Event = Annotated[
     SteeringDecisionMade | DesignDecisionMade | GoLiveMilestoneReached | StatusUpdated | NewsletterIssued,
     Field(discriminator="type"),
 ]
-EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-EVENT_TYPES: tuple[str, ...] = (
-    "steering.decision",
-    "design.decision",
-    "golive.milestone",
-    "status.update",
-    "newsletter.issue",
-)
 
 
-def parse_event(data: bytes | str | dict[str, object]) -> Event:
+# The event type registry ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One event type, named once: its model, the topic it travels on, what people call it, the templates
+    that render it and where a digest tells it. Adding one is a model, one `register_event_type` line and
+    its two templates (`templates/parts/<part>.html.j2` and `.txt.j2`)."""
+
+    model: type[Envelope]  # an Envelope with `type: Literal[<name>]` and a `payload` with a `title`
+    label: str  # in Swedish, in messages, digests and pages: "Styrgruppsbeslut"
+    samples: tuple[Mapping[str, Any], ...]  # payloads that every template is checked with at start-up
+    digest_section: int | None = None  # where its section comes in a digest (lowest first); None: never in one
+    bulk: bool = False  # bulk mail (a newsletter): people may decline it, each copy carries unsubscribe links
+    version: int = 1
+
+    @property
+    def name(self) -> str:
+        return _type_name(self.model)
+
+    @property
+    def topic(self) -> str:
+        return f"events.{self.name}.v{self.version}"
+
+    @property
+    def part(self) -> str:
+        """The template part: `templates/parts/<part>.html.j2` and `.txt.j2`."""
+        return self.name.replace(".", "_")
+
+
+def _type_name(model: type[Envelope]) -> str:
+    annotation = model.model_fields["type"].annotation
+    names = get_args(annotation)
+    if len(names) != 1 or not isinstance(names[0], str):
+        raise ValueError(f"{model.__name__}.type must be Literal[<one name>]")
+    return names[0]
+
+
+#: The registry: event type name → its definition, in the order registered.
+EVENT_TYPES: dict[str, EventType] = {}
+_adapter: list[TypeAdapter[Any]] = []
+
+
+def register_event_type(event_type: EventType) -> EventType:
+    if not event_type.samples:
+        raise ValueError(f"event type {event_type.name!r} has no samples to check its templates with")
+    if event_type.name in EVENT_TYPES and EVENT_TYPES[event_type.name] != event_type:
+        raise ValueError(f"event type {event_type.name!r} is registered already")
+    EVENT_TYPES[event_type.name] = event_type
+    _adapter.clear()
+    return event_type
+
+
+@contextmanager
+def registered_event_type(event_type: EventType) -> Iterator[EventType]:
+    """An event type registered for a while (tests, tools), removed afterwards."""
+    register_event_type(event_type)
+    try:
+        yield event_type
+    finally:
+        EVENT_TYPES.pop(event_type.name, None)
+        _adapter.clear()
+
+
+def event_adapter() -> TypeAdapter[Event]:
+    """Validates an event of any registered type (a discriminated union on `type`)."""
+    if not _adapter:
+        models = tuple(t.model for t in EVENT_TYPES.values())
+        union: Any = Union[models]  # noqa: UP007 - a union of the registered models, built at run time
+        _adapter.append(TypeAdapter(Annotated[union, Field(discriminator="type")]))
+    return _adapter[0]
+
+
+def event_type(name: str) -> EventType:
+    return EVENT_TYPES[name]
+
+
+def event_topics() -> tuple[str, ...]:
+    return tuple(t.topic for t in EVENT_TYPES.values())
+
+
+def parse_event(data: bytes | str | Mapping[str, object]) -> Event:
     """Validate one event from JSON text or a decoded mapping; raises pydantic.ValidationError."""
-    if isinstance(data, dict):
-        return EVENT_ADAPTER.validate_python(data)
-    return EVENT_ADAPTER.validate_json(data)
+    if isinstance(data, Mapping):
+        return event_adapter().validate_python(data)
+    return event_adapter().validate_json(data)
+
+
+register_event_type(EventType(SteeringDecisionMade, "Styrgruppsbeslut", digest_section=1, samples=(
+    {"committee": "Regionstyrelsen", "decision_code": "B3", "title": "Ny tidplan för införandet",
+     "decision_text": "Regionstyrelsen godkänner avsiktsförklaringen och den nya tidplanen.",
+     "rationale": "Förhandlingarna med leverantören har gett en tidplan som håller.",
+     "consequences": "Södra området inför hösten 2024, norra och östra våren 2026, västra hösten 2026.",
+     "effective_date": "2022-05-17", "read_more_url": "https://www.vgregion.se/fvm"},
+    {"committee": "Programstyrgrupp", "title": "Beslut", "decision_text": "Beslutet."})))
+register_event_type(EventType(DesignDecisionMade, "Designbeslut", digest_section=2, samples=(
+    {"workstream": "Vårdadministration", "level": "clinical_leadership", "title": "Nytt arbetssätt vid utskrivning",
+     "summary": "Utskrivningsprocessen blir gemensam i hela regionen.",
+     "affected_professions": ["läkare", "sjuksköterska"], "affected_processes": ["Utskrivning"],
+     "effective_date": "2024-09-01", "read_more_url": "https://www.vgregion.se/fvm"},
+    {"workstream": "Läkemedel", "level": "workstream", "title": "Beslut", "summary": "Sammanfattning."})))
+register_event_type(EventType(GoLiveMilestoneReached, "Införande", digest_section=3, samples=(
+    {"area": "södra", "wave": "Våg 1", "planned_date": "2024-10-01", "status": "rescheduled",
+     "previous_date": "2024-04-01", "title": "Södra området inför Millennium",
+     "what_changes": "Vårdpersonal i södra området börjar arbeta i Millennium.",
+     "read_more_url": "https://www.vgregion.se/fvm"},
+    {"area": "västra", "planned_date": "2026-10-01", "status": "planned", "title": "Västra",
+     "what_changes": "Allt."})))
+register_event_type(EventType(StatusUpdated, "Lägesrapport", digest_section=4, samples=(
+    {"title": "Lägessummering", "summary": "Arbetet med konfigurationen går enligt plan.",
+     "phase": "Införandeförberedelser", "next_milestones": [{"title": "Utbildning startar", "date": "2024-06-01"}],
+     "read_more_url": "https://www.vgregion.se/fvm"},
+    {"title": "Läget", "summary": "Inget nytt."})))
+register_event_type(EventType(NewsletterIssued, "Nyhetsbrev", digest_section=5, bulk=True, samples=(
+    {"title": "Nyhetsbrev juni", "intro": "Det här har hänt sedan sist.",
+     "sections": [{"heading": "Utbildning", "body": "Utbildningen börjar i juni."}],
+     "send_at": "2024-06-01T08:00:00+02:00"},
+    {"title": "Nyhetsbrev", "sections": [{"heading": "Rubrik", "body": "Text."}]})))

@@ -31,7 +31,7 @@ from contracts.deliveries import (
     SendEmail,
     SendTeamsCard,
 )
-from contracts.events import parse_event
+from contracts.events import event_topics, parse_event
 from contracts.feedback import FeedbackGiven, ItemRead
 from contracts.people import SessionEnded
 from contracts.preferences import PreferencesChanged
@@ -76,7 +76,7 @@ class Subscription(Generic[T]):
         return f"{self.service}:{self.name}"
 
     def topics_now(self) -> tuple[str, ...]:
-        return self.topics or tuple(topics.EVENT_TOPICS.values())
+        return self.topics or event_topics()
 
 
 def _adapter(adapter: TypeAdapter[T]) -> Callable[[bytes], T]:

@@ -2,20 +2,16 @@
 
 from typing import Final
 
-#: Publisher events, one topic per event type, keyed by event id.
-EVENT_TOPICS: Final[dict[str, str]] = {
-    "steering.decision": "events.steering.decision.v1",
-    "design.decision": "events.design.decision.v1",
-    "golive.milestone": "events.golive.milestone.v1",
-    "status.update": "events.status.update.v1",
-    "newsletter.issue": "events.newsletter.issue.v1",
-}
+from contracts.events import EVENT_TYPES, event_topics
+
+#: Publisher events travel one topic per event type (`events.<type>.v<N>`, keyed by event id): the event type
+#: registry (`contracts.events.EVENT_TYPES`) names them.
 
 #: Per-channel delivery commands emitted by the tailor, keyed by event and target group. Version 2: one
 #: email command carries a group's message once with a chunk of its recipients; no command carries a secret.
-EMAIL_DELIVERY_REQUESTED: Final = "deliveries.email.v3"  # v3: bulk mail (newsletters, digests) is marked
+EMAIL_DELIVERY_REQUESTED: Final = "deliveries.email.v4"  # v3: bulk marked; v4: personal links as typed slots
 TEAMS_DELIVERY_REQUESTED: Final = "deliveries.teams.v2"
-INTRANET_DELIVERY_REQUESTED: Final = "deliveries.intranet.v2"
+INTRANET_DELIVERY_REQUESTED: Final = "deliveries.intranet.v3"  # v3: go-live facts and phase typed
 
 #: The tailor's explainable delivery plan for each event.
 EVENT_PLANNED: Final = "plans.event_planned.v1"
@@ -47,12 +43,12 @@ SESSION_ENDED: Final = "people.session_ended.v1"
 DEAD_LETTER: Final = "deadletter.v1"
 
 
-def event_topic(event_type: str) -> str:
-    return EVENT_TOPICS[event_type]
+def event_topic(name: str) -> str:
+    return EVENT_TYPES[name].topic
 
 
 def all_topics(*extra: str) -> tuple[str, ...]:
     """Every topic the platform needs; `extra` are the delivery topics of the registered channels."""
-    return (*EVENT_TOPICS.values(), *extra, EVENT_PLANNED, DIGEST_SENT, DELIVERY_OUTCOMES, SCHEDULE_DUE,
+    return (*event_topics(), *extra, EVENT_PLANNED, DIGEST_SENT, DELIVERY_OUTCOMES, SCHEDULE_DUE,
             SCHEDULE_DUE_V1,
             PREFERENCES_CHANGED, FEEDBACK_GIVEN, ITEM_READ, SESSION_ENDED, DEAD_LETTER)

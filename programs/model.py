@@ -74,7 +74,7 @@ class Audience(Config):
     channels: tuple[ChannelName, ...] = ("intranet",)
     teams_webhook_env: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")] | None = None
     digest: Literal["none", "weekly", "monthly"] = "none"
-    follows: tuple[str, ...] = EVENT_TYPES
+    follows: tuple[str, ...] = Field(default_factory=lambda: tuple(EVENT_TYPES))  # every registered type
     area_scoped: bool = False
     co_branded: bool = False
 

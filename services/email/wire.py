@@ -3,7 +3,7 @@
 Python's email package spends most of a send folding headers. The MIME body of a group's message is the
 same for every person in the group, so it is built once and reused (a small LRU cache); only the
 addressing headers are made per person. A mail with follow-up links (every event's mail) is each person's
-own: their signed feedback token where the bodies say FEEDBACK_LINK. A bulk mail (a newsletter, a digest)
+own: their signed feedback token in the bodies' feedback slots. A bulk mail (a newsletter, a digest)
 also carries their signed preference link, the RFC 8058 List-Unsubscribe headers, and a DKIM signature when
 a key is configured. A personal mail's bodies are quoted-printable-encoded per person by `binascii` (fast),
 behind a header block made once per group.
@@ -24,7 +24,7 @@ from email.utils import formatdate, make_msgid
 
 import dkim
 
-from contracts.deliveries import FEEDBACK_LINK, PERSONAL_LINK, SendEmail
+from contracts.deliveries import PersonalLink, SendEmail, fill
 from services.common.links import FEEDBACK, FEEDBACK_TTL, PREFERENCES, LinkSigner, feedback_claims
 from services.email.sender import Mail
 
@@ -92,19 +92,19 @@ class WireFormat:
             made = part.as_bytes(policy=SMTP).split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
         else:
             # quoted-printable: any relay takes it, 8BITMIME or not
-            part.set_content(cmd.text_body, cte="quoted-printable")
-            part.add_alternative(cmd.html_body, subtype="html", cte="quoted-printable")
+            part.set_content(fill(cmd.text_body, {}), cte="quoted-printable")
+            part.add_alternative(fill(cmd.html_body, {}), subtype="html", cte="quoted-printable")
             made = part.as_bytes(policy=SMTP)
         self._bodies[key] = made
         if len(self._bodies) > self.cache_size:
             self._bodies.popitem(last=False)
         return made
 
-    def _personal_body(self, cmd: SendEmail, group: bytes, token: str, feedback: str) -> bytes:
+    def _personal_body(self, cmd: SendEmail, group: bytes, tokens: dict[PersonalLink, str]) -> bytes:
         boundary = _boundary(group).encode()
         out = [self._cached(cmd, group, personal=True)]
         for subtype, body in (("plain", cmd.text_body), ("html", cmd.html_body)):
-            own = body.replace(PERSONAL_LINK, token).replace(FEEDBACK_LINK, feedback)
+            own = fill(body, tokens)
             text = own.replace("\r\n", "\n").encode("utf-8")
             out += [b"--", boundary, b'\r\nContent-Type: text/', subtype.encode(), b'; charset="utf-8"\r\n'
                     b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
@@ -118,7 +118,7 @@ class WireFormat:
         key is configured."""
         cmd, to = mail.command, mail.recipient
         token = self.personal.token(mail) if cmd.bulk and self.personal else ""
-        asks = FEEDBACK_LINK in cmd.text_body or FEEDBACK_LINK in cmd.html_body
+        asks = PersonalLink.FEEDBACK in cmd.personal_links
         feedback = self.personal.feedback_token(mail) if asks and self.personal else ""
         if token and self.personal:
             list_unsubscribe = f"{self.personal.public_url}/unsubscribe/{token}"
@@ -134,15 +134,17 @@ class WireFormat:
             headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
         group = _group_key(cmd)
         personal = cmd.bulk or asks
-        body = self._personal_body(cmd, group, token, feedback) if personal else self._cached(cmd, group, False)
+        tokens = {PersonalLink.PREFERENCES: token, PersonalLink.FEEDBACK: feedback}
+        body = self._personal_body(cmd, group, tokens) if personal else self._cached(cmd, group, False)
         message = "".join(headers).encode("ascii") + body
         return self.dkim.sign(message) if cmd.bulk and self.dkim else message
 
 
 def _group_key(cmd: SendEmail) -> bytes:
     """What makes a group's message the same for everyone in it (the cache's key)."""
-    return hashlib.sha256(b"\0".join(
-        x.encode() for x in (cmd.sender_name, str(cmd.sender_address), cmd.subject, cmd.text_body, cmd.html_body)
+    marks = {link: f"\0{link.value}\0" for link in PersonalLink}
+    return hashlib.sha256(b"\0".join(x.encode() for x in (
+        cmd.sender_name, str(cmd.sender_address), cmd.subject, fill(cmd.text_body, marks), fill(cmd.html_body, marks))
     )).digest()
 
 

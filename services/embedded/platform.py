@@ -7,6 +7,7 @@ them over, and adds each one's parts to a shared runtime.
 import json
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from contracts.deliveries import DeliveryPlan
 from contracts.events import Event
 from programs import load_programs
 from services.common.migrations import Migrations
-from services.common.runtime import Runtime
+from services.common.runtime import Runtime, ServiceParts
+from services.common.settings import CommonSettings
 from services.email.main import EmailSettings
 from services.email.main import build as build_email
 from services.email.store import MIGRATIONS as EMAIL_MIGRATIONS
@@ -46,48 +48,75 @@ from services.teams.store import MIGRATIONS as TEAMS_MIGRATIONS
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class Tailoring:
+    """What the composition hands between services in one process: the tailor plans and previews for the
+    gateway's dry runs (a service run apart asks over HTTP instead)."""
+
+    plan: Callable[[Event, str], Awaitable[DeliveryPlan]]
+    preview: Callable[[Event, str, str, str], Awaitable[dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service as the embedded platform composes it: its name (its package under services/), its
+    settings, its tables' history and how it is built on a shared runtime."""
+
+    name: str
+    settings: type[CommonSettings]
+    migrations: Migrations
+    build: Callable[[Any, Runtime, Tailoring], ServiceParts]
+
+
+def _build_tailor_first(_settings: Any, _runtime: Runtime, _tailoring: Tailoring) -> ServiceParts:
+    raise AssertionError("the tailor is built first, by build_platform, since the gateway needs it")
+
+
+#: Every service, the one list the platform composes from; the import contracts (`make lint`) and the shape
+#: test read it too (services/embedded/shape.py).
+SERVICES: tuple[Service, ...] = (
+    Service("tailor", TailorSettings, TAILOR_MIGRATIONS, _build_tailor_first),
+    Service("gateway", GatewaySettings, GATEWAY_MIGRATIONS,
+            lambda s, rt, t: build_gateway(s, rt, planner=t.plan, previewer=t.preview)),
+    Service("email", EmailSettings, EMAIL_MIGRATIONS, lambda s, rt, _t: build_email(s, rt, embedded=True)),
+    Service("teams", TeamsSettings, TEAMS_MIGRATIONS, lambda s, rt, _t: build_teams(s, rt)),
+    Service("intranet", IntranetSettings, INTRANET_MIGRATIONS, lambda s, rt, _t: build_intranet(s, rt, embedded=True)),
+    Service("scheduler", SchedulerSettings, SCHEDULER_MIGRATIONS, lambda s, rt, _t: build_scheduler(s, rt)),
+    Service("preferences", PreferencesSettings, PREFERENCES_MIGRATIONS,
+            lambda s, rt, _t: build_preferences(s, rt, embedded=True)),
+    Service("insights", InsightsSettings, INSIGHTS_MIGRATIONS, lambda s, rt, _t: build_insights(s, rt, embedded=True)),
+)
+SERVICE_NAMES = tuple(s.name for s in SERVICES)
 #: Every service's tables and their Alembic history.
-MIGRATIONS: dict[str, Migrations] = {m.service: m for m in (
-    GATEWAY_MIGRATIONS, TAILOR_MIGRATIONS, EMAIL_MIGRATIONS, TEAMS_MIGRATIONS, INTRANET_MIGRATIONS,
-    SCHEDULER_MIGRATIONS, PREFERENCES_MIGRATIONS, INSIGHTS_MIGRATIONS)}
-SERVICES = ("gateway", "tailor", "email", "teams", "intranet", "scheduler", "preferences", "insights")
+MIGRATIONS: dict[str, Migrations] = {s.name: s.migrations for s in SERVICES}
 
 
 @dataclass(frozen=True)
 class PlatformSettings:
     """Each service's settings, built once from the environment and what `budkavle up` decided."""
 
-    gateway: GatewaySettings
-    tailor: TailorSettings
-    email: EmailSettings
-    teams: TeamsSettings
-    intranet: IntranetSettings
-    scheduler: SchedulerSettings
-    preferences: PreferencesSettings
-    insights: InsightsSettings
+    by_service: dict[str, CommonSettings]
+
+    @property
+    def tailor(self) -> TailorSettings:
+        settings = self.by_service["tailor"]
+        assert isinstance(settings, TailorSettings)
+        return settings
 
     @classmethod
     def load(cls, shared: dict[str, Any] | None = None, **per_service: dict[str, Any]) -> "PlatformSettings":
         """From the environment; `shared` values (field names, e.g. `kafka_bootstrap_servers`) go to every
         service and `per_service` ones (e.g. `email={"smtp_url": …}`) to one, both winning over the
         environment."""
-        unknown = set(per_service) - set(SERVICES)
+        unknown = set(per_service) - set(SERVICE_NAMES)
         if unknown:
             raise ValueError(f"no services {sorted(unknown)}")
-
-        def make(name: str, settings_class: type[Any]) -> Any:
-            return settings_class(**{**(shared or {}), **per_service.get(name, {})})
-
-        return cls(gateway=make("gateway", GatewaySettings), tailor=make("tailor", TailorSettings),
-                   email=make("email", EmailSettings), teams=make("teams", TeamsSettings),
-                   intranet=make("intranet", IntranetSettings), scheduler=make("scheduler", SchedulerSettings),
-                   preferences=make("preferences", PreferencesSettings),
-                   insights=make("insights", InsightsSettings))
+        return cls({s.name: s.settings(**{**(shared or {}), **per_service.get(s.name, {})}) for s in SERVICES})
 
 
 def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runtime:
-    """Compose every service (gateway, tailor, email, teams, intranet, scheduler, preferences, insights) on one
-    runtime."""
+    """Compose every service of SERVICES on one runtime, the tailor first."""
     runtime = Runtime.create(settings.tailor, client_id="budkavle")
     tailor_parts, tailor = build_tailor(settings.tailor, runtime, embedded=True)
 
@@ -111,13 +140,10 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
 
     tailor_parts.on_start = (seed_demo_directory, *tailor_parts.on_start)
     runtime.add(tailor_parts)
-    runtime.add(build_gateway(settings.gateway, runtime, planner=plan, previewer=preview))
-    runtime.add(build_email(settings.email, runtime, embedded=True))
-    runtime.add(build_teams(settings.teams, runtime))
-    runtime.add(build_intranet(settings.intranet, runtime, embedded=True))
-    runtime.add(build_scheduler(settings.scheduler, runtime))
-    runtime.add(build_preferences(settings.preferences, runtime, embedded=True))
-    runtime.add(build_insights(settings.insights, runtime, embedded=True))
+    tailoring = Tailoring(plan, preview)
+    for service in SERVICES:
+        if service.name != "tailor":
+            runtime.add(service.build(settings.by_service[service.name], runtime, tailoring))
     return runtime
 
 

@@ -17,7 +17,7 @@ import contracts
 from contracts import topics
 from contracts.channels import CHANNELS
 from contracts.deliveries import DeadLetter, DeliveryOutcomes, DigestSent, EventPlanned
-from contracts.events import EVENT_ADAPTER
+from contracts.events import event_adapter, event_topics
 from contracts.feedback import FeedbackGiven, ItemRead
 from contracts.people import SessionEnded
 from contracts.preferences import PreferencesChanged
@@ -37,7 +37,7 @@ def topic_contracts() -> dict[str, tuple[str, dict[str, Any]]]:
         return f"{contract.__name__}.v{version or getattr(contract, 'version', 1)}.json", contract.model_json_schema()
 
     return {
-        **{t: ("event.v1.json", EVENT_ADAPTER.json_schema()) for t in topics.EVENT_TOPICS.values()},
+        **{t: ("event.v1.json", event_adapter().json_schema()) for t in event_topics()},
         **{spec.topic: model(spec.command) for spec in CHANNELS.values()},
         topics.EVENT_PLANNED: model(EventPlanned),
         topics.DIGEST_SENT: model(DigestSent),

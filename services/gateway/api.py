@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from contracts.channels import CHANNELS
 from contracts.deliveries import DeliveryPlan
-from contracts.events import EVENT_ADAPTER, Event, parse_event
+from contracts.events import Event, event_adapter, parse_event
 from contracts.lifecycle import EventState, hold_of
 from programs import Program
 from services.common.auth import Principal, TokenAuthority, bearer_caller
@@ -112,7 +112,7 @@ class AudienceList(BaseModel):
 
 def event_schemas() -> dict[str, Any]:
     """`Event` (the discriminated union of the five event types) and what it refers to, as OpenAPI components."""
-    schema = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+    schema = event_adapter().json_schema(ref_template="#/components/schemas/{model}")
     return {**schema.pop("$defs", {}), "Event": schema}
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from programs import Program, Role
-from programs.labels import GOLIVE_STATUS, TYPE_LABELS, sv_date
+from programs.labels import TYPE_LABELS, sv_date
 from programs.timeline import AreaUpdate, current_timeline
 from services.common.people import Person
 from services.common.signin import People
@@ -83,8 +83,8 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
     async def phase_of(code: str, members: frozenset[str]) -> str | None:
         """The programme's phase: the newest status update's, or else the plan's (the programme file)."""
         for item in await store.latest(code, "status.update", limit=20, internal_of=members):
-            if "Fas" in item.facts:
-                return item.facts["Fas"]
+            if item.phase:
+                return item.phase
         baseline = programs[code].baseline
         return baseline.phase if baseline else None
 
@@ -102,8 +102,6 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
 
 def _area_updates(golives: list[Item], program: str) -> list[AreaUpdate]:
     """The go-live items of one programme as updates of its timeline, oldest first."""
-    states = {label: state for state, label in GOLIVE_STATUS.items()}
-    return [AreaUpdate(area=i.facts["Område"], planned_date=i.timeline_date, state=states.get(i.facts.get("Status", ""),
-                       "planned"), title=i.title, wave=i.facts.get("Våg"), source=i.event_id)
-            for i in reversed(golives)
-            if i.program == program and i.timeline_date is not None and "Område" in i.facts]
+    return [AreaUpdate(area=i.golive.area, planned_date=i.golive.planned_date, state=i.golive.state, title=i.title,
+                       wave=i.golive.wave, source=i.event_id)
+            for i in reversed(golives) if i.program == program and i.golive is not None]

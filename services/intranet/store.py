@@ -3,12 +3,13 @@
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Column, Date, DateTime, MetaData, String, Table, Text, desc, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.deliveries import PublishIntranetItem
+from contracts.deliveries import GoLiveFacts, PublishIntranetItem
 from services.common.db import as_utc, upsert
 from services.common.delivery import Delivery
 from services.common.ended_sessions import ended_sessions_table
@@ -32,11 +33,22 @@ items = Table(
     Column("html_body", Text, nullable=False),
     Column("importance", String(16), nullable=False),
     Column("sensitivity", String(16), nullable=False),
-    Column("facts", Text, nullable=False),
-    Column("timeline_date", Date, nullable=True),
+    Column("facts", Text, nullable=False),  # labelled in Swedish, for people
+    Column("timeline_date", Date, nullable=True),  # a go-live item's planned date
+    Column("area", String(64), nullable=True),  # a go-live item's area, wave and state
+    Column("wave", String(100), nullable=True),
+    Column("golive_state", String(16), nullable=True),
+    Column("phase", String(200), nullable=True),  # a status update's phase
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("published_at", DateTime(timezone=True), nullable=False, index=True),
 )
+
+
+def _golive_columns(golive: GoLiveFacts | None) -> dict[str, Any]:
+    if golive is None:
+        return {"timeline_date": None, "area": None, "wave": None, "golive_state": None}
+    return {"timeline_date": golive.planned_date, "area": golive.area, "wave": golive.wave,
+            "golive_state": golive.state}
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,8 @@ class Item:
     importance: str
     sensitivity: str
     facts: dict[str, str]
-    timeline_date: date | None
+    golive: GoLiveFacts | None
+    phase: str | None
     occurred_at: datetime
     published_at: datetime
 
@@ -69,7 +82,7 @@ class IntranetStore:
                 "event_id": str(cmd.event_id), "program": cmd.program, "event_type": cmd.event_type,
                 "title": cmd.title, "summary": cmd.summary, "html_body": cmd.html_body,
                 "importance": cmd.importance, "sensitivity": cmd.sensitivity, "facts": json.dumps(cmd.facts),
-                "timeline_date": cmd.timeline_date, "occurred_at": cmd.occurred_at.astimezone(UTC),
+                **_golive_columns(cmd.golive), "phase": cmd.phase, "occurred_at": cmd.occurred_at.astimezone(UTC),
                 "published_at": cmd.published_at.astimezone(UTC)}, ("event_id",))
         return 1
 
@@ -93,10 +106,10 @@ class IntranetStore:
         return self._item(row) if row else None
 
     @staticmethod
-    def _item(r: object) -> Item:
+    def _item(r: Any) -> Item:
+        golive = (GoLiveFacts(area=r.area, wave=r.wave, planned_date=r.timeline_date, state=r.golive_state)
+                  if r.area and r.timeline_date and r.golive_state else None)
         return Item(
-            event_id=r.event_id, program=r.program, event_type=r.event_type, title=r.title,  # type: ignore[attr-defined]
-            summary=r.summary, html_body=r.html_body, importance=r.importance,  # type: ignore[attr-defined]
-            sensitivity=r.sensitivity, facts=json.loads(r.facts), timeline_date=r.timeline_date,  # type: ignore[attr-defined]
-            occurred_at=as_utc(r.occurred_at), published_at=as_utc(r.published_at),  # type: ignore[attr-defined]
-        )
+            event_id=r.event_id, program=r.program, event_type=r.event_type, title=r.title, summary=r.summary,
+            html_body=r.html_body, importance=r.importance, sensitivity=r.sensitivity, facts=json.loads(r.facts),
+            golive=golive, phase=r.phase, occurred_at=as_utc(r.occurred_at), published_at=as_utc(r.published_at))

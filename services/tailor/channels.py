@@ -19,16 +19,18 @@ from contracts.deliveries import (
     EMAIL_CHUNK,
     DeliveryCommand,
     EmailRecipient,
+    GoLiveFacts,
     PublishIntranetItem,
     SendEmail,
     SendTeamsCard,
+    fill,
 )
-from contracts.events import Event, GoLiveMilestoneReached, Sensitivity
+from contracts.events import Event, GoLiveMilestoneReached, Sensitivity, StatusUpdated, event_type
 from programs import Audience, Program
 from services.tailor import policy
 from services.tailor.digests import Digest, render_card, render_email, render_item
 from services.tailor.directory import Recipient
-from services.tailor.rendering import RenderedEmail, Renderer
+from services.tailor.rendering import PREVIEW_LINKS, RenderedEmail, Renderer, personal_text
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,12 @@ def _emails(envelope: _Envelope, program: Program, rendered: RenderedEmail, peop
             bulk: bool) -> Iterator[SendEmail]:
     """One rendered message, from the programme, in commands of at most EMAIL_CHUNK recipients each."""
     sender = policy.sender_for(program)
+    text, html = personal_text(rendered.text), personal_text(rendered.html)
     for start in range(0, len(people), EMAIL_CHUNK):
         # The directory checked every address when it was imported; checking each again here cost more
         # than rendering a whole fan-out. The email service validates what it receives.
         yield SendEmail(**envelope, sender_name=sender.name, sender_address=sender.address,
-                        subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
+                        subject=rendered.subject, text_body=text, html_body=html,
                         recipients=tuple(EmailRecipient.model_construct(id=p.id, address=p.email, name=p.name)
                                          for p in people[start:start + EMAIL_CHUNK]), bulk=bulk)
 
@@ -97,11 +100,12 @@ class EmailComposer:
 
     def compose(self, c: Composition, renderer: Renderer) -> Iterator[SendEmail]:
         yield from _emails(_envelope(c), c.program, renderer.email(c.event, c.program, _group(c)), c.recipients,
-                           bulk=c.event.type == "newsletter.issue")
+                           bulk=event_type(c.event.type).bulk)
 
     def preview(self, command: DeliveryCommand) -> Preview:
         assert isinstance(command, SendEmail)
-        return {".html": command.html_body, ".txt": f"Ämne: {command.subject}\n\n{command.text_body}"}
+        return {".html": fill(command.html_body, PREVIEW_LINKS),
+                ".txt": f"Ämne: {command.subject}\n\n{fill(command.text_body, PREVIEW_LINKS)}"}
 
 
 class TeamsComposer:
@@ -115,6 +119,13 @@ class TeamsComposer:
         return {".json": json.dumps(command.card, ensure_ascii=False, indent=2)}
 
 
+def _golive(event: Event) -> GoLiveFacts | None:
+    if not isinstance(event, GoLiveMilestoneReached):
+        return None
+    g = event.payload
+    return GoLiveFacts(area=g.area, wave=g.wave, planned_date=g.planned_date, state=g.status)
+
+
 class IntranetComposer:
     templates: tuple[str, ...] = ("intranet/item.html.j2",)
 
@@ -126,8 +137,8 @@ class IntranetComposer:
             html_body=item.html, importance=event.importance.value,
             sensitivity="public" if event.sensitivity is Sensitivity.PUBLIC else "internal",
             occurred_at=event.occurred_at, published_at=c.published_at, audiences=c.planned_audiences,
-            facts=item.facts,
-            timeline_date=event.payload.planned_date if isinstance(event, GoLiveMilestoneReached) else None)
+            facts=item.facts, golive=_golive(event),
+            phase=event.payload.phase if isinstance(event, StatusUpdated) else None)
 
     def preview(self, command: DeliveryCommand) -> Preview:
         assert isinstance(command, PublishIntranetItem)

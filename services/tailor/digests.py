@@ -8,14 +8,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from contracts.deliveries import PERSONAL_LINK
-from contracts.events import Event, GoLiveMilestoneReached, StatusUpdated
+from contracts.deliveries import PersonalLink
+from contracts.events import EVENT_TYPES, Event, GoLiveMilestoneReached, StatusUpdated
 from contracts.schedule import Period, digest_id
 from programs import Audience, Program, Tier
-from programs.labels import TYPE_LABELS
 from programs.timeline import AreaUpdate, Step, current_timeline
 from services.tailor import policy
 from services.tailor.rendering import (
+    SLOT_MARKS,
     SUBJECT_LIMIT,
     RenderedEmail,
     RenderedItem,
@@ -24,9 +24,6 @@ from services.tailor.rendering import (
     fit,
     summary_of,
 )
-
-#: The order of a digest's sections.
-SECTION_ORDER = ("steering.decision", "design.decision", "golive.milestone", "status.update", "newsletter.issue")
 
 
 @dataclass(frozen=True)
@@ -80,8 +77,10 @@ def build_digest(program: Program, audience: Audience, period: Period, period_la
     """`in_period`: the programme's events published in the period; `history`: its events before the
     period's end, oldest first (for the status, the timeline and "nothing new since")."""
     mine = [e for e in in_period if for_group(e, audience)]
-    sections = tuple(Section(TYPE_LABELS[kind], tuple(_entry(e) for e in mine if e.type == kind))
-                     for kind in SECTION_ORDER if any(e.type == kind for e in mine))
+    order = sorted((t for t in EVENT_TYPES.values() if t.digest_section is not None),
+                   key=lambda t: t.digest_section or 0)
+    sections = tuple(Section(t.label, tuple(_entry(e) for e in mine if e.type == t.name))
+                     for t in order if any(e.type == t.name for e in mine))
     visible = [e for e in history if policy.sensitivity_refusal(e, audience) is None and e.published_at]
     statuses = [e for e in visible if isinstance(e, StatusUpdated)]
     golives = [AreaUpdate(e.payload.area, e.payload.planned_date, e.payload.status, e.payload.title,
@@ -117,7 +116,8 @@ def _context(d: Digest, renderer: Renderer, personal: bool) -> dict[str, Any]:
     return {**renderer.follow_up(d.program, d.id, d.audience.id, personal), "digest": d, "program": d.program,
             "audience": d.audience, "tone": d.audience.tone,
             "sender": policy.sender_for(d.program), "heading": heading(d),
-            "co_brand": d.program.brand.co_brand if d.audience.co_branded else None, "personal_link": PERSONAL_LINK}
+            "co_brand": d.program.brand.co_brand if d.audience.co_branded else None,
+            "personal_link": SLOT_MARKS[PersonalLink.PREFERENCES]}
 
 
 def render_email(d: Digest, renderer: Renderer) -> RenderedEmail:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from contracts.channels import ChannelSpec
-from contracts.events import DesignDecisionMade, Event, GoLiveMilestoneReached, Importance, Sensitivity
+from contracts.events import DesignDecisionMade, Event, GoLiveMilestoneReached, Importance, Sensitivity, event_type
 from contracts.lifecycle import hold_of
 from programs import TIER_RANK, Audience, Program, Sender, Tier
 from services.tailor.directory import Recipient
@@ -187,7 +187,7 @@ NO_CHOICE = Choice()
 def wants(event: Event, choice: Choice) -> bool:
     """Whether a person who made `choice` gets `event` on a person channel they are planned for: a
     newsletter can be opted out of; must-know news cannot."""
-    return choice.newsletters or event.type != "newsletter.issue"
+    return choice.newsletters or not event_type(event.type).bulk
 
 
 def awareness_by_email(event: Event, choice: Choice) -> bool:

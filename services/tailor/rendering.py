@@ -4,6 +4,7 @@ Pure apart from reading templates: the same event, programme and group always re
 """
 
 import copy
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +13,14 @@ from uuid import UUID
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
-from contracts.deliveries import FEEDBACK_LINK, PERSONAL_LINK
+from contracts.deliveries import PersonalLink, Slot
 from contracts.events import (
     DesignDecisionMade,
     Event,
     GoLiveMilestoneReached,
     StatusUpdated,
     SteeringDecisionMade,
+    event_type,
 )
 from contracts.feedback import ANSWER_TEXT, ANSWERS, QUESTION_TEXT
 from programs import Audience, Program
@@ -40,6 +42,22 @@ class RenderedItem:
     summary: str
     html: str
     facts: dict[str, str]
+
+
+#: Where a rendered mail wants a person's own link token, as the templates write it: control characters that no
+#: event's text may contain, so that nothing a publisher writes is taken for one. `personal_text` makes them
+#: the typed slots the email command carries; they never leave the tailor.
+SLOT_MARKS: dict[PersonalLink, str] = {link: f"\x00{link.value}\x00" for link in PersonalLink}
+_SLOT_MARK = re.compile("\x00(" + "|".join(PersonalLink) + ")\x00")
+#: What a preview shows where a person's own link token would be.
+PREVIEW_LINKS: dict[PersonalLink, str] = {link: "din-personliga-lank" for link in PersonalLink}
+
+
+def personal_text(rendered: str) -> tuple[str | Slot, ...]:
+    """A rendered body as text and typed slots."""
+    pieces = _SLOT_MARK.split(rendered)  # text, slot name, text, slot name, …, text
+    return tuple(Slot(slot=PersonalLink(piece)) if odd else piece
+                 for odd, piece in ((i % 2 == 1, p) for i, p in enumerate(pieces)) if odd or piece)
 
 
 class TemplateProblem(Exception):
@@ -164,9 +182,9 @@ class Renderer:
 
     def follow_up(self, program: Program, item_id: UUID, target: str, personal: bool) -> dict[str, Any]:
         """The follow-up links of a message about `item_id` (an event or a digest): its questions and its
-        counted "Läs mer" (`read_url`). A person's own mail carries FEEDBACK_LINK, which the email service
-        makes their own token; what a whole group sees carries the group's token, signed here."""
-        token = FEEDBACK_LINK if personal else self.signer.sign(
+        counted "Läs mer" (`read_url`). A person's own mail carries a feedback slot, which the email service
+        fills with their own token; what a whole group sees carries the group's token, signed here."""
+        token = SLOT_MARKS[PersonalLink.FEEDBACK] if personal else self.signer.sign(
             FEEDBACK, feedback_claims(program.program, str(item_id), target), FEEDBACK_TTL)
         return {"questions": feedback_questions(self.public_url, token), "read_url": f"{self.public_url}/r/{token}"}
 
@@ -184,11 +202,11 @@ class Renderer:
             "co_brand": program.brand.co_brand if audience is not None and audience.co_branded else None,
             "facts": facts(event),
             "type_label": TYPE_LABELS[event.type],
-            "part": event.type.replace(".", "_"),
+            "part": event_type(event.type).part,
             "base": self.public_url,
             # A newsletter is bulk mail: each person's copy links to their own preference page.
-            "bulk": event.type == "newsletter.issue",
-            "personal_link": PERSONAL_LINK,
+            "bulk": event_type(event.type).bulk,
+            "personal_link": SLOT_MARKS[PersonalLink.PREFERENCES],
         }
 
     def _render(self, env: Environment, name: str, ctx: dict[str, Any]) -> str:

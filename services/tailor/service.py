@@ -10,8 +10,6 @@ from uuid import UUID
 from contracts import topics
 from contracts.channels import CHANNELS, ChannelSpec, Reach
 from contracts.deliveries import (
-    FEEDBACK_LINK,
-    PERSONAL_LINK,
     DeliveryCommand,
     DeliveryPlan,
     DigestSent,
@@ -86,8 +84,7 @@ class Tailor:
         if channel not in self.channels or channel not in self.composers:
             raise ValueError(f"no channel {channel!r}")
         parts = compose_preview(event, program, audience, channel, self.preview_renderer, self.composers)
-        return {suffix: text.replace(PERSONAL_LINK, "din-personliga-lank").replace(FEEDBACK_LINK, "din-personliga-lank")
-                for suffix, text in parts.items()}
+        return dict(parts)
 
     async def on_event(self, event: Event) -> None:
         stage = await self.store.status(event.event_id)

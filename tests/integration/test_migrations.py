@@ -1,9 +1,12 @@
 """Each service's Alembic history builds exactly the tables its code declares, on SQLite and PostgreSQL."""
 
+from datetime import UTC, date, datetime
+
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.migrations import upgrade
@@ -38,3 +41,31 @@ async def test_services_share_one_database_without_touching_each_others_tables(s
     owners = [name for m in MIGRATIONS.values() for name in m.metadata.tables]
     assert len(owners) == len(set(owners))  # no table belongs to two services
     assert set(owners) <= tables
+
+
+async def test_intranet_items_stored_before_version_3_get_their_go_live_facts_and_phase_typed(
+        store_engine: AsyncEngine) -> None:
+    """Items kept before the intranet command carried typed facts are filled from their labels, once, so the
+    status page's timeline and phase stay as they were."""
+    migrations = MIGRATIONS["intranet"]
+    async with store_engine.begin() as conn:
+        await conn.run_sync(lambda c: command.upgrade(migrations.config(c), "dd4e13082f0e"))
+        for event_id, kind, facts, day in (
+                ("g1", "golive.milestone", '{"Typ": "Införande", "Område": "södra", "Våg": "Våg 1", '
+                                           '"Status": "Införandet har startat"}', "2024-10-01"),
+                ("s1", "status.update", '{"Typ": "Lägesrapport", "Fas": "Införande"}', None),
+                ("d1", "steering.decision", '{"Typ": "Styrgruppsbeslut"}', None)):
+            await conn.execute(text(
+                "INSERT INTO intranet_items (event_id, program, event_type, title, summary, html_body, importance, "
+                "sensitivity, facts, timeline_date, occurred_at, published_at) VALUES (:id, 'fvm', :kind, 't', 's', "
+                "'<p>h</p>', 'awareness', 'internal', :facts, :day, :at, :at)"),
+                {"id": event_id, "kind": kind, "facts": facts, "day": None if day is None else date.fromisoformat(day),
+                 "at": datetime(2024, 9, 1, 8, 0, tzinfo=UTC)})
+    await upgrade(store_engine, migrations)
+    async with store_engine.connect() as conn:
+        rows = {r.event_id: r for r in (await conn.execute(text(
+            "SELECT event_id, area, wave, golive_state, phase FROM intranet_items"))).all()}
+    assert (rows["g1"].area, rows["g1"].wave, rows["g1"].golive_state, rows["g1"].phase) == (
+        "södra", "Våg 1", "started", None)
+    assert (rows["s1"].area, rows["s1"].phase) == (None, "Införande")
+    assert (rows["d1"].area, rows["d1"].golive_state, rows["d1"].phase) == (None, None, None)

@@ -6,7 +6,7 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from contracts import topics
-from contracts.deliveries import FEEDBACK_LINK, DeliveryOutcome
+from contracts.deliveries import DeliveryOutcome
 from contracts.events import Event
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import DigestDue, digest_id
@@ -20,6 +20,11 @@ from tests.service.conftest import Recorder
 NOVEMBER = parse_period("2026-11")
 
 
+
+
+def shown(body: list[str | dict[str, str]]) -> str:
+    """An email command's body as JSON, with each slot for a person's own link shown as {slot}."""
+    return "".join(p if isinstance(p, str) else "{" + p["slot"] + "}" for p in body)
 
 
 def digest_due(audience: str, period: str = "2026-11", program: str = "fvm") -> DigestDue:
@@ -44,7 +49,7 @@ async def test_a_quiet_month_still_gives_each_member_a_digest_with_the_status_an
     assert {r["id"] for r in mail["recipients"]} == members
     assert mail["event_id"] == str(digest_id("fvm", "politisk-styrgrupp", "2026-11"))
     assert mail["subject"] == "FVM (Framtidens vårdinformationsmiljö): Lägessummering november 2026"
-    text = mail["text_body"]
+    text = shown(mail["text_body"])
     assert "Inget nytt för dig sedan 14 september 2026." in text
     assert "Fas: Införande" in text and "- Västra området (västra): hösten 2026 – Planerad" in text
     [item] = recorder[topics.INTRANET_DELIVERY_REQUESTED]  # the month's summary on the intranet, once
@@ -58,7 +63,8 @@ async def test_a_digest_asks_its_readers_the_follow_up_questions_and_says_what_i
     async with TestKafkaBroker(broker):
         await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
     [mail] = recorder[topics.EMAIL_DELIVERY_REQUESTED]
-    assert f"/feedback/{FEEDBACK_LINK}?q=understood&a=ja" in mail["text_body"]  # each reader's own link
+    assert "/feedback/{feedback}?q=understood&a=ja" in shown(mail["text_body"])  # each reader's own link
+    assert "/preferences/{preferences}" in shown(mail["text_body"])
     [item] = recorder[topics.INTRANET_DELIVERY_REQUESTED]
     assert "Förstod du informationen?" in item["html_body"] and "/feedback/" in item["html_body"]
     sent = {s["audience_id"]: s for s in recorder[topics.DIGEST_SENT]}
@@ -92,7 +98,7 @@ async def test_a_digest_tells_the_periods_news_by_type_and_never_what_the_group_
         await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
     mails = recorder[topics.EMAIL_DELIVERY_REQUESTED]
     assert mails, "the group's members get the digest"
-    html = mails[0]["html_body"]
+    html = shown(mails[0]["html_body"])
     assert "Styrgruppsbeslut" in html and "Ny tidplan" in html and "Förhandlingsläge" not in html
     assert "December" not in html
     assert "Fas: Förberedelser inför västra" in html and "Läget i november" in html

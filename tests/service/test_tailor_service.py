@@ -25,6 +25,24 @@ def recipients(recorder: Recorder) -> int:
 
 
 
+async def test_the_intranet_hears_a_go_live_and_a_phase_as_typed_facts_not_as_labels(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder) -> None:
+    golive = make_event("golive.milestone", sensitivity="public", payload={
+        "area": "södra", "wave": "Våg 1", "planned_date": "2024-10-01", "status": "started",
+        "title": "Södra inför Millennium", "what_changes": "Ny journal."})
+    status = make_event("status.update", sensitivity="public", payload={
+        "title": "Läget", "summary": "Enligt plan.", "phase": "Införande"})
+    async with TestKafkaBroker(broker):
+        for event in (golive, status):
+            await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
+    items = {i["event_type"]: i for i in recorder[topics.INTRANET_DELIVERY_REQUESTED]}
+    assert items["golive.milestone"]["golive"] == {"area": "södra", "wave": "Våg 1", "planned_date": "2024-10-01",
+                                                   "state": "started"}
+    assert items["golive.milestone"]["phase"] is None
+    assert items["golive.milestone"]["facts"]["Status"] == "Införandet har startat"  # for people, not for code
+    assert items["status.update"]["phase"] == "Införande" and items["status.update"]["golive"] is None
+
+
 async def test_steering_decision_becomes_emails_cards_and_an_intranet_item(
         tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder, small_directory: list[Recipient]) -> None:
     event = make_event(audiences=["politisk-styrgrupp", "programstyrgrupp"])

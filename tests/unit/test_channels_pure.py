@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from contracts.deliveries import PERSONAL_LINK, EmailRecipient, SendEmail
+from contracts.deliveries import EmailRecipient, PersonalLink, SendEmail, Slot
 from services.common.delivery import PermanentDeliveryError
 from services.common.links import LinkSigner
 from services.email.sender import Mail
@@ -16,6 +16,8 @@ from services.email.wire import Dkim, Personal, WireFormat, build_message, to_he
 from services.teams.webhook import check_webhook_url, envelope, retry_after_seconds
 
 ALLOWED = ("webhook.office.com", "logic.azure.com")
+
+PREFERENCES = Slot(slot=PersonalLink.PREFERENCES)
 
 
 def test_smtp_url_gives_host_port_credentials_and_starttls() -> None:
@@ -127,8 +129,8 @@ def test_a_bulk_mail_is_each_persons_own_signed_by_dkim_and_verified_by_dkimpy(d
     wire = WireFormat(personal=Personal(signer, "https://budkavle.test"),
                       dkim_key=Dkim("bk2026", "vgregion.se", private))
     command = _mails()[0].command.model_copy(update={
-        "bulk": True, "text_body": f"Hej!\nDina val: https://budkavle.test/preferences/{PERSONAL_LINK}\n",
-        "html_body": f'<p>Hej!</p><p><a href="https://budkavle.test/preferences/{PERSONAL_LINK}">Dina val</a></p>'})
+        "bulk": True, "text_body": ("Hej!\nDina val: https://budkavle.test/preferences/", PREFERENCES, "\n"),
+        "html_body": ('<p>Hej!</p><p><a href="https://budkavle.test/preferences/', PREFERENCES, '">Dina val</a></p>')})
     first, second = Mail.each_of(command)
     raw = wire.to_bytes(first)
     message = email.message_from_bytes(raw, policy=default)
@@ -137,7 +139,7 @@ def test_a_bulk_mail_is_each_persons_own_signed_by_dkim_and_verified_by_dkimpy(d
     assert signer.verify("prefs", token) == {"program": "fvm", "person": "p1", "audience": "programstyrgrupp"}
     assert f"/preferences/{token}" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert f"/preferences/{token}" in message.get_body(("html",)).get_content()  # type: ignore[union-attr]
-    assert PERSONAL_LINK not in raw.decode()
+    assert "preferences/\"" not in raw.decode() and "preferences/\n" not in raw.decode()  # every slot filled
     assert token not in wire.to_bytes(second).decode()  # the next person's copy is theirs
 
     signed = message["DKIM-Signature"]

@@ -3,12 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from contracts.deliveries import FEEDBACK_LINK
+from contracts.deliveries import PersonalLink, Slot
 from programs import Program
 from programs.labels import sv_date
 from services.common.links import FEEDBACK
 from services.tailor.channels import COMPOSERS, check_templates, preview
-from services.tailor.rendering import Renderer, TemplateProblem
+from services.tailor.rendering import Renderer, TemplateProblem, personal_text
 from services.tailor.samples import sample_events
 from tests.conftest import TEMPLATES_DIR, make_event
 
@@ -90,11 +90,16 @@ def test_teams_card_is_an_adaptive_card_with_facts_questions_and_a_counted_read_
 def test_an_email_asks_both_questions_with_the_persons_own_link_left_to_the_email_service(
         renderer: Renderer, fvm: Program) -> None:
     rendered = renderer.email(make_event(), fvm, fvm.audience("medarbetare-hs"))  # type: ignore[arg-type]
-    for body in (rendered.text, rendered.html):
-        assert "Förstod du informationen?" in body and "Känner du dig delaktig?" in body
-        assert f"/r/{FEEDBACK_LINK}" in body
-    assert f"/feedback/{FEEDBACK_LINK}?q=understood&a=ja" in rendered.text
-    assert f"/feedback/{FEEDBACK_LINK}?q=involved&amp;a=delvis" in rendered.html
+    feedback = Slot(slot=PersonalLink.FEEDBACK)
+    text, html = personal_text(rendered.text), personal_text(rendered.html)
+    for body in (text, html):
+        shown = "".join(p if isinstance(p, str) else "{" + p.slot + "}" for p in body)
+        assert "Förstod du informationen?" in shown and "Känner du dig delaktig?" in shown
+        assert "/r/{feedback}" in shown and "\x00" not in shown
+        assert body.count(feedback) == 6  # five answers and "Läs mer", each the person's own
+    assert "/feedback/{feedback}?q=understood&a=ja" in "".join(p if isinstance(p, str) else "{feedback}" for p in text)
+    assert "/feedback/{feedback}?q=involved&amp;a=delvis" in "".join(
+        p if isinstance(p, str) else "{feedback}" for p in html)
 
 
 def test_template_referencing_a_missing_field_is_found_at_check_time(tmp_path: Path, fvm: Program) -> None:
