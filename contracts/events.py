@@ -19,7 +19,9 @@ from contracts.base import Contract
 #: The largest event, as JSON, that the platform accepts (the gateway answers 413 above it).
 MAX_EVENT_BYTES = 256 * 1024
 
-ProgramId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,31}$")]
+#: A programme's code, as programme files and every contract spell it.
+PROGRAM_PATTERN = r"^[a-z][a-z0-9_-]{1,31}$"
+ProgramId = Annotated[str, Field(pattern=PROGRAM_PATTERN)]
 AudienceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
 _FORBIDDEN_IN_LINE = re.compile(r"[\x00-\x1f\x7f\ufffe\uffff]")
@@ -42,26 +44,32 @@ _one_line = AfterValidator(_refuse(_FORBIDDEN_IN_LINE, "a one-line field, a mail
 #: Running text: line breaks and tabs, but no other control characters and no U+FFFE/U+FFFF.
 _running_text = AfterValidator(_refuse(_FORBIDDEN_IN_TEXT, "pages and feeds cannot carry"))
 
-Line64 = Annotated[str, Field(min_length=1, max_length=64), _one_line]
-Line100 = Annotated[str, Field(min_length=1, max_length=100), _one_line]
-Line200 = Annotated[str, Field(min_length=1, max_length=200), _one_line]
+#: What the schema says of the same rules (the validators above give the reasons): a client generating
+#: data from the document (Schemathesis) meets the rules the API enforces.
+_LINE_PATTERN = {"pattern": r"^[^\x00-\x1f\x7f\ufffe\uffff]*$"}
+_TEXT_PATTERN = {"pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]*$"}
+
+Line64 = Annotated[str, Field(min_length=1, max_length=64, json_schema_extra=_LINE_PATTERN), _one_line]
+Line100 = Annotated[str, Field(min_length=1, max_length=100, json_schema_extra=_LINE_PATTERN), _one_line]
+Line200 = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=_LINE_PATTERN), _one_line]
 Title = Line200
-Text = Annotated[str, Field(min_length=1, max_length=20_000), _running_text]
+Text = Annotated[str, Field(min_length=1, max_length=20_000, json_schema_extra=_TEXT_PATTERN), _running_text]
 
 
 def _plausible(value: datetime) -> datetime:
-    """Instants between 2000 and 2100 in UTC: anything else is a typo, and an extreme offset at the edge of
+    """Instants written in the years 2000 to 2099: anything else is a typo, and an extreme offset at the edge of
     the calendar cannot even be converted to UTC by the services downstream."""
     try:
-        utc = value.astimezone(UTC)
+        value.astimezone(UTC)
     except OverflowError:
         raise ValueError("instant lies outside the calendar once converted to UTC") from None
-    if not 2000 <= utc.year < 2100:
+    if not 2000 <= value.year < 2100:
         raise ValueError("instant must lie between the years 2000 and 2100")
     return value
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_plausible)]
+Instant = Annotated[AwareDatetime, AfterValidator(_plausible),
+                    Field(json_schema_extra={"pattern": "^20[0-9]{2}-", "description": "in the years 2000 to 2099"})]
 
 
 class Importance(StrEnum):
@@ -86,7 +94,7 @@ class Envelope(Contract):
     occurred_at: Instant = Field(default_factory=_now)
     published_at: Instant | None = None
     publisher: Line200
-    correlation_id: Annotated[str, Field(max_length=200), _one_line] | None = None
+    correlation_id: Annotated[str, Field(max_length=200, json_schema_extra=_LINE_PATTERN), _one_line] | None = None
     importance: Importance
     sensitivity: Sensitivity = Sensitivity.INTERNAL
     embargo_until: Instant | None = None
@@ -140,7 +148,7 @@ class Milestone(Contract):
 class StatusUpdate(Contract):
     title: Title
     summary: Text
-    phase: Annotated[str, Field(max_length=200), _one_line] | None = None
+    phase: Annotated[str, Field(max_length=200, json_schema_extra=_LINE_PATTERN), _one_line] | None = None
     next_milestones: tuple[Milestone, ...] = ()
     read_more_url: HttpUrl | None = None
 

@@ -48,6 +48,14 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ProblemBody, "description": PROBLEM_DESCRIPTIONS[status]} for status in statuses}
 
 
+def page_problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`problem_responses` for a route that serves a page: its problems are JSON all the same, which the
+    document must say (FastAPI would give them the page's media type)."""
+    schema = ProblemBody.model_json_schema()
+    return {status: {"description": PROBLEM_DESCRIPTIONS[status], "content": {"application/json": {"schema": schema}}}
+            for status in statuses}
+
+
 def field_problems(exc: ValidationError) -> list[dict[str, str]]:
     """Every invalid field's path and reason, without the offending input (it may hold addresses)."""
     return [{"path": ".".join(str(p) for p in e["loc"]) or "<root>", "reason": e["msg"]}
@@ -90,3 +98,23 @@ async def read_form(request: Request, limit: int = 4096) -> dict[str, str]:
     replaced, never an error of its own."""
     body = await read_limited(request, limit)
     return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+
+
+async def only_declared_query(request: Request) -> None:
+    """A router dependency: a query parameter the operation does not declare is refused (422), not ignored, so
+    that a typo (`dry_rn=true`) never does something else than the caller meant."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    declared: set[str] = set()
+    pending = [dependant]
+    while pending:  # the operation's own query parameters and those of its dependencies
+        current = pending.pop()
+        declared |= {param.alias for param in current.query_params}
+        pending.extend(current.dependencies)
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        raise Problem(422, "unknown query parameters", [
+            {"path": f"query.{name}", "reason": f"not a parameter of this operation (it has: "
+                                                f"{', '.join(sorted(declared)) or 'none'})"} for name in unknown])

@@ -16,18 +16,18 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from contracts.channels import CHANNELS
 from contracts.deliveries import DeliveryPlan
-from contracts.events import Event, event_adapter, parse_event
+from contracts.events import PROGRAM_PATTERN, Event, event_adapter, parse_event
 from contracts.lifecycle import EventState, hold_of
 from programs import Program
 from services.common.auth import Principal, TokenAuthority, bearer_caller
-from services.common.problems import Problem, problem_responses, read_limited
+from services.common.problems import Problem, only_declared_query, problem_responses, read_limited
 from services.gateway.accept import AcceptEvent
 from services.gateway.admission import MAX_BODY, admit, send_time_notice
 from services.gateway.dead_letters import DeadLetterStore, DeadLetterSummary
 from services.gateway.status import ChannelCounts, event_status
 from services.gateway.store import GatewayStore
 
-PROGRAM_ID = r"^[a-z][a-z0-9_-]{1,31}$"
+PROGRAM_ID = PROGRAM_PATTERN
 AUDIENCE_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 REJECTED = Counter("budkavle_events_rejected_total", "Event requests refused by the gateway", ["status"])
 
@@ -139,7 +139,7 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
     """`public_url` is where clients reach the API (BUDKAVLE_PUBLIC_URL): status links are built from it,
     never from the request's Host header."""
     base = public_url.rstrip("/")
-    router = APIRouter(prefix="/v1", tags=["events"])
+    router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(only_declared_query)])
 
     authenticate = bearer_caller(authority)
 
@@ -180,14 +180,20 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
                                  notice=send_time_notice(admitted.event, accept.clock()))
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
+    # What the document can say of a preview's groups and channels (which group belongs to which programme
+    # depends on the event in the body, and the refusal names it).
+    every_audience: dict[str, Any] = {"enum": sorted({a.id for p in programs.values() for a in p.audiences})}
+    every_channel: dict[str, Any] = {"enum": sorted(CHANNELS)}
+
     @router.post("/previews", response_model=Preview, openapi_extra=EVENT_BODY,
                  summary="Render one event (or newsletter) for one target group and channel, sending nothing",
                  responses=problem_responses(401, 403, 413, 422, 503))
     async def preview(caller: Caller, body: Annotated[bytes, Depends(limited_body)],
                       authorization: Annotated[str, Header()],
-                      audience: Annotated[str, Query(pattern=AUDIENCE_ID, description="the target group")],
-                      channel: Annotated[str, Query(pattern=r"^[a-z][a-z0-9_-]{0,31}$",
-                                                    description="a registered channel: email, teams, intranet")],
+                      audience: Annotated[str, Query(pattern=AUDIENCE_ID, json_schema_extra=every_audience,
+                                                     description="a target group of the event's programme")],
+                      channel: Annotated[str, Query(pattern=r"^[a-z][a-z0-9_-]{0,31}$", json_schema_extra=every_channel,
+                                                    description="a registered channel")],
                       ) -> Preview:
         try:
             admitted = admit(body, caller, programs, accept.clock())

@@ -8,15 +8,18 @@ person of that programme (`People.personal`: then `Cache-Control: private`, so t
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from contracts.events import PROGRAM_PATTERN
 from programs import Program, Role
 from programs.labels import TYPE_LABELS, sv_date
 from programs.timeline import AreaUpdate, current_timeline
 from services.common.people import Person
+from services.common.problems import page_problem_responses
 from services.common.signin import People
 from services.intranet.store import IntranetStore, Item
 
@@ -28,6 +31,10 @@ def intranet_environment(templates_dir: Path, programs: Mapping[str, Program], p
     env.filters["sv_date"] = sv_date
     env.globals.update(type_labels=TYPE_LABELS, programs=programs, base=public_url.rstrip("/"))
     return env
+
+
+#: One programme's pages; unknown: 404.
+ProgramQuery = Annotated[str | None, Query(pattern=PROGRAM_PATTERN, description="one programme's items only")]
 
 
 def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Environment, people: People) -> APIRouter:
@@ -47,14 +54,18 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
         if program is not None and program not in programs:
             raise HTTPException(404, f"unknown programme {program!r}")
 
-    @router.get("/", response_class=HTMLResponse)
-    async def news_list(request: Request, program: str | None = Query(None)) -> HTMLResponse:
+    @router.get("/", response_class=HTMLResponse, responses=page_problem_responses(404, 422))
+    async def news_list(request: Request, program: ProgramQuery = None) -> HTMLResponse:
         check_program(program)
         person, members = await reader(request)
         return page(request, "intranet/pages/list.html.j2", person, items=await store.latest(program, internal_of=members),
                     program=program)
 
-    @router.get("/items/{event_id}", response_class=HTMLResponse)
+    @router.get("/items/{event_id}", response_class=HTMLResponse, responses={
+        303: {"description": "an internal item: sign in first (to /auth/login)"},
+        403: {"description": "an internal item of a programme the signed-in person is not a member of",
+              "content": {"text/html": {}}},
+        **page_problem_responses(404)})
     async def item_page(event_id: str, request: Request) -> Response:
         item = await store.get(event_id)
         if item is None:
@@ -66,8 +77,8 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
                 return allowed
         return page(request, "intranet/pages/item.html.j2", session.person if session else None, item=item)
 
-    @router.get("/status", response_class=HTMLResponse)
-    async def status_page(request: Request, program: str | None = Query(None)) -> HTMLResponse:
+    @router.get("/status", response_class=HTMLResponse, responses=page_problem_responses(404, 422))
+    async def status_page(request: Request, program: ProgramQuery = None) -> HTMLResponse:
         check_program(program)
         person, members = await reader(request)
         statuses = await store.latest(program, "status.update", limit=1, internal_of=members)
@@ -88,8 +99,10 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
         baseline = programs[code].baseline
         return baseline.phase if baseline else None
 
-    @router.get("/feed.atom")
-    async def feed(request: Request, program: str | None = Query(None)) -> Response:
+    @router.get("/feed.atom", response_class=Response, responses={
+        200: {"description": "an Atom feed (RFC 4287)", "content": {"application/atom+xml": {}}},
+        **page_problem_responses(404, 422)})
+    async def feed(request: Request, program: ProgramQuery = None) -> Response:
         check_program(program)
         _, members = await reader(request)
         entries = await store.latest(program, limit=50, internal_of=members)

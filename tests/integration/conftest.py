@@ -7,6 +7,7 @@ import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,14 +145,23 @@ def http_receiver() -> Iterator[HttpReceiver]:
         receiver.received.append({"name": name, "body": await request.json()})
         return JSONResponse({}, status_code=202)
 
+    with served(app, port):
+        yield receiver
+
+
+@contextmanager
+def served(app: Any, port: int) -> Iterator[str]:
+    """An ASGI app served over real HTTP (uvicorn, no lifespan) on loopback for a while; its base URL."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         threading.Event().wait(0.01)
-    yield receiver
-    server.should_exit = True
-    thread.join(5)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 # --- databases -----------------------------------------------------------------------------------
