@@ -146,6 +146,16 @@ async def test_dry_run_returns_the_plan_and_sends_nothing(gateway: Gateway) -> N
     assert await store.pending_outbox(10) == []
 
 
+async def test_a_misspelt_query_parameter_is_refused_and_publishes_nothing(gateway: Gateway) -> None:
+    """`dry_rn=true` was ignored: the event went out for real where the caller meant to look at its plan."""
+    client, store, _ = gateway
+    response = await client.post("/v1/events?dry_rn=true", json=event_json(), headers=TOKEN)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"path": "query.dry_rn",
+                                          "reason": "not a parameter of this operation (it has: dry_run)"}]
+    assert await store.pending_outbox(10) == []
+
+
 @pytest.mark.parametrize("headers,status", [({}, 401), ({"Authorization": "Bearer nope-nope-nope"}, 401),
                                             ({"Authorization": "Basic fvm-token-123"}, 401), (FVIS_ONLY, 403)])
 async def test_a_request_without_a_token_for_the_programme_is_refused_and_leaves_nothing_behind(gateway: Gateway,

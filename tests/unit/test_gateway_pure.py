@@ -107,6 +107,14 @@ def test_admission_refuses_what_is_not_an_event_for_this_token(fvm: Program, bod
     assert (info.value.status, info.value.detail) == (status, detail)
 
 
+def test_an_instant_is_plausible_by_the_year_it_is_written_in_as_the_document_says(fvm: Program) -> None:
+    """The schema's pattern (^20[0-9]{2}-) and the check agree: 1999 in UTC, but written in 2000, is accepted."""
+    body = {"type": "status.update", "program": "fvm", "publisher": "p", "importance": "awareness",
+            "occurred_at": "2000-01-01T00:30:00+01:00", "payload": {"title": "T", "summary": "S"}}
+    event = admit(json.dumps(body).encode(), FVM_ONLY, {"fvm": fvm}, NOW).event
+    assert event.occurred_at.year == 2000
+
+
 @pytest.mark.parametrize("changes,path,reason", [
     ({"area": "sodra"}, "payload.area", "programme 'fvm' has no area 'sodra' (it has södra, norra, östra, västra)"),
     ({"regions": ["västra", "Umeå"]}, "regions.1", "programme 'fvm' has no area 'Umeå'"),
