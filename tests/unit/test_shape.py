@@ -34,3 +34,20 @@ def test_a_new_service_in_the_list_would_be_bound_by_every_contract() -> None:
     config.read_string(import_contracts((*SERVICE_NAMES, "sms")))
     assert "services.sms" in config["importlinter:contract:services-independent"]["modules"].split()
     assert "services.sms" in config["importlinter:contract:shared-below-services"]["forbidden_modules"].split()
+
+
+def test_the_platform_subscribes_exactly_the_declared_subscriptions_through_the_one_helper() -> None:
+    """Each consumer group is declared once (contracts/subscriptions.py) and built by the one helper: no
+    handlers.py lays its own subscriber, decodes, dead-letters or bounds failures by hand."""
+    from contracts.subscriptions import SUBSCRIPTIONS
+    from services.embedded.platform import PlatformSettings, build_platform
+
+    settings = PlatformSettings.load({"kafka_bootstrap_servers": "kafka:9092",
+                                      "database_url": "sqlite+aiosqlite:///:memory:"},
+                                     gateway={"api_tokens": "shape-test-token=fvm"}, email={"smtp_url": "smtp://mail:25"})
+    built = {s.group_id: sorted(t.name for t in s.topics) for s in build_platform(settings).broker.subscribers}
+    assert built == {s.group: sorted(s.topics_now()) for s in SUBSCRIPTIONS}
+    for handlers in (ROOT / "services").glob("*/handlers.py"):
+        text = handlers.read_text()
+        for by_hand in (".subscriber(", "dead_letter(", "decode", "bounded_failures", "validate_json"):
+            assert by_hand not in text, f"{handlers.relative_to(ROOT)} does {by_hand} by hand"
