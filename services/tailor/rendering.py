@@ -55,9 +55,13 @@ PREVIEW_LINKS: dict[PersonalLink, str] = {link: "din-personliga-lank" for link i
 
 def personal_text(rendered: str) -> tuple[str | Slot, ...]:
     """A rendered body as text and typed slots."""
-    pieces = _SLOT_MARK.split(rendered)  # text, slot name, text, slot name, …, text
-    return tuple(Slot(slot=PersonalLink(piece)) if odd else piece
-                 for odd, piece in ((i % 2 == 1, p) for i, p in enumerate(pieces)) if odd or piece)
+    parts: list[str | Slot] = []
+    for i, piece in enumerate(_SLOT_MARK.split(rendered)):  # text, slot name, text, slot name, …, text
+        if i % 2:
+            parts.append(Slot(slot=PersonalLink(piece)))
+        elif piece:
+            parts.append(piece)
+    return tuple(parts)
 
 
 class TemplateProblem(Exception):
