@@ -112,6 +112,8 @@ GATEWAY_PLANS = Subscription("gateway", "plans", "gateway-plans", EventPlanned.m
                              (topics.EVENT_PLANNED,))
 GATEWAY_OUTCOMES = Subscription("gateway", "outcomes", "gateway-outcomes", DeliveryOutcomes.model_validate_json,
                                 (topics.DELIVERY_OUTCOMES,), batch=OUTCOME_BATCH)
+GATEWAY_SESSIONS = Subscription("gateway", "sessions", "gateway-sessions", SessionEnded.model_validate_json,
+                                (topics.SESSION_ENDED,))
 GATEWAY_DEAD_LETTERS = Subscription("gateway", "dead-letters", "gateway-dead-letters", DeadLetter.model_validate_json,
                                     (topics.DEAD_LETTER,), batch=DEAD_LETTER_BATCH, dead_letter_unreadable=False)
 
@@ -126,5 +128,5 @@ INSIGHTS_CLICKS = Subscription("insights", "clicks", "insights-clicks", _adapter
 #: Every subscription, for documents and checks (each consumer group once).
 SUBSCRIPTIONS: tuple[Subscription[Any], ...] = (
     TAILOR_EVENTS, TAILOR_OUTCOMES, TAILOR_PREFERENCES, TAILOR_SCHEDULE, EMAIL_DELIVERIES, TEAMS_DELIVERIES,
-    INTRANET_DELIVERIES, INTRANET_SESSIONS, SCHEDULER_PLANS, GATEWAY_PLANS, GATEWAY_OUTCOMES, GATEWAY_DEAD_LETTERS,
-    INSIGHTS_EVENTS, INSIGHTS_PLANS, INSIGHTS_OUTCOMES, INSIGHTS_CLICKS)
+    INTRANET_DELIVERIES, INTRANET_SESSIONS, SCHEDULER_PLANS, GATEWAY_PLANS, GATEWAY_OUTCOMES, GATEWAY_SESSIONS,
+    GATEWAY_DEAD_LETTERS, INSIGHTS_EVENTS, INSIGHTS_PLANS, INSIGHTS_OUTCOMES, INSIGHTS_CLICKS)

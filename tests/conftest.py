@@ -31,6 +31,11 @@ def fvm() -> Program:
 
 
 @pytest.fixture(scope="session")
+def fvis() -> Program:
+    return load_program(PROGRAMS_DIR / "fvis.yaml")
+
+
+@pytest.fixture(scope="session")
 def small_directory(fvm: Program) -> list[Recipient]:
     """The synthetic directory at 2 % of its staff: every committee and municipality, fewer staff."""
     municipalities = [(m.name, m.area, frozenset(m.options)) for m in fvm.municipalities]

@@ -8,14 +8,17 @@ belongs to no programme (`admin`, e.g. a dead letter whose payload cannot be rea
 import hashlib
 import hmac
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import Header
+from fastapi import Header, Request
 
+from programs import Role
+from services.common.people import Person
 from services.common.problems import Problem
+from services.common.sessions import Sessions
 
 
 class TokenConfigError(ValueError):
@@ -34,17 +37,45 @@ class Grant:
     roles: frozenset[TokenRole]
 
 
+#: What a signed-in person's role in a programme lets them do there through the API: an editor publishes (an
+#: admin too), a reader reads; only a token or an admin sees what belongs to no programme.
+PERSON_ROLE: dict[TokenRole, Role] = {TokenRole.PUBLISHER: Role.EDITOR, TokenRole.READER: Role.READER,
+                                      TokenRole.ADMIN: Role.ADMIN}
+
+
 @dataclass(frozen=True)
 class Principal:
-    #: A stable, non-secret handle for the token (a hash of it), used to scope idempotency keys: it stays
-    #: the same when other tokens are added, removed or reordered.
+    """Who calls: a system's token (its programmes and roles), or a signed-in person acting through a
+    person-facing service (`person`: their roles per programme, as the programme files map them)."""
+
+    #: A stable, non-secret handle for the caller (a hash of the token, or of the person's subject), used to
+    #: scope idempotency keys: it stays the same when other tokens are added, removed or reordered.
     token_id: str
     programs: frozenset[str]
     roles: frozenset[TokenRole] = frozenset({TokenRole.PUBLISHER})
+    person: Person | None = None
+
+    @classmethod
+    def of_person(cls, person: Person) -> "Principal":
+        """A person: the programmes they may read (or more), and no role that holds across programmes."""
+        digest = hashlib.sha256(person.sub.encode()).hexdigest()[:32]
+        return cls(token_id=f"person:{digest}", programs=person.programs(Role.READER), roles=frozenset(),
+                   person=person)
 
     def may(self, role: TokenRole) -> bool:
-        """An admin token may do what a publisher and a reader may."""
+        """An admin token may do what a publisher and a reader may (a person: only per programme, `may_in`)."""
         return role in self.roles or TokenRole.ADMIN in self.roles
+
+    def may_in(self, program: str, role: TokenRole) -> bool:
+        """May the caller act in `role` for `program`?"""
+        if self.person is not None:
+            return self.person.may(program, PERSON_ROLE[role])
+        return program in self.programs and self.may(role)
+
+    @property
+    def name(self) -> str:
+        """Who the caller is in an event or a log: the person's subject; a token is named by its handle."""
+        return self.person.sub if self.person is not None else self.token_id
 
 
 def parse_tokens(spec: str) -> dict[str, Grant]:
@@ -102,5 +133,27 @@ def bearer_caller(authority: TokenAuthority) -> Callable[[str | None], Principal
         if found is None:
             raise Problem(401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
         return found
+
+    return caller
+
+
+def caller_of(authority: TokenAuthority, sessions: Sessions | None) -> Callable[..., Awaitable[Principal]]:
+    """A FastAPI dependency: the caller of a request, or 401. A system by its bearer token; a signed-in person
+    through a person-facing service (the console), which passes on their session
+    (`Authorization: Session <the session cookie's value>`, only where `sessions` is given). A person's write
+    carries their session's CSRF token (`X-CSRF-Token`), as the form they sent did, or is refused (403)."""
+    bearer = bearer_caller(authority)
+
+    async def caller(request: Request, authorization: Annotated[str | None, Header()] = None,
+                     x_csrf_token: Annotated[str | None, Header(max_length=200)] = None) -> Principal:
+        scheme, _, value = (authorization or "").partition(" ")
+        if scheme.lower() != "session" or sessions is None:
+            return bearer(authorization)
+        session = await sessions.verify(value.strip())
+        if session is None:
+            raise Problem(401, "the session has ended, or is not known", headers={"WWW-Authenticate": "Bearer"})
+        if request.method not in ("GET", "HEAD") and not sessions.csrf_ok(session, x_csrf_token or ""):
+            raise Problem(403, "the form's CSRF token is missing or wrong: nothing was written")
+        return Principal.of_person(session.person)
 
     return caller

@@ -62,8 +62,13 @@ class Sessions:
 
     async def read(self, request: Request) -> Session | None:
         """The request's session, or None (none, forged, expired or ended)."""
+        return await self.verify(request.cookies.get(self.cookie, ""))
+
+    async def verify(self, value: str) -> Session | None:
+        """The session a cookie's value holds (a page's own, or one a person-facing service passes on to act as
+        that person), or None (forged, expired or ended)."""
         try:
-            claims = self.signer.verify(SESSION, request.cookies.get(self.cookie, ""))
+            claims = self.signer.verify(SESSION, value)
             started = datetime.fromtimestamp(int(claims["st"]), UTC)
             seen = datetime.fromtimestamp(int(claims["sn"]), UTC)
             person = Person(sub=claims["sub"], name=claims["nm"], roles=Person.roles_from_json(claims["ro"]))

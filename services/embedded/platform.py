@@ -78,7 +78,7 @@ def _build_tailor_first(_settings: Any, _runtime: Runtime, _tailoring: Tailoring
 SERVICES: tuple[Service, ...] = (
     Service("tailor", TailorSettings, TAILOR_MIGRATIONS, _build_tailor_first),
     Service("gateway", GatewaySettings, GATEWAY_MIGRATIONS,
-            lambda s, rt, t: build_gateway(s, rt, planner=t.plan, previewer=t.preview)),
+            lambda s, rt, t: build_gateway(s, rt, planner=t.plan, previewer=t.preview, embedded=True)),
     Service("email", EmailSettings, EMAIL_MIGRATIONS, lambda s, rt, _t: build_email(s, rt, embedded=True)),
     Service("teams", TeamsSettings, TEAMS_MIGRATIONS, lambda s, rt, _t: build_teams(s, rt)),
     Service("intranet", IntranetSettings, INTRANET_MIGRATIONS, lambda s, rt, _t: build_intranet(s, rt, embedded=True)),

@@ -40,12 +40,15 @@ def admit(body: bytes, caller: Principal, programs: Mapping[str, Program], now: 
     if not isinstance(data, dict):
         raise Problem(422, "body must be a JSON object", [{"path": "<root>", "reason": "not an object"}])
     data.pop("published_at", None)  # set by the gateway, never by the publisher
+    if caller.person is not None:
+        data["publisher"] = caller.person.sub  # who publishes is who is signed in, whatever the form said
     try:
         event = parse_event(data)
     except ValidationError as exc:
         raise Problem(422, "invalid event", field_problems(exc)) from exc
-    if event.program not in caller.programs or not caller.may(TokenRole.PUBLISHER):
-        raise Problem(403, f"token may not publish for programme {event.program!r}")
+    if not caller.may_in(event.program, TokenRole.PUBLISHER):
+        who = "you may" if caller.person is not None else "token may"
+        raise Problem(403, f"{who} not publish for programme {event.program!r}")
     program = programs.get(event.program)
     if program is None:
         raise Problem(422, "invalid event", [{"path": "program", "reason": f"unknown programme {event.program!r}"}])

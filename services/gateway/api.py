@@ -19,8 +19,9 @@ from contracts.deliveries import DeliveryPlan
 from contracts.events import PROGRAM_PATTERN, Event, event_adapter, parse_event
 from contracts.lifecycle import EventState, hold_of
 from programs import Program
-from services.common.auth import Principal, TokenAuthority, bearer_caller
+from services.common.auth import Principal, TokenAuthority, caller_of
 from services.common.problems import Problem, only_declared_query, problem_responses, read_limited
+from services.common.sessions import Sessions
 from services.gateway.accept import AcceptEvent
 from services.gateway.admission import MAX_BODY, admit, send_time_notice
 from services.gateway.dead_letters import DeadLetterStore, DeadLetterSummary
@@ -135,17 +136,20 @@ def _refused(problem: Problem) -> Problem:
 
 
 def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAuthority, programs: Mapping[str, Program],
-               planner: Planner, accept: AcceptEvent, public_url: str, previewer: Previewer | None = None) -> APIRouter:
+               planner: Planner, accept: AcceptEvent, public_url: str, previewer: Previewer | None = None,
+               sessions: Sessions | None = None) -> APIRouter:
     """`public_url` is where clients reach the API (BUDKAVLE_PUBLIC_URL): status links are built from it,
-    never from the request's Host header."""
+    never from the request's Host header. With `sessions`, a signed-in person may call it through a
+    person-facing service (`caller_of`), as themselves."""
     base = public_url.rstrip("/")
     router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(only_declared_query)])
 
-    authenticate = bearer_caller(authority)
+    identify = caller_of(authority, sessions)
 
-    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
+    async def principal(request: Request, authorization: Annotated[str | None, Header()] = None,
+                        x_csrf_token: Annotated[str | None, Header(max_length=200)] = None) -> Principal:
         try:
-            return authenticate(authorization)
+            return await identify(request, authorization, x_csrf_token)
         except Problem as problem:
             raise _refused(problem) from None
 

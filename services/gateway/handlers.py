@@ -1,19 +1,22 @@
 """The gateway listens to plans, outcomes and dead letters so that GET /v1/events/{id} and
-/v1/dead-letters can report without reading other services' tables."""
+/v1/dead-letters can report without reading other services' tables, and to sessions ended by sign-out, so
+that a person's session passed on by the console opens nothing after."""
 
 from faststream.kafka import KafkaRouter
 
 from contracts import subscriptions
 from contracts.deliveries import DeadLetter, DeliveryOutcomes, each_outcome
 from services.common.bus import Bus
+from services.common.ended_sessions import EndedSessions
 from services.common.subscriptions import Batch, subscribe, subscribe_batch
 from services.gateway.dead_letters import DeadLetterStore
 from services.gateway.store import GatewayStore
 
 
-def build_router(store: GatewayStore, dead_letter_store: DeadLetterStore, bus: Bus) -> KafkaRouter:
+def build_router(store: GatewayStore, dead_letter_store: DeadLetterStore, bus: Bus, ended: EndedSessions) -> KafkaRouter:
     router = KafkaRouter()
     subscribe(router, subscriptions.GATEWAY_PLANS, bus, store.record_plan)
+    subscribe(router, subscriptions.GATEWAY_SESSIONS, bus, ended.end)
 
     async def on_outcomes(batch: Batch[DeliveryOutcomes]) -> None:
         await store.record_outcomes(each_outcome(batch))

@@ -1,6 +1,6 @@
 """Composition root of the gateway: tokens, programmes, store, outbox relay, HTTP API, bus listeners."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 from fastapi import APIRouter
@@ -10,8 +10,11 @@ from contracts.deliveries import DeliveryPlan
 from contracts.events import Event
 from programs import load_programs
 from services.common.auth import TokenAuthority, parse_tokens
+from services.common.ended_sessions import EndedSessions
+from services.common.links import session_key
 from services.common.retention import retention_loop
 from services.common.runtime import Runtime, ServiceParts
+from services.common.sessions import Sessions
 from services.common.settings import CommonSettings
 from services.gateway.accept import AcceptEvent
 from services.gateway.api import (
@@ -26,7 +29,7 @@ from services.gateway.dead_letters import DeadLetterStore
 from services.gateway.dead_letters import build_http as dead_letters_http
 from services.gateway.handlers import build_router
 from services.gateway.relay import OutboxRelay
-from services.gateway.store import MIGRATIONS, GatewayStore
+from services.gateway.store import ENDED_SESSIONS, MIGRATIONS, GatewayStore
 
 
 class GatewaySettings(CommonSettings):
@@ -74,7 +77,9 @@ def http_previewer(tailor_url: str) -> Previewer:
 
 
 def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None = None,
-          previewer: Previewer | None = None) -> ServiceParts:
+          previewer: Previewer | None = None, embedded: bool = False) -> ServiceParts:
+    """People act through the gateway (as themselves, from the console) where their sessions can be checked:
+    with BUDKAVLE_SESSION_KEY, or in embedded mode (the key kept in the data directory)."""
     if not settings.api_tokens:
         raise SystemExit("BUDKAVLE_API_TOKENS is not set (e.g. s3cret-token=fvm)")
     authority = TokenAuthority(parse_tokens(settings.api_tokens))
@@ -92,12 +97,17 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
         return await store.fold_outcomes(before) + await letters.purge(before)
 
     http = APIRouter()
+    ended = EndedSessions(runtime.engine, ENDED_SESSIONS)
+    sessions = (Sessions(session_key(settings.session_key, settings.data_dir, embedded), settings.resolved_public_url(),
+                         timedelta(minutes=settings.session_idle_minutes), timedelta(hours=settings.session_max_hours),
+                         ended=ended.ended)
+                if settings.session_key or embedded else None)
     http.include_router(build_http(store, letters, authority, programs, planner, AcceptEvent(store, relay.notify),
-                                   settings.resolved_public_url(), previewer))
+                                   settings.resolved_public_url(), previewer, sessions))
     http.include_router(dead_letters_http(letters, authority, runtime.bus))
     return ServiceParts(
         name="gateway",
-        router=build_router(store, letters, runtime.bus),
+        router=build_router(store, letters, runtime.bus, ended),
         http=http,
         openapi_schemas=event_schemas(),
         migrations=MIGRATIONS,

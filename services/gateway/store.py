@@ -33,10 +33,13 @@ from contracts.events import Event
 from contracts.lifecycle import PlanStatus
 from services.common.db import add_counts, as_utc, upsert, upsert_many
 from services.common.delivery import without_addresses
+from services.common.ended_sessions import ended_sessions_table
 from services.common.migrations import Migrations
 
 metadata = MetaData()
 MIGRATIONS = Migrations.beside(__file__, "gateway", metadata)
+#: Sessions ended by sign-out, as announced: a person's session passed on by the console opens nothing after.
+ENDED_SESSIONS = ended_sessions_table(metadata, "gateway_ended_sessions")
 
 events = Table(
     "gateway_events", metadata,

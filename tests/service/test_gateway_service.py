@@ -16,6 +16,7 @@ from programs import Program
 from services.common.auth import TokenAuthority, parse_tokens
 from services.common.bus import Bus
 from services.common.db import create_tables
+from services.common.ended_sessions import EndedSessions
 from services.common.problems import install_problem_handler
 from services.gateway.accept import AcceptEvent
 from services.gateway.api import build_http
@@ -23,7 +24,7 @@ from services.gateway.dead_letters import DeadLetterStore
 from services.gateway.dead_letters import build_http as dead_letters_http
 from services.gateway.handlers import build_router
 from services.gateway.relay import OutboxRelay
-from services.gateway.store import GatewayStore, metadata
+from services.gateway.store import ENDED_SESSIONS, GatewayStore, metadata
 from services.tailor.channels import preview
 from services.tailor.directory import Recipient
 from services.tailor.planning import plan_deliveries
@@ -65,7 +66,7 @@ async def gateway(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Progr
     app.include_router(build_http(store, letters, authority, {"fvm": fvm}, planner, AcceptEvent(store, relay.notify),
                                   "http://gw", previewer))
     app.include_router(dead_letters_http(letters, authority, bus))
-    broker.include_router(build_router(store, letters, bus))
+    broker.include_router(build_router(store, letters, bus, EndedSessions(engine, ENDED_SESSIONS)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
         yield client, store, relay
 

@@ -1,0 +1,141 @@
+"""People act through the gateway as themselves: a person-facing service (the console) passes on their session,
+and the gateway, not the page, checks their role in the event's programme on every write, records who
+published, and honours a sign-out announced on the bus."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from jinja2 import Environment, FileSystemLoader
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import topics
+from contracts.deliveries import DeliveryPlan
+from contracts.events import Event
+from contracts.people import SessionEnded
+from programs import Program, Role
+from services.common.auth import TokenAuthority, parse_tokens
+from services.common.bus import Bus
+from services.common.db import create_tables
+from services.common.ended_sessions import EndedSessions
+from services.common.problems import install_problem_handler
+from services.common.sessions import Sessions
+from services.common.signin import People
+from services.gateway.accept import AcceptEvent
+from services.gateway.api import build_http
+from services.gateway.dead_letters import DeadLetterStore
+from services.gateway.handlers import build_router
+from services.gateway.relay import OutboxRelay
+from services.gateway.store import ENDED_SESSIONS, GatewayStore, metadata
+from services.tailor.directory import Recipient
+from services.tailor.planning import plan_deliveries
+from tests.conftest import TEMPLATES_DIR, sign_in_as, signin_router
+
+BASE = "http://gw"
+COOKIE = "budkavle_session"
+
+
+class Console:
+    """What the console does with a signed-in person's browser: it passes their session and the form's CSRF
+    token on to the gateway."""
+
+    def __init__(self, client: httpx.AsyncClient, sessions: Sessions) -> None:
+        self.client, self.sessions = client, sessions
+
+    async def headers(self, csrf: bool = True) -> dict[str, str]:
+        value = self.client.cookies[COOKIE]
+        session = await self.sessions.verify(value)
+        assert session is not None
+        return {"Authorization": f"Session {value}", **({"X-CSRF-Token": self.sessions.csrf(session)} if csrf else {})}
+
+
+@pytest.fixture
+async def console(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Program, fvis: Program,
+                  small_directory: list[Recipient], oidc_issuer: str) -> AsyncIterator[tuple[Console, GatewayStore]]:
+    await create_tables(engine, metadata)
+    store = GatewayStore(engine)
+    programs = {"fvm": fvm, "fvis": fvis}
+
+    async def planner(event: Event, _authorization: str) -> DeliveryPlan:
+        return plan_deliveries(event, programs[event.program], small_directory).contract
+
+    ended = EndedSessions(engine, ENDED_SESSIONS)
+    sessions = Sessions(b"a-session-key-that-is-long-enough-too", BASE, timedelta(minutes=30), timedelta(hours=8),
+                        ended=ended.ended)
+    people = People(sessions, Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True), BASE)
+    authority = TokenAuthority(parse_tokens("fvm-token-123=fvm"))
+    app = FastAPI()
+    install_problem_handler(app)
+    app.include_router(signin_router(oidc_issuer, people, programs))  # the sign-in, as insights serves it
+    letters = DeadLetterStore(engine)
+    app.include_router(build_http(store, letters, authority, programs, planner,
+                                  AcceptEvent(store, OutboxRelay(store, bus).notify), BASE, sessions=sessions))
+    broker.include_router(build_router(store, letters, bus, ended))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        yield Console(client, sessions), store
+
+
+def decision(program: str = "fvm", audiences: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "design.decision", "program": program, "publisher": "whatever the form said",
+            "importance": "must_know", "audiences": audiences or ["politisk-styrgrupp"],
+            "payload": {"workstream": "Vårdadministration", "level": "clinical_leadership",
+                        "title": "Nytt arbetssätt vid utskrivning", "summary": "Utskrivningen blir gemensam."}}
+
+
+async def test_an_editor_publishes_as_themselves_and_the_event_names_them(
+        console: tuple[Console, GatewayStore], oidc_issuer: str) -> None:
+    browser, store = console
+    await sign_in_as(browser.client, oidc_issuer, "redaktor@fvm.example", fvm={Role.EDITOR})
+    published = await browser.client.post("/v1/events", json=decision(), headers=await browser.headers())
+    assert published.status_code == 202, published.text
+    status = await browser.client.get(published.json()["status_url"].removeprefix(BASE),
+                                      headers=await browser.headers(csrf=False))
+    assert status.status_code == 200 and status.json()["status"] == "accepted"
+    stored = await store.get(UUID(published.json()["event_id"]))
+    assert stored is not None and stored.body["publisher"] == "redaktor@fvm.example"
+
+
+@pytest.mark.parametrize(("sub", "roles", "program", "detail"), [
+    ("lasare@fvm.example", {"fvm": {Role.READER}}, "fvm", "you may not publish for programme 'fvm'"),
+    ("redaktor@fvis.example", {"fvis": {Role.EDITOR}}, "fvm", "you may not publish for programme 'fvm'"),
+])
+async def test_the_gateway_refuses_a_person_without_the_role_in_the_events_programme(
+        console: tuple[Console, GatewayStore], oidc_issuer: str, sub: str, roles: dict[str, set[Role]],
+        program: str, detail: str) -> None:
+    """A reader sees events but does not publish; an FVIS editor's crafted post of an FVM event is refused."""
+    browser, store = console
+    await sign_in_as(browser.client, oidc_issuer, sub, **roles)
+    refused = await browser.client.post("/v1/events", json=decision(program), headers=await browser.headers())
+    assert (refused.status_code, refused.json()["detail"]) == (403, detail)
+    assert await store.pending_outbox(10) == []
+
+
+async def test_a_persons_write_without_the_forms_csrf_token_writes_nothing(
+        console: tuple[Console, GatewayStore], oidc_issuer: str) -> None:
+    browser, store = console
+    await sign_in_as(browser.client, oidc_issuer, "redaktor@fvm.example", fvm={Role.EDITOR})
+    for headers in (await browser.headers(csrf=False), {**await browser.headers(), "X-CSRF-Token": "0" * 32}):
+        refused = await browser.client.post("/v1/events", json=decision(), headers=headers)
+        assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    assert await store.pending_outbox(10) == []
+
+
+async def test_a_session_signed_out_elsewhere_acts_no_more_once_announced(
+        console: tuple[Console, GatewayStore], oidc_issuer: str, broker: KafkaBroker, bus: Bus) -> None:
+    browser, store = console
+    sid = await sign_in_as(browser.client, oidc_issuer, "redaktor@fvm.example", fvm={Role.EDITOR})
+    headers = await browser.headers()
+    now = datetime.now(UTC)
+    async with TestKafkaBroker(broker):  # the sign-out, as the insights service announces it
+        await bus.publish(topics.SESSION_ENDED, SessionEnded(sid=sid, ended_at=now, expires_at=now + timedelta(hours=8)),
+                          sid)
+    refused = await browser.client.post("/v1/events", json=decision(), headers=headers)
+    assert refused.status_code == 401
+    forged = await browser.client.post("/v1/events", json=decision(), headers={"Authorization": "Session nope.nope"})
+    assert forged.status_code == 401
+    assert await store.pending_outbox(10) == []
