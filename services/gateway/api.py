@@ -26,7 +26,7 @@ from services.gateway.accept import AcceptEvent
 from services.gateway.admission import MAX_BODY, admit, send_time_notice
 from services.gateway.dead_letters import DeadLetterStore, DeadLetterSummary
 from services.gateway.status import ChannelCounts, event_status
-from services.gateway.store import GatewayStore
+from services.gateway.store import GatewayStore, StoredEvent
 
 PROGRAM_ID = PROGRAM_PATTERN
 AUDIENCE_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -73,6 +73,26 @@ class Failure(BaseModel):
     audience_id: str
     channel: str
     reason: str
+
+
+class EventSummary(BaseModel):
+    """An event as a list shows it: what, by whom, and how far its delivery has come."""
+
+    event_id: UUID
+    program: str
+    type: str
+    title: str | None
+    publisher: str
+    accepted_at: AwareDatetime
+    embargo_until: AwareDatetime | None
+    send_at: AwareDatetime | None = Field(default=None, description="a newsletter's send time")
+    status: EventState
+    groups: dict[str, dict[str, ChannelCounts]]
+    totals: dict[str, ChannelCounts]
+
+
+class EventList(BaseModel):
+    events: list[EventSummary] = Field(description="newest first")
 
 
 class EventStatus(BaseModel):
@@ -220,23 +240,38 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
             raise _refused(problem) from None
         return Preview(audience_id=audience, channel=channel, parts=parts)
 
+    async def summary_of(stored: StoredEvent) -> EventSummary:
+        event_id = UUID(stored.event_id)
+        planned = await store.plan_of(event_id)
+        event = parse_event(stored.body)
+        hold = hold_of(event)
+        progress = event_status(planned, await store.outcome_counts(event_id), await store.next_attempts(event_id),
+                                scheduled=hold is not None and hold.send_time)
+        return EventSummary(
+            event_id=event_id, program=stored.program, type=stored.type, title=event.payload.title,
+            publisher=event.publisher, accepted_at=stored.accepted_at, embargo_until=event.embargo_until,
+            send_at=getattr(event.payload, "send_at", None), status=progress.status, groups=progress.groups,
+            totals=progress.totals)
+
+    @router.get("/events", response_model=EventList, summary="The newest events of the caller's programmes",
+                responses=problem_responses(401, 403, 422))
+    async def list_events(caller: Caller, program: Annotated[str | None, Query(pattern=PROGRAM_ID)] = None,
+                          limit: Annotated[int, Query(ge=1, le=200)] = 50) -> EventList:
+        if program is not None and program not in caller.programs:
+            raise _refused(Problem(403, f"may not read programme {program!r}"))
+        chosen = caller.programs if program is None else frozenset({program})
+        return EventList(events=[await summary_of(stored) for stored in await store.recent(chosen, limit)])
+
     @router.get("/events/{event_id}", response_model=EventStatus, summary="An event's status",
                 responses=problem_responses(401, 404, 422))
     async def get_event(event_id: UUID, caller: Caller) -> EventStatus:
         stored = await store.get(event_id)
         if stored is None or stored.program not in caller.programs:
             raise _refused(Problem(404, "no such event"))
+        summary = await summary_of(stored)
         planned = await store.plan_of(event_id)
-        event = parse_event(stored.body)
-        hold = hold_of(event)
-        progress = event_status(planned, await store.outcome_counts(event_id), await store.next_attempts(event_id),
-                                scheduled=hold is not None and hold.send_time)
         return EventStatus(
-            event_id=UUID(stored.event_id), program=stored.program, type=stored.type,
-            title=stored.body.get("payload", {}).get("title"), accepted_at=stored.accepted_at,
-            embargo_until=event.embargo_until, send_at=getattr(event.payload, "send_at", None),
-            status=progress.status, groups=progress.groups, totals=progress.totals,
-            plan=planned[1] if planned else None,
+            **summary.model_dump(exclude={"publisher"}), plan=planned[1] if planned else None,
             failures=[Failure(**f) for f in await store.failure_reasons(event_id)],
             dead_letters=await letters.visible(caller, event_id=str(event_id)))
 

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -146,10 +146,19 @@ class GatewayStore:
     async def _one(self, where: Any) -> StoredEvent | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(events).where(where))).first()
-        if row is None:
-            return None
-        accepted_at = as_utc(row.accepted_at)
-        return StoredEvent(row.event_id, row.program, row.type, json.loads(row.body), row.request_hash, accepted_at)
+        return None if row is None else self._stored(row)
+
+    async def recent(self, programs: Collection[str], limit: int) -> list[StoredEvent]:
+        """The newest events of these programmes, newest first."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(events).where(events.c.program.in_(sorted(programs)))
+                                       .order_by(events.c.accepted_at.desc(), events.c.event_id).limit(limit))).all()
+        return [self._stored(r) for r in rows]
+
+    @staticmethod
+    def _stored(row: Any) -> StoredEvent:
+        return StoredEvent(row.event_id, row.program, row.type, json.loads(row.body), row.request_hash,
+                           as_utc(row.accepted_at))
 
     async def pending_outbox(self, limit: int) -> list[tuple[int, str, str, str]]:
         async with self.engine.connect() as conn:

@@ -98,6 +98,12 @@ async def test_an_editor_publishes_as_themselves_and_the_event_names_them(
     assert status.status_code == 200 and status.json()["status"] == "accepted"
     stored = await store.get(UUID(published.json()["event_id"]))
     assert stored is not None and stored.body["publisher"] == "redaktor@fvm.example"
+    listed = await browser.client.get("/v1/events", headers=await browser.headers(csrf=False))
+    [event] = listed.json()["events"]
+    assert (event["title"], event["publisher"], event["status"]) == (
+        "Nytt arbetssätt vid utskrivning", "redaktor@fvm.example", "accepted")
+    other = await browser.client.get("/v1/events?program=fvis", headers=await browser.headers(csrf=False))
+    assert other.status_code == 403  # an FVM editor reads nothing of FVIS
 
 
 @pytest.mark.parametrize(("sub", "roles", "program", "detail"), [
