@@ -95,17 +95,9 @@ class EventList(BaseModel):
     events: list[EventSummary] = Field(description="newest first")
 
 
-class EventStatus(BaseModel):
-    event_id: UUID
-    program: str
-    type: str
-    title: str | None
-    accepted_at: AwareDatetime
-    embargo_until: AwareDatetime | None
-    send_at: AwareDatetime | None = Field(default=None, description="a newsletter's send time")
-    status: EventState
-    groups: dict[str, dict[str, ChannelCounts]]
-    totals: dict[str, ChannelCounts]
+class EventStatus(EventSummary):
+    """An event's status: its summary, its plan, and what went wrong."""
+
     plan: DeliveryPlan | None
     failures: list[Failure]
     dead_letters: list[DeadLetterSummary] = Field(
@@ -271,7 +263,7 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
         summary = await summary_of(stored)
         planned = await store.plan_of(event_id)
         return EventStatus(
-            **summary.model_dump(exclude={"publisher"}), plan=planned[1] if planned else None,
+            **summary.model_dump(), plan=planned[1] if planned else None,
             failures=[Failure(**f) for f in await store.failure_reasons(event_id)],
             dead_letters=await letters.visible(caller, event_id=str(event_id)))
 
