@@ -105,6 +105,9 @@ INTRANET_DELIVERIES = Subscription("intranet", "deliveries", "intranet", Publish
 INTRANET_SESSIONS = Subscription("intranet", "sessions", "intranet-sessions", SessionEnded.model_validate_json,
                                  (topics.SESSION_ENDED,))
 
+CONSOLE_SESSIONS = Subscription("console", "sessions", "console-sessions", SessionEnded.model_validate_json,
+                                (topics.SESSION_ENDED,))
+
 SCHEDULER_PLANS = Subscription("scheduler", "plans", "scheduler", EventPlanned.model_validate_json,
                                (topics.EVENT_PLANNED,))
 
@@ -129,4 +132,4 @@ INSIGHTS_CLICKS = Subscription("insights", "clicks", "insights-clicks", _adapter
 SUBSCRIPTIONS: tuple[Subscription[Any], ...] = (
     TAILOR_EVENTS, TAILOR_OUTCOMES, TAILOR_PREFERENCES, TAILOR_SCHEDULE, EMAIL_DELIVERIES, TEAMS_DELIVERIES,
     INTRANET_DELIVERIES, INTRANET_SESSIONS, SCHEDULER_PLANS, GATEWAY_PLANS, GATEWAY_OUTCOMES, GATEWAY_SESSIONS,
-    GATEWAY_DEAD_LETTERS, INSIGHTS_EVENTS, INSIGHTS_PLANS, INSIGHTS_OUTCOMES, INSIGHTS_CLICKS)
+    GATEWAY_DEAD_LETTERS, INSIGHTS_EVENTS, INSIGHTS_PLANS, INSIGHTS_OUTCOMES, INSIGHTS_CLICKS, CONSOLE_SESSIONS)

@@ -18,6 +18,9 @@ from programs import load_programs
 from services.common.migrations import Migrations
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
+from services.console.main import ConsoleSettings
+from services.console.main import build as build_console
+from services.console.store import MIGRATIONS as CONSOLE_MIGRATIONS
 from services.email.main import EmailSettings
 from services.email.main import build as build_email
 from services.email.store import MIGRATIONS as EMAIL_MIGRATIONS
@@ -86,6 +89,7 @@ SERVICES: tuple[Service, ...] = (
     Service("preferences", PreferencesSettings, PREFERENCES_MIGRATIONS,
             lambda s, rt, _t: build_preferences(s, rt, embedded=True)),
     Service("insights", InsightsSettings, INSIGHTS_MIGRATIONS, lambda s, rt, _t: build_insights(s, rt, embedded=True)),
+    Service("console", ConsoleSettings, CONSOLE_MIGRATIONS, lambda s, rt, _t: build_console(s, rt, embedded=True)),
 )
 SERVICE_NAMES = tuple(s.name for s in SERVICES)
 #: Every service's tables and their Alembic history.

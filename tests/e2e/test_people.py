@@ -162,3 +162,34 @@ def test_the_sign_in_pages_have_no_wcag_2_1_aa_violations(platform: Platform, br
         assert axe_violations(page) == []  # signed out
     finally:
         context.close()
+
+
+def test_the_console_shows_each_person_the_events_of_their_programmes_with_their_delivery(
+        platform: Platform, delivered: dict[str, Any], browser: Any, tmp_path: Any) -> None:
+    """An FVM editor sees the event, who published it, that it was delivered and each channel's count; a reader
+    sees the same and is told why they cannot publish; an FVIS editor sees nothing of FVM; nobody signed in is
+    sent to sign in. Every page passes axe-core."""
+    totals = delivered["status"]["totals"]
+    for sub, sees, note in (("redaktor@fvm.example", True, False), ("lasare@fvm.example", True, True),
+                            ("redaktor@fvis.example", False, False)):
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"{platform.url}/console/")
+            assert not page.url.startswith(platform.url)  # at the provider: the console is for people signed in
+            sign_in_in_chromium(page, platform, sub, "/console/")
+            assert page.get_by_role("heading", name="Händelser", exact=True).is_visible()
+            assert (TITLE in page.content()) == sees, sub
+            assert page.get_by_text("inte publicera").is_visible() == note, sub
+            if sees:
+                row = page.get_by_role("row").filter(has_text=TITLE)
+                assert "Levererad" in row.inner_text()
+                for channel, count in totals.items():
+                    label = {"email": "E-post", "teams": "Teams", "intranet": "Intranätet"}[channel]
+                    progress = row.get_by_label(f"{label}: {count['sent'] + count['failed']} av "
+                                                f"{count['targeted']} klara")
+                    assert progress.get_attribute("value") == str(count["sent"] + count["failed"])
+                page.screenshot(path=str(tmp_path / f"console-{sub}.png"), full_page=True)
+            assert axe_violations(page) == [], sub
+        finally:
+            context.close()
