@@ -14,12 +14,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# The tests validate Teams cards with Microsoft's Adaptive Cards library (npm); `make run` needs no Node.
+# The pages' browser assets (htmx) and the test clients (Microsoft's Adaptive Cards library, axe-core) come from
+# npm, pinned in package-lock.json; Budkavle serves the assets itself.
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $(NODE_STAMP)
 
-run: $(STAMP)
+run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/budkavle up
 
 test: $(STAMP) $(NODE_STAMP) lint

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import CHROMIUM_ARGS, Platform, axe_violations, sign_in_in_chromium
+from tests.e2e.conftest import CHROMIUM_ARGS, Platform, axe_violations, sign_in_in_chromium, steering_decision
 from tests.waiting import wait_until
 
 TITLE = "Ny tidplan för införandet av Millennium"
@@ -193,3 +193,33 @@ def test_the_console_shows_each_person_the_events_of_their_programmes_with_their
             assert axe_violations(page) == [], sub
         finally:
             context.close()
+
+
+def test_the_consoles_progress_moves_while_the_mails_go_out_without_reloading_the_page(
+        platform: Platform, delivered: dict[str, Any], browser: Any) -> None:
+    """An event published while the console is open appears, and its progress reaches every channel's count, in
+    the same page (nothing reloads); every script comes from Budkavle itself."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        sign_in_in_chromium(page, platform, "redaktor@fvm.example", "/console/")
+        elsewhere: list[str] = []  # from here on, Budkavle's own pages only (not the provider's sign-in form)
+        page.on("request", lambda r: None if r.url.startswith(platform.url) else elsewhere.append(r.url))
+        page.reload()
+        page.evaluate("window.stillTheSamePage = true")
+        event = {**steering_decision(), "payload": {**steering_decision()["payload"], "title": "Beslut om utbildning"}}
+        auth = {"Authorization": f"Bearer {platform.token}"}
+        accepted = httpx.post(f"{platform.url}/v1/events", json=event, headers=auth, timeout=30)
+        assert accepted.status_code == 202, accepted.text
+        status_url = accepted.json()["status_url"]
+        wait_until(lambda: httpx.get(status_url, headers=auth, timeout=10).json()["status"] == "delivered", 90,
+                   "the new event to be delivered")
+        totals = httpx.get(status_url, headers=auth, timeout=10).json()["totals"]
+        row = page.get_by_role("row").filter(has_text="Beslut om utbildning")
+        row.get_by_text("Levererad").wait_for(timeout=30_000)  # the page's own asking brings it
+        email = totals["email"]
+        assert row.get_by_label(f"E-post: {email['sent'] + email['failed']} av {email['targeted']} klara").is_visible()
+        assert page.evaluate("window.stillTheSamePage") is True
+        assert elsewhere == []
+    finally:
+        context.close()
