@@ -72,11 +72,6 @@ class Principal:
             return self.person.may(program, PERSON_ROLE[role])
         return program in self.programs and self.may(role)
 
-    @property
-    def name(self) -> str:
-        """Who the caller is in an event or a log: the person's subject; a token is named by its handle."""
-        return self.person.sub if self.person is not None else self.token_id
-
 
 def parse_tokens(spec: str) -> dict[str, Grant]:
     tokens: dict[str, Grant] = {}

@@ -143,14 +143,17 @@ class People:
         return session
 
 
-def people_for(settings: CommonSettings, env: Environment, embedded: bool, ended: EndedSessions) -> People:
-    """The sessions every person-facing service checks, with the same key and timeouts, and its own table of
+def sessions_for(settings: CommonSettings, embedded: bool, ended: EndedSessions) -> Sessions:
+    """The sessions every service that reads them checks, with the same key and timeouts, and its own table of
     the sessions ended by sign-out."""
-    base = settings.resolved_public_url()
-    sessions = Sessions(session_key(settings.session_key, settings.data_dir, embedded), base,
-                        timedelta(minutes=settings.session_idle_minutes), timedelta(hours=settings.session_max_hours),
-                        ended=ended.ended)
-    return People(sessions, env, base)
+    return Sessions(session_key(settings.session_key, settings.data_dir, embedded), settings.resolved_public_url(),
+                    timedelta(minutes=settings.session_idle_minutes), timedelta(hours=settings.session_max_hours),
+                    ended=ended.ended)
+
+
+def people_for(settings: CommonSettings, env: Environment, embedded: bool, ended: EndedSessions) -> People:
+    """What every person-facing page asks: `sessions_for`, with the pages' environment."""
+    return People(sessions_for(settings, embedded, ended), env, settings.resolved_public_url())
 
 
 def provider_for(settings: CommonSettings) -> "Provider | None":

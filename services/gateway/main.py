@@ -1,6 +1,6 @@
 """Composition root of the gateway: tokens, programmes, store, outbox relay, HTTP API, bus listeners."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import httpx
 from fastapi import APIRouter
@@ -11,11 +11,10 @@ from contracts.events import Event
 from programs import load_programs
 from services.common.auth import TokenAuthority, parse_tokens
 from services.common.ended_sessions import EndedSessions
-from services.common.links import session_key
 from services.common.retention import retention_loop
 from services.common.runtime import Runtime, ServiceParts
-from services.common.sessions import Sessions
 from services.common.settings import CommonSettings
+from services.common.signin import sessions_for
 from services.gateway.accept import AcceptEvent
 from services.gateway.api import (
     Planner,
@@ -98,10 +97,7 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
 
     http = APIRouter()
     ended = EndedSessions(runtime.engine, ENDED_SESSIONS)
-    sessions = (Sessions(session_key(settings.session_key, settings.data_dir, embedded), settings.resolved_public_url(),
-                         timedelta(minutes=settings.session_idle_minutes), timedelta(hours=settings.session_max_hours),
-                         ended=ended.ended)
-                if settings.session_key or embedded else None)
+    sessions = sessions_for(settings, embedded, ended) if settings.session_key or embedded else None
     http.include_router(build_http(store, letters, authority, programs, planner, AcceptEvent(store, relay.notify),
                                    settings.resolved_public_url(), previewer, sessions))
     http.include_router(dead_letters_http(letters, authority, runtime.bus))
