@@ -132,11 +132,13 @@ def bearer_caller(authority: TokenAuthority) -> Callable[[str | None], Principal
     return caller
 
 
-def caller_of(authority: TokenAuthority, sessions: Sessions | None) -> Callable[..., Awaitable[Principal]]:
+def caller_of(authority: TokenAuthority, sessions: Sessions | None,
+              writes_need_csrf: bool = True) -> Callable[..., Awaitable[Principal]]:
     """A FastAPI dependency: the caller of a request, or 401. A system by its bearer token; a signed-in person
     through a person-facing service (the console), which passes on their session
     (`Authorization: Session <the session cookie's value>`, only where `sessions` is given). A person's write
-    carries their session's CSRF token (`X-CSRF-Token`), as the form they sent did, or is refused (403)."""
+    carries their session's CSRF token (`X-CSRF-Token`), as the form they sent did, or is refused (403);
+    `writes_need_csrf=False` only for an internal API whose POSTs write nothing (the tailor's plans)."""
     bearer = bearer_caller(authority)
 
     async def caller(request: Request, authorization: Annotated[str | None, Header()] = None,
@@ -147,7 +149,8 @@ def caller_of(authority: TokenAuthority, sessions: Sessions | None) -> Callable[
         session = await sessions.verify(value.strip())
         if session is None:
             raise Problem(401, "the session has ended, or is not known", headers={"WWW-Authenticate": "Bearer"})
-        if request.method not in ("GET", "HEAD") and not sessions.csrf_ok(session, x_csrf_token or ""):
+        if (writes_need_csrf and request.method not in ("GET", "HEAD")
+                and not sessions.csrf_ok(session, x_csrf_token or "")):
             raise Problem(403, "the form's CSRF token is missing or wrong: nothing was written")
         return Principal.of_person(session.person)
 

@@ -143,12 +143,12 @@ class People:
         return session
 
 
-def sessions_for(settings: CommonSettings, embedded: bool, ended: EndedSessions) -> Sessions:
+def sessions_for(settings: CommonSettings, embedded: bool, ended: EndedSessions | None) -> Sessions:
     """The sessions every service that reads them checks, with the same key and timeouts, and its own table of
-    the sessions ended by sign-out."""
+    the sessions ended by sign-out (None only behind a service that checked that table already)."""
     return Sessions(session_key(settings.session_key, settings.data_dir, embedded), settings.resolved_public_url(),
                     timedelta(minutes=settings.session_idle_minutes), timedelta(hours=settings.session_max_hours),
-                    ended=ended.ended)
+                    ended=ended.ended if ended is not None else None)
 
 
 def people_for(settings: CommonSettings, env: Environment, embedded: bool, ended: EndedSessions) -> People:

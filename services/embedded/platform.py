@@ -59,6 +59,7 @@ class Tailoring:
 
     plan: Callable[[Event, str], Awaitable[DeliveryPlan]]
     preview: Callable[[Event, str, str, str], Awaitable[dict[str, str]]]
+    members: Callable[[str, str], Awaitable[dict[str, int]]]
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def _build_tailor_first(_settings: Any, _runtime: Runtime, _tailoring: Tailoring
 SERVICES: tuple[Service, ...] = (
     Service("tailor", TailorSettings, TAILOR_MIGRATIONS, _build_tailor_first),
     Service("gateway", GatewaySettings, GATEWAY_MIGRATIONS,
-            lambda s, rt, t: build_gateway(s, rt, planner=t.plan, previewer=t.preview, embedded=True)),
+            lambda s, rt, t: build_gateway(s, rt, planner=t.plan, previewer=t.preview,
+                                               counter=t.members, embedded=True)),
     Service("email", EmailSettings, EMAIL_MIGRATIONS, lambda s, rt, _t: build_email(s, rt, embedded=True)),
     Service("teams", TeamsSettings, TEAMS_MIGRATIONS, lambda s, rt, _t: build_teams(s, rt)),
     Service("intranet", IntranetSettings, INTRANET_MIGRATIONS, lambda s, rt, _t: build_intranet(s, rt, embedded=True)),
@@ -133,6 +135,9 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
         except ValueError as exc:
             raise PreviewRefused(str(exc)) from exc
 
+    async def members(program: str, _authorization: str) -> dict[str, int]:
+        return await tailor.members(program)
+
     async def seed_demo_directory() -> None:
         store = TailorStore(runtime.engine)
         if await store.directory_size() == 0:
@@ -144,7 +149,7 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
 
     tailor_parts.on_start = (seed_demo_directory, *tailor_parts.on_start)
     runtime.add(tailor_parts)
-    tailoring = Tailoring(plan, preview)
+    tailoring = Tailoring(plan, preview, members)
     for service in SERVICES:
         if service.name != "tailor":
             runtime.add(service.build(settings.by_service[service.name], runtime, tailoring))

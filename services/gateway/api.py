@@ -5,6 +5,7 @@ body is read and validated by hand (a streaming size limit, the flat error shape
 event types as a discriminated union — is added to the OpenAPI document as `Event`.
 """
 
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -44,6 +45,11 @@ class PlannerUnavailable(Exception):
 #: Renders an event for one target group and channel, nothing sent: (event, audience, channel, the caller's
 #: Authorization header) → the rendered message by file suffix. Raises PreviewRefused or PlannerUnavailable.
 Previewer = Callable[[Event, str, str, str], Awaitable[dict[str, str]]]
+
+
+#: Counts each target group's members in the directory: (programme, the caller's Authorization header) →
+#: members by group. Raises PlannerUnavailable.
+MemberCounter = Callable[[str, str], Awaitable[dict[str, int]]]
 
 
 class PreviewRefused(Exception):
@@ -99,6 +105,7 @@ class EventStatus(EventSummary):
     """An event's status: its summary, its plan, and what went wrong."""
 
     plan: DeliveryPlan | None
+    event: dict[str, Any] = Field(description="the event as accepted (what a preview of it renders)")
     failures: list[Failure]
     dead_letters: list[DeadLetterSummary] = Field(
         description="what a service could not handle for this event, with the reason (see /v1/dead-letters)")
@@ -115,6 +122,9 @@ class AudienceSummary(BaseModel):
     digest: str
     follows: list[str]
     area_scoped: bool
+    members: int | None = Field(default=None, description="people in the directory the group's selector matches "
+                                                          "(absent when the tailor cannot be asked now)")
+    selector: dict[str, list[str]] = Field(description="which people of the directory belong to the group")
 
 
 class AudienceList(BaseModel):
@@ -149,7 +159,7 @@ def _refused(problem: Problem) -> Problem:
 
 def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAuthority, programs: Mapping[str, Program],
                planner: Planner, accept: AcceptEvent, public_url: str, previewer: Previewer | None = None,
-               sessions: Sessions | None = None) -> APIRouter:
+               sessions: Sessions | None = None, counter: MemberCounter | None = None) -> APIRouter:
     """`public_url` is where clients reach the API (BUDKAVLE_PUBLIC_URL): status links are built from it,
     never from the request's Host header. With `sessions`, a signed-in person may call it through a
     person-facing service (`caller_of`), as themselves."""
@@ -263,22 +273,28 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
         summary = await summary_of(stored)
         planned = await store.plan_of(event_id)
         return EventStatus(
-            **summary.model_dump(), plan=planned[1] if planned else None,
+            **summary.model_dump(), plan=planned[1] if planned else None, event=stored.body,
             failures=[Failure(**f) for f in await store.failure_reasons(event_id)],
             dead_letters=await letters.visible(caller, event_id=str(event_id)))
 
     @router.get("/programs/{program}/audiences", response_model=AudienceList,
                 summary="A programme's target groups", responses=problem_responses(401, 403, 404, 422))
-    async def audiences(program: Annotated[str, Path(pattern=PROGRAM_ID)], caller: Caller) -> AudienceList:
+    async def audiences(program: Annotated[str, Path(pattern=PROGRAM_ID)], caller: Caller,
+                        authorization: Annotated[str, Header()]) -> AudienceList:
         if program not in caller.programs:
             raise _refused(Problem(403, f"token may not read programme {program!r}"))
         config = programs.get(program)
         if config is None:
             raise _refused(Problem(404, f"unknown programme {program!r}"))
+        counts: dict[str, int] = {}
+        if counter is not None:
+            with contextlib.suppress(PlannerUnavailable):
+                counts = await counter(program, authorization)
         return AudienceList(program=program, name=config.name, audiences=[AudienceSummary(
             id=a.id, name=a.name, tier=a.tier.value, external=a.external,
             cleared_for_confidential=a.cleared_for_confidential, tone=a.tone, channels=list(a.channels),
-            digest=a.digest, follows=list(a.follows), area_scoped=a.area_scoped) for a in config.audiences])
+            digest=a.digest, follows=list(a.follows), area_scoped=a.area_scoped, members=counts.get(a.id),
+            selector={k: list(v) for k, v in a.members.items()}) for a in config.audiences])
 
     return router
 

@@ -17,10 +17,11 @@ from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Table, Tex
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import DeadLetter
-from services.common.auth import Principal, TokenAuthority, TokenRole, bearer_caller
+from services.common.auth import Principal, TokenAuthority, TokenRole, caller_of
 from services.common.bus import Bus
 from services.common.db import as_utc
-from services.common.problems import Problem, problem_responses
+from services.common.problems import Problem, only_declared_query, problem_responses
+from services.common.sessions import Sessions
 from services.gateway.store import metadata
 
 dead_letters = Table(
@@ -135,10 +136,12 @@ class DeadLetterStore:
                                  redrives=r.redrives)
 
 
-def build_http(store: DeadLetterStore, authority: TokenAuthority, bus: Bus) -> APIRouter:
-    router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
+def build_http(store: DeadLetterStore, authority: TokenAuthority, bus: Bus, sessions: Sessions | None = None) -> APIRouter:
+    """With `sessions`, a signed-in person may call it through the console: they see and redrive the dead
+    letters of the programmes they are admin of."""
+    router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"], dependencies=[Depends(only_declared_query)])
 
-    Caller = Annotated[Principal, Depends(bearer_caller(authority))]
+    Caller = Annotated[Principal, Depends(caller_of(authority, sessions))]
 
     @router.get("", response_model=DeadLetterList, summary="What the bus could not use, newest first",
                 responses=problem_responses(401, 422))
@@ -152,7 +155,9 @@ def build_http(store: DeadLetterStore, authority: TokenAuthority, bus: Bus) -> A
         owner = None if letter is None else letter.summary.program
         if letter is None or not (caller.may(TokenRole.ADMIN) if owner is None else owner in caller.programs):
             raise Problem(404, "no such dead letter")
-        if not caller.may(TokenRole.PUBLISHER):
+        if caller.person is not None and not caller.may_in(owner or "", TokenRole.ADMIN):
+            raise Problem(403, "only an admin of the programme may send a dead letter again")
+        if not caller.may(TokenRole.PUBLISHER) and caller.person is None:
             raise Problem(403, "a reader token may not send anything")
         await bus.publish_json(letter.summary.topic, letter.payload.encode(), letter.key)
         return Redriven(id=letter_id, topic=letter.summary.topic, redrives=await store.mark_redriven(letter_id))

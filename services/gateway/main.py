@@ -9,7 +9,7 @@ from pydantic import Field
 from contracts.deliveries import DeliveryPlan
 from contracts.events import Event
 from programs import load_programs
-from services.common.auth import TokenAuthority, parse_tokens
+from services.common.auth import TokenAuthority, caller_of, parse_tokens
 from services.common.ended_sessions import EndedSessions
 from services.common.retention import retention_loop
 from services.common.runtime import Runtime, ServiceParts
@@ -17,6 +17,7 @@ from services.common.settings import CommonSettings
 from services.common.signin import sessions_for
 from services.gateway.accept import AcceptEvent
 from services.gateway.api import (
+    MemberCounter,
     Planner,
     PlannerUnavailable,
     Previewer,
@@ -26,6 +27,8 @@ from services.gateway.api import (
 )
 from services.gateway.dead_letters import DeadLetterStore
 from services.gateway.dead_letters import build_http as dead_letters_http
+from services.gateway.drafts import DraftStore
+from services.gateway.drafts import build_http as drafts_http
 from services.gateway.handlers import build_router
 from services.gateway.relay import OutboxRelay
 from services.gateway.store import ENDED_SESSIONS, MIGRATIONS, GatewayStore
@@ -75,8 +78,25 @@ def http_previewer(tailor_url: str) -> Previewer:
     return preview
 
 
+def http_counter(tailor_url: str) -> MemberCounter:
+    """Member counts come from the tailor, which owns the directory, over HTTP (production topology)."""
+
+    async def count(program: str, authorization: str) -> dict[str, int]:
+        try:
+            async with httpx.AsyncClient(base_url=tailor_url, timeout=30.0) as client:
+                response = await client.get(f"/internal/v1/programs/{program}/members",
+                                            headers={"authorization": authorization})
+                response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise PlannerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return {str(k): int(v) for k, v in response.json().items()}
+
+    return count
+
+
 def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None = None,
-          previewer: Previewer | None = None, embedded: bool = False) -> ServiceParts:
+          previewer: Previewer | None = None, counter: MemberCounter | None = None,
+          embedded: bool = False) -> ServiceParts:
     """People act through the gateway (as themselves, from the console) where their sessions can be checked:
     with BUDKAVLE_SESSION_KEY, or in embedded mode (the key kept in the data directory)."""
     if not settings.api_tokens:
@@ -88,6 +108,7 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
             raise SystemExit("BUDKAVLE_TAILOR_URL is not set: the gateway needs the tailor for dry runs")
         planner = http_planner(settings.tailor_url)
         previewer = previewer or http_previewer(settings.tailor_url)
+        counter = counter or http_counter(settings.tailor_url)
     store = GatewayStore(runtime.engine)
     letters = DeadLetterStore(runtime.engine)
     relay = OutboxRelay(store, runtime.bus)
@@ -99,8 +120,9 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
     ended = EndedSessions(runtime.engine, ENDED_SESSIONS)
     sessions = sessions_for(settings, embedded, ended) if settings.session_key or embedded else None
     http.include_router(build_http(store, letters, authority, programs, planner, AcceptEvent(store, relay.notify),
-                                   settings.resolved_public_url(), previewer, sessions))
-    http.include_router(dead_letters_http(letters, authority, runtime.bus))
+                                   settings.resolved_public_url(), previewer, sessions, counter))
+    http.include_router(dead_letters_http(letters, authority, runtime.bus, sessions))
+    http.include_router(drafts_http(DraftStore(runtime.engine), caller_of(authority, sessions)))
     return ServiceParts(
         name="gateway",
         router=build_router(store, letters, runtime.bus, ended),

@@ -8,12 +8,14 @@ from pydantic import Field, ValidationError
 
 from contracts.events import MAX_EVENT_BYTES, Event, parse_event
 from programs import load_programs
-from services.common.auth import Principal, TokenAuthority, TokenRole, bearer_caller, parse_tokens
+from services.common.auth import Principal, TokenAuthority, TokenRole, caller_of, parse_tokens
 from services.common.links import LinkSigner, link_key
 from services.common.problems import Problem, field_problems, read_limited
 from services.common.retention import retention_loop
 from services.common.runtime import Runtime, ServiceParts
+from services.common.sessions import Sessions
 from services.common.settings import CommonSettings
+from services.common.signin import sessions_for
 from services.common.subscriptions import Unprocessable
 from services.tailor.channels import COMPOSERS, check_templates
 from services.tailor.handlers import build_router
@@ -38,18 +40,22 @@ def build(settings: TailorSettings, runtime: Runtime, embedded: bool = False) ->
     for program in programs.values():
         check_templates(renderer, program, sample_events(program.program), COMPOSERS)
     tailor = Tailor(programs, renderer, TailorStore(runtime.engine), runtime.bus)
-    http = build_http(tailor, TokenAuthority(parse_tokens(settings.api_tokens))) if settings.api_tokens else None
+    # A person's dry run reaches the tailor through the gateway with their session, which the gateway checked
+    # against sign-outs and the form's CSRF token; here its signature and age are checked again.
+    sessions = sessions_for(settings, False, None) if settings.session_key else None
+    http = (build_http(tailor, TokenAuthority(parse_tokens(settings.api_tokens)), sessions)
+            if settings.api_tokens else None)
     parts = ServiceParts(name="tailor", router=build_router(tailor, runtime.bus), http=http,
                          migrations=MIGRATIONS,
                          background=(tailor.recover, retention_loop("tailor", tailor.store.purge, settings.retention_days)))
     return parts, tailor
 
 
-def build_http(tailor: Tailor, authority: TokenAuthority) -> APIRouter:
+def build_http(tailor: Tailor, authority: TokenAuthority, sessions: Sessions | None = None) -> APIRouter:
     """The tailor's internal API: the gateway's dry runs ask it for a plan (it owns the directory), with the
-    publisher's own token, for the programmes that token may publish for."""
+    publisher's own token or the signed-in person's session, for the programmes the caller may publish for."""
     router = APIRouter(prefix="/internal/v1", include_in_schema=False)
-    Caller = Annotated[Principal, Depends(bearer_caller(authority))]
+    Caller = Annotated[Principal, Depends(caller_of(authority, sessions, writes_need_csrf=False))]
 
     async def event_of(request: Request, caller: Principal) -> Event:
         """The request's event, for a programme the caller's token may publish for."""
@@ -58,7 +64,7 @@ def build_http(tailor: Tailor, authority: TokenAuthority) -> APIRouter:
             event = parse_event(body)
         except ValidationError as exc:
             raise Problem(422, "invalid event", field_problems(exc)) from exc
-        if event.program not in caller.programs or not caller.may(TokenRole.PUBLISHER):
+        if not caller.may_in(event.program, TokenRole.PUBLISHER):
             raise Problem(403, f"token may not publish for programme {event.program!r}")
         return event
 
@@ -70,6 +76,12 @@ def build_http(tailor: Tailor, authority: TokenAuthority) -> APIRouter:
         except Unprocessable as exc:
             raise Problem(422, str(exc)) from exc
         return Response(plan.contract.model_dump_json(), media_type="application/json")
+
+    @router.get("/programs/{program}/members")
+    async def members(program: str, caller: Caller) -> Response:
+        if program not in caller.programs or program not in tailor.programs:
+            raise Problem(403, f"may not read programme {program!r}")
+        return JSONResponse(await tailor.members(program))
 
     @router.post("/previews")
     async def preview(request: Request, caller: Caller, audience: str, channel: str) -> Response:

@@ -33,6 +33,7 @@ from services.tailor.channels import (
 )
 from services.tailor.channels import preview as compose_preview
 from services.tailor.digests import INTRANET_READER, Digest, build_digest, heading
+from services.tailor.directory import select_members
 from services.tailor.planning import Plan, UnknownAudienceError, plan_deliveries
 from services.tailor.rendering import Renderer
 from services.tailor.store import Stage, TailorStore
@@ -73,6 +74,12 @@ class Tailor:
         program = self.program_for(event)
         directory = await self.store.load_index()
         return plan_deliveries(event, program, directory, self.channels, await self.store.choices(program.program))
+
+    async def members(self, program_code: str) -> dict[str, int]:
+        """Each target group of the programme with the number of people in the directory its selector matches."""
+        program = self.programs[program_code]
+        directory = await self.store.load_index()
+        return {audience.id: len(select_members(directory, audience.members)) for audience in program.audiences}
 
     def preview(self, event: Event, audience_id: str, channel: str) -> dict[str, str]:
         """What `channel` would carry of `event` for the group, for a sample member, nothing sent. ValueError

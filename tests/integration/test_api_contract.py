@@ -100,7 +100,9 @@ def test_post_event_documents_the_event_union_and_every_answer(openapi: dict[str
 #: Every operation of the public API; a test below fails when the document has one that is not fuzzed.
 OPERATIONS = ("POST /v1/events", "POST /v1/previews", "GET /v1/events", "GET /v1/events/{event_id}",
               "GET /v1/programs/{program}/audiences",
-              "GET /v1/dead-letters", "POST /v1/dead-letters/{letter_id}/redrive")
+              "GET /v1/dead-letters", "POST /v1/dead-letters/{letter_id}/redrive",
+              "GET /v1/drafts", "POST /v1/drafts", "GET /v1/drafts/{draft_id}", "PUT /v1/drafts/{draft_id}",
+              "DELETE /v1/drafts/{draft_id}")
 #: Every check Schemathesis has: the document says what the API enforces and answers, not only "no 5xx".
 CHECKS = CHECKS_REGISTRY.get_all()
 assert len(CHECKS) >= 14, [c.__name__ for c in CHECKS]

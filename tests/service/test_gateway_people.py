@@ -19,7 +19,7 @@ from contracts.deliveries import DeliveryPlan
 from contracts.events import Event
 from contracts.people import SessionEnded
 from programs import Program, Role
-from services.common.auth import TokenAuthority, parse_tokens
+from services.common.auth import TokenAuthority, caller_of, parse_tokens
 from services.common.bus import Bus
 from services.common.db import create_tables
 from services.common.ended_sessions import EndedSessions
@@ -29,6 +29,8 @@ from services.common.signin import People
 from services.gateway.accept import AcceptEvent
 from services.gateway.api import build_http
 from services.gateway.dead_letters import DeadLetterStore
+from services.gateway.drafts import DraftStore
+from services.gateway.drafts import build_http as drafts_http
 from services.gateway.handlers import build_router
 from services.gateway.relay import OutboxRelay
 from services.gateway.store import ENDED_SESSIONS, GatewayStore, metadata
@@ -75,6 +77,7 @@ async def console(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Progr
     letters = DeadLetterStore(engine)
     app.include_router(build_http(store, letters, authority, programs, planner,
                                   AcceptEvent(store, OutboxRelay(store, bus).notify), BASE, sessions=sessions))
+    app.include_router(drafts_http(DraftStore(engine), caller_of(authority, sessions)))
     broker.include_router(build_router(store, letters, bus, ended))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
         yield Console(client, sessions), store
@@ -145,3 +148,59 @@ async def test_a_session_signed_out_elsewhere_acts_no_more_once_announced(
     forged = await browser.client.post("/v1/events", json=decision(), headers={"Authorization": "Session nope.nope"})
     assert forged.status_code == 401
     assert await store.pending_outbox(10) == []
+
+
+async def test_a_draft_is_kept_for_the_programmes_editors_and_a_newer_change_is_never_overwritten(
+        console: tuple[Console, GatewayStore], oidc_issuer: str) -> None:
+    """Two editors open one draft; the second to save is told whose change is newer, and nothing of theirs is
+    written over it. An FVIS editor finds no FVM draft; a write without the form's CSRF token writes nothing."""
+    browser, _store = console
+    await sign_in_as(browser.client, oidc_issuer, "redaktor@fvm.example", fvm={Role.EDITOR})
+    fields = {"payload.title": "Ny tidplan", "audiences": ["vardpersonal", "chefer"]}
+    assert (await browser.client.post("/v1/drafts", json={"program": "fvm", "type": "design.decision",
+                                                          "fields": fields},
+                                      headers=await browser.headers(csrf=False))).status_code == 403
+    created = await browser.client.post("/v1/drafts", json={"program": "fvm", "type": "design.decision",
+                                                             "fields": fields}, headers=await browser.headers())
+    assert created.status_code == 201, created.text
+    draft = created.json()
+    assert (draft["version"], draft["title"], draft["created_by"]) == (1, "Ny tidplan", "redaktor@fvm.example")
+    url = f"/v1/drafts/{draft['draft_id']}"
+
+    first = await browser.client.put(url, json={"version": 1, "fields": {**fields, "payload.title": "Första"}},
+                                     headers=await browser.headers())
+    assert first.status_code == 200 and first.json()["version"] == 2
+    stale = await browser.client.put(url, json={"version": 1, "fields": {**fields, "payload.title": "Andra"}},
+                                     headers=await browser.headers())
+    assert stale.status_code == 409 and stale.json()["detail"].startswith("changed by redaktor@fvm.example at ")
+    kept = await browser.client.get(url, headers=await browser.headers(csrf=False))
+    assert kept.json()["fields"]["payload.title"] == "Första" and kept.json()["fields"]["audiences"] == [
+        "vardpersonal", "chefer"]
+    listed = await browser.client.get("/v1/drafts", headers=await browser.headers(csrf=False))
+    assert [d["title"] for d in listed.json()["drafts"]] == ["Första"]
+
+    await sign_in_as(browser.client, oidc_issuer, "redaktor@fvis.example", fvis={Role.EDITOR})
+    assert (await browser.client.get(url, headers=await browser.headers(csrf=False))).status_code == 404
+    crafted = await browser.client.put(url, json={"version": 2, "fields": {}}, headers=await browser.headers())
+    assert crafted.status_code == 404
+    assert (await browser.client.post("/v1/drafts", json={"program": "fvm", "type": "design.decision", "fields": {}},
+                                      headers=await browser.headers())).status_code == 403
+    assert (await browser.client.get("/v1/drafts", headers=await browser.headers(csrf=False))).json()["drafts"] == []
+
+    await sign_in_as(browser.client, oidc_issuer, "redaktor@fvm.example", fvm={Role.EDITOR})
+    assert (await browser.client.delete(f"{url}?version=1", headers=await browser.headers())).status_code == 409
+    assert (await browser.client.delete(f"{url}?version=2", headers=await browser.headers())).status_code == 204
+    assert (await browser.client.get(url, headers=await browser.headers(csrf=False))).status_code == 404
+
+
+@pytest.mark.parametrize(("body", "path"), [
+    ({"program": "fvm", "type": "design.decision", "fields": {"Payload.Title": "x"}}, "fields.Payload.Title.[key]"),
+    ({"program": "fvm", "type": "design.decision"}, "fields"),
+    ({"program": "FVM!", "type": "design.decision", "fields": {}}, "program"),
+])
+async def test_a_draft_that_is_not_one_is_refused_with_its_path(
+        console: tuple[Console, GatewayStore], oidc_issuer: str, body: dict[str, Any], path: str) -> None:
+    browser, _store = console
+    await sign_in_as(browser.client, oidc_issuer, "redaktor@fvm.example", fvm={Role.EDITOR})
+    refused = await browser.client.post("/v1/drafts", json=body, headers=await browser.headers())
+    assert refused.status_code == 422 and [e["path"] for e in refused.json()["errors"]] == [path]

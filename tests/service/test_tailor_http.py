@@ -57,3 +57,43 @@ def test_a_preview_never_carries_a_working_link_whatever_event_id_its_body_names
             for token in tokens(text):
                 with pytest.raises(BadLink):
                     tailor.renderer.signer.verify(FEEDBACK, token)
+
+
+async def test_a_signed_in_editor_plans_previews_and_counts_through_the_gateway_with_their_session(
+        tailor: Tailor) -> None:
+    """The console's person reaches the tailor through the gateway with their session: the tailor checks its
+    signature and the person's role in the event's programme again (a reader or another programme's editor
+    gets 403, a forged session 401)."""
+    from datetime import timedelta
+
+    from fastapi import Response
+
+    from programs import Role
+    from services.common.people import Person
+    from services.common.sessions import Sessions
+
+    sessions = Sessions(b"a-session-key-that-is-long-enough-too", "http://gw", timedelta(minutes=30), timedelta(hours=8))
+
+    def session_of(sub: str, **roles: set[Role]) -> dict[str, str]:
+        response = Response()
+        sessions.open(response, Person(sub, sub, {p: frozenset(r) for p, r in roles.items()}))
+        value = response.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+        return {"Authorization": f"Session {value}"}
+
+    app = FastAPI()
+    install_problem_handler(app)
+    app.include_router(build_http(tailor, TokenAuthority(parse_tokens("tailor-test-token-1=fvm")), sessions))
+    body = make_event(audiences=["programstyrgrupp"]).model_dump_json()
+    editor = session_of("redaktor@fvm.example", fvm={Role.EDITOR})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tailor") as client:
+        plan = await client.post("/internal/v1/plans", content=body, headers=editor)
+        assert plan.status_code == 200 and plan.json()["targeted"]["programstyrgrupp"]["teams"] == 1
+        counts = await client.get("/internal/v1/programs/fvm/members", headers=editor)
+        assert counts.status_code == 200 and counts.json()["programstyrgrupp"] > 0
+        assert set(counts.json()) == {a.id for a in tailor.programs["fvm"].audiences}
+        for refused in (session_of("lasare@fvm.example", fvm={Role.READER}),
+                        session_of("redaktor@fvis.example", fvis={Role.EDITOR})):
+            assert (await client.post("/internal/v1/plans", content=body, headers=refused)).status_code == 403
+        assert (await client.get("/internal/v1/programs/fvis/members", headers=editor)).status_code == 403
+        forged = await client.post("/internal/v1/plans", content=body, headers={"Authorization": "Session a.b"})
+        assert forged.status_code == 401
