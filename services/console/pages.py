@@ -1,22 +1,39 @@
 """The console's pages. Each asks who is signed in (a person with the `reader` role or above in some
 programme: readers see, editors also work) and shows what the gateway reports for that person."""
 
+import contextlib
 import logging
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from contracts.channels import CHANNELS
-from contracts.events import PROGRAM_PATTERN
+from contracts.events import EVENT_TYPES, PROGRAM_PATTERN
 from programs import Program, Role
 from programs.labels import TYPE_LABELS, sv_date
+from services.common.problems import read_form, read_form_pairs
+from services.common.sessions import Session
 from services.common.signin import People
-from services.console.gateway import Gateway, GatewayUnavailable
+from services.console.forms import (
+    STOCKHOLM,
+    Fields,
+    apply_action,
+    errors_of,
+    event_of,
+    field_of,
+    fields_of,
+    form_of,
+    rows_of,
+)
+from services.console.gateway import As, Gateway, GatewayUnavailable, Refused
+from services.console.wording import sv_reason, sv_refusal, sv_rule
 
 log = logging.getLogger(__name__)
 
@@ -34,36 +51,63 @@ def sv_instant(value: str) -> str:
 def console_environment(templates_dir: Path, programs: Mapping[str, Program], base: str) -> Environment:
     env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(sv_date=sv_date, sv_instant=sv_instant)
+    env.filters.update(sv_date=sv_date, sv_instant=sv_instant, sv_time=lambda v: sv_time(v), sv_reason=sv_reason,
+                       sv_rule=sv_rule, channel_label=lambda name: CHANNEL_LABELS.get(name, name))
     env.globals.update(type_labels=TYPE_LABELS, status_labels=STATUS_LABELS, programs=programs, base=base,
                        channel_labels={name: CHANNEL_LABELS.get(name, name) for name in CHANNELS})
     return env
 
 
-#: The browser assets the pages load, each from its pinned npm package, served by the console itself.
-ASSETS = {"htmx.min.js": Path("htmx.org/dist/htmx.min.js")}
+#: The browser assets the pages load, each from its pinned npm package, served by the console itself; and the
+#: console's own script, from its templates.
+ASSETS = {"htmx.min.js": Path("htmx.org/dist/htmx.min.js"),
+          "adaptivecards.min.js": Path("adaptivecards/dist/adaptivecards.min.js")}
+OWN_ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}
+#: A compose form is at most an event (256 KiB) and the form's own names.
+MAX_FORM = 320 * 1024
+AUDIENCE_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+CHANNEL_ID = r"^[a-z][a-z0-9_-]{0,31}$"
+#: Parts of a preview, in the order the page shows them, and what each is called.
+PART_LABELS = {".html": "Som HTML", ".txt": "Som text", ".json": "Teams-kortet"}
 
 
 def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program], env: Environment,
-               assets_dir: Path) -> APIRouter:
+               assets_dir: Path, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> APIRouter:
     router = APIRouter(prefix="/console", include_in_schema=False)
+    own_dir = Path(env.loader.searchpath[0]) / "console" / "assets"  # type: ignore[union-attr]
     missing = [str(assets_dir / path) for path in ASSETS.values() if not (assets_dir / path).is_file()]
     if missing:
         log.warning("the console's browser assets are missing (run `npm ci`; make run does): its pages work, "
-                    "but do not update themselves", extra={"missing": missing})
+                    "but do not update themselves or show Teams cards", extra={"missing": missing})
 
     @router.get("/assets/{name}")
     async def asset(name: str) -> Response:
+        headers = {"Cache-Control": "public, max-age=3600"}
+        if name in OWN_ASSETS:
+            return FileResponse(own_dir / name, media_type=OWN_ASSETS[name], headers=headers)
         if name not in ASSETS:
             raise HTTPException(404, "no such asset")
         path = assets_dir / ASSETS[name]
         if not path.is_file():
             raise HTTPException(503, f"{path} is missing: run `npm ci`")
-        return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"})
+        return FileResponse(path, media_type="text/javascript", headers=headers)
 
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         return people.personal(request, HTMLResponse(env.get_template(f"console/{name}").render(**ctx),
                                                      status_code=status))
+
+    def fragment(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        """A part of a page that htmx asks for and puts in place; not the person's doing, so the session's idle
+        limit is not moved by it."""
+        return HTMLResponse(env.get_template(f"console/{name}").render(**ctx), status_code=status,
+                            headers={"Cache-Control": "private, no-store"})
+
+    def unavailable(request: Request, person: Any) -> HTMLResponse:
+        return page(request, "unavailable.html.j2", 503, person=person)
+
+    def refused(request: Request, person: Any, problem: Refused) -> HTMLResponse:
+        return page(request, "refused.html.j2", problem.status, person=person,
+                    message=sv_refusal(problem.status, problem.detail))
 
     @router.get("/", response_class=HTMLResponse)
     async def events(request: Request,
@@ -79,15 +123,311 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         try:
             found = await gateway.events(request.cookies[people.sessions.cookie], program)
         except GatewayUnavailable:
-            return page(request, "unavailable.html.j2", 503, person=person)
+            return unavailable(request, person)
+        except Refused as problem:
+            return refused(request, person, problem)
         by_program = {code: [e for e in found if e["program"] == code] for code in readable}
         ctx: dict[str, Any] = {"person": person, "by_program": by_program, "program": program,
-               "editor_of": {code for code in readable if person.may(code, Role.EDITOR)}}
+                               "editor_of": {code for code in readable if person.may(code, Role.EDITOR)}}
         if live:
             # htmx asks again every few seconds for the events alone, so that the progress moves as mails go out.
-            # Its asking is not the person's doing: it does not keep their session from ending when idle.
-            return HTMLResponse(env.get_template("console/events_live.html.j2").render(**ctx),
-                                headers={"Cache-Control": "private, no-store"})
+            return fragment("events_live.html.j2", **ctx)
         return page(request, "events.html.j2", **ctx)
 
+    @router.get("/new", response_class=HTMLResponse)
+    async def choose(request: Request) -> Response:
+        """What a new message can be, per programme the person edits for, and the drafts kept there."""
+        session = await people.require(request, None, Role.EDITOR)
+        if isinstance(session, Response):
+            return session
+        editable = [code for code in programs if session.person.may(code, Role.EDITOR)]
+        try:
+            drafts = await gateway.drafts(As(request.cookies[people.sessions.cookie]))
+        except GatewayUnavailable:
+            return unavailable(request, session.person)
+        return page(request, "new.html.j2", person=session.person, editable=editable, drafts=drafts,
+                    types=list(EVENT_TYPES))
+
+    async def compose_context(request: Request, session: Session, event_type: str, program: str,
+                              fields: Fields, **extra: Any) -> dict[str, Any]:
+        inputs = form_of(event_type)
+        who = As(request.cookies[people.sessions.cookie])
+        groups = (await gateway.audiences(who, program))["audiences"]
+        return {"person": session.person, "event_type": event_type, "program": program, "inputs": inputs,
+                "fields": fields, "groups": groups, "rows_of": rows_of, "csrf": people.sessions.csrf(session),
+                "errors": {}, "notice": "", "problem": "", "draft": None, **extra}
+
+    def editor_session(request: Request, session: Session | None, program: str) -> Session | Response:
+        return people.check(request, session, program, Role.EDITOR)
+
+    def known_type(event_type: str) -> None:
+        if event_type not in EVENT_TYPES:
+            raise HTTPException(404, f"no event type {event_type!r}")
+
+    @router.get("/new/{event_type}", response_class=HTMLResponse)
+    async def compose(request: Request, event_type: str,
+                      program: Annotated[str, Query(pattern=PROGRAM_PATTERN)],
+                      draft: Annotated[UUID | None, Query()] = None,
+                      saved: Annotated[bool, Query()] = False) -> Response:
+        """A new message of `event_type` for `program`, or a kept draft of one."""
+        known_type(event_type)
+        session = editor_session(request, await people.session(request), program)
+        if isinstance(session, Response):
+            return session
+        try:
+            kept = None
+            fields: Fields = {"importance": "awareness", "sensitivity": "internal"}
+            if draft is not None:
+                kept = await gateway.draft(As(request.cookies[people.sessions.cookie]), str(draft))
+                if (kept["program"], kept["type"]) != (program, event_type):
+                    raise Refused(404, "no such draft")
+                fields = kept["fields"]
+            ctx = await compose_context(request, session, event_type, program, fields, draft=kept,
+                                        notice="Utkastet är sparat." if saved else "")
+        except GatewayUnavailable:
+            return unavailable(request, session.person)
+        except Refused as problem:
+            return refused(request, session.person, problem)
+        return page(request, "compose.html.j2", **ctx)
+
+    async def posted(request: Request, event_type: str) -> tuple[Session | Response, str, Fields, dict[str, str]]:
+        """The form as posted: the person, if they may edit for its programme, its values, and its own fields
+        (programme, draft, CSRF token, the button pressed)."""
+        known_type(event_type)
+        pairs = await read_form_pairs(request, MAX_FORM)
+        own = {k: v for k, v in pairs if k in ("program", "draft_id", "draft_version", "csrf", "action")}
+        program = own.get("program", "")
+        if program not in programs:
+            raise HTTPException(422, "the form names no programme of this platform")
+        session = editor_session(request, await people.session(request), program)
+        return session, program, fields_of(pairs, form_of(event_type)), own
+
+    @router.post("/new/{event_type}", response_class=HTMLResponse)
+    async def act(request: Request, event_type: str) -> Response:
+        """The form's buttons: save as draft, publish, and the rows' add, remove, up and down."""
+        session, program, fields, own = await posted(request, event_type)
+        if isinstance(session, Response):
+            return session
+        person = session.person
+        who = As(request.cookies[people.sessions.cookie], own.get("csrf", ""))
+        draft_id = own.get("draft_id") or None
+        version = int(own["draft_version"]) if own.get("draft_version", "").isdigit() else 1
+        action = own.get("action", "")
+        inputs = form_of(event_type)
+        try:
+            draft = {"draft_id": draft_id, "version": version} if draft_id else None
+            if not people.sessions.csrf_ok(session, who.csrf):
+                ctx = await compose_context(request, session, event_type, program, fields, draft=draft,
+                                            problem=sv_refusal(403, "CSRF"))
+                return page(request, "compose.html.j2", 403, **ctx)
+            if action == "save":
+                try:
+                    kept = await gateway.save_draft(who, draft_id, version, program, event_type, fields)
+                except Refused as problem:
+                    if problem.status != 409:
+                        raise
+                    newer = await gateway.draft(who, draft_id or "")
+                    ctx = await compose_context(
+                        request, session, event_type, program, fields, draft=draft, newer=newer,
+                        problem=f"Utkastet ändrades av {newer['updated_by']} {sv_time(newer['updated_at'])}, efter "
+                                f"att du öppnade det. Dina ändringar är inte sparade; de står kvar nedan.")
+                    return page(request, "compose.html.j2", 409, **ctx)
+                return RedirectResponse(f"{people.base}/console/new/{event_type}?program={program}"
+                                        f"&draft={kept['draft_id']}&saved=true", status_code=303)
+            if action == "publish":
+                event = event_of(event_type, program, person.sub, fields, inputs, clock())
+                errors = errors_of(event, inputs)
+                if not errors:
+                    try:
+                        accepted = await gateway.publish(who, event)
+                    except Refused as problem:
+                        if problem.status != 422:
+                            raise
+                        errors = {field_of(e["path"], inputs): e["reason"] for e in problem.errors}
+                if errors:
+                    ctx = await compose_context(request, session, event_type, program, fields, draft=draft,
+                                                errors=errors, problem="Meddelandet skickades inte: rätta det som "
+                                                                       "står vid fälten.")
+                    return page(request, "compose.html.j2", 422, **ctx)
+                if draft_id:
+                    with contextlib.suppress(Refused):  # published all the same; the draft stays if it changed
+                        await gateway.remove_draft(who, draft_id, version)
+                return RedirectResponse(f"{people.base}/console/events/{accepted['event_id']}?published=true",
+                                        status_code=303)
+            ctx = await compose_context(request, session, event_type, program, apply_action(fields, inputs, action),
+                                        draft=draft)
+            return page(request, "compose.html.j2", **ctx)
+        except GatewayUnavailable:
+            return unavailable(request, person)
+        except Refused as problem:
+            ctx = await compose_context(request, session, event_type, program, fields, draft=None,
+                                        problem=sv_refusal(problem.status, problem.detail))
+            return page(request, "compose.html.j2", problem.status, **ctx)
+
+    @router.post("/new/{event_type}/plan", response_class=HTMLResponse)
+    async def live_plan(request: Request, event_type: str) -> Response:
+        """The plan of the message as the form holds it now, asked by the page as the communicator types."""
+        session, program, fields, own = await posted(request, event_type)
+        if isinstance(session, Response):
+            return Response(headers={"HX-Redirect": people.login_url(request)})
+        inputs = form_of(event_type)
+        event = event_of(event_type, program, session.person.sub, fields, inputs, clock())
+        errors = errors_of(event, inputs)
+        labels = {i.name: i.label for i in inputs}
+        if errors:
+            return fragment("plan.html.j2", plan=None, event_type=event_type, errors={
+                labels.get(name.split(".")[0] if name not in labels else name, name): reason
+                for name, reason in errors.items()})
+        try:
+            plan = await gateway.plan(As(request.cookies[people.sessions.cookie], own.get("csrf", "")), event)
+        except GatewayUnavailable:
+            return fragment("plan.html.j2", plan=None, errors={}, event_type=event_type,
+                            problem="Planen kan inte visas just nu: gatewayen svarar inte.")
+        except Refused as problem:
+            return fragment("plan.html.j2", plan=None, event_type=event_type,
+                            problem=sv_refusal(problem.status, problem.detail),
+                            errors={labels.get(field_of(e["path"], inputs), e["path"]): e["reason"]
+                                    for e in problem.errors})
+        return fragment("plan.html.j2", plan=plan, errors={}, event_type=event_type, problem="")
+
+    async def preview_of(who: As, event: dict[str, Any], audience: str, channel: str) -> dict[str, Any]:
+        """The preview of one group's message on one channel, or why the event would not reach it so."""
+        plan = await gateway.plan(who, event)
+        refusal = next((r for r in plan["refused"] if r["audience_id"] == audience), None)
+        group = next((g for g in plan["groups"] if g["audience_id"] == audience), None)
+        if refusal is not None:
+            return {"why": f"Gruppen nås inte av meddelandet: {sv_reason(refusal['reason'])} "
+                           f"(regel: {sv_rule(refusal['rule'])})."}
+        if group is None:
+            return {"why": "Gruppen är inte med i planen för meddelandet."}
+        if channel not in group["channels"]:
+            return {"why": f"Gruppen får inte meddelandet i kanalen {CHANNEL_LABELS.get(channel, channel)}."}
+        parts = await gateway.preview(who, event, audience, channel)
+        return {"parts": [(suffix, PART_LABELS.get(suffix, suffix), parts[suffix]) for suffix in PART_LABELS
+                          if suffix in parts], "group": group}
+
+    @router.post("/new/{event_type}/preview", response_class=HTMLResponse)
+    async def compose_preview(request: Request, event_type: str,
+                              audience: Annotated[str, Query(pattern=AUDIENCE_ID)],
+                              channel: Annotated[str, Query(pattern=CHANNEL_ID)]) -> Response:
+        session, program, fields, own = await posted(request, event_type)
+        if isinstance(session, Response):
+            return Response(headers={"HX-Redirect": people.login_url(request)})
+        inputs = form_of(event_type)
+        event = event_of(event_type, program, session.person.sub, fields, inputs, clock())
+        if errors_of(event, inputs):
+            return fragment("preview.html.j2", why="Rätta formuläret först; planen visar vad som saknas.",
+                            channel=channel, audience=audience)
+        return await preview_fragment(As(request.cookies[people.sessions.cookie], own.get("csrf", "")), event,
+                                      audience, channel)
+
+    async def preview_fragment(who: As, event: dict[str, Any] | UUID, audience: str, channel: str) -> HTMLResponse:
+        """The preview of the event (or of the accepted event of that id), or why it cannot be shown."""
+        try:
+            body = event if isinstance(event, dict) else (await gateway.event(who, str(event)))["event"]
+            found = await preview_of(who, body, audience, channel)
+        except GatewayUnavailable:
+            found = {"why": "Förhandsgranskningen kan inte visas just nu: gatewayen svarar inte."}
+        except Refused as problem:
+            found = {"why": sv_refusal(problem.status, problem.detail)}
+        return fragment("preview.html.j2", channel=channel, audience=audience, **found)
+
+    @router.get("/events/{event_id}", response_class=HTMLResponse)
+    async def event_page(request: Request, event_id: UUID, published: Annotated[bool, Query()] = False) -> Response:
+        """One event: its plan, progress per group and channel, failures, dead letters and history."""
+        session = await people.require(request, None, Role.READER)
+        if isinstance(session, Response):
+            return session
+        live = request.headers.get("HX-Request") == "true"
+        try:
+            status = await gateway.event(reader_of_request(request), str(event_id))
+        except GatewayUnavailable:
+            return unavailable(request, session.person)
+        except Refused as problem:
+            return refused(request, session.person, problem)
+        program = status["program"]
+        ctx: dict[str, Any] = {"person": session.person, "e": status, "csrf": people.sessions.csrf(session),
+               "admin": session.person.may(program, Role.ADMIN), "editor": session.person.may(program, Role.EDITOR),
+               "notice": "Meddelandet är publicerat." if published else "", "history": history_of(status),
+               "group_names": {"intranet": "Hela programmet",
+                               **{g["audience_id"]: g["name"] for g in (status["plan"] or {}).get("groups", ())}}}
+        if live:  # the page's own asking: it takes the parts it polls for (hx-select) from the page
+            return fragment("event.html.j2", **ctx)
+        return page(request, "event.html.j2", **ctx)
+
+    def reader_of_request(request: Request) -> As:
+        return As(request.cookies[people.sessions.cookie])
+
+    @router.get("/events/{event_id}/preview", response_class=HTMLResponse)
+    async def event_preview(request: Request, event_id: UUID, audience: Annotated[str, Query(pattern=AUDIENCE_ID)],
+                            channel: Annotated[str, Query(pattern=CHANNEL_ID)]) -> Response:
+        """What one group got (or gets) of the event on one channel, for a sample member (for an editor: a
+        preview is a dry run, which the gateway lets only those who may publish make)."""
+        session = await people.require(request, None, Role.READER)
+        if isinstance(session, Response):
+            return Response(headers={"HX-Redirect": people.login_url(request)})
+        return await preview_fragment(As(request.cookies[people.sessions.cookie], people.sessions.csrf(session)),
+                                      event_id, audience, channel)
+
+    @router.post("/dead-letters/{letter_id}/redrive", response_class=HTMLResponse)
+    async def redrive(request: Request, letter_id: Annotated[int, PathParam(ge=1, le=2**62)]) -> Response:
+        """Send a dead letter again (an admin of its programme; the gateway checks)."""
+        session = await people.require(request, None, Role.READER)
+        if isinstance(session, Response):
+            return session
+        form = await read_form(request)
+        event_id, csrf = form.get("event_id", ""), form.get("csrf", "")
+        try:
+            await gateway.redrive(As(request.cookies[people.sessions.cookie], csrf), letter_id)
+        except GatewayUnavailable:
+            return unavailable(request, session.person)
+        except Refused as problem:
+            return refused(request, session.person, problem)
+        back = f"{people.base}/console/events/{UUID(event_id)}" if _is_uuid(event_id) else f"{people.base}/console/"
+        return RedirectResponse(back, status_code=303)
+
+    @router.get("/groups", response_class=HTMLResponse)
+    async def groups(request: Request, program: Annotated[str, Query(pattern=PROGRAM_PATTERN)]) -> Response:
+        """The programme's target groups: selector, tier, channels and member count."""
+        session = await people.require(request, program, Role.READER)
+        if isinstance(session, Response):
+            return session
+        try:
+            found = await gateway.audiences(As(request.cookies[people.sessions.cookie]), program)
+        except GatewayUnavailable:
+            return unavailable(request, session.person)
+        except Refused as problem:
+            return refused(request, session.person, problem)
+        return page(request, "groups.html.j2", person=session.person, program=program, groups=found["audiences"])
+
     return router
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def sv_time(value: str) -> str:
+    """An instant as the gateway reports it, as Swedish date and time in Swedish time."""
+    moment = datetime.fromisoformat(value).astimezone(STOCKHOLM)
+    return f"{sv_date(moment)} kl. {moment:%H.%M}"
+
+
+def history_of(status: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What happened to the event, in order: (when, what)."""
+    steps = [(status["accepted_at"], f"Mottaget från {status['publisher']}")]
+    if status.get("embargo_until"):
+        steps.append((status["embargo_until"], "Embargot upphör"))
+    if status.get("send_at"):
+        steps.append((status["send_at"], "Nyhetsbrevet skickas"))
+    if status.get("plan"):
+        steps.append((status["accepted_at"], f"Planerat för {len(status['plan']['groups'])} målgrupper"))
+    for letter in status.get("dead_letters", ()):
+        steps.append((letter["at"], f"Kunde inte hanteras av {letter['consumer']}"))
+        if letter.get("redriven_at"):
+            steps.append((letter["redriven_at"], "Skickat igen efter rättning"))
+    return sorted(steps, key=lambda step: datetime.fromisoformat(step[0]))

@@ -3,6 +3,7 @@ that asks for `platform` gets its own, on its own data directory and port."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,15 +40,17 @@ def is_ready(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """`budkavle up`, with the demo directory at the module's STAFF_SCALE (its whole size unless it says)."""
     data_dir = tmp_path_factory.mktemp("budkavle")
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL", "BUDKAVLE_API_TOKENS")}
     env.update(BUDKAVLE_DATA_DIR=str(data_dir), BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_DEMO_HISTORY="false")
     log = open(data_dir / "up.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
+    scale = str(getattr(request.module, "STAFF_SCALE", 1.0))
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--staff-scale", scale], cwd=ROOT,
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: is_ready(url) or process.poll() is not None, 120, "the platform to be ready")
@@ -117,6 +120,20 @@ def sign_in_in_chromium(page: Any, platform: Platform, sub: str, next_path: str 
     page.get_by_placeholder("sub").fill(sub)
     page.get_by_role("button", name="Authorize").click()
     page.wait_for_url(f"{platform.url}{next_path}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium package is needed (.ci/run installs it)"
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 def axe_violations(page: Any) -> list[tuple[str, str, list[Any]]]:

@@ -6,32 +6,16 @@ sign-in's own pages pass axe-core."""
 import email
 import email.policy
 import re
-import shutil
 import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import CHROMIUM_ARGS, Platform, axe_violations, sign_in_in_chromium, steering_decision
+from tests.e2e.conftest import Platform, axe_violations, sign_in_in_chromium, steering_decision
 from tests.waiting import wait_until
 
 TITLE = "Ny tidplan för införandet av Millennium"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium package is needed (.ci/run installs it)"
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def stored(platform: Platform, table: str, group: str, kind: str) -> int:

@@ -1,0 +1,60 @@
+"""What the console says in Swedish of what the gateway and the tailor report in English: a plan's reasons and
+refusals, and the gateway's refusals of a person's request (pure functions)."""
+
+import re
+
+#: A plan's reasons and refusals, as the tailor words them (services/tailor/planning.py, policy.py): pattern →
+#: Swedish, with the pattern's groups in the braces.
+PLAN_WORDS: tuple[tuple[str, str], ...] = (
+    (r"explicitly targeted", "vald som målgrupp"),
+    (r"follows (.+)", "följer händelsetypen {0}"),
+    (r"must_know", "måste veta"),
+    (r"awareness", "bra att veta"),
+    (r"clinical leadership: not among the most affected, intranet and digest only",
+     "klinisk ledning: inte bland de mest berörda, bara intranät och sammanfattning"),
+    (r"clinical leadership: among the most affected, alerted at once",
+     "klinisk ledning: bland de mest berörda, får besked direkt"),
+    (r"limited to area (.+)", "begränsat till området {0}"),
+    (r"(\d+) asked for awareness news by email", "{0} har bett om nyheter med e-post"),
+    (r"(\d+) opted out of newsletters \((\w+)\)", "{0} har avböjt nyhetsbrev ({1})"),
+    (r"(\d+) already reached through a higher-tier group \((\w+)\)", "{0} nås redan genom en högre grupp ({1})"),
+    (r"confidential: never to external groups", "konfidentiellt: aldrig till externa grupper"),
+    (r"confidential: group is not cleared for confidential matters",
+     "konfidentiellt: gruppen får inte ta del av konfidentiella ärenden"),
+    (r"internal: never to external groups", "internt: aldrig till externa grupper"),
+    (r"go-live reaches the area's staff and municipalities and the primary groups",
+     "ett införande når områdets personal och kommuner och de primära grupperna"),
+    (r"no recipients in the directory match the group", "ingen i katalogen hör till gruppen"),
+    (r"no channel the group allows fits this event", "ingen av gruppens kanaler passar händelsen"),
+)
+RULE_WORDS = {"sensitivity": "känslighet", "golive": "införande", "members": "medlemmar", "channels": "kanaler"}
+
+
+def sv_reason(reason: str) -> str:
+    for pattern, swedish in PLAN_WORDS:
+        found = re.fullmatch(pattern, reason)
+        if found:
+            return swedish.format(*found.groups())
+    return reason
+
+
+def sv_rule(rule: str) -> str:
+    return RULE_WORDS.get(rule, rule)
+
+
+def sv_refusal(status: int, detail: str) -> str:
+    """Why the gateway refused a person's request, as the page says it."""
+    if "CSRF" in detail:
+        return ("Formuläret saknade sin säkerhetskod eller den var fel, så inget sparades. Ladda om sidan och "
+                "försök igen.")
+    if status == 401:
+        return "Din inloggning har gått ut. Logga in igen; inget sparades."
+    if status == 403:
+        found = re.search(r"programme '([^']+)'", detail)
+        where = f" i programmet {found.group(1)}" if found else ""
+        return f"Du har inte behörighet att göra det här{where}: det kräver rollen redaktör. Inget sparades."
+    if status == 404:
+        return "Det finns inte, eller så har du inte behörighet att se det."
+    if status == 413:
+        return "Meddelandet är för stort. Korta texten och försök igen."
+    return f"Gatewayen tog inte emot det ({status}): {detail}"

@@ -1,0 +1,215 @@
+"""The console on the embedded platform, in headless Chromium, signed in through the local provider's form: an
+editor composes a clinical-leadership design decision, watches the plan follow the form, previews the mail and
+the Teams card (drawn by Microsoft's renderer, served by Budkavle), saves a draft, publishes and watches the
+delivery reach every group; the keyboard alone goes from "Nytt meddelande" to "Publicera"; a reader and
+another programme's editor can do nothing of it. axe-core on every page."""
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Platform, axe_violations, sign_in_in_chromium, signed_in
+
+TITLE = "Nytt arbetssätt vid utskrivning"
+PROGRAMME = "Framtidens vårdinformationsmiljö"
+#: A tenth of the demo directory: the groups stay the same, and their mails go out while the test watches.
+STAFF_SCALE = 0.1
+
+
+@pytest.fixture
+def page(platform: Platform, browser: Any) -> Iterator[Any]:
+    """A browser page of its own, which meets nothing but Budkavle once signed in (no CDN, no font service)."""
+    context = browser.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def named(page: Any, name: str) -> Any:
+    """The form's input for a field of the contract: each is named by the contract's field name."""
+    return page.locator(f'[name="{name}"]')
+
+
+def only_budkavle(page: Any, platform: Platform) -> list[str]:
+    elsewhere: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(platform.url) else elsewhere.append(r.url))
+    return elsewhere
+
+
+def test_an_editor_composes_sees_the_plan_previews_every_channel_publishes_and_watches_the_delivery(
+        platform: Platform, page: Any, tmp_path: Path) -> None:
+    sign_in_in_chromium(page, platform, "redaktor@fvm.example", "/console/")
+    elsewhere = only_budkavle(page, platform)
+    page.get_by_role("link", name=f"Nytt meddelande i {PROGRAMME}").click()
+    assert axe_violations(page) == []
+    page.get_by_role("region", name=PROGRAMME).get_by_role("link", name="Designbeslut").click()
+    page.wait_for_url(re.compile(r"/console/new/design\.decision\?program=fvm$"))
+
+    named(page, "importance").select_option("must_know")
+    named(page, "payload.workstream").fill("Vårdadministration")
+    named(page, "payload.level").select_option("clinical_leadership")
+    named(page, "payload.title").fill(TITLE)
+    named(page, "payload.summary").fill("Utskrivningen planeras gemensamt av avdelning och kommun.")
+    named(page, "payload.affected_professions").fill("sjuksköterska")
+    for group in ("Sjuksköterskor i VGR:s hälso- och sjukvård", "Läkare i VGR:s hälso- och sjukvård",
+                  "Programstyrgrupp", "Media"):
+        page.get_by_label(re.compile(f"^{re.escape(group)} \\(")).check()
+
+    plan = page.locator("#plan")
+    plan.get_by_text("Media: internt: aldrig till externa grupper (regel: känslighet)").wait_for()
+    assert [row.locator("td").first.inner_text().splitlines()[0] for row in plan.get_by_role("row").all()[1:]] == [
+        "Programstyrgrupp", "Läkare i VGR:s hälso- och sjukvård", "Sjuksköterskor i VGR:s hälso- och sjukvård"]
+    nurses = plan.get_by_role("row").filter(has_text="Sjuksköterskor i VGR")
+    assert "klinisk ledning: bland de mest berörda, får besked direkt" in nurses.inner_text()
+    assert "inte bland de mest berörda" in plan.get_by_role("row").filter(has_text="Läkare i VGR").inner_text()
+    assert plan.get_by_role("button", name="Förhandsgranska Teams för Programstyrgrupp").count() == 0
+
+    # The whole programme leadership should hear it at once: the plan follows the form as it changes.
+    named(page, "payload.affected_professions").fill("")
+    teams = plan.get_by_role("button", name="Förhandsgranska Teams för Programstyrgrupp")
+    teams.wait_for()
+    teams.click()
+    card = page.locator("#preview .card .ac-adaptiveCard")  # what Microsoft's renderer draws
+    card.wait_for()
+    assert TITLE in card.inner_text()
+    plan.get_by_role("button", name="Förhandsgranska E-post för Sjuksköterskor i VGR:s hälso- och sjukvård").click()
+    frame = page.locator("#preview iframe")
+    frame.wait_for()
+    assert frame.get_attribute("sandbox") == ""
+    assert TITLE in page.frame_locator("#preview iframe").locator("body").inner_text()
+    subject = page.locator("#preview pre").inner_text().splitlines()[0]
+    assert subject.startswith("Ämne: ") and subject.endswith(TITLE)
+    page.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")  # painted
+    page.locator("#preview").screenshot(path=str(tmp_path / "console-preview-email.png"))
+    page.screenshot(path=str(tmp_path / "console-compose.png"), full_page=True)
+    assert axe_violations(page) == []
+
+    page.get_by_role("button", name="Spara utkast").last.click()
+    assert page.get_by_role("status").inner_text() == "Utkastet är sparat."
+    assert named(page, "payload.title").input_value() == TITLE
+    assert page.get_by_label(re.compile("^Programstyrgrupp \\(")).is_checked()
+
+    page.get_by_role("button", name="Publicera").click()
+    page.wait_for_url(re.compile(r"/console/events/[0-9a-f-]{36}\?published=true$"))
+    assert page.get_by_role("status").inner_text() == "Meddelandet är publicerat."
+    page.get_by_role("heading", name="Leverans: Levererad").wait_for(timeout=90_000)  # the page's own asking
+    progress = page.locator("#progress")
+    for row in progress.get_by_role("row").all()[1:]:
+        targeted, sent, _deferred, failed = (int(c.split()[0]) for c in row.locator("td.num").all_inner_texts())
+        assert targeted > 0 and sent + failed == targeted, row.inner_text()
+    assert "redaktor@fvm.example" in page.locator("dl").inner_text()
+    page.screenshot(path=str(tmp_path / "console-event.png"), full_page=True)
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="Förhandsgranska Teams för Programstyrgrupp").click()
+    page.locator("#preview .card .ac-adaptiveCard").wait_for()
+
+    page.goto(f"{platform.url}/console/new")
+    assert TITLE not in page.content()  # the published draft is no longer kept
+    page.goto(f"{platform.url}/console/groups?program=fvm")
+    row = page.get_by_role("row").filter(has_text="Sjuksköterskor i VGR")
+    assert "profession: sjuksköterska" in row.inner_text() and int(row.locator("td.num").inner_text()) > 0
+    assert axe_violations(page) == []
+    assert elsewhere == []
+
+
+def test_the_keyboard_alone_goes_from_nytt_meddelande_to_publicera_at_200_percent_zoom(
+        platform: Platform, browser: Any) -> None:
+    """Half the width of a laptop's screen is what 200 % zoom leaves; nothing scrolls sideways, and Tab, typing,
+    Space and Enter write and publish a status update."""
+    context = browser.new_context(viewport={"width": 640, "height": 900})
+    try:
+        page = context.new_page()
+        sign_in_in_chromium(page, platform, "redaktor@fvm.example", "/console/")
+        page.get_by_role("link", name=f"Nytt meddelande i {PROGRAMME}").focus()
+        page.keyboard.press("Enter")
+        page.get_by_role("region", name=PROGRAMME).get_by_role("link", name="Lägesrapport").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r"/console/new/status\.update\?program=fvm$"))
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        typed = {"payload.title": "Läget i december", "payload.summary": "Arbetet går enligt plan."}
+        for _ in range(200):
+            page.keyboard.press("Tab")
+            focused = page.evaluate("({name: document.activeElement.name || '', value: document.activeElement.value,"
+                                    " text: document.activeElement.innerText || '', tag: document.activeElement.tagName,"
+                                    " type: document.activeElement.type || ''})")
+            if focused["name"] in typed:
+                page.keyboard.type(typed.pop(focused["name"]))
+            elif focused["name"] == "audiences" and focused["value"] == "programstyrgrupp":
+                page.keyboard.press("Space")
+            elif focused["tag"] == "BUTTON" and focused["text"] == "Publicera":
+                assert typed == {}
+                page.keyboard.press("Enter")
+                break
+        else:
+            pytest.fail("Tab never reached Publicera")
+        page.wait_for_url(re.compile(r"/console/events/[0-9a-f-]{36}\?published=true$"))
+        assert page.get_by_role("heading", name="Läget i december").is_visible()
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    finally:
+        context.close()
+
+
+def form_of(client: httpx.Client, url: str) -> dict[str, str]:
+    page = client.get(url)
+    assert page.status_code == 200, page.text
+    return {"program": re.search(r'name="program" value="([^"]+)"', page.text)[1],  # type: ignore[index]
+            "csrf": re.search(r'name="csrf" value="([^"]+)"', page.text)[1]}  # type: ignore[index]
+
+
+def test_a_reader_and_another_programmes_editor_can_do_nothing_of_it(platform: Platform, browser: Any) -> None:
+    """A reader sees events but no "Publicera"; an FVIS editor can neither open nor post an FVM draft, and the
+    gateway refuses their crafted post (403); a form without its CSRF token, or with a field the contract
+    refuses, writes nothing and says why."""
+    url = platform.url
+    fields = {"importance": "awareness", "payload.title": "Utkast för FVM", "payload.summary": "Text."}
+    with signed_in(url, "redaktor@fvm.example") as editor:
+        form = form_of(editor, f"{url}/console/new/status.update?program=fvm")
+        saved = editor.post(f"{url}/console/new/status.update", data={**form, **fields, "action": "save"})
+        assert saved.status_code == 303
+        draft_id = re.search(r"draft=([0-9a-f-]{36})", saved.headers["location"])[1]  # type: ignore[index]
+        forged = editor.post(f"{url}/console/new/status.update",
+                             data={**form, **fields, "csrf": "forged", "action": "save"})
+        assert forged.status_code == 403 and "säkerhetskod" in forged.text
+        long = editor.post(f"{url}/console/new/status.update",
+                           data={**form, **fields, "payload.title": "x" * 201, "action": "publish"})
+        assert long.status_code == 422 and "Får vara högst 200 tecken." in long.text
+        drafts = editor.get(f"{url}/console/new").text
+        assert drafts.count("Utkast för FVM") == 1
+        events = httpx.get(f"{url}/v1/events?program=fvm", headers={"Authorization": f"Bearer {platform.token}"})
+        assert "x" * 201 not in events.text
+
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        sign_in_in_chromium(page, platform, "lasare@fvm.example", "/console/")
+        assert page.get_by_text("inte publicera").is_visible()
+        assert page.get_by_role("link", name=f"Nytt meddelande i {PROGRAMME}").count() == 0
+        page.goto(f"{url}/console/new/status.update?program=fvm&draft={draft_id}")
+        assert page.get_by_role("button", name="Publicera").count() == 0
+        assert axe_violations(page) == []
+    finally:
+        context.close()
+
+    with signed_in(url, "redaktor@fvis.example") as other:
+        assert other.get(f"{url}/console/new/status.update?program=fvm&draft={draft_id}").status_code == 403
+        assert other.get(f"{url}/console/new/status.update?program=fvis&draft={draft_id}").status_code == 404
+        own = form_of(other, f"{url}/console/new/status.update?program=fvis")
+        crafted = other.post(f"{url}/console/new/status.update",
+                             data={**own, **fields, "program": "fvm", "draft_id": draft_id, "draft_version": "1",
+                                   "action": "save"})
+        assert crafted.status_code == 403
+        session = {"Authorization": f"Session {other.cookies['budkavle_session']}", "X-CSRF-Token": own["csrf"]}
+        straight = other.post(f"{url}/v1/events", headers=session, json={
+            "type": "status.update", "program": "fvm", "publisher": "x", "importance": "awareness",
+            "payload": {"title": "Inte mitt program", "summary": "Text."}})
+        assert straight.status_code == 403
+        assert other.put(f"{url}/v1/drafts/{draft_id}", headers=session,
+                         json={"version": 1, "fields": {}}).status_code == 404
+    with signed_in(url, "redaktor@fvm.example") as editor:
+        kept = editor.get(f"{url}/console/new/status.update?program=fvm&draft={draft_id}")
+        assert 'value="Utkast för FVM"' in kept.text
