@@ -73,6 +73,11 @@ class Principal:
         return program in self.programs and self.may(role)
 
 
+def author_of(caller: Principal) -> str:
+    """Who did something, as records name them: the person's subject, or the token's handle."""
+    return caller.person.sub if caller.person is not None else f"token:{caller.token_id}"
+
+
 def parse_tokens(spec: str) -> dict[str, Grant]:
     tokens: dict[str, Grant] = {}
     for n, entry in enumerate(e.strip() for e in spec.split(",") if e.strip()):

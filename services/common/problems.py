@@ -38,6 +38,7 @@ PROBLEM_DESCRIPTIONS = {
     404: "not found (or not visible to this token)",
     409: "conflicts with what was accepted before",
     413: "request body over the size limit",
+    415: "the request body is not of the media type the operation takes",
     422: "invalid input: every invalid field's path and reason",
     503: "a service this request needs cannot be reached now",
 }

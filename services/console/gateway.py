@@ -80,14 +80,25 @@ class Gateway:
     async def redrive(self, who: As, letter_id: int) -> dict[str, Any]:
         return await self._call("POST", f"/v1/dead-letters/{letter_id}/redrive", who)
 
+    async def check_directory(self, who: As, text: str) -> dict[str, Any]:
+        """The report of what the directory file would change (nothing changes yet)."""
+        return await self._call("POST", "/v1/directory/imports", who, csv=text)
+
+    async def apply_directory(self, who: As, import_id: str) -> dict[str, Any]:
+        return await self._call("POST", f"/v1/directory/imports/{import_id}/apply", who)
+
     async def _call(self, method: str, path: str, who: As, params: dict[str, str] | None = None,
-                    body: dict[str, Any] | None = None) -> dict[str, Any]:
+                    body: dict[str, Any] | None = None, csv: str | None = None) -> dict[str, Any]:
         headers = {"Authorization": f"Session {who.session}"}
         if who.csrf:
             headers["X-CSRF-Token"] = who.csrf
         try:
-            async with httpx.AsyncClient(base_url=self.base_url, transport=self.transport, timeout=30.0) as client:
-                response = await client.request(method, path, params=params or {}, json=body, headers=headers)
+            async with httpx.AsyncClient(base_url=self.base_url, transport=self.transport, timeout=120.0) as client:
+                if csv is not None:
+                    response = await client.request(method, path, params=params or {}, content=csv.encode(),
+                                                    headers={**headers, "Content-Type": "text/csv; charset=utf-8"})
+                else:
+                    response = await client.request(method, path, params=params or {}, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise GatewayUnavailable(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500:

@@ -13,8 +13,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from contracts.channels import CHANNELS
+from contracts.directory import MAX_DIRECTORY_BYTES
 from contracts.events import EVENT_TYPES, PROGRAM_PATTERN
 from programs import Program, Role
 from programs.labels import TYPE_LABELS, sv_date
@@ -33,7 +35,7 @@ from services.console.forms import (
     rows_of,
 )
 from services.console.gateway import As, Gateway, GatewayUnavailable, Refused
-from services.console.wording import sv_reason, sv_refusal, sv_rule
+from services.console.wording import sv_directory, sv_reason, sv_refusal, sv_rule
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def console_environment(templates_dir: Path, programs: Mapping[str, Program], ba
     env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(sv_date=sv_date, sv_instant=sv_instant, sv_time=lambda v: sv_time(v), sv_reason=sv_reason,
-                       sv_rule=sv_rule, channel_label=lambda name: CHANNEL_LABELS.get(name, name))
+                       sv_rule=sv_rule, sv_directory=sv_directory, channel_label=lambda name: CHANNEL_LABELS.get(name, name))
     env.globals.update(type_labels=TYPE_LABELS, status_labels=STATUS_LABELS, programs=programs, base=base,
                        channel_labels={name: CHANNEL_LABELS.get(name, name) for name in CHANNELS})
     return env
@@ -400,7 +402,80 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
             return refused(request, session.person, problem)
         return page(request, "groups.html.j2", person=session.person, program=program, groups=found["audiences"])
 
+    def admin_of_all(request: Request, session: Session | Response) -> Session | Response:
+        """The directory serves every programme: its page is for an admin of every one."""
+        if isinstance(session, Response):
+            return session
+        if not all(session.person.may(code, Role.ADMIN) for code in programs):
+            return people.page("auth/no_access.html.j2", 403, person=session.person)
+        return session
+
+    @router.get("/directory", response_class=HTMLResponse)
+    async def directory(request: Request) -> Response:
+        """The directory upload: a CSV file, whose report is shown before anything changes."""
+        session = admin_of_all(request, await people.require(request, None, Role.READER))
+        if isinstance(session, Response):
+            return session
+        return page(request, "directory.html.j2", person=session.person, csrf=people.sessions.csrf(session),
+                    report=None, problem="", applied=None, limit_mb=MAX_DIRECTORY_BYTES // (1024 * 1024))
+
+    @router.post("/directory", response_class=HTMLResponse)
+    async def check_directory(request: Request) -> Response:
+        session = admin_of_all(request, await people.require(request, None, Role.READER))
+        if isinstance(session, Response):
+            return session
+        ctx: dict[str, Any] = {"person": session.person, "csrf": people.sessions.csrf(session), "report": None,
+                               "applied": None, "limit_mb": MAX_DIRECTORY_BYTES // (1024 * 1024)}
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_DIRECTORY_BYTES + 64 * 1024:
+            return page(request, "directory.html.j2", 413, **ctx, problem=TOO_LARGE.format(ctx["limit_mb"]))
+        form = await request.form(max_files=1, max_fields=5)
+        upload, csrf = form.get("file"), str(form.get("csrf", ""))
+        if not people.sessions.csrf_ok(session, csrf):
+            return page(request, "directory.html.j2", 403, **ctx, problem=sv_refusal(403, "CSRF"))
+        if not isinstance(upload, StarletteUpload) or not upload.filename:
+            return page(request, "directory.html.j2", 422, **ctx, problem="Välj en CSV-fil att ladda upp.")
+        data = await upload.read(MAX_DIRECTORY_BYTES + 1)
+        if len(data) > MAX_DIRECTORY_BYTES:
+            return page(request, "directory.html.j2", 413, **ctx, problem=TOO_LARGE.format(ctx["limit_mb"]))
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return page(request, "directory.html.j2", 422, **ctx,
+                        problem=f"Filen är inte UTF-8-text (tecknet vid byte {exc.start} går inte att läsa). Spara "
+                                "den som CSV med teckenkodningen UTF-8 och försök igen. Inget har ändrats.")
+        try:
+            report = await gateway.check_directory(As(request.cookies[people.sessions.cookie], csrf), text)
+        except GatewayUnavailable:
+            return unavailable(request, session.person)
+        except Refused as problem:
+            return page(request, "directory.html.j2", problem.status, **ctx,
+                        problem=sv_refusal(problem.status, problem.detail))
+        return page(request, "directory.html.j2", **{**ctx, "report": report, "problem": ""})
+
+    @router.post("/directory/{import_id}/apply", response_class=HTMLResponse)
+    async def apply_directory(request: Request, import_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$")]) -> Response:
+        session = admin_of_all(request, await people.require(request, None, Role.READER))
+        if isinstance(session, Response):
+            return session
+        form = await read_form(request)
+        ctx: dict[str, Any] = {"person": session.person, "csrf": people.sessions.csrf(session), "report": None,
+                               "limit_mb": MAX_DIRECTORY_BYTES // (1024 * 1024), "applied": None, "problem": ""}
+        try:
+            applied = await gateway.apply_directory(As(request.cookies[people.sessions.cookie],
+                                                       form.get("csrf", "")), import_id)
+        except GatewayUnavailable:
+            return unavailable(request, session.person)
+        except Refused as problem:
+            message = ("Den kontrollerade filen finns inte längre (den är redan verkställd eller för gammal). "
+                       "Ladda upp den igen." if problem.status == 404 else sv_refusal(problem.status, problem.detail))
+            return page(request, "directory.html.j2", problem.status, **{**ctx, "problem": message})
+        return page(request, "directory.html.j2", **{**ctx, "applied": applied})
+
     return router
+
+
+TOO_LARGE = "Filen är större än {} MB. Dela inte upp katalogen; be om en högre gräns. Inget har ändrats."
 
 
 def _is_uuid(value: str) -> bool:

@@ -27,15 +27,41 @@ PLAN_WORDS: tuple[tuple[str, str], ...] = (
     (r"no recipients in the directory match the group", "ingen i katalogen hör till gruppen"),
     (r"no channel the group allows fits this event", "ingen av gruppens kanaler passar händelsen"),
 )
+#: Why the tailor refuses a directory row or file (services/tailor/directory.py, imports.py).
+DIRECTORY_WORDS: tuple[tuple[str, str], ...] = (
+    (r"wrong number of columns", "fel antal kolumner"),
+    (r"id missing or has characters other than letters, digits, \. _ : -",
+     "id saknas eller har andra tecken än bokstäver, siffror, . _ : -"),
+    (r"duplicate id", "samma id som på en tidigare rad"),
+    (r"name missing", "namn saknas"),
+    (r"name longer than 200 characters", "namnet är längre än 200 tecken"),
+    (r"name has a control character", "namnet innehåller ett styrtecken"),
+    (r"bad email address", "ogiltig e-postadress"),
+    (r"unknown area (.+)", "okänt område {0}"),
+    (r"options must be a list of 1, 2, 3 separated by ;", "options ska vara 1, 2 eller 3, åtskilda med ;"),
+    (r"CSV header lacks required columns (.+); expected (.+)", "rubrikraden saknar kolumnerna {0} (väntade: {1})"),
+    (r"CSV header has unknown columns (.+); expected (.+)", "rubrikraden har okända kolumner {0} (väntade: {1})"),
+    (r"the file has no rows", "filen har inga rader"),
+)
 RULE_WORDS = {"sensitivity": "känslighet", "golive": "införande", "members": "medlemmar", "channels": "kanaler"}
 
 
-def sv_reason(reason: str) -> str:
-    for pattern, swedish in PLAN_WORDS:
-        found = re.fullmatch(pattern, reason)
+def _worded(text: str, words: tuple[tuple[str, str], ...]) -> str:
+    for pattern, swedish in words:
+        found = re.fullmatch(pattern, text)
         if found:
             return swedish.format(*found.groups())
-    return reason
+    return text
+
+
+def sv_reason(reason: str) -> str:
+    """A plan's reason or refusal in Swedish (as the tailor wrote it, when it is one not known here)."""
+    return _worded(reason, PLAN_WORDS)
+
+
+def sv_directory(reason: str) -> str:
+    """Why a directory row or file is refused, in Swedish."""
+    return _worded(reason, DIRECTORY_WORDS)
 
 
 def sv_rule(rule: str) -> str:

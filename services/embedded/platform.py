@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.deliveries import DeliveryPlan
+from contracts.directory import DirectoryApplied, DirectoryReport
 from contracts.events import Event
 from programs import load_programs
 from services.common.migrations import Migrations
@@ -25,6 +26,7 @@ from services.email.main import EmailSettings
 from services.email.main import build as build_email
 from services.email.store import MIGRATIONS as EMAIL_MIGRATIONS
 from services.gateway.api import PreviewRefused
+from services.gateway.directory import DirectoryApplier, DirectoryChecker
 from services.gateway.main import GatewaySettings
 from services.gateway.main import build as build_gateway
 from services.gateway.store import MIGRATIONS as GATEWAY_MIGRATIONS
@@ -41,6 +43,7 @@ from services.scheduler.main import SchedulerSettings
 from services.scheduler.main import build as build_scheduler
 from services.scheduler.store import MIGRATIONS as SCHEDULER_MIGRATIONS
 from services.tailor.directory import synthetic_directory
+from services.tailor.imports import UnknownImport
 from services.tailor.main import TailorSettings
 from services.tailor.main import build as build_tailor
 from services.tailor.store import MIGRATIONS as TAILOR_MIGRATIONS
@@ -60,6 +63,7 @@ class Tailoring:
     plan: Callable[[Event, str], Awaitable[DeliveryPlan]]
     preview: Callable[[Event, str, str, str], Awaitable[dict[str, str]]]
     members: Callable[[str, str], Awaitable[dict[str, int]]]
+    directory: tuple[DirectoryChecker, DirectoryApplier]
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ SERVICES: tuple[Service, ...] = (
     Service("tailor", TailorSettings, TAILOR_MIGRATIONS, _build_tailor_first),
     Service("gateway", GatewaySettings, GATEWAY_MIGRATIONS,
             lambda s, rt, t: build_gateway(s, rt, planner=t.plan, previewer=t.preview,
-                                               counter=t.members, embedded=True)),
+                                               counter=t.members, directory=t.directory, embedded=True)),
     Service("email", EmailSettings, EMAIL_MIGRATIONS, lambda s, rt, _t: build_email(s, rt, embedded=True)),
     Service("teams", TeamsSettings, TEAMS_MIGRATIONS, lambda s, rt, _t: build_teams(s, rt)),
     Service("intranet", IntranetSettings, INTRANET_MIGRATIONS, lambda s, rt, _t: build_intranet(s, rt, embedded=True)),
@@ -138,6 +142,15 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
     async def members(program: str, _authorization: str) -> dict[str, int]:
         return await tailor.members(program)
 
+    async def check_directory(text: str, author: str, _authorization: str) -> DirectoryReport:
+        return await tailor.imports.check(text, author)
+
+    async def apply_directory(import_id: str, _authorization: str) -> DirectoryApplied | None:
+        try:
+            return await tailor.imports.apply(import_id)
+        except UnknownImport:
+            return None
+
     async def seed_demo_directory() -> None:
         store = TailorStore(runtime.engine)
         if await store.directory_size() == 0:
@@ -149,7 +162,7 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
 
     tailor_parts.on_start = (seed_demo_directory, *tailor_parts.on_start)
     runtime.add(tailor_parts)
-    tailoring = Tailoring(plan, preview, members)
+    tailoring = Tailoring(plan, preview, members, (check_directory, apply_directory))
     for service in SERVICES:
         if service.name != "tailor":
             runtime.add(service.build(settings.by_service[service.name], runtime, tailoring))

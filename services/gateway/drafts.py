@@ -15,7 +15,7 @@ from sqlalchemy import Column, DateTime, Integer, String, Table, Text, delete, i
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import PROGRAM_PATTERN
-from services.common.auth import Principal, TokenRole
+from services.common.auth import Principal, TokenRole, author_of
 from services.common.db import as_utc
 from services.common.problems import Problem, field_problems, only_declared_query, problem_responses, read_limited
 from services.gateway.store import metadata
@@ -74,11 +74,6 @@ class Draft(DraftSummary):
 
 class DraftList(BaseModel):
     drafts: list[DraftSummary] = Field(description="most recently changed first")
-
-
-def author_of(caller: Principal) -> str:
-    """Who made a change, as the draft and the event name them: the person's subject, or the token's handle."""
-    return caller.person.sub if caller.person is not None else f"token:{caller.token_id}"
 
 
 def title_of(fields: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from contracts.deliveries import DeliveryPlan
+from contracts.directory import DirectoryApplied, DirectoryReport
 from contracts.events import Event
 from programs import load_programs
 from services.common.auth import TokenAuthority, caller_of, parse_tokens
@@ -27,6 +28,8 @@ from services.gateway.api import (
 )
 from services.gateway.dead_letters import DeadLetterStore
 from services.gateway.dead_letters import build_http as dead_letters_http
+from services.gateway.directory import DirectoryApplier, DirectoryChecker, DirectoryUnavailable
+from services.gateway.directory import build_http as directory_http
 from services.gateway.drafts import DraftStore
 from services.gateway.drafts import build_http as drafts_http
 from services.gateway.handlers import build_router
@@ -94,9 +97,49 @@ def http_counter(tailor_url: str) -> MemberCounter:
     return count
 
 
+def http_directory(tailor_url: str) -> tuple[DirectoryChecker, DirectoryApplier]:
+    """Directory files are checked and applied by the tailor, which owns the directory (production topology)."""
+
+    async def call(path: str, authorization: str, content: bytes = b"") -> httpx.Response:
+        try:
+            async with httpx.AsyncClient(base_url=tailor_url, timeout=120.0) as client:
+                return await client.post(path, content=content, headers={"authorization": authorization,
+                                                                          "content-type": "text/csv"})
+        except httpx.HTTPError as exc:
+            raise DirectoryUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def check(text: str, _author: str, authorization: str) -> DirectoryReport:
+        response = await call("/internal/v1/directory/imports", authorization, text.encode())
+        if response.status_code != 200:
+            raise DirectoryUnavailable(f"the tailor answered {response.status_code}")
+        return DirectoryReport.model_validate_json(response.content)
+
+    async def apply(import_id: str, authorization: str) -> DirectoryApplied | None:
+        response = await call(f"/internal/v1/directory/imports/{import_id}/apply", authorization)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise DirectoryUnavailable(f"the tailor answered {response.status_code}")
+        return DirectoryApplied.model_validate_json(response.content)
+
+    return check, apply
+
+
+def no_directory() -> tuple[DirectoryChecker, DirectoryApplier]:
+    """A gateway given its planner in process but no directory desk (a test's): the directory cannot be asked."""
+
+    async def check(_text: str, _author: str, _authorization: str) -> DirectoryReport:
+        raise DirectoryUnavailable("no tailor is connected for the directory")
+
+    async def apply(_import_id: str, _authorization: str) -> DirectoryApplied | None:
+        raise DirectoryUnavailable("no tailor is connected for the directory")
+
+    return check, apply
+
+
 def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None = None,
           previewer: Previewer | None = None, counter: MemberCounter | None = None,
-          embedded: bool = False) -> ServiceParts:
+          directory: tuple[DirectoryChecker, DirectoryApplier] | None = None, embedded: bool = False) -> ServiceParts:
     """People act through the gateway (as themselves, from the console) where their sessions can be checked:
     with BUDKAVLE_SESSION_KEY, or in embedded mode (the key kept in the data directory)."""
     if not settings.api_tokens:
@@ -109,6 +152,7 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
         planner = http_planner(settings.tailor_url)
         previewer = previewer or http_previewer(settings.tailor_url)
         counter = counter or http_counter(settings.tailor_url)
+        directory = directory or http_directory(settings.tailor_url)
     store = GatewayStore(runtime.engine)
     letters = DeadLetterStore(runtime.engine)
     relay = OutboxRelay(store, runtime.bus)
@@ -123,6 +167,7 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
                                    settings.resolved_public_url(), previewer, sessions, counter))
     http.include_router(dead_letters_http(letters, authority, runtime.bus, sessions))
     http.include_router(drafts_http(DraftStore(runtime.engine), caller_of(authority, sessions)))
+    http.include_router(directory_http(programs, caller_of(authority, sessions), *(directory or no_directory())))
     return ServiceParts(
         name="gateway",
         router=build_router(store, letters, runtime.bus, ended),

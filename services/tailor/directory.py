@@ -107,6 +107,24 @@ def parse_recipients_csv(text: str, known_areas: Iterable[str] = ()) -> ImportRe
     return ImportReport(tuple(accepted), tuple(rejected))
 
 
+@dataclass(frozen=True)
+class DirectoryChange:
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+
+
+def directory_change(current: Iterable[Recipient], new: Iterable[Recipient]) -> DirectoryChange:
+    """What replacing `current` by `new` does, person by person (by id)."""
+    before = {r.id: r for r in current}
+    after = {r.id: r for r in new}
+    kept = before.keys() & after.keys()
+    changed = sum(before[i] != after[i] for i in kept)
+    return DirectoryChange(added=len(after.keys() - before.keys()), changed=changed,
+                           removed=len(before.keys() - after.keys()), unchanged=len(kept) - changed)
+
+
 def _row_problem(row: Mapping[str, str | None], rid: str, seen: set[str], areas: set[str]) -> str | None:
     if None in row or any(v is None for k, v in row.items() if k in ("id", "name", "email")):
         return "wrong number of columns"

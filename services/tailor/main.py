@@ -6,9 +6,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field, ValidationError
 
+from contracts.directory import MAX_DIRECTORY_BYTES
 from contracts.events import MAX_EVENT_BYTES, Event, parse_event
 from programs import load_programs
-from services.common.auth import Principal, TokenAuthority, TokenRole, caller_of, parse_tokens
+from services.common.auth import Principal, TokenAuthority, TokenRole, author_of, caller_of, parse_tokens
 from services.common.links import LinkSigner, link_key
 from services.common.problems import Problem, field_problems, read_limited
 from services.common.retention import retention_loop
@@ -19,6 +20,7 @@ from services.common.signin import sessions_for
 from services.common.subscriptions import Unprocessable
 from services.tailor.channels import COMPOSERS, check_templates
 from services.tailor.handlers import build_router
+from services.tailor.imports import UnknownImport
 from services.tailor.rendering import Renderer
 from services.tailor.samples import sample_events
 from services.tailor.service import Tailor
@@ -76,6 +78,30 @@ def build_http(tailor: Tailor, authority: TokenAuthority, sessions: Sessions | N
         except Unprocessable as exc:
             raise Problem(422, str(exc)) from exc
         return Response(plan.contract.model_dump_json(), media_type="application/json")
+
+    def admin_of_all(caller: Principal) -> None:
+        """The directory serves every programme: only an admin of every one may replace it."""
+        if not all(caller.may_in(code, TokenRole.ADMIN) for code in tailor.programs):
+            raise Problem(403, "only an admin of every programme may import the directory")
+
+    @router.post("/directory/imports")
+    async def check_directory(request: Request, caller: Caller) -> Response:
+        admin_of_all(caller)
+        try:
+            text = (await read_limited(request, MAX_DIRECTORY_BYTES)).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Problem(422, f"the file is not UTF-8 text (byte {exc.start})") from exc
+        report = await tailor.imports.check(text, author_of(caller))
+        return Response(report.model_dump_json(), media_type="application/json")
+
+    @router.post("/directory/imports/{import_id}/apply")
+    async def apply_directory(import_id: str, caller: Caller) -> Response:
+        admin_of_all(caller)
+        try:
+            applied = await tailor.imports.apply(import_id)
+        except UnknownImport as exc:
+            raise Problem(404, "no checked directory file of that id is waiting") from exc
+        return Response(applied.model_dump_json(), media_type="application/json")
 
     @router.get("/programs/{program}/members")
     async def members(program: str, caller: Caller) -> Response:

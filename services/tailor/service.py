@@ -34,6 +34,7 @@ from services.tailor.channels import (
 from services.tailor.channels import preview as compose_preview
 from services.tailor.digests import INTRANET_READER, Digest, build_digest, heading
 from services.tailor.directory import select_members
+from services.tailor.imports import DirectoryImports
 from services.tailor.planning import Plan, UnknownAudienceError, plan_deliveries
 from services.tailor.rendering import Renderer
 from services.tailor.store import Stage, TailorStore
@@ -60,6 +61,7 @@ class Tailor:
         self.composers = composers
         self.channels = channels
         self.digest_composers = digest_composers
+        self.imports = DirectoryImports(store, {a for p in programs.values() for a in p.areas}, clock)
 
     def program_for(self, event: Event) -> Program:
         return self._program(event.program)

@@ -66,6 +66,15 @@ recipients = Table(
 
 #: One row: bumped by every directory import, so that a tailor can keep the directory in memory and
 #: reload it only when another process (e.g. `budkavle recipients import`) replaced it.
+#: Directory files checked and waiting for a person's confirmation (kept a day at most).
+directory_imports = Table(
+    "tailor_directory_imports", metadata,
+    Column("import_id", String(32), primary_key=True),
+    Column("csv", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 directory_version = Table(
     "tailor_directory_version", metadata,
     Column("id", Integer, primary_key=True),
@@ -152,6 +161,26 @@ class TailorStore:
             if bumped.rowcount == 0:
                 await conn.execute(insert(directory_version).values(id=1, version=1))
         return len(rows)
+
+    async def keep_import(self, import_id: str, text: str, created_by: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(directory_imports).values(import_id=import_id, csv=text, created_by=created_by,
+                                                               created_at=datetime.now(UTC)))
+
+    async def pending_import(self, import_id: str, since: datetime) -> str | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(directory_imports.c.csv).where(
+                directory_imports.c.import_id == import_id, directory_imports.c.created_at >= since))).scalar()
+
+    async def drop_imports(self, import_id: str | None = None, before: datetime | None = None) -> int:
+        """Forget one checked file (applied), or those checked before `before` (never confirmed)."""
+        query = delete(directory_imports)
+        if import_id is not None:
+            query = query.where(directory_imports.c.import_id == import_id)
+        if before is not None:
+            query = query.where(directory_imports.c.created_at < before)
+        async with self.engine.begin() as conn:
+            return (await conn.execute(query)).rowcount or 0
 
     async def directory_size(self) -> int:
         async with self.engine.connect() as conn:

@@ -5,6 +5,7 @@ delivery reach every group; the keyboard alone goes from "Nytt meddelande" to "P
 another programme's editor can do nothing of it. axe-core on every page."""
 
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,60 @@ def test_a_reader_and_another_programmes_editor_can_do_nothing_of_it(platform: P
     with signed_in(url, "redaktor@fvm.example") as editor:
         kept = editor.get(f"{url}/console/new/status.update?program=fvm&draft={draft_id}")
         assert 'value="Utkast för FVM"' in kept.text
+
+
+def directory_of(platform: Platform) -> list[Any]:
+    """The platform's directory as its tailor keeps it."""
+    from services.tailor.directory import Recipient
+
+    with sqlite3.connect(platform.data_dir / "budkavle.db") as db:
+        rows = db.execute("SELECT id, name, email, organisation, role, profession, area, municipality, options "
+                          "FROM tailor_recipients").fetchall()
+    fields = ("id", "name", "email", "organisation", "role", "profession", "area", "municipality")
+    return [Recipient(**dict(zip(fields, row[:8], strict=True)), options=frozenset(int(o) for o in row[8].split(";") if o))
+            for row in rows]
+
+
+def test_an_admin_reads_the_directory_files_report_and_nothing_changes_until_confirmed(
+        platform: Platform, page: Any, tmp_path: Path) -> None:
+    """Runs last in the module: it changes the directory (by one person)."""
+    from services.tailor.directory import Recipient, recipients_to_csv
+
+    people = directory_of(platform)
+    newcomer = Recipient(id="ny-medarbetare-1", name="Nina Ny", email="nina.ny@example.se", role="medarbetare")
+    good = recipients_to_csv([*people, newcomer])
+    (tmp_path / "bad.csv").write_text(good + "trasig-1,Trasig Rad,inte-en-adress,,,,,,\n", encoding="utf-8")
+    (tmp_path / "good.csv").write_text(good, encoding="utf-8")
+    (tmp_path / "latin1.csv").write_bytes(good.replace("Nina Ny", "Nina Nyström").encode("latin-1", "replace"))
+
+    with signed_in(platform, "redaktor@fvm.example") as editor:  # an editor is no admin of every programme
+        assert editor.get(f"{platform.url}/console/directory").status_code == 403
+    sign_in_in_chromium(page, platform, "admin@budkavle.example", "/console/directory")
+    elsewhere = only_budkavle(page, platform)
+    assert axe_violations(page) == []
+
+    def upload(name: str) -> None:
+        page.get_by_label("CSV-fil").set_input_files(str(tmp_path / name))
+        page.get_by_role("button", name="Kontrollera filen").click()
+        page.wait_for_load_state()
+
+    upload("bad.csv")
+    rejected = page.get_by_role("table", name="Avvisade rader").get_by_role("row").filter(has_text="trasig-1")
+    assert rejected.locator("td").all_inner_texts() == [str(len(people) + 3), "trasig-1", "ogiltig e-postadress"]
+    assert page.get_by_role("button", name="Verkställ importen").count() == 0
+    assert "Inget har ändrats." in page.content() and len(directory_of(platform)) == len(people)
+    assert axe_violations(page) == []
+
+    upload("latin1.csv")
+    assert "inte UTF-8" in page.get_by_role("alert").inner_text()
+
+    upload("good.csv")
+    report = page.get_by_role("table", name="Kontroll av filen")
+    assert report.get_by_role("row", name="Personer som läggs till").locator("td").inner_text() == "1"
+    assert report.get_by_role("row", name="Personer som tas bort").locator("td").inner_text() == "0"
+    assert len(directory_of(platform)) == len(people)  # reported, not applied
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="Verkställ importen").click()
+    assert page.get_by_role("status").inner_text() == f"Katalogen är uppdaterad: den har nu {len(people) + 1} personer."
+    assert {r.id for r in directory_of(platform)} == {r.id for r in people} | {"ny-medarbetare-1"}
+    assert elsewhere == []

@@ -2,6 +2,7 @@
 our code (Schemathesis) fuzzes the running API from it without one server error."""
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +18,10 @@ from openapi_spec_validator import validate
 from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS as CHECKS_REGISTRY
 from schemathesis.config import SchemathesisConfig
+from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from contracts.deliveries import DeliveryPlan, PublishIntranetItem
+from contracts.directory import DirectoryApplied, DirectoryReport
 from contracts.events import Event
 from programs import load_programs
 from services.common.migrations import upgrade
@@ -33,8 +36,11 @@ from services.intranet.store import MIGRATIONS as INTRANET_MIGRATIONS
 from services.intranet.store import IntranetStore
 from services.tailor.channels import preview
 from services.tailor.directory import synthetic_directory
+from services.tailor.imports import DirectoryImports, UnknownImport
 from services.tailor.planning import plan_deliveries
 from services.tailor.rendering import Renderer
+from services.tailor.store import MIGRATIONS as TAILOR_MIGRATIONS
+from services.tailor.store import TailorStore
 from tests.conftest import PROGRAMS_DIR, TEMPLATES_DIR
 from tests.integration.conftest import served
 
@@ -48,7 +54,7 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     Accepted events stay in the outbox: no broker is needed, none is started."""
     data_dir: Path = tmp_path_factory.mktemp("gateway")
     port = free_port()
-    settings = GatewaySettings(api_tokens=f"{TOKEN}=fvm|fvis", data_dir=data_dir, database_url="", http_port=port,
+    settings = GatewaySettings(api_tokens=f"{TOKEN}=fvm|fvis:publisher+admin", data_dir=data_dir, database_url="", http_port=port,
                                kafka_bootstrap_servers="unused.invalid:9092", programs_dir=PROGRAMS_DIR,
                                templates_dir=TEMPLATES_DIR)
     programs = load_programs(PROGRAMS_DIR)
@@ -66,8 +72,20 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return preview(event, programs[event.program], group, channel, renderer)
 
     runtime = Runtime.create(settings, client_id="contract-test")
-    runtime.add(build_gateway(settings, runtime, planner=planner, previewer=previewer))
+    # The directory desk is the tailor's own, over its tables beside the gateway's.
+    imports = DirectoryImports(TailorStore(runtime.engine), {a for p in programs.values() for a in p.areas})
+
+    async def check(text: str, author: str, _authorization: str) -> DirectoryReport:
+        return await imports.check(text, author)
+
+    async def apply(import_id: str, _authorization: str) -> DirectoryApplied | None:
+        with contextlib.suppress(UnknownImport):
+            return await imports.apply(import_id)
+        return None
+
+    runtime.add(build_gateway(settings, runtime, planner=planner, previewer=previewer, directory=(check, apply)))
     asyncio.run(upgrade(runtime.engine, MIGRATIONS))
+    asyncio.run(upgrade(runtime.engine, TAILOR_MIGRATIONS))
     with served(runtime.http_app(), port) as url:
         yield url
 
@@ -102,7 +120,8 @@ OPERATIONS = ("POST /v1/events", "POST /v1/previews", "GET /v1/events", "GET /v1
               "GET /v1/programs/{program}/audiences",
               "GET /v1/dead-letters", "POST /v1/dead-letters/{letter_id}/redrive",
               "GET /v1/drafts", "POST /v1/drafts", "GET /v1/drafts/{draft_id}", "PUT /v1/drafts/{draft_id}",
-              "DELETE /v1/drafts/{draft_id}")
+              "DELETE /v1/drafts/{draft_id}", "POST /v1/directory/imports",
+              "POST /v1/directory/imports/{import_id}/apply")
 #: Every check Schemathesis has: the document says what the API enforces and answers, not only "no 5xx".
 CHECKS = CHECKS_REGISTRY.get_all()
 assert len(CHECKS) >= 14, [c.__name__ for c in CHECKS]
@@ -111,6 +130,9 @@ assert len(CHECKS) >= 14, [c.__name__ for c in CHECKS]
 #: Where the document cannot say everything the API enforces, and why:
 #: - a preview's target group must be one of the event's programme's (the body names the programme; a schema
 #:   cannot relate the two), so a schema-valid group of the other programme is refused with 422;
+#: - a directory file is text whatever bytes it holds (a CSV has no types): a body Schemathesis means as "not a
+#:   string" still arrives as text, and the report refuses it row by row or whole, with 200 and the reasons
+#:   (UNTYPED_BODIES: the check that such a body is refused is left out there);
 #: - the intranet's pages are for people's browsers: a link with a parameter added on its way (a mail gateway,
 #:   a campaign tag) still opens the page, so they ignore what they do not know, where the API refuses it.
 FUZZ_CONFIG = SchemathesisConfig.from_str("""
@@ -160,13 +182,17 @@ def test_fuzzing_the_running_api_finds_no_server_error_and_no_undocumented_answe
     fuzz(api_schema.find_operation_by_label(label), mode, 100, headers=AUTH)
 
 
+UNTYPED_BODIES = {"POST /v1/directory/imports"}
+
+
 def fuzz(operation: Any, mode: GenerationMode, examples: int, **call: Any) -> None:
     """Call the running service with cases generated from its document and run every check on each answer."""
 
     @given(operation.as_strategy(generation_mode=mode))
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def one(case: Any) -> None:
-        case.call_and_validate(checks=CHECKS, **call)
+        excluded = [negative_data_rejection] if operation.label in UNTYPED_BODIES else []
+        case.call_and_validate(checks=CHECKS, excluded_checks=excluded, **call)
 
     one()
 

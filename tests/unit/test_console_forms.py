@@ -74,3 +74,15 @@ def test_newsletter_sections_are_added_removed_and_reordered_and_each_error_name
     assert rows_of(fields, sections) == [0, 1] and fields["payload.sections.0.heading"] == "Tredje"
     assert apply_action(fields, inputs, "down:payload.sections.1") == fields  # the last stays last
     assert apply_action(fields, inputs, "remove:payload.title") == fields  # not a row: nothing happens
+
+
+def test_what_the_tailor_says_in_english_the_console_says_in_swedish() -> None:
+    from services.console.wording import sv_directory, sv_reason, sv_rule
+
+    assert sv_reason("follows design.decision") == "följer händelsetypen design.decision"
+    assert sv_reason("12 already reached through a higher-tier group (email)") == (
+        "12 nås redan genom en högre grupp (email)")
+    assert sv_rule("sensitivity") == "känslighet"
+    assert sv_directory("unknown area 'Umeå'") == "okänt område 'Umeå'"
+    assert sv_directory("id missing or has characters other than letters, digits, . _ : -").startswith("id saknas")
+    assert sv_reason("a reason not known here") == "a reason not known here"
