@@ -216,6 +216,39 @@ def test_a_reader_and_another_programmes_editor_can_do_nothing_of_it(platform: P
         assert 'value="Utkast för FVM"' in kept.text
 
 
+def test_a_draft_changed_meanwhile_is_not_overwritten_and_newsletter_sections_move(platform: Platform) -> None:
+    """Two editors save one draft from the same version: the second is told whose change is newer, and their
+    text stays in the form. A newsletter's sections are added, moved and removed with the form's buttons."""
+    url = platform.url
+    with signed_in(url, "redaktor@fvm.example") as first, signed_in(url, "admin@budkavle.example") as second:
+        form = form_of(first, f"{url}/console/new/newsletter.issue?program=fvm")
+        fields = {"importance": "awareness", "payload.title": "Nyhetsbrev december",
+                  "payload.sections.0.heading": "Utbildning", "payload.sections.0.body": "Kurserna börjar."}
+        saved = first.post(f"{url}/console/new/newsletter.issue", data={**form, **fields, "action": "save"})
+        draft = re.search(r"draft=([0-9a-f-]{36})", saved.headers["location"])[1]  # type: ignore[index]
+        theirs = form_of(second, f"{url}/console/new/newsletter.issue?program=fvm&draft={draft}")
+        mine = {**form, **fields, "draft_id": draft, "draft_version": "1"}
+        assert first.post(f"{url}/console/new/newsletter.issue",
+                          data={**mine, "payload.title": "Först", "action": "save"}).status_code == 303
+        late = second.post(f"{url}/console/new/newsletter.issue",
+                           data={**theirs, **fields, "draft_id": draft, "draft_version": "1",
+                                 "payload.title": "Sent", "action": "save"})
+        assert late.status_code == 409
+        assert "Utkastet ändrades av redaktor@fvm.example" in late.text and 'value="Sent"' in late.text
+        kept = first.get(f"{url}/console/new/newsletter.issue?program=fvm&draft={draft}")
+        assert 'value="Först"' in kept.text
+
+        added = first.post(f"{url}/console/new/newsletter.issue",
+                           data={**form, **fields, "action": "add:payload.sections"})
+        assert 'name="payload.sections.1.heading"' in added.text
+        two = {**fields, "payload.sections.1.heading": "Driftstopp", "payload.sections.1.body": "Natten till fredag."}
+        moved = first.post(f"{url}/console/new/newsletter.issue", data={**form, **two, "action": "up:payload.sections.1"})
+        assert moved.text.index("Driftstopp") < moved.text.index("Utbildning")
+        removed = first.post(f"{url}/console/new/newsletter.issue",
+                             data={**form, **two, "action": "remove:payload.sections.0"})
+        assert "Utbildning" not in removed.text and 'value="Driftstopp"' in removed.text
+
+
 def directory_of(platform: Platform) -> list[Any]:
     """The platform's directory as its tailor keeps it."""
     from services.tailor.directory import Recipient

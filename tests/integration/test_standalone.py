@@ -5,14 +5,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
 import httpx
+from fastapi import Response
 
 from contracts import topics
 from contracts.deliveries import PublishIntranetItem
+from programs import Role
 from services.common.bus import Bus, create_broker
+from services.common.people import Person
+from services.common.sessions import Sessions
 from tests.conftest import ROOT
 from tests.integration.processes import ServiceProcess
 from tests.waiting import wait_for
@@ -71,13 +76,24 @@ def test_gateway_alone_asks_the_tailor_alone_for_dry_runs(tmp_path: Path, kafka_
                               env={**os.environ, "DATABASE_URL": db}, capture_output=True, text=True, timeout=60)
     assert imported.returncode == 0, imported.stderr
     tokens = "standalone-token=fvm,fvis-only-token=fvis"
-    with service("tailor", tmp_path, kafka_bootstrap, BUDKAVLE_API_TOKENS=tokens,
+    session_key = "a-session-key-for-the-standalone-test-0123456789"
+    # A person signed in (as the insights service would have made their session), acting through the console.
+    sessions = Sessions(session_key.encode(), "http://standalone", timedelta(minutes=30), timedelta(hours=8))
+    cookie = Response()
+    session = sessions.open(cookie, Person("redaktor@fvm.example", "Rebecka", {"fvm": frozenset({Role.EDITOR})}))
+    person = {"Authorization": f"Session {cookie.headers['set-cookie'].split(';')[0].split('=', 1)[1]}",
+              "X-CSRF-Token": sessions.csrf(session)}
+    with service("tailor", tmp_path, kafka_bootstrap, BUDKAVLE_API_TOKENS=tokens, BUDKAVLE_SESSION_KEY=session_key,
                  BUDKAVLE_LINK_KEY="a-link-key-for-the-standalone-test-only-0123456789") as tailor_url, \
-            service("gateway", tmp_path, kafka_bootstrap, BUDKAVLE_API_TOKENS=tokens,
+            service("gateway", tmp_path, kafka_bootstrap, BUDKAVLE_API_TOKENS=tokens, BUDKAVLE_SESSION_KEY=session_key,
                     BUDKAVLE_TAILOR_URL=tailor_url) as gateway_url:
         event = (ROOT / "deploy" / "examples" / "steering-decision.json").read_bytes()
         response = httpx.post(f"{gateway_url}/v1/events?dry_run=true", content=event, timeout=30,
                               headers={"Authorization": "Bearer standalone-token"})
+        as_person = httpx.post(f"{gateway_url}/v1/events?dry_run=true", content=event, timeout=30, headers=person)
+        previewed = httpx.post(f"{gateway_url}/v1/previews?audience=politisk-styrgrupp&channel=email", content=event,
+                               timeout=30, headers=person)
+        groups_of = httpx.get(f"{gateway_url}/v1/programs/fvm/audiences", timeout=30, headers=person)
         # The tailor's own port answers only a publisher's token, for that token's programmes.
         plans = f"{tailor_url}/internal/v1/plans"
         anonymous = httpx.post(plans, content=event, timeout=30)
@@ -85,6 +101,11 @@ def test_gateway_alone_asks_the_tailor_alone_for_dry_runs(tmp_path: Path, kafka_
         huge = httpx.post(plans, content=b" " * (300 * 1024), timeout=30,
                           headers={"Authorization": "Bearer standalone-token"})
     assert response.status_code == 200, response.text
+    assert as_person.status_code == 200
+    assert as_person.json()["plan"]["groups"] == response.json()["plan"]["groups"]
+    assert previewed.status_code == 200 and "Ämne: " in previewed.json()["parts"][".txt"]
+    members = {g["id"]: g["members"] for g in groups_of.json()["audiences"]}
+    assert members["politisk-styrgrupp"] == 1 and members["media"] == 0
     assert (anonymous.status_code, foreign.status_code, huge.status_code) == (401, 403, 413)
     groups = {g["audience_id"]: g for g in response.json()["plan"]["groups"]}
     assert groups["politisk-styrgrupp"]["recipients"] == 1
