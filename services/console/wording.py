@@ -3,11 +3,12 @@ refusals, and the gateway's refusals of a person's request (pure functions)."""
 
 import re
 
+from programs.labels import TYPE_LABELS
+
 #: A plan's reasons and refusals, as the tailor words them (services/tailor/planning.py, policy.py): pattern →
 #: Swedish, with the pattern's groups in the braces.
 PLAN_WORDS: tuple[tuple[str, str], ...] = (
     (r"explicitly targeted", "vald som målgrupp"),
-    (r"follows (.+)", "följer händelsetypen {0}"),
     (r"must_know", "måste veta"),
     (r"awareness", "bra att veta"),
     (r"clinical leadership: not among the most affected, intranet and digest only",
@@ -56,6 +57,9 @@ def _worded(text: str, words: tuple[tuple[str, str], ...]) -> str:
 
 def sv_reason(reason: str) -> str:
     """A plan's reason or refusal in Swedish (as the tailor wrote it, when it is one not known here)."""
+    follows = re.fullmatch(r"follows (.+)", reason)
+    if follows:
+        return f"följer {TYPE_LABELS.get(follows.group(1), follows.group(1)).lower()}"
     return _worded(reason, PLAN_WORDS)
 
 

@@ -79,7 +79,7 @@ def test_newsletter_sections_are_added_removed_and_reordered_and_each_error_name
 def test_what_the_tailor_says_in_english_the_console_says_in_swedish() -> None:
     from services.console.wording import sv_directory, sv_reason, sv_rule
 
-    assert sv_reason("follows design.decision") == "följer händelsetypen design.decision"
+    assert sv_reason("follows design.decision") == "följer designbeslut"
     assert sv_reason("12 already reached through a higher-tier group (email)") == (
         "12 nås redan genom en högre grupp (email)")
     assert sv_rule("sensitivity") == "känslighet"
