@@ -1,4 +1,4 @@
-"""`budkavle`: the command line — up, publish, preview, recipients import, digest run, dead-letters, bench."""
+"""`budkavle`: the command line — up, publish, preview, recipients import, digest run, dead-letters, audit, bench."""
 
 import argparse
 import asyncio
@@ -54,6 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     p_dead.add_argument("--url", help="gateway base URL (default: the running embedded platform)")
     p_dead.add_argument("--token", help="bearer token (default: $BUDKAVLE_TOKEN or the demo token)")
 
+    p_audit = sub.add_parser("audit", help="the audit register: export it, or verify that nobody altered it")
+    audit_sub = p_audit.add_subparsers(dest="audit_command", required=True)
+    p_export = audit_sub.add_parser("export", help="the register's rows (an admin's token), as CSV or JSON")
+    p_export.add_argument("--program", help="one programme's rows (default: all, for an admin of every programme)")
+    p_export.add_argument("--format", choices=("csv", "json"), default="csv")
+    p_export.add_argument("--url", help="gateway base URL (default: the running embedded platform)")
+    p_export.add_argument("--token", help="bearer token (default: $BUDKAVLE_TOKEN or the demo token)")
+    audit_sub.add_parser("verify", help="check the register in the gateway's database (DATABASE_URL, or the "
+                                        "data directory's): names the first row changed, inserted or removed")
+
     p_digest = sub.add_parser("digest", help="digests: send one now")
     digest_sub = p_digest.add_subparsers(dest="digest_command", required=True)
     p_run = digest_sub.add_parser("run", help="a digest now, for a programme's groups with a cadence (or one)")
@@ -82,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             return bench(extra)
         if args.command == "recipients":
             return import_recipients(args.file, args.skip_invalid)
+        if args.command == "audit":
+            if args.audit_command == "verify":
+                return verify_audit()
+            return export_audit(args.program, args.format, args.url, args.token)
         if args.command == "digest":
             return run_digest(args.program, args.audience, args.period)
         if args.command == "dead-letters":
@@ -184,6 +198,43 @@ def dead_letters(command: str, letter_id: int | None, url: str | None, token: st
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
     print(json.dumps(body, ensure_ascii=False, indent=2))
     return 0 if response.status_code < 300 else 1
+
+
+def export_audit(program: str | None, fmt: str, url: str | None, token: str | None) -> int:
+    base, bearer = _target(url, token)
+    params = {"format": fmt, **({"program": program} if program else {})}
+    try:
+        response = httpx.get(f"{base}/v1/audit", params=params, headers={"Authorization": f"Bearer {bearer}"},
+                             timeout=120.0)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach {base}: {exc}") from exc
+    if response.status_code != 200:
+        raise CliError(f"the gateway refused ({response.status_code}): {response.text[:500]}")
+    sys.stdout.write(response.text)
+    return 0
+
+
+def verify_audit() -> int:
+    """0 when the register is whole; 1 naming the first row changed, inserted or removed."""
+    from services.common.db import create_engine
+    from services.gateway.audit import AuditRegister
+
+    async def run() -> tuple[int, str | None]:
+        engine = create_engine(CommonSettings().resolved_database_url())
+        try:
+            return await AuditRegister(engine).verify()
+        finally:
+            await engine.dispose()
+
+    try:
+        rows, problem = asyncio.run(run())
+    except Exception as exc:  # noqa: BLE001 - any database error is reported, not a traceback
+        raise CliError(f"cannot read the register: {type(exc).__name__}: {exc}") from exc
+    if problem is not None:
+        print(f"the audit register was altered: {problem}", file=sys.stderr)
+        return 1
+    print(f"the audit register is whole: {rows} rows, each following the one before")
+    return 0
 
 
 def preview(event_path: Path, audience_id: str, channel: str, out: Path | None) -> int:

@@ -87,6 +87,26 @@ class Gateway:
     async def apply_directory(self, who: As, import_id: str) -> dict[str, Any]:
         return await self._call("POST", f"/v1/directory/imports/{import_id}/apply", who)
 
+    async def audit(self, who: As, program: str, limit: int = 500) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = (await self._call("GET", "/v1/audit", who,
+                                                       {"program": program, "limit": str(limit)}))["rows"]
+        return rows
+
+    async def audit_csv(self, who: As, program: str) -> str:
+        """The programme's whole register as CSV, as the gateway exports it."""
+        headers = {"Authorization": f"Session {who.session}"}
+        try:
+            async with httpx.AsyncClient(base_url=self.base_url, transport=self.transport, timeout=120.0) as client:
+                response = await client.get("/v1/audit", params={"program": program, "format": "csv"},
+                                            headers=headers)
+        except httpx.HTTPError as exc:
+            raise GatewayUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 500:
+            raise GatewayUnavailable(f"the gateway answered {response.status_code}")
+        if response.status_code != 200:
+            raise Refused(response.status_code, str(response.json().get("detail", "refused")))
+        return response.text
+
     async def _call(self, method: str, path: str, who: As, params: dict[str, str] | None = None,
                     body: dict[str, Any] | None = None, csv: str | None = None) -> dict[str, Any]:
         headers = {"Authorization": f"Session {who.session}"}

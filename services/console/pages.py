@@ -3,7 +3,7 @@ programme: readers see, editors also work) and shows what the gateway reports fo
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,6 +40,8 @@ from services.console.wording import sv_directory, sv_reason, sv_refusal, sv_rul
 log = logging.getLogger(__name__)
 
 #: What the console calls each status an event can have, and each channel.
+ACTION_LABELS = {"publish": "Publicerade", "schedule": "Schemalade", "redrive": "Skickade ett dött brev igen",
+                 "directory_import": "Importerade katalogen"}
 STATUS_LABELS = {"accepted": "Mottagen", "embargoed": "Under embargo", "scheduled": "Schemalagd",
                  "delivering": "Skickas", "delivered": "Levererad"}
 CHANNEL_LABELS = {"email": "E-post", "teams": "Teams", "intranet": "Intranätet"}
@@ -55,8 +57,8 @@ def console_environment(templates_dir: Path, programs: Mapping[str, Program], ba
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(sv_date=sv_date, sv_instant=sv_instant, sv_time=lambda v: sv_time(v), sv_reason=sv_reason,
                        sv_rule=sv_rule, sv_directory=sv_directory, channel_label=lambda name: CHANNEL_LABELS.get(name, name))
-    env.globals.update(type_labels=TYPE_LABELS, status_labels=STATUS_LABELS, programs=programs, base=base,
-                       channel_labels={name: CHANNEL_LABELS.get(name, name) for name in CHANNELS})
+    env.globals.update(type_labels=TYPE_LABELS, action_labels=ACTION_LABELS, status_labels=STATUS_LABELS,
+                       programs=programs, base=base, channel_labels={name: CHANNEL_LABELS.get(name, name) for name in CHANNELS})
     return env
 
 
@@ -130,7 +132,8 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
             return refused(request, person, problem)
         by_program = {code: [e for e in found if e["program"] == code] for code in readable}
         ctx: dict[str, Any] = {"person": person, "by_program": by_program, "program": program,
-                               "editor_of": {code for code in readable if person.may(code, Role.EDITOR)}}
+                               "editor_of": {code for code in readable if person.may(code, Role.EDITOR)},
+                               "admin_of": {code for code in readable if person.may(code, Role.ADMIN)}}
         if live:
             # htmx asks again every few seconds for the events alone, so that the progress moves as mails go out.
             return fragment("events_live.html.j2", **ctx)
@@ -388,19 +391,40 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         back = f"{people.base}/console/events/{UUID(event_id)}" if _is_uuid(event_id) else f"{people.base}/console/"
         return RedirectResponse(back, status_code=303)
 
-    @router.get("/groups", response_class=HTMLResponse)
-    async def groups(request: Request, program: Annotated[str, Query(pattern=PROGRAM_PATTERN)]) -> Response:
-        """The programme's target groups: selector, tier, channels and member count."""
-        session = await people.require(request, program, Role.READER)
+    async def shown(request: Request, program: str, role: Role, read: Callable[[As], Awaitable[Any]],
+                    show: Callable[[Session, Any], Response]) -> Response:
+        """What the gateway reports for a person with `role` in `program`, shown; or why it cannot be."""
+        session = await people.require(request, program, role)
         if isinstance(session, Response):
             return session
         try:
-            found = await gateway.audiences(As(request.cookies[people.sessions.cookie]), program)
+            found = await read(As(request.cookies[people.sessions.cookie]))
         except GatewayUnavailable:
             return unavailable(request, session.person)
         except Refused as problem:
             return refused(request, session.person, problem)
-        return page(request, "groups.html.j2", person=session.person, program=program, groups=found["audiences"])
+        return show(session, found)
+
+    @router.get("/groups", response_class=HTMLResponse)
+    async def groups(request: Request, program: Annotated[str, Query(pattern=PROGRAM_PATTERN)]) -> Response:
+        """The programme's target groups: selector, tier, channels and member count."""
+        return await shown(request, program, Role.READER, lambda who: gateway.audiences(who, program),
+                           lambda session, found: page(request, "groups.html.j2", person=session.person,
+                                                       program=program, groups=found["audiences"]))
+
+    @router.get("/audit", response_class=HTMLResponse)
+    async def audit(request: Request, program: Annotated[str, Query(pattern=PROGRAM_PATTERN)]) -> Response:
+        """The programme's audit register, newest last (its admins'); the whole of it as CSV."""
+        return await shown(request, program, Role.ADMIN, lambda who: gateway.audit(who, program),
+                           lambda session, rows: page(request, "audit.html.j2", person=session.person,
+                                                      program=program, rows=rows))
+
+    @router.get("/audit.csv")
+    async def audit_csv(request: Request, program: Annotated[str, Query(pattern=PROGRAM_PATTERN)]) -> Response:
+        return await shown(request, program, Role.ADMIN, lambda who: gateway.audit_csv(who, program),
+                           lambda _session, exported: people.personal(request, Response(
+                               exported, media_type="text/csv; charset=utf-8", headers={
+                                   "Content-Disposition": f'attachment; filename="budkavle-audit-{program}.csv"'})))
 
     def admin_of_all(request: Request, session: Session | Response) -> Session | Response:
         """The directory serves every programme: its page is for an admin of every one."""

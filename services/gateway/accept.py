@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from prometheus_client import Counter
 
 from contracts import topics
-from services.common.auth import Principal
+from contracts.lifecycle import hold_of
+from services.common.auth import Principal, author_of
 from services.common.problems import Problem
 from services.gateway.admission import Admitted
+from services.gateway.audit import AuditAction, Entry, append, content_hash
 from services.gateway.store import DuplicateEvent, GatewayStore
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,7 @@ Clock = Callable[[], datetime]
 class AcceptEvent:
     def __init__(self, store: GatewayStore, notify_relay: Callable[[], None],
                  clock: Clock = lambda: datetime.now(UTC)) -> None:
+        """Every accepted event is registered in the audit register, in the transaction that accepts it."""
         self.store = store
         self.notify_relay = notify_relay
         self.clock = clock
@@ -33,8 +36,13 @@ class AcceptEvent:
         if scope and (first := await self._first(scope, admitted)) is not None:
             return first
         event = admitted.event.model_copy(update={"published_at": self.clock()})
+        held = hold_of(event)
+        entry = Entry(actor=author_of(caller), action=AuditAction.PUBLISH if held is None else AuditAction.SCHEDULE,
+                      program=event.program, target=str(event.event_id), content_hash=content_hash(event),
+                      detail=event.type if held is None else f"{event.type}, until {held.until.isoformat()}")
         try:
-            await self.store.accept(event, topics.event_topic(event.type), scope, admitted.request_hash)
+            await self.store.accept(event, topics.event_topic(event.type), scope, admitted.request_hash,
+                                    also=lambda conn: append(conn, entry, event.published_at))
         except DuplicateEvent:
             if scope and (first := await self._first(scope, admitted)) is not None:
                 return first  # a concurrent retry won the race

@@ -17,11 +17,12 @@ from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Table, Tex
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import DeadLetter
-from services.common.auth import Principal, TokenAuthority, TokenRole, caller_of
+from services.common.auth import Principal, TokenAuthority, TokenRole, author_of, caller_of
 from services.common.bus import Bus
 from services.common.db import as_utc
 from services.common.problems import Problem, only_declared_query, problem_responses
 from services.common.sessions import Sessions
+from services.gateway.audit import AuditAction, AuditRegister, Entry
 from services.gateway.store import metadata
 
 dead_letters = Table(
@@ -136,7 +137,8 @@ class DeadLetterStore:
                                  redrives=r.redrives)
 
 
-def build_http(store: DeadLetterStore, authority: TokenAuthority, bus: Bus, sessions: Sessions | None = None) -> APIRouter:
+def build_http(store: DeadLetterStore, authority: TokenAuthority, bus: Bus, sessions: Sessions | None = None,
+               register: AuditRegister | None = None) -> APIRouter:
     """With `sessions`, a signed-in person may call it through the console: they see and redrive the dead
     letters of the programmes they are admin of."""
     router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"], dependencies=[Depends(only_declared_query)])
@@ -160,6 +162,11 @@ def build_http(store: DeadLetterStore, authority: TokenAuthority, bus: Bus, sess
         if not caller.may(TokenRole.PUBLISHER) and caller.person is None:
             raise Problem(403, "a reader token may not send anything")
         await bus.publish_json(letter.summary.topic, letter.payload.encode(), letter.key)
-        return Redriven(id=letter_id, topic=letter.summary.topic, redrives=await store.mark_redriven(letter_id))
+        redrives = await store.mark_redriven(letter_id)
+        if register is not None:
+            await register.append(Entry(actor=author_of(caller), action=AuditAction.REDRIVE, program=owner,
+                                        target=f"dead-letter:{letter_id}",
+                                        detail=f"to {letter.summary.topic}, redrive {redrives}"))
+        return Redriven(id=letter_id, topic=letter.summary.topic, redrives=redrives)
 
     return router

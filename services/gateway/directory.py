@@ -12,6 +12,7 @@ from contracts.directory import MAX_DIRECTORY_BYTES, DirectoryApplied, Directory
 from programs import Program
 from services.common.auth import Principal, TokenRole, author_of
 from services.common.problems import Problem, only_declared_query, problem_responses, read_limited
+from services.gateway.audit import AuditAction, AuditRegister, Entry
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class DirectoryUnavailable(Exception):
 
 
 def build_http(programs: Mapping[str, Program], caller_dependency: Any, check: DirectoryChecker,
-               apply: DirectoryApplier) -> APIRouter:
+               apply: DirectoryApplier, register: AuditRegister | None = None) -> APIRouter:
     router = APIRouter(prefix="/v1/directory", tags=["directory"], dependencies=[Depends(only_declared_query)])
     Caller = Annotated[Principal, Depends(caller_dependency)]
 
@@ -72,6 +73,9 @@ def build_http(programs: Mapping[str, Program], caller_dependency: Any, check: D
         if applied is None:
             raise Problem(404, "no checked directory file of that id is waiting (applied already, or too old)")
         log.info("directory replaced", extra={"import_id": import_id, "people": applied.people})
+        if register is not None:
+            await register.append(Entry(actor=author_of(caller), action=AuditAction.DIRECTORY_IMPORT, program=None,
+                                        target=f"import:{import_id}", detail=f"{applied.people} people"))
         return applied
 
     return router

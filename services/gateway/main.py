@@ -26,6 +26,8 @@ from services.gateway.api import (
     build_http,
     event_schemas,
 )
+from services.gateway.audit import AuditRegister
+from services.gateway.audit import build_http as audit_http
 from services.gateway.dead_letters import DeadLetterStore
 from services.gateway.dead_letters import build_http as dead_letters_http
 from services.gateway.directory import DirectoryApplier, DirectoryChecker, DirectoryUnavailable
@@ -165,9 +167,12 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
     sessions = sessions_for(settings, embedded, ended) if settings.session_key or embedded else None
     http.include_router(build_http(store, letters, authority, programs, planner, AcceptEvent(store, relay.notify),
                                    settings.resolved_public_url(), previewer, sessions, counter))
-    http.include_router(dead_letters_http(letters, authority, runtime.bus, sessions))
+    register = AuditRegister(runtime.engine)
+    http.include_router(dead_letters_http(letters, authority, runtime.bus, sessions, register))
+    http.include_router(audit_http(register, programs, caller_of(authority, sessions)))
     http.include_router(drafts_http(DraftStore(runtime.engine), caller_of(authority, sessions)))
-    http.include_router(directory_http(programs, caller_of(authority, sessions), *(directory or no_directory())))
+    http.include_router(directory_http(programs, caller_of(authority, sessions), *(directory or no_directory()),
+                                       register))
     return ServiceParts(
         name="gateway",
         router=build_router(store, letters, runtime.bus, ended),

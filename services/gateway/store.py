@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned
 from contracts.events import Event
@@ -123,8 +123,10 @@ class GatewayStore:
         self.engine = engine
         self._relaying = asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
-    async def accept(self, event: Event, topic: str, idempotency_scope: str | None, request_hash: str) -> None:
-        """Record the event and its outbox row in one transaction: both or neither."""
+    async def accept(self, event: Event, topic: str, idempotency_scope: str | None, request_hash: str,
+                     also: Callable[[AsyncConnection], Awaitable[Any]] | None = None) -> None:
+        """Record the event and its outbox row in one transaction: both or neither (and `also`, e.g. the
+        audit register's row, in the same transaction)."""
         now = datetime.now(UTC)
         body = event.model_dump_json()
         try:
@@ -134,6 +136,8 @@ class GatewayStore:
                     idempotency_scope=idempotency_scope, request_hash=request_hash, accepted_at=now))
                 await conn.execute(insert(outbox).values(topic=topic, key=str(event.event_id), payload=body,
                                                          created_at=now))
+                if also is not None:
+                    await also(conn)
         except IntegrityError as exc:
             raise DuplicateEvent(str(event.event_id)) from exc
 

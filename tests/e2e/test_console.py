@@ -4,8 +4,11 @@ the Teams card (drawn by Microsoft's renderer, served by Budkavle), saves a draf
 delivery reach every group; the keyboard alone goes from "Nytt meddelande" to "Publicera"; a reader and
 another programme's editor can do nothing of it. axe-core on every page."""
 
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import ROOT
 from tests.e2e.conftest import Platform, axe_violations, sign_in_in_chromium, signed_in
 
 TITLE = "Nytt arbetssätt vid utskrivning"
@@ -303,4 +307,18 @@ def test_an_admin_reads_the_directory_files_report_and_nothing_changes_until_con
     page.get_by_role("button", name="Verkställ importen").click()
     assert page.get_by_role("status").inner_text() == f"Katalogen är uppdaterad: den har nu {len(people) + 1} personer."
     assert {r.id for r in directory_of(platform)} == {r.id for r in people} | {"ny-medarbetare-1"}
+
+    page.goto(f"{platform.url}/console/")
+    page.get_by_role("link", name=f"Registret för {PROGRAMME}").click()
+    published = page.get_by_role("row").filter(has_text="Publicerade").filter(has_text="redaktor@fvm.example")
+    assert published.count() >= 2  # the messages the editor published in this module
+    assert axe_violations(page) == []
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Hämta hela registret som CSV").click()
+    exported = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert exported[0].startswith("seq,at,actor,action") and len(exported) > published.count()
+    verified = subprocess.run([sys.executable, "-m", "services.cli", "audit", "verify"], cwd=ROOT, text=True,
+                              capture_output=True, timeout=60,
+                              env={**os.environ, "BUDKAVLE_DATA_DIR": str(platform.data_dir)})
+    assert verified.returncode == 0 and "the audit register is whole" in verified.stdout, verified.stderr
     assert elsewhere == []

@@ -121,7 +121,7 @@ OPERATIONS = ("POST /v1/events", "POST /v1/previews", "GET /v1/events", "GET /v1
               "GET /v1/dead-letters", "POST /v1/dead-letters/{letter_id}/redrive",
               "GET /v1/drafts", "POST /v1/drafts", "GET /v1/drafts/{draft_id}", "PUT /v1/drafts/{draft_id}",
               "DELETE /v1/drafts/{draft_id}", "POST /v1/directory/imports",
-              "POST /v1/directory/imports/{import_id}/apply")
+              "POST /v1/directory/imports/{import_id}/apply", "GET /v1/audit")
 #: Every check Schemathesis has: the document says what the API enforces and answers, not only "no 5xx".
 CHECKS = CHECKS_REGISTRY.get_all()
 assert len(CHECKS) >= 14, [c.__name__ for c in CHECKS]

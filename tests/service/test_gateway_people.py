@@ -19,7 +19,7 @@ from contracts.deliveries import DeliveryPlan
 from contracts.events import Event
 from contracts.people import SessionEnded
 from programs import Program, Role
-from services.common.auth import TokenAuthority, caller_of, parse_tokens
+from services.common.auth import TokenAuthority, caller_of, parse_tokens, token_handle
 from services.common.bus import Bus
 from services.common.db import create_tables
 from services.common.ended_sessions import EndedSessions
@@ -28,6 +28,8 @@ from services.common.sessions import Sessions
 from services.common.signin import People
 from services.gateway.accept import AcceptEvent
 from services.gateway.api import build_http
+from services.gateway.audit import AuditRegister
+from services.gateway.audit import build_http as audit_http
 from services.gateway.dead_letters import DeadLetterStore
 from services.gateway.drafts import DraftStore
 from services.gateway.drafts import build_http as drafts_http
@@ -78,6 +80,7 @@ async def console(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Progr
     app.include_router(build_http(store, letters, authority, programs, planner,
                                   AcceptEvent(store, OutboxRelay(store, bus).notify), BASE, sessions=sessions))
     app.include_router(drafts_http(DraftStore(engine), caller_of(authority, sessions)))
+    app.include_router(audit_http(AuditRegister(engine), programs, caller_of(authority, sessions)))
     broker.include_router(build_router(store, letters, bus, ended))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
         yield Console(client, sessions), store
@@ -204,3 +207,35 @@ async def test_a_draft_that_is_not_one_is_refused_with_its_path(
     await sign_in_as(browser.client, oidc_issuer, "redaktor@fvm.example", fvm={Role.EDITOR})
     refused = await browser.client.post("/v1/drafts", json=body, headers=await browser.headers())
     assert refused.status_code == 422 and [e["path"] for e in refused.json()["errors"]] == [path]
+
+
+async def test_every_publication_is_in_the_audit_register_which_only_a_programmes_admin_reads(
+        console: tuple[Console, GatewayStore], oidc_issuer: str) -> None:
+    """The register names the person who published (their subject), the action, the event and its content's
+    hash; a token's row names its handle, never the token. An editor, or another programme's editor, reads none."""
+    browser, _store = console
+    await sign_in_as(browser.client, oidc_issuer, "redaktor@fvm.example", fvm={Role.EDITOR})
+    published = await browser.client.post("/v1/events", json=decision(), headers=await browser.headers())
+    embargo = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    held = await browser.client.post("/v1/events", json={**decision(), "embargo_until": embargo},
+                                     headers=await browser.headers())
+    by_token = await browser.client.post("/v1/events", json=decision(), headers={"Authorization": "Bearer fvm-token-123"})
+    assert {published.status_code, held.status_code, by_token.status_code} == {202}, (held.text, by_token.text)
+    assert (await browser.client.get("/v1/audit?program=fvm", headers=await browser.headers(csrf=False))).status_code == 403
+
+    await sign_in_as(browser.client, oidc_issuer, "redaktor@fvis.example", fvis={Role.EDITOR})
+    assert (await browser.client.get("/v1/audit?program=fvm", headers=await browser.headers(csrf=False))).status_code == 403
+    await sign_in_as(browser.client, oidc_issuer, "admin@budkavle.example", fvm={Role.ADMIN})  # the admins' group
+    rows = (await browser.client.get("/v1/audit?program=fvm", headers=await browser.headers(csrf=False))).json()["rows"]
+    assert [(r["seq"], r["actor"], r["action"], r["target"]) for r in rows] == [
+        (1, "redaktor@fvm.example", "publish", published.json()["event_id"]),
+        (2, "redaktor@fvm.example", "schedule", held.json()["event_id"]),
+        (3, f"token:{token_handle('fvm-token-123')}", "publish", by_token.json()["event_id"])]
+    assert all(len(r["content_hash"]) == 64 for r in rows) and "fvm-token-123" not in str(rows)
+    assert rows[1]["prev_hash"] == rows[0]["hash"]
+    exported = await browser.client.get("/v1/audit?program=fvm&format=csv", headers=await browser.headers(csrf=False))
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert exported.text.splitlines()[0] == "seq,at,actor,action,program,target,content_hash,detail,prev_hash,hash"
+    assert len(exported.text.splitlines()) == 4
+    everything = await browser.client.get("/v1/audit", headers=await browser.headers(csrf=False))
+    assert len(everything.json()["rows"]) == 3  # without `program`: every programme's (its group admins both)
