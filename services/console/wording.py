@@ -43,6 +43,7 @@ DIRECTORY_WORDS: tuple[tuple[str, str], ...] = (
     (r"CSV header lacks required columns (.+); expected (.+)", "rubrikraden saknar kolumnerna {0} (väntade: {1})"),
     (r"CSV header has unknown columns (.+); expected (.+)", "rubrikraden har okända kolumner {0} (väntade: {1})"),
     (r"the file has no rows", "filen har inga rader"),
+    (r"line (\d+): not readable as CSV \((.+)\)", "rad {0} går inte att läsa som CSV ({1})"),
 )
 RULE_WORDS = {"sensitivity": "känslighet", "golive": "införande", "members": "medlemmar", "channels": "kanaler"}
 

@@ -72,14 +72,21 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 def parse_recipients_csv(text: str, known_areas: Iterable[str] = ()) -> ImportReport:
     """Parse an HSA-like CSV. Bad rows are reported with their line and reason, never half-kept."""
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in ("id", "name", "email") if c not in (reader.fieldnames or ())]
-    if missing:
-        raise ValueError(f"CSV header lacks required columns {missing}; expected {', '.join(CSV_COLUMNS)}")
-    unknown = [c for c in reader.fieldnames or () if c not in CSV_COLUMNS]
-    if unknown:
-        raise ValueError(f"CSV header has unknown columns {unknown}; expected {', '.join(CSV_COLUMNS)}")
-    areas = set(known_areas)
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # any line ending: \n, \r\n, or a lone \r
+    try:
+        header = reader.fieldnames or ()
+        missing = [c for c in ("id", "name", "email") if c not in header]
+        if missing:
+            raise ValueError(f"CSV header lacks required columns {missing}; expected {', '.join(CSV_COLUMNS)}")
+        unknown = [c for c in header if c not in CSV_COLUMNS]
+        if unknown:
+            raise ValueError(f"CSV header has unknown columns {unknown}; expected {', '.join(CSV_COLUMNS)}")
+        return _read_rows(reader, set(known_areas))
+    except csv.Error as exc:  # e.g. a NUL byte in the header, or a quote left open at the end
+        raise ValueError(f"line {reader.line_num}: not readable as CSV ({exc})") from exc
+
+
+def _read_rows(reader: "csv.DictReader[str]", areas: set[str]) -> ImportReport:
     accepted: list[Recipient] = []
     rejected: list[RejectedRow] = []
     seen: set[str] = set()

@@ -53,3 +53,11 @@ async def test_a_good_file_is_applied_only_when_confirmed_and_only_once(
 async def test_a_file_that_is_no_directory_is_refused_whole(tailor: Tailor, text: str, problem: str) -> None:
     report = await tailor.imports.check(text, "admin@budkavle.example")
     assert report.import_id is None and report.problem is not None and report.problem.startswith(problem)
+
+
+@pytest.mark.parametrize("text", ["R<ö\x8aFOi\x81\rzÌÕ", 'id,name,email\nx1,"Anna,a@example.se\n', "id,na\x00me,email\n"])
+async def test_a_file_that_is_not_csv_at_all_is_refused_whole_never_an_error(tailor: Tailor, text: str) -> None:
+    """Found by Schemathesis: a lone carriage return in a field (it was a server error), an open quote, a NUL
+    byte: refused whole, or row by row, and never applicable."""
+    report = await tailor.imports.check(text, "admin@budkavle.example")
+    assert report.import_id is None and (report.problem is not None or report.rejected_count == 1)
