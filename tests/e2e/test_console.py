@@ -95,7 +95,8 @@ def test_an_editor_composes_sees_the_plan_previews_every_channel_publishes_and_w
     assert axe_violations(page) == []
 
     page.get_by_role("button", name="Spara utkast").last.click()
-    assert page.get_by_role("status").inner_text() == "Utkastet är sparat."
+    # The page has two status lines: the notice, and the plan's summary once htmx has brought it.
+    page.get_by_role("status").filter(has_text="Utkastet är sparat.").wait_for()
     assert named(page, "payload.title").input_value() == TITLE
     assert page.get_by_label(re.compile("^Programstyrgrupp \\(")).is_checked()
 
@@ -185,6 +186,10 @@ def test_a_reader_and_another_programmes_editor_can_do_nothing_of_it(platform: P
         assert long.status_code == 422 and "Får vara högst 200 tecken." in long.text
         drafts = editor.get(f"{url}/console/new").text
         assert drafts.count("Utkast för FVM") == 1
+        media = editor.post(f"{url}/console/new/status.update/preview?audience=media&channel=email",
+                            data={**form, **fields, "sensitivity": "internal", "audiences": "media"})
+        assert "Gruppen nås inte av meddelandet: internt: aldrig till externa grupper (regel: känslighet)." in media.text
+        assert "<iframe" not in media.text
         events = httpx.get(f"{url}/v1/events?program=fvm", headers={"Authorization": f"Bearer {platform.token}"})
         assert "x" * 201 not in events.text
 
@@ -297,6 +302,12 @@ def test_an_admin_reads_the_directory_files_report_and_nothing_changes_until_con
 
     upload("latin1.csv")
     assert "inte UTF-8" in page.get_by_role("alert").inner_text()
+    with signed_in(platform, "admin@budkavle.example") as admin:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', admin.get(f"{platform.url}/console/directory").text)[1]  # type: ignore[index]
+        huge = admin.post(f"{platform.url}/console/directory", data={"csrf": csrf},
+                          files={"file": ("stor.csv", b"x" * (21 * 1024 * 1024), "text/csv")})
+        assert huge.status_code == 413 and "större än 20 MB" in huge.text
+    assert len(directory_of(platform)) == len(people)
 
     upload("good.csv")
     report = page.get_by_role("table", name="Kontroll av filen")
