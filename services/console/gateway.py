@@ -33,9 +33,9 @@ class Gateway:
         self.base_url = base_url.rstrip("/")
         self.transport = transport
 
-    async def events(self, session_value: str, program: str | None = None) -> list[dict[str, Any]]:
+    async def events(self, who: As, program: str | None = None) -> list[dict[str, Any]]:
         """The newest events of the person's programmes (or of one), as the gateway reports them."""
-        answer = await self._call("GET", "/v1/events", As(session_value), {"program": program} if program else {})
+        answer = await self._call("GET", "/v1/events", who, {"program": program} if program else {})
         events: list[dict[str, Any]] = answer["events"]
         return events
 

@@ -96,6 +96,10 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
             raise HTTPException(503, f"{path} is missing: run `npm ci`")
         return FileResponse(path, media_type="text/javascript", headers=headers)
 
+    def acting(request: Request, csrf: str = "") -> As:
+        """Who the console acts for on this request: its session (already checked), and the form's CSRF token."""
+        return As(request.cookies[people.sessions.cookie], csrf)
+
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         return people.personal(request, HTMLResponse(env.get_template(f"console/{name}").render(**ctx),
                                                      status_code=status))
@@ -125,7 +129,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         person = session.person
         readable = [code for code in programs if person.may(code, Role.READER) and program in (None, code)]
         try:
-            found = await gateway.events(request.cookies[people.sessions.cookie], program)
+            found = await gateway.events(acting(request), program)
         except GatewayUnavailable:
             return unavailable(request, person)
         except Refused as problem:
@@ -147,7 +151,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
             return session
         editable = [code for code in programs if session.person.may(code, Role.EDITOR)]
         try:
-            drafts = await gateway.drafts(As(request.cookies[people.sessions.cookie]))
+            drafts = await gateway.drafts(acting(request))
         except GatewayUnavailable:
             return unavailable(request, session.person)
         return page(request, "new.html.j2", person=session.person, editable=editable, drafts=drafts,
@@ -156,7 +160,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
     async def compose_context(request: Request, session: Session, event_type: str, program: str,
                               fields: Fields, **extra: Any) -> dict[str, Any]:
         inputs = form_of(event_type)
-        who = As(request.cookies[people.sessions.cookie])
+        who = acting(request)
         groups = (await gateway.audiences(who, program))["audiences"]
         return {"person": session.person, "event_type": event_type, "program": program, "inputs": inputs,
                 "fields": fields, "groups": groups, "rows_of": rows_of, "csrf": people.sessions.csrf(session),
@@ -183,7 +187,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
             kept = None
             fields: Fields = {"importance": "awareness", "sensitivity": "internal"}
             if draft is not None:
-                kept = await gateway.draft(As(request.cookies[people.sessions.cookie]), str(draft))
+                kept = await gateway.draft(acting(request), str(draft))
                 if (kept["program"], kept["type"]) != (program, event_type):
                     raise Refused(404, "no such draft")
                 fields = kept["fields"]
@@ -214,7 +218,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         if isinstance(session, Response):
             return session
         person = session.person
-        who = As(request.cookies[people.sessions.cookie], own.get("csrf", ""))
+        who = acting(request, own.get("csrf", ""))
         draft_id = own.get("draft_id") or None
         version = int(own["draft_version"]) if own.get("draft_version", "").isdigit() else 1
         action = own.get("action", "")
@@ -284,7 +288,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
                 labels.get(name.split(".")[0] if name not in labels else name, name): reason
                 for name, reason in errors.items()})
         try:
-            plan = await gateway.plan(As(request.cookies[people.sessions.cookie], own.get("csrf", "")), event)
+            plan = await gateway.plan(acting(request, own.get("csrf", "")), event)
         except GatewayUnavailable:
             return fragment("plan.html.j2", plan=None, errors={}, event_type=event_type,
                             problem="Planen kan inte visas just nu: gatewayen svarar inte.")
@@ -323,8 +327,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         if errors_of(event, inputs):
             return fragment("preview.html.j2", why="Rätta formuläret först; planen visar vad som saknas.",
                             channel=channel, audience=audience)
-        return await preview_fragment(As(request.cookies[people.sessions.cookie], own.get("csrf", "")), event,
-                                      audience, channel)
+        return await preview_fragment(acting(request, own.get("csrf", "")), event, audience, channel)
 
     async def preview_fragment(who: As, event: dict[str, Any] | UUID, audience: str, channel: str) -> HTMLResponse:
         """The preview of the event (or of the accepted event of that id), or why it cannot be shown."""
@@ -345,7 +348,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
             return session
         live = request.headers.get("HX-Request") == "true"
         try:
-            status = await gateway.event(reader_of_request(request), str(event_id))
+            status = await gateway.event(acting(request), str(event_id))
         except GatewayUnavailable:
             return unavailable(request, session.person)
         except Refused as problem:
@@ -360,9 +363,6 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
             return fragment("event.html.j2", **ctx)
         return page(request, "event.html.j2", **ctx)
 
-    def reader_of_request(request: Request) -> As:
-        return As(request.cookies[people.sessions.cookie])
-
     @router.get("/events/{event_id}/preview", response_class=HTMLResponse)
     async def event_preview(request: Request, event_id: UUID, audience: Annotated[str, Query(pattern=AUDIENCE_ID)],
                             channel: Annotated[str, Query(pattern=CHANNEL_ID)]) -> Response:
@@ -371,7 +371,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         session = await people.require(request, None, Role.READER)
         if isinstance(session, Response):
             return Response(headers={"HX-Redirect": people.login_url(request)})
-        return await preview_fragment(As(request.cookies[people.sessions.cookie], people.sessions.csrf(session)),
+        return await preview_fragment(acting(request, people.sessions.csrf(session)),
                                       event_id, audience, channel)
 
     @router.post("/dead-letters/{letter_id}/redrive", response_class=HTMLResponse)
@@ -383,7 +383,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         form = await read_form(request)
         event_id, csrf = form.get("event_id", ""), form.get("csrf", "")
         try:
-            await gateway.redrive(As(request.cookies[people.sessions.cookie], csrf), letter_id)
+            await gateway.redrive(acting(request, csrf), letter_id)
         except GatewayUnavailable:
             return unavailable(request, session.person)
         except Refused as problem:
@@ -398,7 +398,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         if isinstance(session, Response):
             return session
         try:
-            found = await read(As(request.cookies[people.sessions.cookie]))
+            found = await read(acting(request))
         except GatewayUnavailable:
             return unavailable(request, session.person)
         except Refused as problem:
@@ -469,7 +469,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
                         problem=f"Filen är inte UTF-8-text (tecknet vid byte {exc.start} går inte att läsa). Spara "
                                 "den som CSV med teckenkodningen UTF-8 och försök igen. Inget har ändrats.")
         try:
-            report = await gateway.check_directory(As(request.cookies[people.sessions.cookie], csrf), text)
+            report = await gateway.check_directory(acting(request, csrf), text)
         except GatewayUnavailable:
             return unavailable(request, session.person)
         except Refused as problem:
@@ -486,8 +486,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         ctx: dict[str, Any] = {"person": session.person, "csrf": people.sessions.csrf(session), "report": None,
                                "limit_mb": MAX_DIRECTORY_BYTES // (1024 * 1024), "applied": None, "problem": ""}
         try:
-            applied = await gateway.apply_directory(As(request.cookies[people.sessions.cookie],
-                                                       form.get("csrf", "")), import_id)
+            applied = await gateway.apply_directory(acting(request, form.get("csrf", "")), import_id)
         except GatewayUnavailable:
             return unavailable(request, session.person)
         except Refused as problem:
