@@ -8,7 +8,7 @@ belongs to no programme (`admin`, e.g. a dead letter whose payload cannot be rea
 import hashlib
 import hmac
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
@@ -65,6 +65,10 @@ class Principal:
     def may(self, role: TokenRole) -> bool:
         """An admin token may do what a publisher and a reader may (a person: only per programme, `may_in`)."""
         return role in self.roles or TokenRole.ADMIN in self.roles
+
+    def may_in_all(self, programs: Iterable[str], role: TokenRole) -> bool:
+        """May the caller act in `role` for every one of `programs` (what serves them all: the directory)?"""
+        return all(self.may_in(code, role) for code in programs)
 
     def may_in(self, program: str, role: TokenRole) -> bool:
         """May the caller act in `role` for `program`?"""

@@ -81,7 +81,7 @@ def build_http(tailor: Tailor, authority: TokenAuthority, sessions: Sessions | N
 
     def admin_of_all(caller: Principal) -> None:
         """The directory serves every programme: only an admin of every one may replace it."""
-        if not all(caller.may_in(code, TokenRole.ADMIN) for code in tailor.programs):
+        if not caller.may_in_all(tailor.programs, TokenRole.ADMIN):
             raise Problem(403, "only an admin of every programme may import the directory")
 
     @router.post("/directory/imports")
