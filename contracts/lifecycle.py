@@ -7,8 +7,13 @@ API, so that typing them changed no published shape.
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
+from uuid import UUID
 
-from contracts.events import Event
+from pydantic import AwareDatetime
+
+from contracts.base import Contract
+from contracts.events import Event, ProgramId
 
 
 class PlanStatus(StrEnum):
@@ -21,6 +26,10 @@ class PlanStatus(StrEnum):
 class EventState(StrEnum):
     """An event's status as the gateway reports it (`GET /v1/events/{id}`)."""
 
+    AWAITING_APPROVAL = "awaiting_approval"  # held by the gateway until a second person approves it
+    APPROVAL_EXPIRED = "approval_expired"  # awaited approval too long: a change submits it again
+    REJECTED = "rejected"  # an approver said no: a change submits it again
+    CANCELLED = "cancelled"  # withdrawn while held: nothing of it was or will be sent
     ACCEPTED = "accepted"  # admitted, not planned yet
     EMBARGOED = "embargoed"  # held until its embargo lifts
     SCHEDULED = "scheduled"  # a newsletter held for its send time
@@ -52,3 +61,18 @@ def hold_of(event: Event) -> Hold | None:
     if send_at is not None and (embargo is None or send_at >= embargo):
         return Hold(send_at, send_time=True)
     return Hold(embargo, send_time=False) if embargo is not None else None
+
+
+class EventCancelled(Contract):
+    """A held event (embargoed, or a newsletter waiting for its send time) withdrawn before its instant: the
+    tailor sends nothing of it and the scheduler releases nothing. Announced by the gateway, keyed by event."""
+
+    version: ClassVar[int] = 1
+
+    event_id: UUID
+    program: ProgramId
+    cancelled_at: AwareDatetime
+
+    @property
+    def bus_key(self) -> str:
+        return str(self.event_id)

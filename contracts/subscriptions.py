@@ -33,6 +33,7 @@ from contracts.deliveries import (
 )
 from contracts.events import event_topics, parse_event
 from contracts.feedback import FeedbackGiven, ItemRead
+from contracts.lifecycle import EventCancelled
 from contracts.people import SessionEnded
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import parse_schedule_due
@@ -92,6 +93,8 @@ TAILOR_OUTCOMES = Subscription("tailor", "outcomes", "tailor-outcomes", Delivery
 TAILOR_PREFERENCES = Subscription("tailor", "preferences", "tailor-preferences",
                                   PreferencesChanged.model_validate_json, (topics.PREFERENCES_CHANGED,),
                                   batch=SMALL_FACTS_BATCH)
+TAILOR_CANCELLED = Subscription("tailor", "cancelled", "tailor-cancelled", EventCancelled.model_validate_json,
+                                (topics.EVENT_CANCELLED,))
 TAILOR_SCHEDULE = Subscription("tailor", "schedule", "tailor-schedule", parse_schedule_due,
                                (topics.SCHEDULE_DUE, topics.SCHEDULE_DUE_V1))
 
@@ -110,6 +113,9 @@ CONSOLE_SESSIONS = Subscription("console", "sessions", "console-sessions", Sessi
 
 SCHEDULER_PLANS = Subscription("scheduler", "plans", "scheduler", EventPlanned.model_validate_json,
                                (topics.EVENT_PLANNED,))
+
+SCHEDULER_CANCELLED = Subscription("scheduler", "cancelled", "scheduler-cancelled",
+                                   EventCancelled.model_validate_json, (topics.EVENT_CANCELLED,))
 
 GATEWAY_PLANS = Subscription("gateway", "plans", "gateway-plans", EventPlanned.model_validate_json,
                              (topics.EVENT_PLANNED,))
@@ -130,6 +136,7 @@ INSIGHTS_CLICKS = Subscription("insights", "clicks", "insights-clicks", _adapter
 
 #: Every subscription, for documents and checks (each consumer group once).
 SUBSCRIPTIONS: tuple[Subscription[Any], ...] = (
-    TAILOR_EVENTS, TAILOR_OUTCOMES, TAILOR_PREFERENCES, TAILOR_SCHEDULE, EMAIL_DELIVERIES, TEAMS_DELIVERIES,
+    TAILOR_EVENTS, TAILOR_OUTCOMES, TAILOR_PREFERENCES, TAILOR_SCHEDULE, TAILOR_CANCELLED, SCHEDULER_CANCELLED,
+    EMAIL_DELIVERIES, TEAMS_DELIVERIES,
     INTRANET_DELIVERIES, INTRANET_SESSIONS, SCHEDULER_PLANS, GATEWAY_PLANS, GATEWAY_OUTCOMES, GATEWAY_SESSIONS,
     GATEWAY_DEAD_LETTERS, INSIGHTS_EVENTS, INSIGHTS_PLANS, INSIGHTS_OUTCOMES, INSIGHTS_CLICKS, CONSOLE_SESSIONS)

@@ -7,6 +7,9 @@ from contracts.events import EVENT_TYPES, event_topics
 #: Publisher events travel one topic per event type (`events.<type>.v<N>`, keyed by event id): the event type
 #: registry (`contracts.events.EVENT_TYPES`) names them.
 
+#: A held event withdrawn before its instant (`EventCancelled`), announced by the gateway, keyed by event id.
+EVENT_CANCELLED: Final = "lifecycle.event_cancelled.v1"
+
 #: Per-channel delivery commands emitted by the tailor, keyed by event and target group. Version 2: one
 #: email command carries a group's message once with a chunk of its recipients; no command carries a secret.
 EMAIL_DELIVERY_REQUESTED: Final = "deliveries.email.v4"  # v3: bulk marked; v4: personal links as typed slots
@@ -49,6 +52,6 @@ def event_topic(name: str) -> str:
 
 def all_topics(*extra: str) -> tuple[str, ...]:
     """Every topic the platform needs; `extra` are the delivery topics of the registered channels."""
-    return (*event_topics(), *extra, EVENT_PLANNED, DIGEST_SENT, DELIVERY_OUTCOMES, SCHEDULE_DUE,
+    return (*event_topics(), *extra, EVENT_CANCELLED, EVENT_PLANNED, DIGEST_SENT, DELIVERY_OUTCOMES, SCHEDULE_DUE,
             SCHEDULE_DUE_V1,
             PREFERENCES_CHANGED, FEEDBACK_GIVEN, ITEM_READ, SESSION_ENDED, DEAD_LETTER)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, mo
 
 from contracts.channels import CHANNELS, Reach
 from contracts.deliveries import ChannelName
-from contracts.events import EVENT_TYPES, AudienceId
+from contracts.events import EVENT_TYPES, AudienceId, Importance
 
 #: Directory attributes a member selector may use.
 DIRECTORY_ATTRIBUTES = ("organisation", "role", "profession", "area", "municipality", "options")
@@ -151,6 +151,23 @@ INCLUDED_IN: dict[Role, frozenset[Role]] = {
 ClaimValue = Annotated[str, Field(min_length=1, max_length=256)]
 
 
+class ApprovalTriggers(Config):
+    """What makes an event need a second person's approval before anything of it is sent (any one suffices)."""
+
+    importance: tuple[Importance, ...] = Field(default=(), description="e.g. [must_know]")
+    external: bool = Field(default=False, description="an event to any external target group")
+    recipients_over: int | None = Field(default=None, ge=0, description="more recipients than this, all groups "
+                                                                        "and channels together")
+
+
+class Approval(Config):
+    """The programme's four-eyes rule (DESIGN.md, Governance)."""
+
+    required_for: ApprovalTriggers
+    expires_after_hours: int = Field(default=72, ge=1, le=24 * 30, description="a submission not decided within "
+                                     "this long since it was submitted or last changed can no longer be approved")
+
+
 class Program(Config):
     program: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,31}$")
     name: str
@@ -165,6 +182,7 @@ class Program(Config):
     municipalities: tuple[Municipality, ...] = ()
     baseline: Baseline | None = None
     audiences: tuple[Audience, ...] = Field(min_length=1)
+    approval: Approval | None = Field(default=None, description="what needs approval (absent: nothing does)")
     roles: dict[Role, tuple[ClaimValue, ...]] = Field(
         default_factory=dict, description="per role, the values of the sign-in's roles claim (e.g. the groups "
                                           "of the region's provider) whose holders have that role here")

@@ -3,12 +3,14 @@
 import base64
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
+import yaml
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,6 +18,8 @@ from contracts.events import Event, parse_event
 from contracts.people import SessionEnded
 from programs import Program, Role, load_program
 from services.common.db import create_engine
+from services.common.people import Person
+from services.common.sessions import Sessions
 from services.common.signin import People, Provider, build_signin_router
 from services.embedded.oidc import LocalProvider
 from services.tailor.directory import Recipient, synthetic_directory
@@ -33,6 +37,24 @@ def fvm() -> Program:
 @pytest.fixture(scope="session")
 def fvis() -> Program:
     return load_program(PROGRAMS_DIR / "fvis.yaml")
+
+
+def without_approval(program: Program) -> Program:
+    """The programme as if its file asked no approval: for tests of what happens once an event is released
+    (approval itself is tested with the programme files as they are)."""
+    return program.model_copy(update={"approval": None})
+
+
+@pytest.fixture(scope="session")
+def open_programs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`deploy/programs` without the approval rules, for platforms started by tests of what happens after an
+    event is released."""
+    directory = tmp_path_factory.mktemp("programs-without-approval")
+    for path in PROGRAMS_DIR.glob("*.yaml"):
+        config = yaml.safe_load(path.read_text())
+        config.pop("approval", None)
+        (directory / path.name).write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+    return directory
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +80,22 @@ def make_event(event_type: str = "steering.decision", **envelope: Any) -> Event:
     data = {"type": event_type, "program": "fvm", "publisher": "test", "importance": "must_know",
             "sensitivity": "internal", "payload": payload, **envelope}
     return parse_event(data)
+
+
+def approve_over_http(url: str, event_id: str, session_key: bytes, program: str = "fvm") -> dict[str, Any]:
+    """Approve an event awaiting approval as the programme's approver would from the console: with their session
+    (made with the services' session key) and its CSRF token. Returns the answer's body."""
+    sessions = Sessions(session_key, url, timedelta(minutes=30), timedelta(hours=8))
+    approver = Person(f"godkannare@{program}.example", "Godkännare", {program: frozenset({Role.APPROVER})})
+    session, value = sessions.issue(approver)
+    headers = {"Authorization": f"Session {value}"}
+    held = httpx.get(f"{url}/v1/events/{event_id}", headers=headers, timeout=30).json()
+    assert held["status"] == "awaiting_approval", held
+    approved = httpx.post(f"{url}/v1/events/{event_id}/approval", timeout=30,
+                          headers={**headers, "X-CSRF-Token": sessions.csrf(session)},
+                          json={"decision": "approve", "content_hash": held["approval"]["content_hash"]})
+    assert approved.status_code == 200, approved.text
+    return dict(approved.json())
 
 
 @pytest.fixture(scope="session")

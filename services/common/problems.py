@@ -1,13 +1,15 @@
 """HTTP problems with a flat JSON body: `{"detail": "...", "errors": [{"path", "reason"}]}`, described in the
 OpenAPI document by `ProblemBody` and `problem_responses`."""
 
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class FieldProblem(BaseModel):
@@ -78,6 +80,16 @@ def install_problem_handler(app: FastAPI) -> None:
 
     app.add_exception_handler(Problem, handle)
     app.add_exception_handler(RequestValidationError, invalid_request)
+
+
+async def read_model(request: Request, model: type[M], limit: int, what: str) -> M:
+    """The request's JSON body as `model`, or 413 (over `limit` bytes) or 422 naming each invalid field (a
+    body that is no JSON at all included: FastAPI's own parsing would answer 400)."""
+    raw = await read_limited(request, limit)
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise Problem(422, f"invalid {what}", field_problems(exc)) from exc
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

@@ -53,6 +53,13 @@ class Sessions:
         return self.signer.sign(SESSION, {"sid": sid, "sub": person.sub, "nm": person.name, "ro": person.roles_json(),
                                           "st": str(int(started.timestamp())), "sn": str(int(now.timestamp()))}, ttl)
 
+    def issue(self, person: Person) -> tuple[Session, str]:
+        """A new session for `person` and its cookie's value, for a person acting without a browser (the
+        embedded demo's approver, who approves the demo history through the API as themselves)."""
+        now = self.clock()
+        session = Session(secrets.token_urlsafe(18), person, now, now)
+        return session, self._value(session.sid, person, now)
+
     def open(self, response: Response, person: Person) -> Session:
         """A new session (a new id, whatever the browser had before) for `person`, set on `response`."""
         now = self.clock()

@@ -19,6 +19,7 @@ from contracts.channels import CHANNELS
 from contracts.deliveries import DeadLetter, DeliveryOutcomes, DigestSent, EventPlanned
 from contracts.events import event_adapter, event_topics
 from contracts.feedback import FeedbackGiven, ItemRead
+from contracts.lifecycle import EventCancelled
 from contracts.people import SessionEnded
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import SCHEDULE_DUE_ADAPTER, SCHEDULE_DUE_VERSION, ScheduleDueV1
@@ -39,6 +40,7 @@ def topic_contracts() -> dict[str, tuple[str, dict[str, Any]]]:
     return {
         **{t: ("event.v1.json", event_adapter().json_schema()) for t in event_topics()},
         **{spec.topic: model(spec.command) for spec in CHANNELS.values()},
+        topics.EVENT_CANCELLED: model(EventCancelled),
         topics.EVENT_PLANNED: model(EventPlanned),
         topics.DIGEST_SENT: model(DigestSent),
         topics.DELIVERY_OUTCOMES: model(DeliveryOutcomes),

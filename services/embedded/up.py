@@ -12,6 +12,7 @@ from services.common.links import kept_secret
 from services.common.logs import configure_logging
 from services.common.runtime import ServiceParts, serve
 from services.common.settings import CommonSettings
+from services.common.signin import sessions_for
 from services.email.main import EmailSettings
 from services.embedded.broker import EmbeddedKafka, free_port
 from services.embedded.history import tell
@@ -66,7 +67,8 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
         kafka = settings.tailor.kafka_bootstrap_servers
         runtime = build_platform(settings, staff_scale)
         if token and history and os.environ.get("BUDKAVLE_DEMO_HISTORY", "true").lower() not in ("false", "0", "no"):
-            runtime.add(ServiceParts(name="demo-history", background=(partial(tell, base, token, data_dir),)))
+            sessions = sessions_for(settings.by_service["gateway"], True, None)
+            runtime.add(ServiceParts(name="demo-history", background=(partial(tell, base, token, data_dir, sessions),)))
         app = runtime.http_app(extra_routers=(mail_viewer(data_dir), teams_sink(data_dir)))
         runtime_file = write_runtime_file(data_dir, kafka, port, base)
         print(_banner(base, token, data_dir, kafka, provider is not None), flush=True)

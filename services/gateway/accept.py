@@ -1,7 +1,7 @@
 """Accepting an admitted event: idempotency, the event and its outbox row in one transaction, the relay woken."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import Counter
@@ -11,8 +11,9 @@ from contracts.lifecycle import hold_of
 from services.common.auth import Principal, author_of
 from services.common.problems import Problem
 from services.gateway.admission import Admitted
+from services.gateway.approval import ApprovalReason
 from services.gateway.audit import AuditAction, Entry, append, content_hash
-from services.gateway.store import DuplicateEvent, GatewayStore
+from services.gateway.store import DuplicateEvent, GatewayStore, Submission
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +30,33 @@ class AcceptEvent:
         self.notify_relay = notify_relay
         self.clock = clock
 
-    async def __call__(self, admitted: Admitted, caller: Principal, idempotency_key: str | None) -> str:
+    async def __call__(self, admitted: Admitted, caller: Principal, idempotency_key: str | None,
+                       reasons: Sequence[ApprovalReason] = ()) -> str:
         """The accepted event's id: a new one, or the first one when the same Idempotency-Key comes back with
-        the same body (409 with another body). Keys are scoped per token."""
+        the same body (409 with another body). Keys are scoped per token. With `reasons` (it needs approval),
+        it is held: submitted, with no outbox row."""
         scope = f"{caller.token_id}:{idempotency_key}" if idempotency_key else None
         if scope and (first := await self._first(scope, admitted)) is not None:
             return first
         event = admitted.event.model_copy(update={"published_at": self.clock()})
-        held = hold_of(event)
-        entry = Entry(actor=author_of(caller), action=AuditAction.PUBLISH if held is None else AuditAction.SCHEDULE,
-                      program=event.program, target=str(event.event_id), content_hash=content_hash(event),
-                      detail=event.type if held is None else f"{event.type}, until {held.until.isoformat()}")
+        held, digest = hold_of(event), content_hash(event)
+        submission = Submission(author_of(caller), digest, tuple(r.model_dump() for r in reasons)) if reasons else None
+        if submission is not None:
+            action, detail = AuditAction.SUBMIT, f"{event.type}, awaiting approval"
+        elif held is None:
+            action, detail = AuditAction.PUBLISH, event.type
+        else:
+            action, detail = AuditAction.SCHEDULE, f"{event.type}, until {held.until.isoformat()}"
+        entry = Entry(author_of(caller), action, event.program, str(event.event_id), digest, detail)
         try:
             await self.store.accept(event, topics.event_topic(event.type), scope, admitted.request_hash,
-                                    also=lambda conn: append(conn, entry, event.published_at))
+                                    also=lambda conn: append(conn, entry, event.published_at), held=submission)
         except DuplicateEvent:
             if scope and (first := await self._first(scope, admitted)) is not None:
                 return first  # a concurrent retry won the race
             raise Problem(409, f"event {event.event_id} exists already") from None
-        self.notify_relay()
+        if submission is None:
+            self.notify_relay()
         ACCEPTED.labels(event.program, event.type).inc()
         log.info("event accepted", extra={"event_id": str(event.event_id), "program": event.program,
                                           "type": event.type})

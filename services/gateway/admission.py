@@ -23,6 +23,19 @@ MAX_BODY = MAX_EVENT_BYTES
 MAX_EMBARGO = timedelta(days=366)
 
 
+#: A publisher's first event, as the OpenAPI document shows it (and as Schemathesis replays it).
+EXAMPLE_EVENT = {
+    "type": "steering.decision", "program": "fvm", "publisher": "FVM programkontor", "importance": "must_know",
+    "sensitivity": "internal", "audiences": ["politisk-styrgrupp"], "occurred_at": "2022-05-17T15:00:00+02:00",
+    "payload": {"committee": "Regionstyrelsen", "title": "Ny tidplan för införandet av Millennium",
+                "decision_text": "Regionstyrelsen godkänner den reviderade tidplanen för FVM.",
+                "effective_date": "2022-05-17"}}
+EVENT_BODY = {"requestBody": {
+    "required": True, "description": f"one event, at most {MAX_BODY // 1024} KiB",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"},
+                                     "examples": {"steering-decision": {"value": EXAMPLE_EVENT}}}}}}
+
+
 @dataclass(frozen=True)
 class Admitted:
     event: Event

@@ -24,7 +24,8 @@ from services.common.auth import Principal, TokenAuthority, caller_of
 from services.common.problems import Problem, only_declared_query, problem_responses, read_limited
 from services.common.sessions import Sessions
 from services.gateway.accept import AcceptEvent
-from services.gateway.admission import MAX_BODY, admit, send_time_notice
+from services.gateway.admission import EVENT_BODY, MAX_BODY, admit, send_time_notice
+from services.gateway.approval import ApprovalInfo, ApprovalReason, Approvals, approval_reasons, reasons_for
 from services.gateway.dead_letters import DeadLetterStore, DeadLetterSummary
 from services.gateway.status import ChannelCounts, event_status
 from services.gateway.store import GatewayStore, StoredEvent
@@ -66,6 +67,8 @@ class Preview(BaseModel):
 class EventAccepted(BaseModel):
     event_id: UUID
     status_url: str
+    status: EventState = Field(default=EventState.ACCEPTED, description="accepted, or awaiting_approval: held, "
+                                                                       "nothing sent, until a second person approves")
     notice: str | None = Field(default=None, description="what the publisher should know, e.g. a send time "
                                                          "in the past (the newsletter goes out at once)")
 
@@ -73,6 +76,7 @@ class EventAccepted(BaseModel):
 class DryRun(BaseModel):
     dry_run: Literal[True] = True
     plan: DeliveryPlan
+    approval: list[ApprovalReason] = Field(description="why it would wait for approval (empty: it would not)")
 
 
 class Failure(BaseModel):
@@ -95,6 +99,8 @@ class EventSummary(BaseModel):
     status: EventState
     groups: dict[str, dict[str, ChannelCounts]]
     totals: dict[str, ChannelCounts]
+    approval: ApprovalInfo | None = Field(default=None, description="for an event that needed approval: why, "
+                                                                    "who submitted it, who decided, when and why")
 
 
 class EventList(BaseModel):
@@ -139,19 +145,6 @@ def event_schemas() -> dict[str, Any]:
     return {**schema.pop("$defs", {}), "Event": schema}
 
 
-#: A publisher's first event, as the OpenAPI document shows it (and as Schemathesis replays it).
-EXAMPLE_EVENT = {
-    "type": "steering.decision", "program": "fvm", "publisher": "FVM programkontor", "importance": "must_know",
-    "sensitivity": "internal", "audiences": ["politisk-styrgrupp"], "occurred_at": "2022-05-17T15:00:00+02:00",
-    "payload": {"committee": "Regionstyrelsen", "title": "Ny tidplan för införandet av Millennium",
-                "decision_text": "Regionstyrelsen godkänner den reviderade tidplanen för FVM.",
-                "effective_date": "2022-05-17"}}
-EVENT_BODY = {"requestBody": {
-    "required": True, "description": f"one event, at most {MAX_BODY // 1024} KiB",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"},
-                                     "examples": {"steering-decision": {"value": EXAMPLE_EVENT}}}}}}
-
-
 def _refused(problem: Problem) -> Problem:
     REJECTED.labels(str(problem.status)).inc()
     return problem
@@ -159,11 +152,13 @@ def _refused(problem: Problem) -> Problem:
 
 def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAuthority, programs: Mapping[str, Program],
                planner: Planner, accept: AcceptEvent, public_url: str, previewer: Previewer | None = None,
-               sessions: Sessions | None = None, counter: MemberCounter | None = None) -> APIRouter:
+               sessions: Sessions | None = None, counter: MemberCounter | None = None,
+               approvals: Approvals | None = None) -> APIRouter:
     """`public_url` is where clients reach the API (BUDKAVLE_PUBLIC_URL): status links are built from it,
     never from the request's Host header. With `sessions`, a signed-in person may call it through a
     person-facing service (`caller_of`), as themselves."""
     base = public_url.rstrip("/")
+    approvals = approvals or Approvals(store, programs, accept.notify_relay, accept.clock)
     router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(only_declared_query)])
 
     identify = caller_of(authority, sessions)
@@ -193,16 +188,20 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
                          idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:
         try:
             admitted = admit(body, caller, programs, accept.clock())
+            program = programs[admitted.event.program]
             if dry_run:
                 try:
                     plan = await planner(admitted.event, authorization)
                 except PlannerUnavailable as exc:
                     raise Problem(503, f"cannot plan now: {exc}") from exc
-                return JSONResponse(DryRun(plan=plan).model_dump(mode="json"), status_code=200)
-            event_id = await accept(admitted, caller, idempotency_key)
+                run = DryRun(plan=plan, approval=approval_reasons(admitted.event, program, plan))
+                return JSONResponse(run.model_dump(mode="json"), status_code=200)
+            reasons = await reasons_for(admitted.event, program, planner, authorization, PlannerUnavailable)
+            event_id = await accept(admitted, caller, idempotency_key, reasons)
         except Problem as problem:
             raise _refused(problem) from None
         accepted = EventAccepted(event_id=UUID(event_id), status_url=f"{base}/v1/events/{event_id}",
+                                 status=EventState.AWAITING_APPROVAL if reasons else EventState.ACCEPTED,
                                  notice=send_time_notice(admitted.event, accept.clock()))
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
@@ -249,11 +248,12 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
         hold = hold_of(event)
         progress = event_status(planned, await store.outcome_counts(event_id), await store.next_attempts(event_id),
                                 scheduled=hold is not None and hold.send_time)
+        held = await approvals.state_of(stored)
         return EventSummary(
             event_id=event_id, program=stored.program, type=stored.type, title=event.payload.title,
             publisher=event.publisher, accepted_at=stored.accepted_at, embargo_until=event.embargo_until,
-            send_at=getattr(event.payload, "send_at", None), status=progress.status, groups=progress.groups,
-            totals=progress.totals)
+            send_at=getattr(event.payload, "send_at", None), status=held.status or progress.status,
+            groups=progress.groups, totals=progress.totals, approval=held.info)
 
     @router.get("/events", response_model=EventList, summary="The newest events of the caller's programmes",
                 responses=problem_responses(401, 403, 422))

@@ -32,6 +32,10 @@ GENESIS = "0" * 64
 
 
 class AuditAction(StrEnum):
+    SUBMIT = "submit"  # an event held for approval, submitted or changed (a change voids earlier decisions)
+    APPROVE = "approve"  # approved by a second person: released
+    REJECT = "reject"
+    CANCEL = "cancel"  # a held event withdrawn: nothing of it is sent
     PUBLISH = "publish"  # an event accepted to go out now
     SCHEDULE = "schedule"  # an event accepted to go out at its embargo's end or send time
     REDRIVE = "redrive"  # a dead letter sent again

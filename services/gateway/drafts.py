@@ -10,14 +10,14 @@ from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Column, DateTime, Integer, String, Table, Text, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import PROGRAM_PATTERN
 from services.common.auth import Principal, TokenRole, author_of
 from services.common.db import as_utc
-from services.common.problems import Problem, field_problems, only_declared_query, problem_responses, read_limited
+from services.common.problems import Problem, only_declared_query, problem_responses, read_model
 from services.gateway.store import metadata
 
 #: A draft is at most what an event may be, and a little for the form's own names.
@@ -132,13 +132,6 @@ def build_http(store: DraftStore, caller_dependency: Any) -> APIRouter:
     router = APIRouter(prefix="/v1/drafts", tags=["drafts"], dependencies=[Depends(only_declared_query)])
     Caller = Annotated[Principal, Depends(caller_dependency)]
 
-    async def body_as(request: Request, model: type[DraftIn] | type[DraftChange]) -> Any:
-        raw = await read_limited(request, MAX_DRAFT_BYTES)
-        try:
-            return model.model_validate_json(raw)
-        except ValidationError as exc:
-            raise Problem(422, "invalid draft", field_problems(exc)) from exc
-
     async def writable(draft_id: UUID, caller: Principal) -> Draft:
         draft = await store.get(draft_id)
         if draft is None or not caller.may_in(draft.program, TokenRole.PUBLISHER):
@@ -161,7 +154,7 @@ def build_http(store: DraftStore, caller_dependency: Any) -> APIRouter:
                      "schema": DraftIn.model_json_schema()}}}},
                  responses=problem_responses(401, 403, 413, 422))
     async def create(request: Request, caller: Caller) -> Draft:
-        draft: DraftIn = await body_as(request, DraftIn)
+        draft = await read_model(request, DraftIn, MAX_DRAFT_BYTES, "draft")
         if not caller.may_in(draft.program, TokenRole.PUBLISHER):
             raise Problem(403, f"may not write for programme {draft.program!r}")
         return await store.create(draft, author_of(caller))
@@ -176,7 +169,7 @@ def build_http(store: DraftStore, caller_dependency: Any) -> APIRouter:
                 responses=problem_responses(401, 404, 409, 413, 422))
     async def change(draft_id: UUID, request: Request, caller: Caller) -> Draft:
         await writable(draft_id, caller)
-        body: DraftChange = await body_as(request, DraftChange)
+        body = await read_model(request, DraftChange, MAX_DRAFT_BYTES, "draft")
         changed = await store.change(draft_id, body, author_of(caller))
         if changed is None:
             raise conflict(await writable(draft_id, caller))

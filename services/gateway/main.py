@@ -26,6 +26,8 @@ from services.gateway.api import (
     build_http,
     event_schemas,
 )
+from services.gateway.approval import Approvals
+from services.gateway.approval import build_http as approval_http
 from services.gateway.audit import AuditRegister
 from services.gateway.audit import build_http as audit_http
 from services.gateway.dead_letters import DeadLetterStore
@@ -165,8 +167,11 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
     http = APIRouter()
     ended = EndedSessions(runtime.engine, ENDED_SESSIONS)
     sessions = sessions_for(settings, embedded, ended) if settings.session_key or embedded else None
+    approvals = Approvals(store, programs, relay.notify)
     http.include_router(build_http(store, letters, authority, programs, planner, AcceptEvent(store, relay.notify),
-                                   settings.resolved_public_url(), previewer, sessions, counter))
+                                   settings.resolved_public_url(), previewer, sessions, counter, approvals))
+    http.include_router(approval_http(approvals, store, programs, planner, PlannerUnavailable,
+                                      caller_of(authority, sessions), settings.resolved_public_url()))
     register = AuditRegister(runtime.engine)
     http.include_router(dead_letters_http(letters, authority, runtime.bus, sessions, register))
     http.include_router(audit_http(register, programs, caller_of(authority, sessions)))

@@ -6,6 +6,7 @@ import json
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -50,7 +51,27 @@ events = Table(
     Column("idempotency_scope", String(300), nullable=True),
     Column("request_hash", String(64), nullable=False),
     Column("accepted_at", DateTime(timezone=True), nullable=False),
+    # Where the gateway holds it (`Held`): released to the bus, awaiting a second person's approval, rejected,
+    # or cancelled. Only a released event has ever had an outbox row.
+    Column("state", String(24), nullable=False, server_default="released", index=True),
+    Column("content_hash", String(64), nullable=True),  # of the content as it stands (what an approval binds to)
+    Column("changed_by", String(200), nullable=True),  # who submitted it or last changed it
+    Column("changed_at", DateTime(timezone=True), nullable=True),
+    Column("approval_reasons", Text, nullable=True),  # JSON: why it needs approval
     UniqueConstraint("idempotency_scope", name="uq_gateway_events_idempotency"),
+)
+
+#: What people did to a held event, in order: submitted, changed, approved, rejected, cancelled (with their
+#: comments). The status shows it; the audit register holds the same acts without the comments.
+decisions = Table(
+    "gateway_decisions", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, index=True),
+    Column("action", String(16), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("content_hash", String(64), nullable=True),
+    Column("comment", Text, nullable=True),
 )
 
 outbox = Table(
@@ -100,6 +121,29 @@ class DuplicateEvent(Exception):
     pass
 
 
+class Held(StrEnum):
+    """Where the gateway holds an accepted event (the `state` column)."""
+
+    RELEASED = "released"  # in the outbox: on its way to the tailor (which holds it for an embargo, if any)
+    AWAITING_APPROVAL = "awaiting_approval"
+    REJECTED = "rejected"  # an approver said no; a change submits it again
+    CANCELLED = "cancelled"
+
+    @property
+    def changeable(self) -> bool:
+        """Not yet released and not cancelled: its author may still change (and so resubmit) it."""
+        return self in (Held.AWAITING_APPROVAL, Held.REJECTED)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """An event held for approval: who submitted it, the hash an approval must name, and why it needs one."""
+
+    actor: str
+    content_hash: str
+    reasons: tuple[dict[str, str], ...]
+
+
 @dataclass(frozen=True)
 class OutboxRow:
     id: int
@@ -116,6 +160,11 @@ class StoredEvent:
     body: dict[str, Any]
     request_hash: str
     accepted_at: datetime
+    state: Held = Held.RELEASED
+    content_hash: str | None = None
+    changed_by: str | None = None
+    changed_at: datetime | None = None
+    approval_reasons: tuple[dict[str, str], ...] = ()
 
 
 class GatewayStore:
@@ -124,18 +173,29 @@ class GatewayStore:
         self._relaying = asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     async def accept(self, event: Event, topic: str, idempotency_scope: str | None, request_hash: str,
-                     also: Callable[[AsyncConnection], Awaitable[Any]] | None = None) -> None:
+                     also: Callable[[AsyncConnection], Awaitable[Any]] | None = None,
+                     held: "Submission | None" = None) -> None:
         """Record the event and its outbox row in one transaction: both or neither (and `also`, e.g. the
-        audit register's row, in the same transaction)."""
+        audit register's row, in the same transaction). A `held` event (it needs approval) gets no outbox row:
+        nothing of it leaves until it is approved."""
         now = datetime.now(UTC)
         body = event.model_dump_json()
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(insert(events).values(
                     event_id=str(event.event_id), program=event.program, type=event.type, body=body,
-                    idempotency_scope=idempotency_scope, request_hash=request_hash, accepted_at=now))
-                await conn.execute(insert(outbox).values(topic=topic, key=str(event.event_id), payload=body,
-                                                         created_at=now))
+                    idempotency_scope=idempotency_scope, request_hash=request_hash, accepted_at=now,
+                    state=Held.RELEASED if held is None else Held.AWAITING_APPROVAL,
+                    content_hash=None if held is None else held.content_hash,
+                    changed_by=None if held is None else held.actor, changed_at=None if held is None else now,
+                    approval_reasons=None if held is None else json.dumps(held.reasons)))
+                if held is None:
+                    await conn.execute(insert(outbox).values(topic=topic, key=str(event.event_id), payload=body,
+                                                             created_at=now))
+                else:
+                    await conn.execute(insert(decisions).values(
+                        event_id=str(event.event_id), action="submit", actor=held.actor, at=now,
+                        content_hash=held.content_hash, comment=None))
                 if also is not None:
                     await also(conn)
         except IntegrityError as exc:
@@ -162,7 +222,9 @@ class GatewayStore:
     @staticmethod
     def _stored(row: Any) -> StoredEvent:
         return StoredEvent(row.event_id, row.program, row.type, json.loads(row.body), row.request_hash,
-                           as_utc(row.accepted_at))
+                           as_utc(row.accepted_at), Held(row.state), row.content_hash, row.changed_by,
+                           as_utc(row.changed_at),
+                           tuple(json.loads(row.approval_reasons)) if row.approval_reasons else ())
 
     async def pending_outbox(self, limit: int) -> list[tuple[int, str, str, str]]:
         async with self.engine.connect() as conn:

@@ -21,4 +21,5 @@ def build_router(scheduler: Scheduler, bus: Bus) -> KafkaRouter:
             await scheduler.on_released(plan.event_id)
 
     subscribe(router, subscriptions.SCHEDULER_PLANS, bus, on_event_planned)
+    subscribe(router, subscriptions.SCHEDULER_CANCELLED, bus, scheduler.on_cancelled)
     return router

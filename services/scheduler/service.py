@@ -21,6 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from contracts import topics
+from contracts.lifecycle import EventCancelled
 from contracts.schedule import DigestAsker, DigestDue, Period, ReleaseDue
 from programs import Program
 from services.common.bus import Bus
@@ -104,14 +105,19 @@ class Scheduler:
     # What the bus tells it --------------------------------------------------------------------------------
 
     async def on_held(self, event_id: UUID, program: str, release_at: datetime) -> None:
-        await self.store.hold(event_id, program, release_at)
-        if self.aps is not None:
+        if await self.store.hold(event_id, program, release_at) and self.aps is not None:
             await asyncio.to_thread(self._add_release, event_id, program, release_at)
 
     async def on_released(self, event_id: UUID) -> None:
         await self.store.mark(event_id, "released")
         if self.aps is not None:
             await asyncio.to_thread(self._remove_release, event_id)
+
+    async def on_cancelled(self, cancelled: EventCancelled) -> None:
+        await self.store.cancel(cancelled.event_id, cancelled.program, cancelled.cancelled_at)
+        if self.aps is not None:
+            await asyncio.to_thread(self._remove_release, cancelled.event_id)
+        log.info("held event cancelled: no release", extra={"event_id": str(cancelled.event_id)})
 
     # Leading ----------------------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ releases = Table(
     Column("event_id", String(36), primary_key=True),
     Column("program", String(32), nullable=False),
     Column("release_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("state", String(16), nullable=False, index=True),  # waiting | emitted | released
+    Column("state", String(16), nullable=False, index=True),  # waiting | emitted | released | cancelled
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -40,30 +40,43 @@ class Release:
     release_at: datetime
 
 
+#: A release in these states is never said (again).
+ENDED = ("released", "cancelled")
+
+
 class SchedulerStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def hold(self, event_id: UUID, program: str, release_at: datetime) -> None:
-        """Remember an event held until `release_at` (again: a newer instant replaces the older one)."""
+    async def hold(self, event_id: UUID, program: str, release_at: datetime) -> bool:
+        """Remember an event held until `release_at` (again: a newer instant replaces the older one). False when
+        it needs no release: released already, or cancelled."""
         async with self.engine.begin() as conn:
             current = (await conn.execute(select(releases.c.state).where(
                 releases.c.event_id == str(event_id)))).scalar()
-            if current == "released":
-                return
+            if current in ENDED:
+                return False
             await upsert(conn, releases, {"event_id": str(event_id), "program": program, "state": "waiting",
                                           "release_at": release_at.astimezone(UTC), "updated_at": datetime.now(UTC)},
+                         ("event_id",))
+        return True
+
+    async def cancel(self, event_id: UUID, program: str, at: datetime) -> None:
+        """A held event withdrawn: never released, even if its hold is heard only after this."""
+        async with self.engine.begin() as conn:
+            await upsert(conn, releases, {"event_id": str(event_id), "program": program, "state": "cancelled",
+                                          "release_at": at.astimezone(UTC), "updated_at": datetime.now(UTC)},
                          ("event_id",))
 
     async def mark(self, event_id: UUID, state: str) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(update(releases).where(releases.c.event_id == str(event_id),
-                                                      releases.c.state != "released")
+                                                      releases.c.state.not_in(ENDED))
                                .values(state=state, updated_at=datetime.now(UTC)))
 
     async def unreleased(self) -> list[Release]:
         """Held events the tailor has not confirmed released, earliest first."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(releases).where(releases.c.state != "released")
+            rows = (await conn.execute(select(releases).where(releases.c.state.not_in(ENDED))
                                        .order_by(releases.c.release_at))).all()
         return [Release(UUID(r.event_id), r.program, as_utc(r.release_at)) for r in rows]

@@ -23,6 +23,7 @@ def build_router(tailor: Tailor, bus: Bus) -> KafkaRouter:
             await tailor.send_digest(due)
 
     subscribe(router, subscriptions.TAILOR_SCHEDULE, bus, on_schedule_due)
+    subscribe(router, subscriptions.TAILOR_CANCELLED, bus, tailor.cancel)
 
     async def on_outcomes(batch: Batch[DeliveryOutcomes]) -> None:
         """Which planned deliveries ended: the tailor's own record of what it need not emit again."""

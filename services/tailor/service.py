@@ -16,7 +16,7 @@ from contracts.deliveries import (
     EventPlanned,
 )
 from contracts.events import Event
-from contracts.lifecycle import PlanStatus
+from contracts.lifecycle import EventCancelled, PlanStatus
 from contracts.schedule import DigestDue, digest_id
 from programs import Program
 from programs.labels import sv_period
@@ -97,6 +97,9 @@ class Tailor:
 
     async def on_event(self, event: Event) -> None:
         stage = await self.store.status(event.event_id)
+        if stage is Stage.CANCELLED:
+            log.info("event cancelled while held; nothing sent", extra={"event_id": str(event.event_id)})
+            return
         if stage is not None and stage.went_out:
             # A redelivered (or re-relayed) event: nothing is planned twice, but its plan is announced again,
             # for a gateway that may not have heard it.
@@ -242,6 +245,18 @@ class Tailor:
                               title=group_title if item_id == group_digest else title, sent_at=now, targeted=by_channel)
             await self.bus.publish(topics.DIGEST_SENT, sent, sent.bus_key)
 
+    async def cancel(self, cancelled: EventCancelled) -> None:
+        """A held event withdrawn: it is never released. One that went out already is past cancelling (the
+        gateway refuses that; this is the rare race where the release came first, and it is said loudly)."""
+        stage = await self.store.cancel(cancelled.event_id)
+        if stage is None:
+            log.warning("cancel of an event the tailor has not seen; the scheduler will not release it",
+                        extra={"event_id": str(cancelled.event_id)})
+        elif stage.went_out:
+            log.error("cancel came after the event went out", extra={"event_id": str(cancelled.event_id)})
+        else:
+            log.info("held event cancelled", extra={"event_id": str(cancelled.event_id)})
+
     async def release(self, event_id: UUID) -> str:
         """The scheduler says a held event's instant has come: it goes out if it is held and the instant has
         passed. An event that went out already has its plan announced again (the scheduler takes that as
@@ -252,6 +267,9 @@ class Tailor:
             log.warning("release of an event the tailor has not seen", extra={"event_id": str(event_id)})
             return "unknown"
         status, event = found
+        if status is Stage.CANCELLED:
+            log.info("release of a cancelled event: nothing sent", extra={"event_id": str(event_id)})
+            return "cancelled"
         if status is not Stage.HELD:
             stored = await self.store.stored_plan(event_id)
             if stored is not None:

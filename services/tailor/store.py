@@ -45,10 +45,11 @@ class Stage(StrEnum):
     HELD = "held"  # until its embargo or send time; the scheduler says when
     PLANNED = "planned"  # its commands are out; not every delivery has ended yet
     DELIVERED = "delivered"  # every delivery ended (sent or failed), or none was targeted
+    CANCELLED = "cancelled"  # withdrawn while held: nothing of it is ever sent
 
     @property
     def went_out(self) -> bool:
-        return self is not Stage.HELD
+        return self in (Stage.PLANNED, Stage.DELIVERED)
 MIGRATIONS = Migrations.beside(__file__, "tailor", metadata)
 
 recipients = Table(
@@ -325,6 +326,16 @@ class TailorStore:
             row = (await conn.execute(select(events.c.status, events.c.body)
                                       .where(events.c.event_id == str(event_id)))).first()
         return (Stage(row.status), parse_event(row.body)) if row is not None else None
+
+    async def cancel(self, event_id: UUID) -> Stage | None:
+        """Withdraw a held event; the stage it was at (cancelled only if it was held; None: never seen)."""
+        async with self.engine.begin() as conn:
+            value = (await conn.execute(select(events.c.status).where(events.c.event_id == str(event_id)))).scalar()
+            if value == Stage.HELD:
+                await conn.execute(update(events).where(events.c.event_id == str(event_id),
+                                                        events.c.status == Stage.HELD)
+                                   .values(status=Stage.CANCELLED, release_at=None, updated_at=datetime.now(UTC)))
+        return Stage(value) if value is not None else None
 
     async def held_events(self) -> list[Event]:
         """Every event held until an instant (an embargo, a newsletter's send time)."""

@@ -1,5 +1,6 @@
-"""The audit register on SQLite and PostgreSQL: writers racing each other leave one unbroken chain, and a row
-changed, removed or inserted directly in the database is named by `verify` (and by `budkavle audit verify`)."""
+"""Governance on SQLite and PostgreSQL: writers racing each other leave one unbroken register, and a row
+changed, removed or inserted directly in the database is named by `verify` (and by `budkavle audit verify`);
+two approvers racing on one event leave exactly one decision and one release."""
 
 import asyncio
 import os
@@ -10,11 +11,52 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from programs import Program, Role
+from services.common.auth import Principal
 from services.common.db import create_engine
 from services.common.migrations import upgrade
+from services.common.people import Person
+from services.common.problems import Problem
+from services.gateway.accept import AcceptEvent
+from services.gateway.admission import Admitted
+from services.gateway.approval import ApprovalIn, ApprovalReason, Approvals
 from services.gateway.audit import AuditAction, AuditRegister, Entry
-from services.gateway.store import MIGRATIONS
-from tests.conftest import ROOT
+from services.gateway.store import MIGRATIONS, GatewayStore
+from tests.conftest import ROOT, make_event
+
+
+async def test_two_approvers_racing_on_one_event_leave_exactly_one_decision(store_engine: AsyncEngine,
+                                                                             fvm: Program) -> None:
+    await upgrade(store_engine, MIGRATIONS)
+    store = GatewayStore(store_engine)
+    accept = AcceptEvent(store, lambda: None)
+    event = make_event(importance="must_know", audiences=["politisk-styrgrupp"])
+    author = Principal.of_person(Person("redaktor@fvm.example", "Redaktör", {"fvm": frozenset({Role.EDITOR})}))
+    reasons = [ApprovalReason(rule="importance", detail="must_know")]
+    await accept(Admitted(event, "hash"), author, None, reasons)
+    stored = await store.get(event.event_id)
+    assert stored is not None and stored.content_hash is not None
+    approvals = Approvals(store, {"fvm": fvm}, lambda: None)
+
+    async def decide(sub: str, verdict: str) -> str:
+        approver = Principal.of_person(Person(sub, sub, {"fvm": frozenset({Role.APPROVER})}))
+        try:
+            return str(await approvals.decide(stored, approver, ApprovalIn(
+                decision=verdict, content_hash=stored.content_hash, comment="Ok." if verdict == "approve" else "Nej.")))
+        except Problem as problem:
+            return f"{problem.status}"
+
+    results = await asyncio.gather(*(decide(f"godkannare-{n}@fvm.example", ("approve", "reject")[n % 2])
+                                     for n in range(6)))
+    assert sorted(results).count("409") == 5, results
+    history = await approvals.history(str(event.event_id))
+    assert [d.action for d in history].count("submit") == 1 and len(history) == 2
+    async with store_engine.connect() as conn:
+        outbox_rows = (await conn.execute(text("SELECT count(*) FROM gateway_outbox"))).scalar()
+        register = (await conn.execute(text("SELECT action FROM gateway_audit ORDER BY seq"))).scalars().all()
+    assert outbox_rows == (1 if history[-1].action == "approve" else 0)
+    assert register == ["submit", history[-1].action]
+    assert await AuditRegister(store_engine).verify() == (2, None)
 
 
 def entry(n: int) -> Entry:

@@ -42,10 +42,11 @@ async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30
 
 
 @pytest.fixture
-def shared(tmp_path: Path, kafka_bootstrap: str) -> dict[str, Any]:
-    """The settings every service of a test shares: this test's broker and data directory (SQLite in it)."""
+def shared(tmp_path: Path, kafka_bootstrap: str, open_programs_dir: Path) -> dict[str, Any]:
+    """The settings every service of a test shares: this test's broker and data directory (SQLite in it), and
+    the programmes without their approval rules (what happens once an event is released is tested here)."""
     return {"kafka_bootstrap_servers": kafka_bootstrap, "data_dir": tmp_path, "database_url": "",
-            "programs_dir": ROOT / "deploy" / "programs", "templates_dir": ROOT / "templates",
+            "programs_dir": open_programs_dir, "templates_dir": ROOT / "templates",
             "link_key": "a-link-key-for-these-tests-only-0123456789"}
 
 

@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.conftest import approve_over_http
 from tests.integration.conftest import POSTGRES_URL, HttpReceiver, SmtpServer
 from tests.integration.processes import ServiceProcess
 from tests.waiting import wait_until
@@ -95,7 +96,9 @@ def test_replicas_and_a_killed_email_replica_reach_each_person_once_and_lose_not
                  "sensitivity": "public", "audiences": ["programdeltagare"],
                  "payload": {"title": "Läget inför införandet", "summary": "Allt går enligt plan."}}
         response = httpx.post(f"{gateways[0].url}/v1/events", json=event, headers=auth, timeout=30)
-        assert response.status_code == 202, response.text
+        assert response.status_code == 202 and response.json()["status"] == "awaiting_approval", response.text
+        # Must-know: held until an approver approves it, here at the other gateway (one PostgreSQL for both).
+        approve_over_http(gateways[1].url, response.json()["event_id"], shared["BUDKAVLE_SESSION_KEY"].encode())
         status_url = f"{gateways[1].url}/v1/events/{response.json()['event_id']}"  # the other gateway reports
 
         wait_until(lambda: len(smtp_server.messages) >= 300, 120, "the fan-out to be under way")

@@ -2,93 +2,26 @@
 and the gateway, not the page, checks their role in the event's programme on every write, records who
 published, and honours a sign-out announced on the bus."""
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from faststream.kafka import KafkaBroker, TestKafkaBroker
-from jinja2 import Environment, FileSystemLoader
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
-from contracts.deliveries import DeliveryPlan
-from contracts.events import Event
 from contracts.people import SessionEnded
-from programs import Program, Role
-from services.common.auth import TokenAuthority, caller_of, parse_tokens, token_handle
+from programs import Role
+from services.common.auth import token_handle
 from services.common.bus import Bus
-from services.common.db import create_tables
-from services.common.ended_sessions import EndedSessions
-from services.common.problems import install_problem_handler
-from services.common.sessions import Sessions
-from services.common.signin import People
-from services.gateway.accept import AcceptEvent
-from services.gateway.api import build_http
-from services.gateway.audit import AuditRegister
-from services.gateway.audit import build_http as audit_http
-from services.gateway.dead_letters import DeadLetterStore
-from services.gateway.drafts import DraftStore
-from services.gateway.drafts import build_http as drafts_http
-from services.gateway.handlers import build_router
-from services.gateway.relay import OutboxRelay
-from services.gateway.store import ENDED_SESSIONS, GatewayStore, metadata
-from services.tailor.directory import Recipient
-from services.tailor.planning import plan_deliveries
-from tests.conftest import TEMPLATES_DIR, sign_in_as, signin_router
-
-BASE = "http://gw"
-COOKIE = "budkavle_session"
+from services.gateway.store import GatewayStore
+from tests.conftest import sign_in_as
+from tests.service.conftest import BASE, Console
 
 
-class Console:
-    """What the console does with a signed-in person's browser: it passes their session and the form's CSRF
-    token on to the gateway."""
-
-    def __init__(self, client: httpx.AsyncClient, sessions: Sessions) -> None:
-        self.client, self.sessions = client, sessions
-
-    async def headers(self, csrf: bool = True) -> dict[str, str]:
-        value = self.client.cookies[COOKIE]
-        session = await self.sessions.verify(value)
-        assert session is not None
-        return {"Authorization": f"Session {value}", **({"X-CSRF-Token": self.sessions.csrf(session)} if csrf else {})}
-
-
-@pytest.fixture
-async def console(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Program, fvis: Program,
-                  small_directory: list[Recipient], oidc_issuer: str) -> AsyncIterator[tuple[Console, GatewayStore]]:
-    await create_tables(engine, metadata)
-    store = GatewayStore(engine)
-    programs = {"fvm": fvm, "fvis": fvis}
-
-    async def planner(event: Event, _authorization: str) -> DeliveryPlan:
-        return plan_deliveries(event, programs[event.program], small_directory).contract
-
-    ended = EndedSessions(engine, ENDED_SESSIONS)
-    sessions = Sessions(b"a-session-key-that-is-long-enough-too", BASE, timedelta(minutes=30), timedelta(hours=8),
-                        ended=ended.ended)
-    people = People(sessions, Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True), BASE)
-    authority = TokenAuthority(parse_tokens("fvm-token-123=fvm"))
-    app = FastAPI()
-    install_problem_handler(app)
-    app.include_router(signin_router(oidc_issuer, people, programs))  # the sign-in, as insights serves it
-    letters = DeadLetterStore(engine)
-    app.include_router(build_http(store, letters, authority, programs, planner,
-                                  AcceptEvent(store, OutboxRelay(store, bus).notify), BASE, sessions=sessions))
-    app.include_router(drafts_http(DraftStore(engine), caller_of(authority, sessions)))
-    app.include_router(audit_http(AuditRegister(engine), programs, caller_of(authority, sessions)))
-    broker.include_router(build_router(store, letters, bus, ended))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
-        yield Console(client, sessions), store
-
-
-def decision(program: str = "fvm", audiences: list[str] | None = None) -> dict[str, Any]:
+def decision(program: str = "fvm", audiences: list[str] | None = None, importance: str = "awareness") -> dict[str, Any]:
     return {"type": "design.decision", "program": program, "publisher": "whatever the form said",
-            "importance": "must_know", "audiences": audiences or ["politisk-styrgrupp"],
+            "importance": importance, "audiences": audiences or ["politisk-styrgrupp"],
             "payload": {"workstream": "Vårdadministration", "level": "clinical_leadership",
                         "title": "Nytt arbetssätt vid utskrivning", "summary": "Utskrivningen blir gemensam."}}
 

@@ -29,7 +29,7 @@ from services.tailor.channels import preview
 from services.tailor.directory import Recipient
 from services.tailor.planning import plan_deliveries
 from services.tailor.rendering import Renderer
-from tests.conftest import TEMPLATES_DIR, make_event
+from tests.conftest import TEMPLATES_DIR, make_event, without_approval
 from tests.service.conftest import Recorder
 
 Gateway = tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]
@@ -63,8 +63,8 @@ async def gateway(engine: AsyncEngine, bus: Bus, broker: KafkaBroker, fvm: Progr
         assert group is not None
         return preview(event, fvm, group, channel, renderer)
 
-    app.include_router(build_http(store, letters, authority, {"fvm": fvm}, planner, AcceptEvent(store, relay.notify),
-                                  "http://gw", previewer))
+    app.include_router(build_http(store, letters, authority, {"fvm": without_approval(fvm)}, planner,
+                                  AcceptEvent(store, relay.notify), "http://gw", previewer))
     app.include_router(dead_letters_http(letters, authority, bus))
     broker.include_router(build_router(store, letters, bus, EndedSessions(engine, ENDED_SESSIONS)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
