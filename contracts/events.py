@@ -103,6 +103,23 @@ class Envelope(Contract):
     language: Literal["sv", "en"] = "sv"
 
 
+class Appeal(Contract):
+    """How and by when an appealable decision can be appealed."""
+
+    how: Text = Field(description="e.g. laglighetsprövning hos förvaltningsrätten, and where to send it")
+    by: date = Field(description="the last day an appeal can come in")
+
+
+class Provenance(Contract):
+    """Where a decision is recorded: what a reader needs to find it in the register and the minutes."""
+
+    registration_number: Line64 = Field(description="diarienummer, e.g. RS 2022-01234")
+    minutes_paragraph: Line64 = Field(description="the minutes' paragraph, e.g. § 112")
+    meeting_date: date
+    body: Line200 = Field(description="the deciding body, e.g. Regionstyrelsen")
+    appeal: Appeal | None = Field(default=None, description="for an appealable decision")
+
+
 class SteeringDecision(Contract):
     committee: Line200
     decision_code: Annotated[str, Field(pattern=r"^[A-Z]{1,3}[0-9]{1,3}$")] | None = None
@@ -112,6 +129,7 @@ class SteeringDecision(Contract):
     consequences: Text | None = None
     effective_date: date | None = None
     read_more_url: HttpUrl | None = None
+    provenance: Provenance | None = None
 
 
 class DesignDecision(Contract):
@@ -123,6 +141,7 @@ class DesignDecision(Contract):
     affected_processes: tuple[Line200, ...] = ()
     effective_date: date | None = None
     read_more_url: HttpUrl | None = None
+    provenance: Provenance | None = None
 
 
 #: Where an area's go-live stands.
@@ -291,13 +310,19 @@ register_event_type(EventType(SteeringDecisionMade, "Styrgruppsbeslut", digest_s
      "decision_text": "Regionstyrelsen godkänner avsiktsförklaringen och den nya tidplanen.",
      "rationale": "Förhandlingarna med leverantören har gett en tidplan som håller.",
      "consequences": "Södra området inför hösten 2024, norra och östra våren 2026, västra hösten 2026.",
-     "effective_date": "2022-05-17", "read_more_url": "https://www.vgregion.se/fvm"},
+     "effective_date": "2022-05-17", "read_more_url": "https://www.vgregion.se/fvm",
+     "provenance": {"registration_number": "RS 2022-03301", "minutes_paragraph": "§ 112", "meeting_date": "2022-05-17",
+                    "body": "Regionstyrelsen", "appeal": {
+                        "how": "Beslutet kan överklagas genom laglighetsprövning hos förvaltningsrätten.",
+                        "by": "2022-06-15"}}},
     {"committee": "Programstyrgrupp", "title": "Beslut", "decision_text": "Beslutet."})))
 register_event_type(EventType(DesignDecisionMade, "Designbeslut", digest_section=2, samples=(
     {"workstream": "Vårdadministration", "level": "clinical_leadership", "title": "Nytt arbetssätt vid utskrivning",
      "summary": "Utskrivningsprocessen blir gemensam i hela regionen.",
      "affected_professions": ["läkare", "sjuksköterska"], "affected_processes": ["Utskrivning"],
-     "effective_date": "2024-09-01", "read_more_url": "https://www.vgregion.se/fvm"},
+     "effective_date": "2024-09-01", "read_more_url": "https://www.vgregion.se/fvm",
+     "provenance": {"registration_number": "FVM 2020-00154", "minutes_paragraph": "§ 12",
+                    "meeting_date": "2020-06-10", "body": "FVM Klinisk ledning"}},
     {"workstream": "Läkemedel", "level": "workstream", "title": "Beslut", "summary": "Sammanfattning."})))
 register_event_type(EventType(GoLiveMilestoneReached, "Införande", digest_section=3, samples=(
     {"area": "södra", "wave": "Våg 1", "planned_date": "2024-10-01", "status": "rescheduled",

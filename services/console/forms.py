@@ -34,6 +34,9 @@ LABELS = {
     "status": "Status", "what_changes": "Vad som ändras", "previous_date": "Tidigare datum", "phase": "Fas",
     "next_milestones": "Kommande milstolpar", "date": "Datum", "intro": "Ingress", "sections": "Avsnitt",
     "heading": "Rubrik", "body": "Text", "send_at": "Skickas",
+    "registration_number": "Diarienummer", "minutes_paragraph": "Paragraf i protokollet",
+    "meeting_date": "Sammanträdesdatum", "provenance.body": "Beslutande organ enligt protokollet",
+    "how": "Hur beslutet överklagas", "by": "Sista dag att överklaga",
 }
 HINTS = {
     "audiences": "Inga valda: de grupper som följer händelsetypen.",
@@ -41,6 +44,8 @@ HINTS = {
     "affected_professions": "En per rad.", "affected_processes": "En per rad.",
     "embargo_until": "Tomt: skickas direkt. Svensk tid.", "send_at": "Tomt: skickas direkt. Svensk tid.",
     "occurred_at": "Svensk tid; tomt: nu.",
+    "registration_number": "För ett diariefört beslut: diarienummer, paragraf, datum och organ (t.ex. RS 2022-01234).",
+    "how": "För ett beslut som kan överklagas: hur, till vem och var det står.",
 }
 OPTION_LABELS = {
     "must_know": "Måste veta", "awareness": "Bra att veta", "public": "Offentlig", "internal": "Intern",
@@ -81,7 +86,9 @@ def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str,
 
 def _input(name: str, short: str, schema: Mapping[str, Any], root: Mapping[str, Any], required: bool) -> Input:
     prop = _resolve(schema, root)
-    label, hint = LABELS.get(short, str(schema.get("title", short))), HINTS.get(short, "")
+    last = short.rsplit(".", 1)[-1]
+    label = LABELS.get(short) or LABELS.get(last) or str(schema.get("title", last))
+    hint = HINTS.get(short) or HINTS.get(last, "")
     if "enum" in prop:
         return Input(name, label, "select", required, tuple((v, OPTION_LABELS.get(v, v)) for v in prop["enum"]),
                      hint=hint)
@@ -111,10 +118,25 @@ def form_of(event_type: str) -> tuple[Input, ...]:
             continue
         schema = root["properties"][name]
         inputs.append(_input(name, name, schema, root, name in root.get("required", ()) and name != "occurred_at"))
-    payload = _resolve(root["properties"]["payload"], root)
-    needed = set(payload.get("required", ()))
-    inputs += [_input(f"payload.{k}", k, v, root, k in needed) for k, v in payload["properties"].items()]
+    inputs += _inputs("payload", "", _resolve(root["properties"]["payload"], root), root, True)
     return tuple(inputs)
+
+
+def _inputs(name: str, short: str, schema: Mapping[str, Any], root: Mapping[str, Any],
+            required: bool) -> list[Input]:
+    """The inputs of an object's fields: a nested record (a decision's provenance, its appeal) as its own fields,
+    named by their path; inside an optional record none is required by the form (the contract says what a
+    record begun needs)."""
+    needed = set(schema.get("required", ())) if required else set()
+    inputs = []
+    for key, value in schema["properties"].items():
+        prop = _resolve(value, root)
+        path, qualified = f"{name}.{key}", f"{short}.{key}" if short else key
+        if prop.get("type") == "object" and "properties" in prop:
+            inputs += _inputs(path, qualified, prop, root, required and key in needed)
+        else:
+            inputs.append(_input(path, qualified, value, root, key in needed))
+    return inputs
 
 
 def rows_of(fields: Mapping[str, str | list[str]], rows: Input) -> list[int]:

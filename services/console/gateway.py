@@ -44,8 +44,24 @@ class Gateway:
 
     async def plan(self, who: As, event: dict[str, Any]) -> dict[str, Any]:
         """The delivery plan of the event, nothing sent (the gateway's dry run)."""
-        plan: dict[str, Any] = (await self._call("POST", "/v1/events", who, {"dry_run": "true"}, event))["plan"]
+        plan: dict[str, Any] = (await self.dry_run(who, event))["plan"]
         return plan
+
+    async def dry_run(self, who: As, event: dict[str, Any]) -> dict[str, Any]:
+        """The gateway's dry run: the plan, and why the event would wait for approval (`approval`)."""
+        return await self._call("POST", "/v1/events", who, {"dry_run": "true"}, event)
+
+    async def approvals(self, who: As) -> list[str]:
+        """The ids of the events awaiting approval in the person's programmes, oldest submission first."""
+        queue: list[str] = (await self._call("GET", "/v1/approvals", who))["events"]
+        return queue
+
+    async def decide(self, who: As, event_id: str, decision: str, content_hash: str, comment: str) -> dict[str, Any]:
+        return await self._call("POST", f"/v1/events/{event_id}/approval", who, {},
+                                {"decision": decision, "content_hash": content_hash, "comment": comment or None})
+
+    async def cancel(self, who: As, event_id: str, comment: str) -> dict[str, Any]:
+        return await self._call("POST", f"/v1/events/{event_id}/cancellation", who, {}, {"comment": comment or None})
 
     async def publish(self, who: As, event: dict[str, Any]) -> dict[str, Any]:
         return await self._call("POST", "/v1/events", who, {}, event)

@@ -35,15 +35,23 @@ from services.console.forms import (
     rows_of,
 )
 from services.console.gateway import As, Gateway, GatewayUnavailable, Refused
-from services.console.wording import sv_directory, sv_reason, sv_refusal, sv_rule
+from services.console.wording import sv_approval_reason, sv_directory, sv_reason, sv_refusal, sv_rule
 
 log = logging.getLogger(__name__)
 
 #: What the console calls each status an event can have, and each channel.
 ACTION_LABELS = {"publish": "Publicerade", "schedule": "Schemalade", "redrive": "Skickade ett dött brev igen",
-                 "directory_import": "Importerade katalogen"}
-STATUS_LABELS = {"accepted": "Mottagen", "embargoed": "Under embargo", "scheduled": "Schemalagd",
-                 "delivering": "Skickas", "delivered": "Levererad"}
+                 "directory_import": "Importerade katalogen", "submit": "Skickade för godkännande",
+                 "change": "Ändrade och skickade för godkännande igen", "approve": "Godkände", "reject": "Avslog",
+                 "cancel": "Stoppade"}
+STATUS_LABELS = {"awaiting_approval": "Väntar på godkännande", "approval_expired": "Godkännandet har gått ut",
+                 "rejected": "Avslagen", "cancelled": "Stoppad", "accepted": "Mottagen", "embargoed": "Under embargo",
+                 "scheduled": "Schemalagd", "delivering": "Skickas", "delivered": "Levererad"}
+#: What an event's history says of each act on it while it was held.
+DECISION_LABELS = {"submit": "Skickat för godkännande", "change": "Ändrat och inskickat igen", "approve": "Godkänt",
+                   "reject": "Avslaget", "cancel": "Stoppat"}
+#: The statuses of an event that is held (nothing of it sent yet): it can still be cancelled.
+HELD = ("awaiting_approval", "approval_expired", "rejected", "embargoed", "scheduled")
 CHANNEL_LABELS = {"email": "E-post", "teams": "Teams", "intranet": "Intranätet"}
 
 
@@ -56,7 +64,8 @@ def console_environment(templates_dir: Path, programs: Mapping[str, Program], ba
     env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(sv_date=sv_date, sv_instant=sv_instant, sv_time=lambda v: sv_time(v), sv_reason=sv_reason,
-                       sv_rule=sv_rule, sv_directory=sv_directory, channel_label=lambda name: CHANNEL_LABELS.get(name, name))
+                       sv_rule=sv_rule, sv_directory=sv_directory, sv_approval_reason=sv_approval_reason,
+                       channel_label=lambda name: CHANNEL_LABELS.get(name, name))
     env.globals.update(type_labels=TYPE_LABELS, action_labels=ACTION_LABELS, status_labels=STATUS_LABELS,
                        programs=programs, base=base, channel_labels={name: CHANNEL_LABELS.get(name, name) for name in CHANNELS})
     return env
@@ -288,7 +297,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
                 labels.get(name.split(".")[0] if name not in labels else name, name): reason
                 for name, reason in errors.items()})
         try:
-            plan = await gateway.plan(acting(request, own.get("csrf", "")), event)
+            answer = await gateway.dry_run(acting(request, own.get("csrf", "")), event)
         except GatewayUnavailable:
             return fragment("plan.html.j2", plan=None, errors={}, event_type=event_type,
                             problem="Planen kan inte visas just nu: gatewayen svarar inte.")
@@ -297,7 +306,8 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
                             problem=sv_refusal(problem.status, problem.detail),
                             errors={labels.get(field_of(e["path"], inputs), e["path"]): e["reason"]
                                     for e in problem.errors})
-        return fragment("plan.html.j2", plan=plan, errors={}, event_type=event_type, problem="")
+        return fragment("plan.html.j2", plan=answer["plan"], approval=answer.get("approval", []), errors={},
+                        event_type=event_type, problem="")
 
     async def preview_of(who: As, event: dict[str, Any], audience: str, channel: str) -> dict[str, Any]:
         """The preview of one group's message on one channel, or why the event would not reach it so."""
@@ -340,9 +350,25 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
             found = {"why": sv_refusal(problem.status, problem.detail)}
         return fragment("preview.html.j2", channel=channel, audience=audience, **found)
 
+    def event_context(session: Session, status: dict[str, Any], notice: str = "", problem: str = "") -> dict[str, Any]:
+        """What the event's page shows of `status`, and what this person may do there."""
+        person, program = session.person, status["program"]
+        approval = status.get("approval") or {}
+        authors = {d["actor"] for d in approval.get("history", ()) if d["action"] in ("submit", "change")}
+        return {"person": person, "e": status, "csrf": people.sessions.csrf(session), "problem": problem,
+                "admin": person.may(program, Role.ADMIN), "editor": person.may(program, Role.EDITOR),
+                "may_decide": status["status"] == "awaiting_approval" and person.may(program, Role.APPROVER)
+                and person.sub not in authors, "own": person.sub in authors,
+                "may_cancel": status["status"] in HELD and person.may(program, Role.EDITOR),
+                "notice": notice, "history": history_of(status),
+                "group_names": {"intranet": "Hela programmet",
+                                **{g["audience_id"]: g["name"] for g in (status["plan"] or {}).get("groups", ())}}}
+
     @router.get("/events/{event_id}", response_class=HTMLResponse)
-    async def event_page(request: Request, event_id: UUID, published: Annotated[bool, Query()] = False) -> Response:
-        """One event: its plan, progress per group and channel, failures, dead letters and history."""
+    async def event_page(request: Request, event_id: UUID,
+                         published: Annotated[bool, Query()] = False,
+                         done: Annotated[str | None, Query(pattern=r"^(approve|reject|cancel)$")] = None) -> Response:
+        """One event: its approval, plan, progress per group and channel, failures, dead letters and history."""
         session = await people.require(request, None, Role.READER)
         if isinstance(session, Response):
             return session
@@ -353,15 +379,70 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
             return unavailable(request, session.person)
         except Refused as problem:
             return refused(request, session.person, problem)
-        program = status["program"]
-        ctx: dict[str, Any] = {"person": session.person, "e": status, "csrf": people.sessions.csrf(session),
-               "admin": session.person.may(program, Role.ADMIN), "editor": session.person.may(program, Role.EDITOR),
-               "notice": "Meddelandet är publicerat." if published else "", "history": history_of(status),
-               "group_names": {"intranet": "Hela programmet",
-                               **{g["audience_id"]: g["name"] for g in (status["plan"] or {}).get("groups", ())}}}
+        notice = DONE.get(done or "", "")
+        if published:
+            notice = ("Meddelandet väntar på godkännande. Inget skickas förrän en annan person med rollen "
+                      "godkännare har godkänt det." if status["status"] == "awaiting_approval"
+                      else "Meddelandet är publicerat.")
+        ctx = event_context(session, status, notice)
         if live:  # the page's own asking: it takes the parts it polls for (hx-select) from the page
             return fragment("event.html.j2", **ctx)
         return page(request, "event.html.j2", **ctx)
+
+    async def held_act(request: Request, event_id: UUID, act: Callable[[As, dict[str, str]], Awaitable[str]]) -> Response:
+        """An approver's decision or an editor's cancel (`act`, which says which it did), from the event's page:
+        back to it, saying what came of it."""
+        session = await people.require(request, None, Role.READER)
+        if isinstance(session, Response):
+            return session
+        form = await read_form(request)
+        who = acting(request, form.get("csrf", ""))
+        try:
+            done = await act(who, form)
+        except GatewayUnavailable:
+            return unavailable(request, session.person)
+        except Refused as problem:
+            try:
+                status = await gateway.event(acting(request), str(event_id))
+            except (GatewayUnavailable, Refused):
+                return refused(request, session.person, problem)
+            return page(request, "event.html.j2", problem.status,
+                        **event_context(session, status, problem=sv_refusal(problem.status, problem.detail)))
+        return RedirectResponse(f"{people.base}/console/events/{event_id}?done={done}", status_code=303)
+
+    @router.post("/events/{event_id}/approval", response_class=HTMLResponse)
+    async def decide(request: Request, event_id: UUID) -> Response:
+        async def act(who: As, form: dict[str, str]) -> str:
+            verdict = "reject" if form.get("decision") == "reject" else "approve"
+            await gateway.decide(who, str(event_id), verdict, form.get("content_hash", ""), form.get("comment", "").strip())
+            return verdict
+
+        return await held_act(request, event_id, act)
+
+    @router.post("/events/{event_id}/cancellation", response_class=HTMLResponse)
+    async def cancel(request: Request, event_id: UUID) -> Response:
+        async def act(who: As, form: dict[str, str]) -> str:
+            await gateway.cancel(who, str(event_id), form.get("comment", "").strip())
+            return "cancel"
+
+        return await held_act(request, event_id, act)
+
+    @router.get("/approvals", response_class=HTMLResponse)
+    async def approvals(request: Request) -> Response:
+        """What waits for approval in the programmes where the person approves, oldest first."""
+        session = await people.require(request, None, Role.APPROVER)
+        if isinstance(session, Response):
+            return session
+        person = session.person
+        try:
+            waiting = [await gateway.event(acting(request), event_id)
+                       for event_id in await gateway.approvals(acting(request))]
+        except GatewayUnavailable:
+            return unavailable(request, person)
+        except Refused as problem:
+            return refused(request, person, problem)
+        mine = [e for e in waiting if person.may(e["program"], Role.APPROVER)]
+        return page(request, "approvals.html.j2", person=person, waiting=mine)
 
     @router.get("/events/{event_id}/preview", response_class=HTMLResponse)
     async def event_preview(request: Request, event_id: UUID, audience: Annotated[str, Query(pattern=AUDIENCE_ID)],
@@ -498,6 +579,11 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
     return router
 
 
+#: What the event's page says after an approver's decision or an editor's cancel.
+DONE = {"approve": "Godkänt. Meddelandet skickas nu (eller när embargot eller sändningstiden nås).",
+        "reject": "Avslaget. Författaren ser din kommentar och kan ändra meddelandet och skicka in det igen.",
+        "cancel": "Stoppat. Inget av meddelandet skickas."}
+
 TOO_LARGE = "Filen är större än {} MB. Dela inte upp katalogen; be om en högre gräns. Inget har ändrats."
 
 
@@ -524,6 +610,10 @@ def history_of(status: Mapping[str, Any]) -> list[tuple[str, str]]:
         steps.append((status["send_at"], "Nyhetsbrevet skickas"))
     if status.get("plan"):
         steps.append((status["accepted_at"], f"Planerat för {len(status['plan']['groups'])} målgrupper"))
+    for decision in (status.get("approval") or {}).get("history", ()):
+        said = f" ({decision['comment']})" if decision.get("comment") else ""
+        steps.append((decision["at"], f"{DECISION_LABELS.get(decision['action'], decision['action'])} av "
+                                      f"{decision['actor']}{said}"))
     for letter in status.get("dead_letters", ()):
         steps.append((letter["at"], f"Kunde inte hanteras av {letter['consumer']}"))
         if letter.get("redriven_at"):

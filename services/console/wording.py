@@ -73,6 +73,41 @@ def sv_rule(rule: str) -> str:
     return RULE_WORDS.get(rule, rule)
 
 
+def sv_approval_reason(reason: dict[str, str]) -> str:
+    """Why an event needs approval (the gateway's `ApprovalReason`), in Swedish."""
+    rule, detail = reason.get("rule", ""), reason.get("detail", "")
+    if rule == "importance":
+        return f"viktighet: {_worded(detail, PLAN_WORDS)}"
+    if rule == "external":
+        return f"når externa målgrupper ({detail})"
+    if rule == "recipients":
+        found = re.fullmatch(r"(\d+) > (\d+)", detail)
+        return f"når {found.group(1)} mottagare, fler än {found.group(2)}" if found else f"många mottagare ({detail})"
+    if rule == "unplanned":
+        return "antalet mottagare kunde inte räknas just nu, så det hålls för säkerhets skull"
+    return f"{rule}: {detail}"
+
+
+#: The gateway's reasons for refusing an approval or a cancellation (services/gateway/approval.py), in Swedish.
+APPROVAL_WORDS: tuple[tuple[str, str], ...] = (
+    (r"nobody approves or rejects what they wrote or changed.*",
+     "Du kan inte godkänna eller avslå det du själv skrivit eller senast ändrat: en annan godkännare måste göra det."),
+    (r"you are not an approver in programme '(.+)'", "Du är inte godkännare i programmet {0}."),
+    (r"the content changed since you saw it.*",
+     "Innehållet har ändrats sedan du läste det. Läs det igen innan du beslutar; inget är godkänt."),
+    (r"the submission expired at .*",
+     "Begäran om godkännande har gått ut. Författaren behöver ändra meddelandet eller skicka in det igen."),
+    (r"cannot (approve|reject|cancel): it was approved already by (\S+) at (\S+)",
+     "Det är redan godkänt av {1}."),
+    (r"cannot (approve|reject|cancel): it was rejected by (\S+) at (\S+);.*", "Det är redan avslaget av {1}."),
+    (r"cannot (approve|reject|cancel): it was cancelled by (\S+) at (\S+)", "Det är redan stoppat av {1}."),
+    (r"cannot (approve|reject): it needs no approval", "Det behöver inget godkännande."),
+    (r"cannot cancel: sending began or is about to .*; so far (\d+) of (\d+) deliveries sent.*",
+     "Det går inte att stoppa: utskicket har börjat eller börjar strax ({0} av {1} skickade). Skicka en "
+     "återkallelse i stället."),
+)
+
+
 def sv_refusal(status: int, detail: str) -> str:
     """Why the gateway refused a person's request, as the page says it."""
     if "CSRF" in detail:
@@ -80,6 +115,11 @@ def sv_refusal(status: int, detail: str) -> str:
                 "försök igen.")
     if status == 401:
         return "Din inloggning har gått ut. Logga in igen; inget sparades."
+    worded = _worded(detail, APPROVAL_WORDS)
+    if worded != detail:
+        return worded
+    if status == 403 and "token never approves" in detail:
+        return "Bara en person med rollen godkännare kan godkänna."
     if status == 403:
         found = re.search(r"programme '([^']+)'", detail)
         where = f" i programmet {found.group(1)}" if found else ""

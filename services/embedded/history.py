@@ -35,13 +35,31 @@ def _event(kind: str, program: str, occurred: str, payload: dict[str, Any], impo
     return event
 
 
+#: How a regional board's decision is appealed (kommunallagen 13 kap.: laglighetsprövning, three weeks from the
+#: day the minutes were posted on the region's official notice board).
+APPEAL = ("Beslutet kan överklagas genom laglighetsprövning hos förvaltningsrätten av den som är medlem i regionen. "
+          "Överklagandet ska ha kommit in inom tre veckor från den dag då protokollet tillkännagavs på regionens "
+          "anslagstavla.")
+
+
+def _provenance(body: str, meeting: str, number: str, paragraph: str, appeal_by: str | None) -> dict[str, Any]:
+    """Where a decision of the history is recorded. The seeds name the bodies and dates; the registration
+    numbers and paragraphs are illustrative (the documents do not give them)."""
+    found: dict[str, Any] = {"registration_number": number, "minutes_paragraph": paragraph, "meeting_date": meeting,
+                             "body": body}
+    if appeal_by:
+        found["appeal"] = {"how": APPEAL, "by": appeal_by}
+    return found
+
+
 #: Oldest first, as it happened.
 HISTORY: tuple[dict[str, Any], ...] = (
     _event("steering.decision", "fvis", "2018-05-09", {
         "committee": "Regionstyrelsen", "decision_code": "B1", "title": "Beslut att starta programmet FVIS",
         "decision_text": "Regionstyrelsen beslutar att starta programmet Framtidens vårdinformationsstöd.",
         "rationale": "Region Västerbotten behöver ett sammanhållet vårdinformationsstöd tillsammans med Sussa.",
-        "consequences": "Initieringsfasen startar.", "effective_date": "2018-05-09"},
+        "consequences": "Initieringsfasen startar.", "effective_date": "2018-05-09",
+        "provenance": _provenance("Regionstyrelsen", "2018-05-09", "RUN 2018-00412", "§ 98", "2018-06-05")},
         "must_know", ["regionstyrelsen"]),
     _event("steering.decision", "fvis", "2019-12-17", {
         "committee": "Regionstyrelsen", "decision_code": "B2",
@@ -49,12 +67,15 @@ HISTORY: tuple[dict[str, Any], ...] = (
         "decision_text": "Regionstyrelsen godkänner initieringsarbetet och beslutar att fortsätta med "
                          "definitionsfasen.",
         "rationale": "Initieringsarbetet är genomfört enligt plan.", "consequences": "Definitionsfasen startar.",
-        "effective_date": "2019-12-17"}, "must_know", ["regionstyrelsen"]),
+        "effective_date": "2019-12-17",
+        "provenance": _provenance("Regionstyrelsen", "2019-12-17", "RUN 2019-02270", "§ 311", "2020-01-14")},
+        "must_know", ["regionstyrelsen"]),
     _event("steering.decision", "fvis", "2020-05-05", {
         "committee": "Regionstyrelsen", "decision_code": "B3", "title": "FVIS fortsätter enligt plan",
         "decision_text": "Regionstyrelsen beslutar att fortsätta programmet efter beslutspunkt B3.",
         "rationale": "Definitionsfasen visar att programmet kan nå sina effektmål.",
-        "consequences": "Arbetet fortsätter mot beslutspunkt B4.", "effective_date": "2020-05-05"},
+        "consequences": "Arbetet fortsätter mot beslutspunkt B4.", "effective_date": "2020-05-05",
+        "provenance": _provenance("Regionstyrelsen", "2020-05-05", "RUN 2020-00871", "§ 104", "2020-06-02")},
         "must_know", ["regionstyrelsen"]),
     _event("steering.decision", "fvm", "2020-05-29", {
         "committee": "Kommunerna i Västra Götaland och VGR",
@@ -74,14 +95,18 @@ HISTORY: tuple[dict[str, Any], ...] = (
         "title": "Gemensam läkemedelslista för varje patient",
         "summary": "FVM Klinisk ledning beslutar att varje patient ska ha en gemensam läkemedelslista i Millennium, "
                    "som alla vårdgivare ser och uppdaterar.",
-        "affected_professions": ["läkare", "sjuksköterska"]}, "must_know", ["programstyrgrupp"]),
+        "affected_professions": ["läkare", "sjuksköterska"],
+        "provenance": _provenance("FVM Klinisk ledning", "2020-06-10", "FVM 2020-00154", "§ 12", None)},
+        "must_know", ["programstyrgrupp"]),
     _event("steering.decision", "fvm", "2022-05-17", {
         "committee": "Regionstyrelsen", "title": "Ny tidplan för Framtidens vårdinformationsmiljö",
         "decision_text": "Regionstyrelsen godkänner avsiktsförklaringen med Cerner och den nya tidplanen för "
                          "införandet av Millennium.",
         "rationale": "Förhandlingarna har gett en tidplan som håller och kompensation för förseningen.",
         "consequences": "Södra området inför hösten 2024, resten av södra ett år senare, norra och östra våren "
-                        "2026 och västra hösten 2026.", "effective_date": "2022-05-17"},
+                        "2026 och västra hösten 2026.", "effective_date": "2022-05-17",
+        # Seed 004: the regional board's decision of 17 May 2022.
+        "provenance": _provenance("Regionstyrelsen", "2022-05-17", "RS 2022-03301", "§ 112", "2022-06-15")},
         "must_know", ["politisk-styrgrupp", "strategisk-styrgrupp", "programstyrgrupp"]),
 )
 

@@ -18,6 +18,7 @@ from contracts.events import (
     DesignDecisionMade,
     Event,
     GoLiveMilestoneReached,
+    Provenance,
     StatusUpdated,
     SteeringDecisionMade,
     event_type,
@@ -68,6 +69,17 @@ class TemplateProblem(Exception):
     """A template that cannot render an event; found at start-up, not at send time."""
 
 
+def provenance_facts(provenance: Provenance | None) -> dict[str, str]:
+    """Where a decision is recorded, and how to appeal it, as facts in plain Swedish."""
+    if provenance is None:
+        return {}
+    out = {"Diarienummer": provenance.registration_number,
+           "Protokoll": f"{provenance.body}, {sv_date(provenance.meeting_date)}, {provenance.minutes_paragraph}"}
+    if provenance.appeal is not None:
+        out["Överklagande"] = f"Senast {sv_date(provenance.appeal.by)}. {provenance.appeal.how}"
+    return out
+
+
 def facts(event: Event) -> dict[str, str]:
     """The key facts of an event, labelled in Swedish, shown as a fact list in every channel."""
     out = {"Typ": TYPE_LABELS[event.type]}
@@ -78,6 +90,7 @@ def facts(event: Event) -> dict[str, str]:
             out["Beslutspunkt"] = p.decision_code
         if p.effective_date:
             out["Gäller från"] = sv_date(p.effective_date)
+        out.update(provenance_facts(p.provenance))
     elif isinstance(event, DesignDecisionMade):
         d = event.payload
         out["Arbetsström"] = d.workstream
@@ -86,6 +99,7 @@ def facts(event: Event) -> dict[str, str]:
             out["Berörda yrken"] = ", ".join(d.affected_professions)
         if d.effective_date:
             out["Gäller från"] = sv_date(d.effective_date)
+        out.update(provenance_facts(d.provenance))
     elif isinstance(event, GoLiveMilestoneReached):
         g = event.payload
         out["Område"] = g.area

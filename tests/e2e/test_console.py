@@ -1,7 +1,9 @@
 """The console on the embedded platform, in headless Chromium, signed in through the local provider's form: an
 editor composes a clinical-leadership design decision, watches the plan follow the form, previews the mail and
-the Teams card (drawn by Microsoft's renderer, served by Budkavle), saves a draft, publishes and watches the
-delivery reach every group; the keyboard alone goes from "Nytt meddelande" to "Publicera"; a reader and
+the Teams card (drawn by Microsoft's renderer, served by Budkavle), saves a draft and submits it; being
+must-know it waits for approval (the programme files as they are) and nothing is sent, its author cannot approve
+it, and an approver approves it from the queue; the editor watches the delivery reach every group; the keyboard
+alone goes from "Nytt meddelande" to "Publicera"; a reader and
 another programme's editor can do nothing of it. axe-core on every page."""
 
 import os
@@ -23,6 +25,8 @@ TITLE = "Nytt arbetssätt vid utskrivning"
 PROGRAMME = "Framtidens vårdinformationsmiljö"
 #: A tenth of the demo directory: the groups stay the same, and their mails go out while the test watches.
 STAFF_SCALE = 0.1
+#: The programme files' approval rules hold: must-know waits for a second person.
+APPROVAL_RULES = True
 
 
 @pytest.fixture
@@ -46,8 +50,8 @@ def only_budkavle(page: Any, platform: Platform) -> list[str]:
     return elsewhere
 
 
-def test_an_editor_composes_sees_the_plan_previews_every_channel_publishes_and_watches_the_delivery(
-        platform: Platform, page: Any, tmp_path: Path) -> None:
+def test_an_editor_composes_sees_the_plan_previews_every_channel_and_an_approver_lets_it_go_out(
+        platform: Platform, page: Any, browser: Any, tmp_path: Path) -> None:
     sign_in_in_chromium(page, platform, "redaktor@fvm.example", "/console/")
     elsewhere = only_budkavle(page, platform)
     page.get_by_role("link", name=f"Nytt meddelande i {PROGRAMME}").click()
@@ -94,21 +98,47 @@ def test_an_editor_composes_sees_the_plan_previews_every_channel_publishes_and_w
     page.screenshot(path=str(tmp_path / "console-compose.png"), full_page=True)
     assert axe_violations(page) == []
 
+    plan.get_by_text("Meddelandet väntar på godkännande när du skickar det: viktighet: måste veta").wait_for()
     page.get_by_role("button", name="Spara utkast").last.click()
     # The page has two status lines: the notice, and the plan's summary once htmx has brought it.
     page.get_by_role("status").filter(has_text="Utkastet är sparat.").wait_for()
     assert named(page, "payload.title").input_value() == TITLE
     assert page.get_by_label(re.compile("^Programstyrgrupp \\(")).is_checked()
 
+    mails_before = len(list((platform.data_dir / "mail").glob("*.eml")))
     page.get_by_role("button", name="Publicera").click()
     page.wait_for_url(re.compile(r"/console/events/[0-9a-f-]{36}\?published=true$"))
-    assert page.get_by_role("status").inner_text() == "Meddelandet är publicerat."
+    assert page.get_by_role("status").inner_text().startswith("Meddelandet väntar på godkännande.")
+    assert page.get_by_role("heading", name="Godkännande: Väntar på godkännande").is_visible()
+    assert page.get_by_role("button", name="Godkänn och skicka").count() == 0  # its author may not
+    assert "en annan godkännare måste besluta" in page.content()
+    assert axe_violations(page) == []
+
+    # An approver, in a browser of their own, finds it in the queue and approves it.
+    approver_context = browser.new_context()
+    try:
+        approver = approver_context.new_page()
+        sign_in_in_chromium(approver, platform, "godkannare@fvm.example", "/console/approvals")
+        assert axe_violations(approver) == []
+        waiting = approver.get_by_role("row").filter(has_text=TITLE)
+        assert "redaktor@fvm.example" in waiting.inner_text() and "måste veta" in waiting.inner_text()
+        # Nothing of it was sent while it waited: the gateway has no plan of it, and no mail left.
+        assert "Ingen leverans planerad ännu." in page.locator("#progress").inner_text()
+        assert len(list((platform.data_dir / "mail").glob("*.eml"))) == mails_before
+        waiting.get_by_role("link", name=TITLE).click()
+        approver.get_by_label("Kommentar (krävs för att avslå)").fill("Stämmer med beslutet.")
+        approver.get_by_role("button", name="Godkänn och skicka").click()
+        approver.get_by_role("status").filter(has_text="Godkänt.").wait_for()
+        assert "Godkänt av godkannare@fvm.example (Stämmer med beslutet.)" in approver.content()
+        assert axe_violations(approver) == []
+    finally:
+        approver_context.close()
     page.get_by_role("heading", name="Leverans: Levererad").wait_for(timeout=90_000)  # the page's own asking
     progress = page.locator("#progress")
     for row in progress.get_by_role("row").all()[1:]:
         targeted, sent, _deferred, failed = (int(c.split()[0]) for c in row.locator("td.num").all_inner_texts())
         assert targeted > 0 and sent + failed == targeted, row.inner_text()
-    assert "redaktor@fvm.example" in page.locator("dl").inner_text()
+    assert "redaktor@fvm.example" in page.locator("dl").first.inner_text()
     page.screenshot(path=str(tmp_path / "console-event.png"), full_page=True)
     assert axe_violations(page) == []
     page.get_by_role("button", name="Förhandsgranska Teams för Programstyrgrupp").click()
@@ -321,7 +351,8 @@ def test_an_admin_reads_the_directory_files_report_and_nothing_changes_until_con
 
     page.goto(f"{platform.url}/console/")
     page.get_by_role("link", name=f"Registret för {PROGRAMME}").click()
-    published = page.get_by_role("row").filter(has_text="Publicerade").filter(has_text="redaktor@fvm.example")
+    published = page.get_by_role("row").filter(has_text=re.compile("Publicerade|Skickade för godkännande")).filter(
+        has_text="redaktor@fvm.example")
     assert published.count() >= 2  # the messages the editor published in this module
     assert axe_violations(page) == []
     with page.expect_download() as download:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
 from contracts.deliveries import DeliveryPlan, EventPlanned
+from contracts.lifecycle import EventCancelled
 from programs import Program
 from services.common.bus import Bus
 from services.common.db import create_tables
@@ -62,3 +63,21 @@ async def test_a_held_event_is_remembered_until_the_tailor_announces_it_went_out
         assert await scheduler.sweep() == 0
         await bus.publish(topics.EVENT_PLANNED, held, str(event_id))  # a late repeat does not hold it again
     assert await scheduler.store.unreleased() == []
+
+
+async def test_a_cancelled_event_is_never_released_even_when_its_hold_is_heard_after_the_cancel(
+        scheduler: Scheduler, bus: Bus, broker: KafkaBroker, recorder: Recorder) -> None:
+    clock = scheduler.clock
+    assert isinstance(clock, Clock)
+    first, second = uuid4(), uuid4()
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.EVENT_PLANNED, planned(first, "embargoed", clock.now + timedelta(hours=1)), str(first))
+        for event_id in (first, second):
+            cancelled = EventCancelled(event_id=event_id, program="fvm", cancelled_at=clock.now)
+            await bus.publish(topics.EVENT_CANCELLED, cancelled, cancelled.bus_key)
+        # The second one's hold arrives after its cancel (another topic, another order): it is not held.
+        await bus.publish(topics.EVENT_PLANNED, planned(second, "embargoed", clock.now + timedelta(hours=1)),
+                          str(second))
+        clock.now += timedelta(hours=2)
+        assert await scheduler.sweep() == 0
+    assert await scheduler.store.unreleased() == [] and recorder[topics.SCHEDULE_DUE] == []

@@ -6,6 +6,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
+from contracts.lifecycle import EventCancelled
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import ReleaseDue
 from programs import Program
@@ -13,7 +14,7 @@ from services.common.bus import Bus
 from services.tailor.directory import Recipient
 from services.tailor.rendering import Renderer
 from services.tailor.service import Tailor
-from services.tailor.store import TailorStore
+from services.tailor.store import Stage, TailorStore
 from tests.conftest import TEMPLATES_DIR, make_event
 from tests.service.conftest import Clock, Recorder
 
@@ -95,6 +96,25 @@ async def test_embargoed_event_is_held_until_the_scheduler_says_its_instant_has_
             await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
     assert recipients(recorder) == 9
     assert [p["status"] for p in recorder[topics.EVENT_PLANNED]] == ["embargoed", "embargoed", "planned", "planned"]
+
+
+async def test_a_cancelled_held_event_is_never_released_not_even_after_a_restart_or_a_redelivery(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder) -> None:
+    clock = tailor.clock
+    assert isinstance(clock, Clock)
+    event = make_event(audiences=["politisk-styrgrupp"], embargo_until=(clock.now + timedelta(hours=1)).isoformat())
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
+        cancelled = EventCancelled(event_id=event.event_id, program="fvm", cancelled_at=clock.now)
+        await bus.publish(topics.EVENT_CANCELLED, cancelled, cancelled.bus_key)
+        clock.now += timedelta(hours=2)
+        due = release(event.event_id, clock.now)
+        await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
+        await bus.publish(topics.event_topic(event.type), event, str(event.event_id))  # redelivered
+        await tailor.recover()  # a restart announces only what is still held
+    assert recorder[topics.EMAIL_DELIVERY_REQUESTED] == []
+    assert [p["status"] for p in recorder[topics.EVENT_PLANNED]] == ["embargoed"]
+    assert await tailor.store.status(event.event_id) is Stage.CANCELLED
 
 
 async def test_event_for_a_programme_without_configuration_is_dead_lettered(

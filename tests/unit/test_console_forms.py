@@ -2,8 +2,10 @@
 the input they are about, in Swedish."""
 
 from datetime import UTC, datetime
+from typing import Any, get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
 from contracts.events import EVENT_TYPES
 from services.console.forms import apply_action, errors_of, event_of, fields_of, form_of, rows_of
@@ -16,9 +18,39 @@ def test_every_registered_type_has_a_form_named_by_its_contracts_fields(event_ty
     inputs = form_of(event_type)
     payload = EVENT_TYPES[event_type].model.model_fields["payload"].annotation
     assert payload is not None
+    # A nested record (a decision's provenance) is its own fields, named by their path.
     assert [i.name for i in inputs if i.name.startswith("payload.")] == [
-        f"payload.{name}" for name in payload.model_fields]
+        name for field in payload.model_fields for name in _leaves(f"payload.{field}", payload.model_fields[field])]
     assert {"importance", "sensitivity", "audiences", "embargo_until"} <= {i.name for i in inputs}
+
+
+def _leaves(name: str, info: Any) -> list[str]:
+    options = (info.annotation,) if get_origin(info.annotation) is tuple else (info.annotation, *get_args(info.annotation))
+    record = next((t for t in options if isinstance(t, type) and issubclass(t, BaseModel)), None)
+    if record is None:
+        return [name]
+    return [leaf for k, v in record.model_fields.items() for leaf in _leaves(f"{name}.{k}", v)]
+
+
+def test_a_decisions_provenance_is_typed_in_its_own_fields_and_a_record_begun_says_what_it_lacks() -> None:
+    inputs = form_of("steering.decision")
+    fields = {"payload.committee": "Regionstyrelsen", "payload.title": "Ny tidplan",
+              "payload.decision_text": "Regionstyrelsen godkänner.", "importance": "must_know",
+              "payload.provenance.registration_number": "RS 2022-03301",
+              "payload.provenance.appeal.by": "2022-06-15"}
+    event = event_of("steering.decision", "fvm", "redaktor@fvm.example", fields, inputs, NOW)
+    errors = errors_of(event, inputs)
+    assert set(errors) == {"payload.provenance.minutes_paragraph", "payload.provenance.meeting_date",
+                           "payload.provenance.body", "payload.provenance.appeal.how"}
+    assert errors["payload.provenance.body"] == "Måste fyllas i."
+    done = {**fields, "payload.provenance.minutes_paragraph": "§ 112", "payload.provenance.meeting_date": "2022-05-17",
+            "payload.provenance.body": "Regionstyrelsen", "payload.provenance.appeal.how": "Laglighetsprövning."}
+    event = event_of("steering.decision", "fvm", "redaktor@fvm.example", done, inputs, NOW)
+    assert errors_of(event, inputs) == {}
+    assert event["payload"]["provenance"]["appeal"] == {"how": "Laglighetsprövning.", "by": "2022-06-15"}
+    bare = event_of("steering.decision", "fvm", "x", {k: v for k, v in done.items() if "provenance" not in k},
+                    inputs, NOW)
+    assert "provenance" not in bare["payload"] and errors_of(bare, inputs) == {}
 
 
 def test_a_design_decision_typed_into_the_form_is_the_event_the_contract_accepts() -> None:

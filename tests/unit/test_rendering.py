@@ -87,6 +87,31 @@ def test_teams_card_is_an_adaptive_card_with_facts_questions_and_a_counted_read_
     json.dumps(card)  # serialisable
 
 
+def test_a_decisions_provenance_and_appeal_read_in_plain_swedish_in_the_mail_the_card_and_the_item(
+        renderer: Renderer, fvm: Program) -> None:
+    event = make_event(payload={
+        "committee": "Regionstyrelsen", "title": "Ny tidplan", "decision_text": "Regionstyrelsen godkänner tidplanen.",
+        "provenance": {"registration_number": "RS 2022-03301", "minutes_paragraph": "§ 112",
+                       "meeting_date": "2022-05-17", "body": "Regionstyrelsen",
+                       "appeal": {"how": "Överklaga genom laglighetsprövning hos förvaltningsrätten.",
+                                  "by": "2022-06-15"}}})
+    group = fvm.audience("politisk-styrgrupp")
+    assert group is not None
+    said = ("Regionstyrelsen fattade beslutet vid sammanträdet 17 maj 2022 (§ 112 i protokollet, diarienummer "
+            "RS 2022-03301).")
+    mail = renderer.email(event, fvm, group)
+    assert said in mail.text and said in mail.html
+    assert ("Överklagande: beslutet kan överklagas senast 15 juni 2022. Överklaga genom laglighetsprövning hos "
+            "förvaltningsrätten.") in mail.text
+    card = renderer.teams_card(event, fvm, group)
+    facts = {f["title"]: f["value"] for block in card["body"] if block["type"] == "FactSet" for f in block["facts"]}
+    assert facts["Diarienummer"] == "RS 2022-03301"
+    assert facts["Protokoll"] == "Regionstyrelsen, 17 maj 2022, § 112"
+    assert facts["Överklagande"].startswith("Senast 15 juni 2022.")
+    item = preview(event, fvm, group, "intranet", renderer, COMPOSERS)
+    assert "diarienummer RS 2022-03301" in "".join(item.values())
+
+
 def test_an_email_asks_both_questions_with_the_persons_own_link_left_to_the_email_service(
         renderer: Renderer, fvm: Program) -> None:
     rendered = renderer.email(make_event(), fvm, fvm.audience("medarbetare-hs"))  # type: ignore[arg-type]
