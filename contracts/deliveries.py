@@ -40,6 +40,13 @@ class DeliveryCommand(Contract):
     program: ProgramId
     audience_id: AudienceId
     correlation_id: Annotated[str, Field(max_length=200)] | None = None
+    follows: UUID | None = Field(default=None, description=(
+        "a correction's or a retraction's original event: each delivery goes only where the channel delivered "
+        "the original (the same person or group), and after it; where the original failed, nothing is sent"))
+
+    def follows_key(self, recipient_id: str | None = None) -> str | None:
+        """The ledger key of the original's delivery that this one follows, if it follows one."""
+        return None if self.follows is None else f"{self.follows}:{recipient_id or self.audience_id}:{self.channel}"
 
     def delivery_key(self, recipient_id: str | None = None) -> str:
         """The ledger key of one delivery: per person for person channels, per group otherwise."""
@@ -93,7 +100,7 @@ class SendEmail(DeliveryCommand):
     personal (To, message id, the link tokens in the bodies' slots) at send time."""
 
     channel: ClassVar[str] = "email"
-    version: ClassVar[int] = 4  # 3: `bulk`; 4: the personal links are typed slots in the bodies
+    version: ClassVar[int] = 5  # 3: `bulk`; 4: the personal links are typed slots in the bodies; 5: `follows`
 
     sender_name: Annotated[str, Field(min_length=1, max_length=200)]
     sender_address: EmailStr
@@ -125,7 +132,7 @@ class SendTeamsCard(DeliveryCommand):
     """One Adaptive Card to one target group's Teams channel; the Teams service knows the group's webhook."""
 
     channel: ClassVar[str] = "teams"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3  # 3: `follows`
 
     card: dict[str, Any]
 
@@ -139,13 +146,23 @@ class GoLiveFacts(Contract):
     state: GoLiveState
 
 
+class Amendment(Contract):
+    """What a correction or a retraction says of the item it amends, shown on the item."""
+
+    kind: Literal["correction", "retraction"]
+    what_changed: Annotated[str, Field(max_length=20_000)] | None = None
+    reason: Annotated[str, Field(max_length=20_000)]
+    at: AwareDatetime
+
+
 class PublishIntranetItem(DeliveryCommand):
     """One news item for the intranet, rendered once for the whole organisation. Version 3: what the pages
     need beyond the text (a go-live's area, date and state; a status update's phase) is typed, not read back
-    from the facts labelled for people."""
+    from the facts labelled for people. Version 4: a correction or a retraction (`follows`, `amendment`)
+    replaces the original's item, whose earlier text the intranet keeps in the item's history."""
 
     channel: ClassVar[str] = "intranet"
-    version: ClassVar[int] = 3
+    version: ClassVar[int] = 4
 
     event_type: str
     title: str
@@ -159,6 +176,8 @@ class PublishIntranetItem(DeliveryCommand):
     facts: dict[str, str] = Field(default_factory=dict, description="the key facts, labelled in Swedish for people")
     golive: GoLiveFacts | None = Field(default=None, description="a go-live item: for the status page's timeline")
     phase: Line200 | None = Field(default=None, description="a status update: the programme's phase")
+    amendment: Amendment | None = Field(default=None, description="with `follows`: the item of that event is "
+                                                                  "amended (its text replaced, or withdrawn)")
 
 
 class PlannedGroup(Contract):

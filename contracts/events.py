@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Union, get_args
 from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, AwareDatetime, Field, HttpUrl, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, Field, HttpUrl, TypeAdapter, ValidationError
 
 from contracts.base import Contract
 
@@ -184,6 +184,28 @@ class NewsletterIssue(Contract):
     send_at: Instant | None = None
 
 
+class Correction(Contract):
+    """A correction of an earlier event (or of a correction of it): it reaches exactly those the original
+    reached, on the channels it reached them by, and the original's intranet item shows it."""
+
+    corrects: UUID = Field(description="the event corrected: the original, or an earlier correction of it")
+    title: Title = Field(description="the corrected message's title, as people see it after 'Rättelse:'")
+    what_changed: Text = Field(description="what changed, in a sentence or two")
+    reason: Text = Field(description="why it was corrected")
+    corrected: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")], Any] = Field(
+        min_length=1, max_length=50, description="the original's payload fields that change, by name, with their "
+                                                 "new values (checked against the original's type)")
+
+
+class Retraction(Contract):
+    """An earlier event withdrawn: those it reached are told, and its intranet item is marked 'Återkallad'."""
+
+    corrects: UUID = Field(description="the event withdrawn: the original, or a correction of it")
+    title: Title = Field(description="the withdrawn message's title, as people see it after 'Återkallat:'")
+    reason: Text = Field(description="why it was withdrawn")
+    what_changed: Text | None = Field(default=None, description="what holds instead, if anything")
+
+
 class SteeringDecisionMade(Envelope):
     type: Literal["steering.decision"]
     payload: SteeringDecision
@@ -209,10 +231,25 @@ class NewsletterIssued(Envelope):
     payload: NewsletterIssue
 
 
+class CorrectionIssued(Envelope):
+    type: Literal["correction"]
+    payload: Correction
+
+
+class RetractionIssued(Envelope):
+    type: Literal["retraction"]
+    payload: Retraction
+
+
+#: The event types that amend an earlier event: they reach whom it reached, never planned on their own.
+AMENDMENTS = ("correction", "retraction")
+
+
 #: Every event type this code knows, for the type checker. At run time the registry below is what counts: an
 #: event type registered there (`register_event_type`) is parsed, planned, rendered and delivered too.
 Event = Annotated[
-    SteeringDecisionMade | DesignDecisionMade | GoLiveMilestoneReached | StatusUpdated | NewsletterIssued,
+    SteeringDecisionMade | DesignDecisionMade | GoLiveMilestoneReached | StatusUpdated | NewsletterIssued
+    | CorrectionIssued | RetractionIssued,
     Field(discriminator="type"),
 ]
 
@@ -341,3 +378,27 @@ register_event_type(EventType(NewsletterIssued, "Nyhetsbrev", digest_section=5, 
      "sections": [{"heading": "Utbildning", "body": "Utbildningen börjar i juni."}],
      "send_at": "2024-06-01T08:00:00+02:00"},
     {"title": "Nyhetsbrev", "sections": [{"heading": "Rubrik", "body": "Text."}]})))
+register_event_type(EventType(CorrectionIssued, "Rättelse", samples=(
+    {"corrects": "00000000-0000-4000-8000-000000000001", "title": "Ny tidplan för införandet",
+     "what_changed": "Södra området inför hösten 2024, inte våren.", "reason": "Fel datum i det första utskicket.",
+     "corrected": {"consequences": "Södra området inför hösten 2024."}},)))
+register_event_type(EventType(RetractionIssued, "Återkallelse", samples=(
+    {"corrects": "00000000-0000-4000-8000-000000000001", "title": "Ny tidplan för införandet",
+     "reason": "Beslutet var inte fattat ännu.", "what_changed": "Tidplanen gäller inte; ett nytt besked kommer."},
+    {"corrects": "00000000-0000-4000-8000-000000000001", "title": "Beslut", "reason": "Skickat av misstag."})))
+
+
+def apply_correction(original: Event, correction: Correction) -> Event:
+    """The original as the correction says it should read: its payload's fields replaced by the corrected ones,
+    checked by the original's type. ValueError names each field that does not fit, by its path in the
+    correction (`corrected.<field>…`)."""
+    unknown = sorted(set(correction.corrected) - set(type(original.payload).model_fields))
+    if unknown:
+        raise ValueError("; ".join(f"corrected.{name}: {original.type} has no such field" for name in unknown))
+    body: dict[str, Any] = original.model_dump(mode="json")
+    body["payload"] = {**body["payload"], **correction.corrected}
+    try:
+        return parse_event(body)
+    except ValidationError as exc:
+        raise ValueError("; ".join(f"corrected.{'.'.join(str(p) for p in e['loc'][2:])}: {e['msg']}"
+                                   for e in exc.errors(include_input=False, include_url=False))) from exc

@@ -12,9 +12,10 @@ EVENT_CANCELLED: Final = "lifecycle.event_cancelled.v1"
 
 #: Per-channel delivery commands emitted by the tailor, keyed by event and target group. Version 2: one
 #: email command carries a group's message once with a chunk of its recipients; no command carries a secret.
-EMAIL_DELIVERY_REQUESTED: Final = "deliveries.email.v4"  # v3: bulk marked; v4: personal links as typed slots
-TEAMS_DELIVERY_REQUESTED: Final = "deliveries.teams.v2"
-INTRANET_DELIVERY_REQUESTED: Final = "deliveries.intranet.v3"  # v3: go-live facts and phase typed
+#: v3: bulk marked; v4: personal links as typed slots; v5 (each channel's next): `follows` (corrections).
+EMAIL_DELIVERY_REQUESTED: Final = "deliveries.email.v5"
+TEAMS_DELIVERY_REQUESTED: Final = "deliveries.teams.v3"
+INTRANET_DELIVERY_REQUESTED: Final = "deliveries.intranet.v4"  # v3: go-live facts and phase typed; v4: amendments
 
 #: The tailor's explainable delivery plan for each event.
 EVENT_PLANNED: Final = "plans.event_planned.v1"

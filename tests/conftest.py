@@ -76,7 +76,7 @@ def make_event(event_type: str = "steering.decision", **envelope: Any) -> Event:
         "status.update": {"title": "Läget", "summary": "Arbetet går enligt plan."},
         "newsletter.issue": {"title": "Nyhetsbrev", "sections": [{"heading": "Rubrik", "body": "Text."}]},
     }
-    payload = envelope.pop("payload", payloads[event_type])
+    payload = envelope.pop("payload") if "payload" in envelope else payloads[event_type]
     data = {"type": event_type, "program": "fvm", "publisher": "test", "importance": "must_know",
             "sensitivity": "internal", "payload": payload, **envelope}
     return parse_event(data)

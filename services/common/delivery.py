@@ -89,6 +89,25 @@ class Sender(Protocol[D_contra]):
     async def send(self, delivery: D_contra, /) -> int: ...
 
 
+class _Following(Generic[D]):
+    """A sender for deliveries that follow an original's (a correction's, a retraction's): each goes only where
+    the channel delivered the original, and after it. Not yet delivered there: deferred, to follow it; failed
+    there: nothing to amend."""
+
+    def __init__(self, sender: "Sender[D]", originals: dict[str, LedgerEntry]) -> None:
+        self.sender, self.originals = sender, originals
+
+    async def send(self, delivery: D, /) -> int:
+        key = delivery.command.follows_key(delivery.recipient_id)
+        if key is not None:
+            original = self.originals.get(key)
+            if original is None or original.status == "deferred":
+                raise TransientDeliveryError("the original has not reached them yet; this follows it")
+            if original.status == "failed":
+                raise PermanentDeliveryError("the original never reached them; there is nothing to amend")
+        return await self.sender.send(delivery)
+
+
 async def _attempt(delivery: D, sender: Sender[D], before: LedgerEntry | None, policy: RetryPolicy) -> LedgerEntry:
     """The ledger entry for one send; ChannelUnavailable (and anything unexpected) propagates."""
     done = before.attempts if before is not None else 0
@@ -121,10 +140,14 @@ async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledge
     are recorded as they come: a crash repeats at most `concurrency` deliveries, never a whole batch. A
     delivery repeated in the batch (a redelivery) is sent once and announced for each copy. A temporary
     refusal defers the delivery (`policy` says until when); the retrier (`retrying=True`) sends the
-    deferred ones again. Every result is recorded before the caller lets the offsets be committed.
+    deferred ones again. Every result is recorded before the caller lets the offsets be committed. A
+    delivery that follows an original's (`follows`: a correction) waits for it, and goes only where it went.
     """
     policy = policy or RetryPolicy()
     known = await ledger.lookup_many([d.key for d in deliveries])
+    follows = [key for d in deliveries if (key := d.command.follows_key(d.recipient_id)) is not None]
+    if follows:
+        sender = _Following(sender, await ledger.lookup_many(follows))
     todo: dict[str, D] = {}
     for delivery in deliveries:
         entry = known.get(delivery.key)

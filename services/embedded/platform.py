@@ -16,6 +16,7 @@ from contracts.deliveries import DeliveryPlan
 from contracts.directory import DirectoryApplied, DirectoryReport
 from contracts.events import Event
 from programs import load_programs
+from services.common.bus import DependencyUnavailable
 from services.common.migrations import Migrations
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
@@ -25,7 +26,7 @@ from services.console.store import MIGRATIONS as CONSOLE_MIGRATIONS
 from services.email.main import EmailSettings
 from services.email.main import build as build_email
 from services.email.store import MIGRATIONS as EMAIL_MIGRATIONS
-from services.gateway.api import PreviewRefused
+from services.gateway.api import PlannerUnavailable, PreviewRefused
 from services.gateway.directory import DirectoryApplier, DirectoryChecker
 from services.gateway.main import GatewaySettings
 from services.gateway.main import build as build_gateway
@@ -131,7 +132,10 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
     tailor_parts, tailor = build_tailor(settings.tailor, runtime, embedded=True)
 
     async def plan(event: Event, _authorization: str) -> DeliveryPlan:  # in process: the gateway checked the token
-        return (await tailor.plan(event)).contract
+        try:
+            return (await tailor.plan(event)).contract
+        except DependencyUnavailable as exc:  # an amendment's original not planned yet
+            raise PlannerUnavailable(str(exc)) from exc
 
     async def preview(event: Event, audience: str, channel: str, _authorization: str) -> dict[str, str]:
         try:

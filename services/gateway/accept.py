@@ -31,10 +31,10 @@ class AcceptEvent:
         self.clock = clock
 
     async def __call__(self, admitted: Admitted, caller: Principal, idempotency_key: str | None,
-                       reasons: Sequence[ApprovalReason] = ()) -> str:
+                       reasons: Sequence[ApprovalReason] = (), amends: str | None = None) -> str:
         """The accepted event's id: a new one, or the first one when the same Idempotency-Key comes back with
         the same body (409 with another body). Keys are scoped per token. With `reasons` (it needs approval),
-        it is held: submitted, with no outbox row."""
+        it is held: submitted, with no outbox row. `amends`: a correction's or retraction's original."""
         scope = f"{caller.token_id}:{idempotency_key}" if idempotency_key else None
         if scope and (first := await self._first(scope, admitted)) is not None:
             return first
@@ -43,6 +43,9 @@ class AcceptEvent:
         submission = Submission(author_of(caller), digest, tuple(r.model_dump() for r in reasons)) if reasons else None
         if submission is not None:
             action, detail = AuditAction.SUBMIT, f"{event.type}, awaiting approval"
+        elif amends is not None:
+            action = AuditAction.CORRECT if event.type == "correction" else AuditAction.RETRACT
+            detail = f"of {amends}"
         elif held is None:
             action, detail = AuditAction.PUBLISH, event.type
         else:
@@ -50,7 +53,8 @@ class AcceptEvent:
         entry = Entry(author_of(caller), action, event.program, str(event.event_id), digest, detail)
         try:
             await self.store.accept(event, topics.event_topic(event.type), scope, admitted.request_hash,
-                                    also=lambda conn: append(conn, entry, event.published_at), held=submission)
+                                    also=lambda conn: append(conn, entry, event.published_at), held=submission,
+                                    amends=amends)
         except DuplicateEvent:
             if scope and (first := await self._first(scope, admitted)) is not None:
                 return first  # a concurrent retry won the race

@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from contracts.channels import CHANNELS
 from contracts.deliveries import DeliveryPlan
-from contracts.events import PROGRAM_PATTERN, Event, event_adapter, parse_event
+from contracts.events import PROGRAM_PATTERN, Correction, Event, apply_correction, event_adapter, parse_event
 from contracts.lifecycle import EventState, hold_of
 from programs import Program
 from services.common.auth import Principal, TokenAuthority, caller_of
@@ -25,6 +25,7 @@ from services.common.problems import Problem, only_declared_query, problem_respo
 from services.common.sessions import Sessions
 from services.gateway.accept import AcceptEvent
 from services.gateway.admission import EVENT_BODY, MAX_BODY, admit, send_time_notice
+from services.gateway.amendments import original_of
 from services.gateway.approval import ApprovalInfo, ApprovalReason, Approvals, approval_reasons, reasons_for
 from services.gateway.dead_letters import DeadLetterStore, DeadLetterSummary
 from services.gateway.status import ChannelCounts, event_status
@@ -107,11 +108,24 @@ class EventList(BaseModel):
     events: list[EventSummary] = Field(description="newest first")
 
 
+class AmendmentSummary(BaseModel):
+    event_id: UUID
+    type: Literal["correction", "retraction"]
+    accepted_at: AwareDatetime
+    what_changed: str | None
+    reason: str
+
+
 class EventStatus(EventSummary):
     """An event's status: its summary, its plan, and what went wrong."""
 
     plan: DeliveryPlan | None
     event: dict[str, Any] = Field(description="the event as accepted (what a preview of it renders)")
+    amends: UUID | None = Field(default=None, description="a correction's or retraction's original")
+    amendments: list[AmendmentSummary] = Field(default_factory=list, description=(
+        "the corrections and retractions of this event that were released, oldest first"))
+    reads_now: dict[str, Any] | None = Field(default=None, description=(
+        "the event as its corrections say it reads now (absent when it was never corrected)"))
     failures: list[Failure]
     dead_letters: list[DeadLetterSummary] = Field(
         description="what a service could not handle for this event, with the reason (see /v1/dead-letters)")
@@ -189,6 +203,7 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
         try:
             admitted = admit(body, caller, programs, accept.clock())
             program = programs[admitted.event.program]
+            amends = await original_of(admitted.event, store)
             if dry_run:
                 try:
                     plan = await planner(admitted.event, authorization)
@@ -197,7 +212,7 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
                 run = DryRun(plan=plan, approval=approval_reasons(admitted.event, program, plan))
                 return JSONResponse(run.model_dump(mode="json"), status_code=200)
             reasons = await reasons_for(admitted.event, program, planner, authorization, PlannerUnavailable)
-            event_id = await accept(admitted, caller, idempotency_key, reasons)
+            event_id = await accept(admitted, caller, idempotency_key, reasons, amends)
         except Problem as problem:
             raise _refused(problem) from None
         accepted = EventAccepted(event_id=UUID(event_id), status_url=f"{base}/v1/events/{event_id}",
@@ -272,8 +287,18 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
             raise _refused(Problem(404, "no such event"))
         summary = await summary_of(stored)
         planned = await store.plan_of(event_id)
+        amendments = await store.amendments_of(stored.event_id)
+        reads_now = parse_event(stored.body)
+        for amendment in amendments:
+            if amendment.type == "correction":
+                reads_now = apply_correction(reads_now, Correction.model_validate(amendment.body["payload"]))
         return EventStatus(
             **summary.model_dump(), plan=planned[1] if planned else None, event=stored.body,
+            amends=UUID(stored.amends) if stored.amends else None,
+            amendments=[AmendmentSummary(event_id=UUID(a.event_id), type=a.type, accepted_at=a.accepted_at,
+                                         what_changed=a.body["payload"].get("what_changed"),
+                                         reason=a.body["payload"]["reason"]) for a in amendments],
+            reads_now=reads_now.model_dump(mode="json") if any(a.type == "correction" for a in amendments) else None,
             failures=[Failure(**f) for f in await store.failure_reasons(event_id)],
             dead_letters=await letters.visible(caller, event_id=str(event_id)))
 

@@ -34,6 +34,7 @@ from services.common.auth import Principal, TokenRole, author_of
 from services.common.db import as_utc
 from services.common.problems import Problem, only_declared_query, problem_responses, read_limited, read_model
 from services.gateway.admission import EVENT_BODY, MAX_BODY, admit
+from services.gateway.amendments import original_of
 from services.gateway.audit import AuditAction, Entry, append, content_hash
 from services.gateway.store import GatewayStore, Held, StoredEvent, decisions, events, outbox
 
@@ -283,7 +284,7 @@ class Approvals:
         return await self._explain(event_id, doing)
 
     async def change(self, stored: StoredEvent, event: Event, caller: Principal,
-                     reasons: list[ApprovalReason]) -> EventState:
+                     reasons: list[ApprovalReason], amends: str | None = None) -> EventState:
         """Replace a held event's content (its author, or another editor): a submission again, which voids any
         decision on the content before; released at once if it no longer needs approval."""
         if not stored.state.changeable:
@@ -300,7 +301,7 @@ class Approvals:
                 events.c.event_id == stored.event_id, events.c.state == stored.state,
                 events.c.content_hash == stored.content_hash,
             ).values(body=event.model_dump_json(), state=Held.AWAITING_APPROVAL, content_hash=digest,
-                     changed_by=actor, changed_at=now,
+                     changed_by=actor, changed_at=now, amends=amends,
                      approval_reasons=json.dumps([r.model_dump() for r in reasons])))
             if won.rowcount != 1:
                 raise await self._lost(stored.event_id, "change it", conn)
@@ -387,8 +388,9 @@ def build_http(approvals: Approvals, store: GatewayStore, programs: Mapping[str,
         stored = await held(event_id, caller)
         admitted = admit(await read_limited(request, MAX_BODY), caller, programs, approvals.clock())
         program = programs[admitted.event.program]
+        amends = await original_of(admitted.event, store)
         reasons = await reasons_for(admitted.event, program, planner, authorization, unavailable)
-        return outcome(stored.event_id, await approvals.change(stored, admitted.event, caller, reasons))
+        return outcome(stored.event_id, await approvals.change(stored, admitted.event, caller, reasons, amends))
 
     def body_of(model: type[BaseModel]) -> dict[str, Any]:
         return {"requestBody": {"required": True, "content": {"application/json": {

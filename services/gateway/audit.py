@@ -37,6 +37,8 @@ class AuditAction(StrEnum):
     REJECT = "reject"
     CANCEL = "cancel"  # a held event withdrawn: nothing of it is sent
     PUBLISH = "publish"  # an event accepted to go out now
+    CORRECT = "correct"  # a correction of an earlier event accepted to go out (the detail names the original)
+    RETRACT = "retract"  # an earlier event withdrawn
     SCHEDULE = "schedule"  # an event accepted to go out at its embargo's end or send time
     REDRIVE = "redrive"  # a dead letter sent again
     DIRECTORY_IMPORT = "directory_import"  # the directory replaced by a checked file

@@ -58,6 +58,7 @@ events = Table(
     Column("changed_by", String(200), nullable=True),  # who submitted it or last changed it
     Column("changed_at", DateTime(timezone=True), nullable=True),
     Column("approval_reasons", Text, nullable=True),  # JSON: why it needs approval
+    Column("amends", String(36), nullable=True, index=True),  # a correction's or retraction's original
     UniqueConstraint("idempotency_scope", name="uq_gateway_events_idempotency"),
 )
 
@@ -165,6 +166,7 @@ class StoredEvent:
     changed_by: str | None = None
     changed_at: datetime | None = None
     approval_reasons: tuple[dict[str, str], ...] = ()
+    amends: str | None = None
 
 
 class GatewayStore:
@@ -174,11 +176,11 @@ class GatewayStore:
 
     async def accept(self, event: Event, topic: str, idempotency_scope: str | None, request_hash: str,
                      also: Callable[[AsyncConnection], Awaitable[Any]] | None = None,
-                     held: "Submission | None" = None) -> None:
+                     held: "Submission | None" = None, amends: str | None = None) -> None:
         """Record the event and its outbox row in one transaction: both or neither (and `also`, e.g. the
         audit register's row, in the same transaction). A `held` event (it needs approval) gets no outbox row:
-        nothing of it leaves until it is approved."""
-        now = datetime.now(UTC)
+        nothing of it leaves until it is approved. It is accepted when the gateway published it."""
+        now = event.published_at or datetime.now(UTC)
         body = event.model_dump_json()
         try:
             async with self.engine.begin() as conn:
@@ -188,7 +190,7 @@ class GatewayStore:
                     state=Held.RELEASED if held is None else Held.AWAITING_APPROVAL,
                     content_hash=None if held is None else held.content_hash,
                     changed_by=None if held is None else held.actor, changed_at=None if held is None else now,
-                    approval_reasons=None if held is None else json.dumps(held.reasons)))
+                    approval_reasons=None if held is None else json.dumps(held.reasons), amends=amends))
                 if held is None:
                     await conn.execute(insert(outbox).values(topic=topic, key=str(event.event_id), payload=body,
                                                              created_at=now))
@@ -212,6 +214,21 @@ class GatewayStore:
             row = (await conn.execute(select(events).where(where))).first()
         return None if row is None else self._stored(row)
 
+    async def amendments_of(self, original: str) -> list[StoredEvent]:
+        """The corrections and retractions of `original` that were released, oldest first."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(events).where(events.c.amends == original,
+                                                            events.c.state == Held.RELEASED)
+                                       .order_by(events.c.accepted_at, events.c.event_id))).all()
+        return [self._stored(r) for r in rows]
+
+    async def retracted(self, original: str) -> bool:
+        """Has a retraction of `original` (or of an amendment of it) been released?"""
+        async with self.engine.connect() as conn:
+            found = (await conn.execute(select(events.c.event_id).where(
+                events.c.amends == original, events.c.type == "retraction", events.c.state == Held.RELEASED))).first()
+        return found is not None
+
     async def recent(self, programs: Collection[str], limit: int) -> list[StoredEvent]:
         """The newest events of these programmes, newest first."""
         async with self.engine.connect() as conn:
@@ -224,7 +241,7 @@ class GatewayStore:
         return StoredEvent(row.event_id, row.program, row.type, json.loads(row.body), row.request_hash,
                            as_utc(row.accepted_at), Held(row.state), row.content_hash, row.changed_by,
                            as_utc(row.changed_at),
-                           tuple(json.loads(row.approval_reasons)) if row.approval_reasons else ())
+                           tuple(json.loads(row.approval_reasons)) if row.approval_reasons else (), row.amends)
 
     async def pending_outbox(self, limit: int) -> list[tuple[int, str, str, str]]:
         async with self.engine.connect() as conn:

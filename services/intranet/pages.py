@@ -75,7 +75,8 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
             allowed = people.check(request, session, item.program, Role.MEMBER)
             if isinstance(allowed, Response):
                 return allowed
-        return page(request, "intranet/pages/item.html.j2", session.person if session else None, item=item)
+        return page(request, "intranet/pages/item.html.j2", session.person if session else None, item=item,
+                    versions=await store.versions(event_id))
 
     @router.get("/status", response_class=HTMLResponse, responses=page_problem_responses(404, 422))
     async def status_page(request: Request, program: ProgramQuery = None) -> HTMLResponse:
@@ -106,7 +107,7 @@ def build_http(store: IntranetStore, programs: Mapping[str, Program], env: Envir
         check_program(program)
         _, members = await reader(request)
         entries = await store.latest(program, limit=50, internal_of=members)
-        updated = entries[0].published_at if entries else datetime(2020, 1, 1, tzinfo=UTC)
+        updated = max((i.updated for i in entries), default=datetime(2020, 1, 1, tzinfo=UTC))
         body = env.get_template("intranet/pages/feed.atom.j2").render(items=entries, updated=updated, program=program)
         return people.personal(request, Response(body, media_type="application/atom+xml; charset=utf-8"))
 

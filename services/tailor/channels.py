@@ -11,12 +11,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypedDict
+from typing import NotRequired, Protocol, TypedDict
 from uuid import UUID
 
 from contracts.channels import CHANNELS, Reach
 from contracts.deliveries import (
     EMAIL_CHUNK,
+    Amendment,
     DeliveryCommand,
     EmailRecipient,
     GoLiveFacts,
@@ -25,7 +26,15 @@ from contracts.deliveries import (
     SendTeamsCard,
     fill,
 )
-from contracts.events import Event, GoLiveMilestoneReached, Sensitivity, StatusUpdated, event_type
+from contracts.events import (
+    Correction,
+    Event,
+    GoLiveMilestoneReached,
+    Retraction,
+    Sensitivity,
+    StatusUpdated,
+    event_type,
+)
 from programs import Audience, Program
 from services.tailor import policy
 from services.tailor.digests import Digest, render_card, render_email, render_item
@@ -44,6 +53,9 @@ class Composition:
     recipients: Sequence[Recipient]  # the people a person channel reaches; empty otherwise
     planned_audiences: tuple[str, ...]  # every group the event reaches
     published_at: datetime
+    #: A correction's or retraction's original, as it now reads: its deliveries follow the original's, their
+    #: follow-up links are the original's, and the intranet amends the original's item.
+    amends: Event | None = None
 
 
 #: A rendered command as a person would look at it: file suffix → text.
@@ -66,11 +78,17 @@ class _Envelope(TypedDict):
     program: str
     audience_id: str
     correlation_id: str | None
+    follows: NotRequired[UUID | None]
 
 
 def _envelope(c: Composition) -> _Envelope:
     return {"event_id": c.event.event_id, "program": c.program.program, "audience_id": c.audience_id,
-            "correlation_id": c.event.correlation_id}
+            "correlation_id": c.event.correlation_id, "follows": c.amends.event_id if c.amends else None}
+
+
+def _about(c: Composition) -> UUID | None:
+    """What a message's follow-up links are about: an amendment's are its original's (whose item they open)."""
+    return c.amends.event_id if c.amends else None
 
 
 def _group(c: Composition) -> Audience:
@@ -99,8 +117,8 @@ class EmailComposer:
     templates: tuple[str, ...] = ("subject.txt.j2", "email/message.txt.j2", "email/message.html.j2")
 
     def compose(self, c: Composition, renderer: Renderer) -> Iterator[SendEmail]:
-        yield from _emails(_envelope(c), c.program, renderer.email(c.event, c.program, _group(c)), c.recipients,
-                           bulk=event_type(c.event.type).bulk)
+        yield from _emails(_envelope(c), c.program, renderer.email(c.event, c.program, _group(c), _about(c)),
+                           c.recipients, bulk=event_type(c.event.type).bulk)
 
     def preview(self, command: DeliveryCommand) -> Preview:
         assert isinstance(command, SendEmail)
@@ -112,11 +130,19 @@ class TeamsComposer:
     templates: tuple[str, ...] = ("subject.txt.j2", "teams/message.md.j2")
 
     def compose(self, c: Composition, renderer: Renderer) -> Iterator[SendTeamsCard]:
-        yield SendTeamsCard(**_envelope(c), card=renderer.teams_card(c.event, c.program, _group(c)))
+        yield SendTeamsCard(**_envelope(c), card=renderer.teams_card(c.event, c.program, _group(c), _about(c)))
 
     def preview(self, command: DeliveryCommand) -> Preview:
         assert isinstance(command, SendTeamsCard)
         return {".json": json.dumps(command.card, ensure_ascii=False, indent=2)}
+
+
+def _amendment(event: Event) -> Amendment:
+    """What a correction or retraction says on the item it amends."""
+    p = event.payload
+    assert isinstance(p, Correction | Retraction)
+    return Amendment(kind="correction" if isinstance(p, Correction) else "retraction", what_changed=p.what_changed,
+                     reason=p.reason, at=event.published_at or event.occurred_at)
 
 
 def _golive(event: Event) -> GoLiveFacts | None:
@@ -130,7 +156,8 @@ class IntranetComposer:
     templates: tuple[str, ...] = ("intranet/item.html.j2",)
 
     def compose(self, c: Composition, renderer: Renderer) -> Iterator[PublishIntranetItem]:
-        event = c.event
+        # An amendment replaces (or withdraws) its original's item: the item is the original as it now reads.
+        event = c.amends or c.event
         item = renderer.intranet_item(event, c.program, c.audience_id)
         yield PublishIntranetItem(
             **_envelope(c), event_type=event.type, title=item.title, summary=item.summary,
@@ -138,7 +165,8 @@ class IntranetComposer:
             sensitivity="public" if event.sensitivity is Sensitivity.PUBLIC else "internal",
             occurred_at=event.occurred_at, published_at=c.published_at, audiences=c.planned_audiences,
             facts=item.facts, golive=_golive(event),
-            phase=event.payload.phase if isinstance(event, StatusUpdated) else None)
+            phase=event.payload.phase if isinstance(event, StatusUpdated) else None,
+            amendment=_amendment(c.event) if c.amends else None)
 
     def preview(self, command: DeliveryCommand) -> Preview:
         assert isinstance(command, PublishIntranetItem)

@@ -10,6 +10,7 @@ from contracts.directory import MAX_DIRECTORY_BYTES
 from contracts.events import MAX_EVENT_BYTES, Event, parse_event
 from programs import load_programs
 from services.common.auth import Principal, TokenAuthority, TokenRole, author_of, caller_of, parse_tokens
+from services.common.bus import DependencyUnavailable
 from services.common.links import LinkSigner, link_key
 from services.common.problems import Problem, field_problems, read_limited
 from services.common.retention import retention_loop
@@ -77,6 +78,8 @@ def build_http(tailor: Tailor, authority: TokenAuthority, sessions: Sessions | N
             plan = await tailor.plan(event)
         except Unprocessable as exc:
             raise Problem(422, str(exc)) from exc
+        except DependencyUnavailable as exc:  # an amendment's original not planned here yet
+            raise Problem(503, str(exc)) from exc
         return Response(plan.contract.model_dump_json(), media_type="application/json")
 
     def admin_of_all(caller: Principal) -> None:

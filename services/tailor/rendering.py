@@ -249,8 +249,10 @@ class Renderer:
         subject = " ".join(self._render(self._text, "subject.txt.j2", ctx).split())
         return fit(policy.expand_first_mention(subject, program.acronym, program.first_mention), SUBJECT_LIMIT)
 
-    def email(self, event: Event, program: Program, audience: Audience) -> RenderedEmail:
-        ctx = self._context(event, program, audience, self.follow_up(program, event.event_id, audience.id, personal=True))
+    def email(self, event: Event, program: Program, audience: Audience, about: UUID | None = None) -> RenderedEmail:
+        """`about`: what the follow-up links are about, when not the event itself (an amendment's original)."""
+        ctx = self._context(event, program, audience,
+                            self.follow_up(program, about or event.event_id, audience.id, personal=True))
         text = self._render(self._text, "email/message.txt.j2", ctx)
         html = self._render(self._html, "email/message.html.j2", ctx)
         return RenderedEmail(
@@ -259,9 +261,10 @@ class Renderer:
             html=policy.expand_first_mention_html(html, program.acronym, program.first_mention),
         )
 
-    def teams_card(self, event: Event, program: Program, audience: Audience) -> dict[str, Any]:
+    def teams_card(self, event: Event, program: Program, audience: Audience, about: UUID | None = None) -> dict[str, Any]:
         """An Adaptive Card 1.5: title, body text, fact set, the questions and a counted "Läs mer" link."""
-        ctx = self._context(event, program, audience, self.follow_up(program, event.event_id, audience.id, personal=False))
+        ctx = self._context(event, program, audience,
+                            self.follow_up(program, about or event.event_id, audience.id, personal=False))
         body = policy.expand_first_mention(
             self._render(self._text, "teams/message.md.j2", ctx), program.acronym, program.first_mention
         )

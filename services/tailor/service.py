@@ -15,14 +15,15 @@ from contracts.deliveries import (
     DigestSent,
     EventPlanned,
 )
-from contracts.events import Event
+from contracts.events import Correction, Event, apply_correction
 from contracts.lifecycle import EventCancelled, PlanStatus
 from contracts.schedule import DigestDue, digest_id
 from programs import Program
 from programs.labels import sv_period
-from services.common.bus import Bus
+from services.common.bus import Bus, DependencyUnavailable
 from services.common.subscriptions import Unprocessable
 from services.tailor import policy
+from services.tailor.amendments import amendment_plan, is_amendment
 from services.tailor.channels import (
     COMPOSERS,
     DIGEST_COMPOSERS,
@@ -37,7 +38,7 @@ from services.tailor.directory import select_members
 from services.tailor.imports import DirectoryImports
 from services.tailor.planning import Plan, UnknownAudienceError, plan_deliveries
 from services.tailor.rendering import Renderer
-from services.tailor.store import Stage, TailorStore
+from services.tailor.store import EventRecord, Stage, TailorStore
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class Tailor:
 
     async def plan(self, event: Event) -> Plan:
         program = self.program_for(event)
+        if is_amendment(event):
+            return (await self._amendment(event))[1]
         directory = await self.store.load_index()
         return plan_deliveries(event, program, directory, self.channels, await self.store.choices(program.program))
 
@@ -108,6 +111,9 @@ class Tailor:
                 await self._publish_plan(DeliveryPlan.model_validate_json(stored), PlanStatus.PLANNED)
             log.info("event already planned; nothing sent twice", extra={"event_id": str(event.event_id)})
             return
+        if is_amendment(event):
+            await self.amend(event)
+            return
         plan = await self.plan(event)
         if policy.is_embargoed(event, self.clock()):
             await self.store.record(event, Stage.HELD)
@@ -116,8 +122,10 @@ class Tailor:
             return
         await self.deliver(event, plan)
 
-    def compose(self, event: Event, plan: Plan, published_at: datetime) -> Iterator[tuple[str, DeliveryCommand]]:
-        """Every command of the plan, with its topic: one loop over the plan's channels and targets."""
+    def compose(self, event: Event, plan: Plan, published_at: datetime,
+                amends: Event | None = None) -> Iterator[tuple[str, DeliveryCommand]]:
+        """Every command of the plan, with its topic: one loop over the plan's channels and targets. An
+        amendment's commands follow its original (`amends`, as it now reads)."""
         program = self.program_for(event)
         planned = tuple(plan.audiences)
         for name, by_target in plan.targets.items():
@@ -125,7 +133,7 @@ class Tailor:
             programme_wide = self.channels[name].reach is Reach.PROGRAMME
             for target, people in by_target.items():
                 audience = None if programme_wide else plan.audiences[target]
-                composition = Composition(event, program, target, audience, people, planned, published_at)
+                composition = Composition(event, program, target, audience, people, planned, published_at, amends)
                 for command in composer.compose(composition, self.renderer):
                     yield self.channels[name].topic, command
 
@@ -166,7 +174,8 @@ class Tailor:
     async def _emit(self, event: Event, plan: Plan) -> None:
         sends: list[asyncio.Task[None]] = []
         counts: dict[str, int] = {}
-        for topic, command in self.compose(event, plan, event.published_at or self.clock()):
+        amends = (await self._original(event))[1].event if is_amendment(event) else None
+        for topic, command in self.compose(event, plan, event.published_at or self.clock(), amends):
             counts[command.channel] = counts.get(command.channel, 0) + 1
             sends.append(asyncio.create_task(self.bus.publish(topic, command, command.bus_key)))
             if len(sends) >= 100:
@@ -244,6 +253,51 @@ class Tailor:
             sent = DigestSent(digest_id=item_id, program=program.program, audience_id=target, period=period,
                               title=group_title if item_id == group_digest else title, sent_at=now, targeted=by_channel)
             await self.bus.publish(topics.DIGEST_SENT, sent, sent.bus_key)
+
+    # Corrections and retractions ------------------------------------------------------------------------------
+
+    async def _original(self, amendment: Event) -> tuple[UUID, EventRecord]:
+        """The event an amendment amends, at the start of its chain (a correction of a correction amends the
+        same original). One not planned here yet (the bus brings it later) is waited for: DependencyUnavailable."""
+        seen: set[UUID] = set()
+        target = amendment.payload.corrects  # type: ignore[union-attr]
+        while target not in seen:
+            seen.add(target)
+            record = await self.store.record_of(target)
+            if record is None:
+                raise DependencyUnavailable(f"the event {target} that {amendment.event_id} amends is not here yet")
+            if not is_amendment(record.event):
+                return target, record
+            target = record.event.payload.corrects  # type: ignore[union-attr]
+        raise Unprocessable(f"amendment {amendment.event_id} amends itself in a loop")
+
+    async def _amendment(self, event: Event) -> tuple[UUID, Plan, EventRecord]:
+        """The original's id, the amendment's plan (whom the original reached, by the channels it reached
+        them by), and the original's record."""
+        original_id, record = await self._original(event)
+        program = self.program_for(event)
+        if record.stage.went_out and record.plan is not None and record.targets is not None:
+            people = {p.id: p for p in await self.store.load_directory()}
+            return original_id, amendment_plan(event, record.plan, record.targets, people, program), record
+        # Held (not out yet), or the retention forgot whom it reached: nobody is told by message.
+        nothing = DeliveryPlan(event_id=event.event_id, program=event.program, groups=(), refused=())
+        return original_id, Plan(contract=nothing, targets={}, audiences={}), record
+
+    async def amend(self, event: Event) -> None:
+        """A correction or retraction: the original reads as corrected from now on (later digests, a release
+        still to come) or is withdrawn; those it reached are told, on the channels it reached them by."""
+        original_id, plan, record = await self._amendment(event)
+        if isinstance(event.payload, Correction):
+            try:
+                now_reads = apply_correction(record.event, event.payload)
+            except ValueError as exc:
+                raise Unprocessable(f"correction {event.event_id} does not fit {original_id}: {exc}") from exc
+            await self.store.amend(original_id, body=now_reads)
+        else:
+            await self.store.amend(original_id, retract=True)
+        log.info("event amended", extra={"event_id": str(event.event_id), "amends": str(original_id),
+                                         "type": event.type, "went_out": record.stage.went_out})
+        await self.deliver(event, plan)
 
     async def cancel(self, cancelled: EventCancelled) -> None:
         """A held event withdrawn: it is never released. One that went out already is past cancelling (the

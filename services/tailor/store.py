@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -94,6 +95,7 @@ events = Table(
     Column("expected", Integer, nullable=True),  # deliveries targeted; delivered once as many are done
     Column("done", Integer, nullable=False, server_default="0"),  # deliveries that ended, counted as they come
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("retracted_at", DateTime(timezone=True), nullable=True),  # withdrawn by a retraction: in no digest
 )
 
 #: The tailor's read model of the channels' outcomes: each delivery that ended (sent or failed), once.
@@ -128,6 +130,17 @@ preferences = Table(
     Column("awareness_email", Boolean, nullable=False),
     Column("changed_at", DateTime(timezone=True), nullable=False),
 )
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """What the tailor keeps of an event: how far it is, the event as it now reads (a correction replaces it),
+    its plan and whom it targeted (None once the retention forgot them)."""
+
+    stage: Stage
+    event: Event
+    plan: DeliveryPlan | None
+    targets: dict[str, dict[str, list[str]]] | None
 
 
 @dataclass(frozen=True)
@@ -337,6 +350,30 @@ class TailorStore:
                                    .values(status=Stage.CANCELLED, release_at=None, updated_at=datetime.now(UTC)))
         return Stage(value) if value is not None else None
 
+    async def record_of(self, event_id: UUID) -> EventRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(events).where(events.c.event_id == str(event_id)))).first()
+        if row is None:
+            return None
+        return EventRecord(Stage(row.status), parse_event(row.body),
+                           DeliveryPlan.model_validate_json(row.plan) if row.plan else None,
+                           json.loads(row.targets) if row.targets else None)
+
+    async def amend(self, event_id: UUID, body: Event | None = None, retract: bool = False) -> None:
+        """The event as a correction says it reads now (`body`: what later digests and releases tell), or
+        withdrawn by a retraction (in no digest; a held one is never released)."""
+        values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
+        if body is not None:
+            values["body"] = body.model_dump_json()
+        if retract:
+            values["retracted_at"] = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            await conn.execute(update(events).where(events.c.event_id == str(event_id)).values(**values))
+            if retract:
+                await conn.execute(update(events).where(events.c.event_id == str(event_id),
+                                                        events.c.status == Stage.HELD)
+                                   .values(status=Stage.CANCELLED, release_at=None))
+
     async def held_events(self) -> list[Event]:
         """Every event held until an instant (an embargo, a newsletter's send time)."""
         async with self.engine.connect() as conn:
@@ -346,10 +383,10 @@ class TailorStore:
     async def published_between(self, program: str, start: datetime, end: datetime) -> list[Event]:
         """The programme's events that went out (planned or delivered) and were published in [start, end),
         oldest first: what a digest of that period tells."""
-        async with self.engine.connect() as conn:
+        async with self.engine.connect() as conn:  # an event is updated no earlier than it was published
             rows = (await conn.execute(select(events.c.body).where(
                 events.c.program == program, events.c.status.in_((Stage.PLANNED, Stage.DELIVERED)),
-                events.c.updated_at >= start.astimezone(UTC)))).all()  # updated no earlier than published
+                events.c.retracted_at.is_(None), events.c.updated_at >= start.astimezone(UTC)))).all()
         found = [e for e in (parse_event(r.body) for r in rows)
                  if e.published_at is not None and start <= e.published_at < end]
         return sorted(found, key=lambda e: e.published_at or end)

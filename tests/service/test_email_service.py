@@ -9,11 +9,11 @@ from contracts import topics
 from contracts.deliveries import EmailRecipient, SendEmail
 from services.common.bus import Bus
 from services.common.db import create_tables
-from services.common.delivery import DeliveryError, PermanentDeliveryError
+from services.common.delivery import DeliveryError, PermanentDeliveryError, deliver_many
 from services.common.ledger import Ledger
 from services.email.handlers import build_router
 from services.email.sender import Mail
-from services.email.store import LEDGER, metadata
+from services.email.store import LEDGER, PARKED, metadata
 from tests.service.conftest import Recorder
 
 
@@ -43,7 +43,7 @@ def command(*recipients: str) -> SendEmail:
 
 async def _setup(broker: KafkaBroker, bus: Bus, engine: AsyncEngine, smtp: RecordingSmtp) -> None:
     await create_tables(engine, metadata)
-    broker.include_router(build_router(smtp, Ledger(engine, LEDGER), bus))
+    broker.include_router(build_router(smtp, Ledger(engine, LEDGER, PARKED), bus))
 
 
 async def test_one_command_reaches_each_of_its_recipients_and_each_outcome_is_announced(
@@ -102,3 +102,30 @@ async def test_invalid_email_command_goes_to_the_dead_letter_topic_and_the_consu
     assert letters[0]["consumer"] == "email" and "event_id" in letters[0]["reason"]
     assert letters[0]["topic"] == topics.EMAIL_DELIVERY_REQUESTED
     assert [m.recipient.id for m in smtp.sent] == ["p2"]
+
+
+async def test_a_correction_goes_only_to_whom_the_ledger_says_got_the_original_and_waits_for_the_rest(
+        broker: KafkaBroker, bus: Bus, engine: AsyncEngine, recorder: Recorder) -> None:
+    smtp = RecordingSmtp(refuse={"p2": PermanentDeliveryError("550 no such user")})
+    await _setup(broker, bus, engine, smtp)
+    original = command("p1", "p2")  # p3 is not reached yet: their part of the original is still on its way
+    correction = command("p1", "p2", "p3").model_copy(update={"follows": original.event_id, "subject": "Rättelse"})
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, original, original.bus_key)
+        await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, correction, correction.bus_key)
+        later = original.model_copy(update={"recipients": (EmailRecipient(id="p3", address="p3@example.se",
+                                                                          name="Anna"),)})
+        await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, later, later.bus_key)
+        ledger = Ledger(engine, LEDGER, PARKED)
+        waiting = await ledger.lookup(correction.delivery_key("p3"))
+        assert waiting is not None and waiting.status == "deferred"
+        assert "has not reached them yet" in (waiting.reason or "")
+        # What the retrier does when p3's turn comes.
+        await deliver_many([Mail(correction, "p3", correction.recipients[2])], smtp, ledger, bus, retrying=True)
+    sent = [(m.command.subject, m.recipient.id) for m in smtp.sent]
+    assert sent == [("Beslut", "p1"), ("Rättelse", "p1"), ("Beslut", "p3"), ("Rättelse", "p3")]
+    outcomes = {(o["event_id"], o["recipient_id"]): (o["status"], o["reason"])
+                for o in recorder[topics.DELIVERY_OUTCOMES]}
+    assert outcomes[(str(correction.event_id), "p2")] == (
+        "failed", "permanent: the original never reached them; there is nothing to amend")
+    assert outcomes[(str(correction.event_id), "p3")][0] == "sent"

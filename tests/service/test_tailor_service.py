@@ -2,6 +2,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -10,7 +11,7 @@ from contracts.lifecycle import EventCancelled
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import ReleaseDue
 from programs import Program
-from services.common.bus import Bus
+from services.common.bus import Bus, DependencyUnavailable
 from services.tailor.directory import Recipient
 from services.tailor.rendering import Renderer
 from services.tailor.service import Tailor
@@ -223,3 +224,58 @@ async def test_a_newsletter_skips_who_opted_out_awareness_news_reaches_who_asked
     plans = {p["plan"]["event_id"]: p["plan"] for p in recorder[topics.EVENT_PLANNED]}
     assert "1 opted out of newsletters (email)" in plans[str(letter.event_id)]["groups"][0]["reasons"]
     assert "1 asked for awareness news by email" in plans[str(awareness.event_id)]["groups"][0]["reasons"]
+
+
+def amendment(kind: str, corrects: Any, **payload: Any) -> Any:
+    body = {"corrects": str(corrects), "title": "Ny tidplan", "reason": "Fel datum.", **payload}
+    if kind == "correction":
+        body = {"what_changed": "Södra området inför hösten 2024.",
+                "corrected": {"consequences": "Södra området inför hösten 2024."}, **body}
+    return make_event(kind, payload=body, importance="awareness")
+
+
+async def test_a_correction_reaches_whom_the_original_reached_by_its_channels_and_later_tells_the_corrected_text(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder) -> None:
+    original = make_event(audiences=["politisk-styrgrupp", "programstyrgrupp"])
+    first = amendment("correction", original.event_id)
+    second = amendment("correction", first.event_id, corrected={"title": "Ny tidplan (rättad)"})
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.event_topic(original.type), original, str(original.event_id))
+        for event in (first, second):
+            await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
+    by_event: dict[str, list[dict[str, Any]]] = {}
+    for cmd in recorder[topics.EMAIL_DELIVERY_REQUESTED]:
+        by_event.setdefault(cmd["event_id"], []).append(cmd)
+    reached = {r["id"] for c in by_event[str(original.event_id)] for r in c["recipients"]}
+    for event in (first, second):  # each correction: the same people, following the original's deliveries
+        commands = by_event[str(event.event_id)]
+        assert {r["id"] for c in commands for r in c["recipients"]} == reached
+        assert {c["follows"] for c in commands} == {str(original.event_id)}
+        assert commands[0]["subject"] == f"Rättelse: {event.payload.title}"  # type: ignore[union-attr]
+    cards = [c for c in recorder[topics.TEAMS_DELIVERY_REQUESTED] if c["follows"]]
+    assert [c["audience_id"] for c in cards] == ["programstyrgrupp", "programstyrgrupp"]
+    item = [i for i in recorder[topics.INTRANET_DELIVERY_REQUESTED] if i["follows"]][-1]
+    assert item["amendment"]["kind"] == "correction" and item["title"] == "Ny tidplan (rättad)"
+    assert "Södra området inför hösten 2024." in item["html_body"]  # the original's item, as it now reads
+    record = await tailor.store.record_of(original.event_id)
+    assert record is not None and record.event.payload.title == "Ny tidplan (rättad)"  # type: ignore[union-attr]
+    plans = {p["plan"]["event_id"]: p["plan"] for p in recorder[topics.EVENT_PLANNED]}
+    assert plans[str(first.event_id)]["targeted"] == plans[str(original.event_id)]["targeted"]
+
+
+async def test_a_retraction_withdraws_the_original_from_digests_and_an_amendment_waits_for_its_original(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder) -> None:
+    original = make_event(audiences=["politisk-styrgrupp"])
+    early = amendment("retraction", original.event_id)
+    async with TestKafkaBroker(broker):
+        with pytest.raises(DependencyUnavailable):  # the original is not planned here yet: it is waited for
+            await tailor.on_event(early)
+        await bus.publish(topics.event_topic(original.type), original, str(original.event_id))
+        await bus.publish(topics.event_topic(early.type), early, str(early.event_id))
+    [item] = [i for i in recorder[topics.INTRANET_DELIVERY_REQUESTED] if i["follows"]]
+    assert item["amendment"]["kind"] == "retraction"
+    assert {r["id"] for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] if c["follows"] for r in c["recipients"]} == {
+        r["id"] for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] if not c["follows"] for r in c["recipients"]}
+    published = original.published_at or original.occurred_at
+    assert await tailor.store.published_between("fvm", published - timedelta(days=1),
+                                                published + timedelta(days=1)) == []
