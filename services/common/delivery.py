@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 from prometheus_client import Counter
@@ -54,6 +54,15 @@ class TransientDeliveryError(DeliveryError):
     def __init__(self, reason: str, attempts: int = 1, retry_after: float | None = None) -> None:
         super().__init__(reason, attempts)
         self.retry_after = retry_after
+
+
+class WaitingForOriginal(TransientDeliveryError):
+    """A correction's delivery whose original has not reached its recipient yet: tried again soon (the
+    original is on its way in the same fan-out), not on a mail server's schedule."""
+
+
+#: How soon a delivery waiting for its original is tried again.
+FOLLOW_WAIT = timedelta(seconds=5)
 
 
 class PermanentDeliveryError(DeliveryError):
@@ -102,7 +111,7 @@ class _Following(Generic[D]):
         if key is not None:
             original = self.originals.get(key)
             if original is None or original.status == "deferred":
-                raise TransientDeliveryError("the original has not reached them yet; this follows it")
+                raise WaitingForOriginal("the original has not reached them yet; this follows it")
             if original.status == "failed":
                 raise PermanentDeliveryError("the original never reached them; there is nothing to amend")
         return await self.sender.send(delivery)
@@ -120,6 +129,8 @@ async def _attempt(delivery: D, sender: Sender[D], before: LedgerEntry | None, p
         first = (before.first_attempt_at if before is not None else None) or now
         attempts = done + exc.attempts
         next_at = policy.next_attempt(first, attempts, now, exc.retry_after)
+        if isinstance(exc, WaitingForOriginal) and next_at is not None:
+            next_at = now + FOLLOW_WAIT
         if next_at is not None:
             return LedgerEntry("deferred", f"temporary: {exc.reason}"[:2000], attempts, next_at, first)
         entry = LedgerEntry("failed", f"temporary, gave up after {attempts} attempts: {exc.reason}"[:2000], attempts)

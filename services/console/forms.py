@@ -245,6 +245,44 @@ def event_of(event_type: str, program: str, publisher: str, fields: Mapping[str,
     return event
 
 
+def fields_from(event: Mapping[str, Any], inputs: Sequence[Input]) -> Fields:
+    """The form's values for an event as the gateway reports it (the inverse of `event_of`): what a correction
+    form starts from."""
+    def at(path: str) -> Any:
+        value: Any = event
+        for part in path.split("."):
+            if isinstance(value, Mapping) and part in value:
+                value = value[part]
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                return None
+        return value
+
+    def typed(i: Input, value: Any) -> str | list[str]:
+        if i.kind == "groups":
+            return [str(v) for v in value]
+        if i.kind == "lines":
+            return "\n".join(str(v) for v in value)
+        if i.kind == "datetime":
+            return datetime.fromisoformat(str(value)).astimezone(STOCKHOLM).strftime("%Y-%m-%dT%H:%M")
+        return str(value)
+
+    fields: Fields = {}
+    for i in inputs:
+        for one in ([c for n in range(len(at(i.name) or ())) for c in i.row(n)] if i.kind == "rows" else [i]):
+            value = at(one.name)
+            if value is not None:
+                fields[one.name] = typed(one, value)
+    return fields
+
+
+def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload fields whose values differ between two payloads dumped by the same contract (a cleared
+    optional field: None): what a correction says."""
+    return {k: after.get(k) for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
+
+
 #: The contract's errors in Swedish, by pydantic's error type (its context fills the braces).
 MESSAGES = {
     "missing": "Måste fyllas i.", "string_too_short": "Måste fyllas i.",

@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from contracts.channels import CHANNELS
 from contracts.directory import MAX_DIRECTORY_BYTES
-from contracts.events import EVENT_TYPES, PROGRAM_PATTERN
+from contracts.events import AMENDMENTS, EVENT_TYPES, PROGRAM_PATTERN, parse_event
 from programs import Program, Role
 from programs.labels import TYPE_LABELS, sv_date
 from services.common.problems import read_form, read_form_pairs
@@ -27,9 +27,11 @@ from services.console.forms import (
     STOCKHOLM,
     Fields,
     apply_action,
+    changed_fields,
     errors_of,
     event_of,
     field_of,
+    fields_from,
     fields_of,
     form_of,
     rows_of,
@@ -164,7 +166,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         except GatewayUnavailable:
             return unavailable(request, session.person)
         return page(request, "new.html.j2", person=session.person, editable=editable, drafts=drafts,
-                    types=list(EVENT_TYPES))
+                    types=[t for t in EVENT_TYPES if t not in AMENDMENTS])  # amendments start from an event
 
     async def compose_context(request: Request, session: Session, event_type: str, program: str,
                               fields: Fields, **extra: Any) -> dict[str, Any]:
@@ -179,8 +181,9 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         return people.check(request, session, program, Role.EDITOR)
 
     def known_type(event_type: str) -> None:
-        if event_type not in EVENT_TYPES:
-            raise HTTPException(404, f"no event type {event_type!r}")
+        """A type a new message can be (a correction or retraction starts from the event it amends)."""
+        if event_type not in EVENT_TYPES or event_type in AMENDMENTS:
+            raise HTTPException(404, f"no event type {event_type!r} to compose")
 
     @router.get("/new/{event_type}", response_class=HTMLResponse)
     async def compose(request: Request, event_type: str,
@@ -360,6 +363,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
                 "may_decide": status["status"] == "awaiting_approval" and person.may(program, Role.APPROVER)
                 and person.sub not in authors, "own": person.sub in authors,
                 "may_cancel": status["status"] in HELD and person.may(program, Role.EDITOR),
+                "may_amend": amendable(status) and person.may(program, Role.EDITOR),
                 "notice": notice, "history": history_of(status),
                 "group_names": {"intranet": "Hela programmet",
                                 **{g["audience_id"]: g["name"] for g in (status["plan"] or {}).get("groups", ())}}}
@@ -426,6 +430,122 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
             return "cancel"
 
         return await held_act(request, event_id, act)
+
+    def amendable(status: dict[str, Any]) -> bool:
+        """An original that went out and was not withdrawn: it can be corrected or retracted."""
+        return (status.get("amends") is None and status["type"] not in AMENDMENTS
+                and status["status"] in ("delivering", "delivered")
+                and not any(a["type"] == "retraction" for a in status.get("amendments", ())))
+
+    async def correction_page(request: Request, session: Session, status: dict[str, Any], fields: Fields,
+                              own: dict[str, str], errors: dict[str, str], problem: str = "",
+                              code: int = 200) -> Response:
+        inputs = [i for i in form_of(status["type"]) if i.name.startswith("payload.")]
+        return page(request, "correction.html.j2", code, person=session.person, e=status, inputs=inputs,
+                    fields=fields, own=own, errors=errors, problem=problem, groups=(), rows_of=rows_of,
+                    csrf=people.sessions.csrf(session))
+
+    async def amendment_target(request: Request, event_id: UUID) -> tuple[Session, dict[str, Any]] | Response:
+        """The session of an editor of the event's programme and the event's status, or why not."""
+        session = await people.require(request, None, Role.READER)
+        if isinstance(session, Response):
+            return session
+        try:
+            status = await gateway.event(acting(request), str(event_id))
+        except GatewayUnavailable:
+            return unavailable(request, session.person)
+        except Refused as problem:
+            return refused(request, session.person, problem)
+        if not session.person.may(status["program"], Role.EDITOR):
+            return refused(request, session.person, Refused(403, f"programme '{status['program']}'"))
+        if not amendable(status):
+            return page(request, "refused.html.j2", 409, person=session.person,
+                        message="Bara ett utskick som har gått ut, och som inte är återkallat, kan rättas eller "
+                                "återkallas.")
+        return session, status
+
+    @router.get("/events/{event_id}/correction", response_class=HTMLResponse)
+    async def correction_form(request: Request, event_id: UUID) -> Response:
+        """The correction of an event that went out: its fields as they read now, to change, and why."""
+        found = await amendment_target(request, event_id)
+        if isinstance(found, Response):
+            return found
+        session, status = found
+        inputs = [i for i in form_of(status["type"]) if i.name.startswith("payload.")]
+        return await correction_page(request, session, status, fields_from(status["reads_now"] or status["event"],
+                                                                          inputs), {}, {})
+
+    @router.post("/events/{event_id}/correction", response_class=HTMLResponse)
+    async def correct(request: Request, event_id: UUID) -> Response:
+        found = await amendment_target(request, event_id)
+        if isinstance(found, Response):
+            return found
+        session, status = found
+        inputs = [i for i in form_of(status["type"]) if i.name.startswith("payload.")]
+        pairs = await read_form_pairs(request, MAX_FORM)
+        own = {k: v for k, v in pairs if k in ("csrf", "what_changed", "reason")}
+        fields = fields_of(pairs, inputs)
+        current = status["reads_now"] or status["event"]
+        typed = event_of(status["type"], status["program"], session.person.sub, fields, inputs, clock())
+        proposed = {**current, "payload": typed["payload"]}
+        errors = errors_of(proposed, inputs)
+        for name in ("what_changed", "reason"):
+            if not own.get(name, "").strip():
+                errors[name] = "Måste fyllas i."
+        if not errors:
+            before = parse_event(current).payload.model_dump(mode="json")
+            corrected = changed_fields(before, parse_event(proposed).payload.model_dump(mode="json"))
+            if not corrected:
+                return await correction_page(request, session, status, fields, own, {},
+                                             "Inget fält är ändrat: en rättelse ändrar minst ett.", 422)
+            correction = {"type": "correction", "program": status["program"], "publisher": session.person.sub,
+                          "importance": current["importance"], "sensitivity": current["sensitivity"],
+                          "payload": {"corrects": status["event_id"], "title": proposed["payload"]["title"],
+                                      "what_changed": own["what_changed"].strip(), "reason": own["reason"].strip(),
+                                      "corrected": corrected}}
+            try:
+                accepted = await gateway.publish(acting(request, own.get("csrf", "")), correction)
+            except GatewayUnavailable:
+                return unavailable(request, session.person)
+            except Refused as problem:
+                if problem.status != 422:
+                    return await correction_page(request, session, status, fields, own, {},
+                                                 sv_refusal(problem.status, problem.detail), problem.status)
+                errors = {field_of(e["path"].replace("payload.corrected.", "payload."), inputs)
+                          if e["path"].startswith("payload.corrected") else e["path"].removeprefix("payload."):
+                          e["reason"] for e in problem.errors}
+            else:
+                return RedirectResponse(f"{people.base}/console/events/{accepted['event_id']}?published=true",
+                                        status_code=303)
+        return await correction_page(request, session, status, fields, own, errors,
+                                     "Rättelsen skickades inte: rätta det som står vid fälten.", 422)
+
+    @router.post("/events/{event_id}/retraction", response_class=HTMLResponse)
+    async def retract(request: Request, event_id: UUID) -> Response:
+        """Withdraw an event that went out: those it reached are told why, and its item is marked."""
+        found = await amendment_target(request, event_id)
+        if isinstance(found, Response):
+            return found
+        session, status = found
+        form = await read_form(request)
+        reason = form.get("reason", "").strip()
+        current = status["reads_now"] or status["event"]
+        if not reason:
+            return page(request, "event.html.j2", 422, **event_context(
+                session, status, problem="Skriv varför meddelandet återkallas; inget har skickats."))
+        retraction = {"type": "retraction", "program": status["program"], "publisher": session.person.sub,
+                      "importance": current["importance"], "sensitivity": current["sensitivity"],
+                      "payload": {"corrects": status["event_id"], "title": current["payload"]["title"],
+                                  "reason": reason, "what_changed": form.get("what_changed", "").strip() or None}}
+        try:
+            accepted = await gateway.publish(acting(request, form.get("csrf", "")), retraction)
+        except GatewayUnavailable:
+            return unavailable(request, session.person)
+        except Refused as problem:
+            return page(request, "event.html.j2", problem.status, **event_context(
+                session, status, problem=sv_refusal(problem.status, problem.detail)))
+        return RedirectResponse(f"{people.base}/console/events/{accepted['event_id']}?published=true",
+                                status_code=303)
 
     @router.get("/approvals", response_class=HTMLResponse)
     async def approvals(request: Request) -> Response:

@@ -27,6 +27,7 @@ PLAN_WORDS: tuple[tuple[str, str], ...] = (
      "ett införande når områdets personal och kommuner och de primära grupperna"),
     (r"no recipients in the directory match the group", "ingen i katalogen hör till gruppen"),
     (r"no channel the group allows fits this event", "ingen av gruppens kanaler passar händelsen"),
+    (r"reached by the event it amends", "nåddes av utskicket som rättas"),
 )
 #: Why the tailor refuses a directory row or file (services/tailor/directory.py, imports.py).
 DIRECTORY_WORDS: tuple[tuple[str, str], ...] = (

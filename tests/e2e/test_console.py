@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.e2e.conftest import Platform, axe_violations, sign_in_in_chromium, signed_in
+from tests.waiting import wait_until
 
 TITLE = "Nytt arbetssätt vid utskrivning"
 PROGRAMME = "Framtidens vårdinformationsmiljö"
@@ -253,6 +254,42 @@ def test_a_reader_and_another_programmes_editor_can_do_nothing_of_it(platform: P
     with signed_in(url, "redaktor@fvm.example") as editor:
         kept = editor.get(f"{url}/console/new/status.update?program=fvm&draft={draft_id}")
         assert 'value="Utkast för FVM"' in kept.text
+
+
+def test_an_editor_corrects_a_message_that_went_out_from_its_page_and_the_correction_says_what_changed(
+        platform: Platform) -> None:
+    """The correction form starts from the message as it reads; only what was changed is sent as corrected,
+    with what changed and why; a form that changes nothing, or lacks why, sends nothing."""
+    auth = {"Authorization": f"Bearer {platform.token}"}
+    published = httpx.post(f"{platform.url}/v1/events", headers=auth, timeout=30, json={
+        "type": "status.update", "program": "fvm", "publisher": "FVM programkontor", "importance": "awareness",
+        "audiences": ["programstyrgrupp"], "payload": {"title": "Läget i januari", "summary": "Utbildningen börjar i mars."}})
+    assert published.status_code == 202, published.text
+    event_id = published.json()["event_id"]
+    url = f"{platform.url}/console/events/{event_id}"
+    wait_until(lambda: httpx.get(f"{platform.url}/v1/events/{event_id}", headers=auth).json()["status"] == "delivered",
+               60, "the message to go out")
+    with signed_in(platform, "lasare@fvm.example") as reader:
+        assert reader.get(f"{url}/correction").status_code == 403
+    with signed_in(platform, "redaktor@fvm.example") as editor:
+        assert "Rätta utskicket" in editor.get(url).text
+        form = editor.get(f"{url}/correction")
+        assert form.status_code == 200 and 'value="Läget i januari"' in form.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)[1]  # type: ignore[index]
+        same = {"csrf": csrf, "payload.title": "Läget i januari", "payload.summary": "Utbildningen börjar i mars.",
+                "what_changed": "Inget.", "reason": "Inget."}
+        unchanged = editor.post(f"{url}/correction", data=same)
+        assert unchanged.status_code == 422 and "Inget fält är ändrat" in unchanged.text
+        why_missing = editor.post(f"{url}/correction", data={**same, "payload.summary": "I april.", "reason": ""})
+        assert why_missing.status_code == 422 and 'id="e-reason"' in why_missing.text
+        sent = editor.post(f"{url}/correction", data={
+            **same, "payload.summary": "Utbildningen börjar i april.", "what_changed": "Utbildningen börjar i april.",
+            "reason": "Fel månad i det första utskicket."})
+        assert sent.status_code == 303, sent.text
+        correction_id = sent.headers["location"].rsplit("/", 1)[1].split("?")[0]
+    correction = httpx.get(f"{platform.url}/v1/events/{correction_id}", headers=auth).json()
+    assert correction["event"]["payload"]["corrected"] == {"summary": "Utbildningen börjar i april."}
+    assert correction["event"]["payload"]["corrects"] == event_id and correction["event"]["publisher"] == "redaktor@fvm.example"
 
 
 def test_a_draft_changed_meanwhile_is_not_overwritten_and_newsletter_sections_move(platform: Platform) -> None:

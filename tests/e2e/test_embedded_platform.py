@@ -302,6 +302,120 @@ def test_a_newsletter_is_previewed_over_http_for_one_group_and_channel_without_b
     assert len(list((platform.data_dir / "mail").glob("*.eml"))) == before
 
 
+def mails_of(data_dir: Path, event_id: str) -> list[str]:
+    """Whom the sink's mails of one event went to (the email service names the event in a header)."""
+    out = []
+    for path in (data_dir / "mail").glob("*.eml"):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if msg["X-Budkavle-Event"] == event_id:
+            out.append(msg["To"].addresses[0].addr_spec)
+    return out
+
+
+def ledger_recipients(data_dir: Path, event_id: str) -> list[str]:
+    """Whom the email ledger says an event was sent to, by address."""
+    with sqlite3.connect(data_dir / "budkavle.db") as db:
+        ids = [r[0] for r in db.execute("SELECT recipient_id FROM email_ledger WHERE event_id = ? AND status = 'sent'",
+                                        (event_id,))]
+        addresses = dict(db.execute("SELECT id, email FROM tailor_recipients").fetchall())
+    return [addresses[i] for i in ids]
+
+
+def amend(platform: Platform, kind: str, corrects: str, **payload: Any) -> httpx.Response:
+    body = {"type": kind, "program": "fvm", "publisher": "FVM programkontor", "importance": "must_know",
+            "payload": {"corrects": corrects, "title": "Ny tidplan för införandet av Millennium",
+                        "reason": "Det första utskicket hade fel datum.", **payload}}
+    return httpx.post(f"{platform.url}/v1/events", json=body, headers={"Authorization": f"Bearer {platform.token}"},
+                      timeout=30)
+
+
+def delivered_status(platform: Platform, event_id: str) -> dict[str, Any]:
+    auth = {"Authorization": f"Bearer {platform.token}"}
+    url = f"{platform.url}/v1/events/{event_id}"
+    wait_until(lambda: httpx.get(url, headers=auth, timeout=10).json()["status"] == "delivered", 120,
+               f"{event_id} to be delivered")
+    return dict(httpx.get(url, headers=auth, timeout=10).json())
+
+
+def test_a_correction_reaches_exactly_whom_the_original_reached_and_its_item_and_feed_entry_show_it(
+        platform: Platform, delivered: dict[str, Any]) -> None:
+    """Then a correction of the correction; then a retraction marks the item, and nothing of it can be amended
+    again. What the sink got is compared with the email ledger: no one more, no one fewer."""
+    original = delivered["event_id"]
+    first = amend(platform, "correction", original, what_changed="Södra området inför hösten 2024, inte våren.",
+                  corrected={"consequences": "Södra området inför hösten 2024."})
+    assert first.status_code == 202, first.text
+    correction = delivered_status(platform, first.json()["event_id"])
+    reached = ledger_recipients(platform.data_dir, original)
+    assert len(reached) == 35
+    assert sorted(mails_of(platform.data_dir, correction["event_id"])) == sorted(reached)
+    assert correction["amends"] == original and correction["totals"]["email"]["sent"] == 35
+    folders = {p.name: len(list(p.glob("*.json"))) for p in (platform.data_dir / "teams").iterdir()}
+    assert folders["programstyrgrupp"] == 2 and folders["strategisk-styrgrupp"] == 2  # the same channels, again
+
+    item_url = f"{platform.url}/intranet/items/{original}"
+    with signed_in(platform, "medarbetare@fvm.example") as member:
+        page = member.get(item_url).text
+        assert "Rättelse" in page and "Södra området inför hösten 2024, inte våren." in page
+        assert "Tidigare versioner" in page and "Södra området inför hösten 2024." in page
+        [entry] = [e for e in feedparser.parse(member.get(f"{platform.url}/intranet/feed.atom").content).entries
+                   if e.id == f"urn:uuid:{original}"]
+    assert entry.updated_parsed > entry.published_parsed
+
+    second = amend(platform, "correction", correction["event_id"], what_changed="Rubriken är rättad.",
+                   corrected={"title": "Ny tidplan för införandet av Millennium (rättad)"})
+    assert second.status_code == 202, second.text
+    again = delivered_status(platform, second.json()["event_id"])
+    assert sorted(mails_of(platform.data_dir, again["event_id"])) == sorted(reached)
+    status = httpx.get(f"{platform.url}/v1/events/{original}", headers={"Authorization": f"Bearer {platform.token}"},
+                       timeout=10).json()
+    assert [a["type"] for a in status["amendments"]] == ["correction", "correction"]
+    assert status["reads_now"]["payload"]["title"].endswith("(rättad)")
+    assert status["reads_now"]["payload"]["consequences"] == "Södra området inför hösten 2024."
+
+    withdrawn = amend(platform, "retraction", original, reason="Beslutet var inte justerat.")
+    assert withdrawn.status_code == 202, withdrawn.text
+    retraction = delivered_status(platform, withdrawn.json()["event_id"])
+    assert sorted(mails_of(platform.data_dir, retraction["event_id"])) == sorted(reached)
+    with signed_in(platform, "medarbetare@fvm.example") as member:
+        assert "Återkallad" in member.get(item_url).text
+        titles = [e.title for e in feedparser.parse(member.get(f"{platform.url}/intranet/feed.atom").content).entries]
+    assert "Återkallad: Ny tidplan för införandet av Millennium (rättad)" in titles
+
+    for corrects, program, words in ((original, "fvm", "was retracted"),
+                                     (correction["event_id"], "fvm", "was retracted"),
+                                     ("00000000-0000-4000-8000-000000000000", "fvm", "no event"),
+                                     (original, "fvis", "no event")):
+        body = {"type": "correction", "program": program, "publisher": "x", "importance": "awareness",
+                "payload": {"corrects": corrects, "title": "T", "what_changed": "W", "reason": "R",
+                            "corrected": {"title": "Ny"}}}
+        refused = httpx.post(f"{platform.url}/v1/events", json=body, timeout=30,
+                             headers={"Authorization": f"Bearer {platform.token}"})
+        assert refused.status_code == 422 and words in refused.text, refused.text
+        assert refused.json()["errors"][0]["path"] == "payload.corrects"
+
+
+def test_a_correction_of_an_event_still_being_delivered_follows_it_to_each_person(platform: Platform) -> None:
+    """A must-know message to 1 880 managers, corrected the moment it is accepted: each manager gets the
+    correction after the original, and nobody else gets it."""
+    auth = {"Authorization": f"Bearer {platform.token}"}
+    original = httpx.post(f"{platform.url}/v1/events", headers=auth, timeout=30, json={
+        "type": "status.update", "program": "fvm", "publisher": "FVM programkontor", "importance": "must_know",
+        "audiences": ["chefer-hs"], "payload": {"title": "Utbildning för chefer", "summary": "Anmälan öppnar 1 mars."}})
+    assert original.status_code == 202, original.text
+    original_id = original.json()["event_id"]
+    correction = amend(platform, "correction", original_id, title="Utbildning för chefer",
+                       what_changed="Anmälan öppnar 1 april.", corrected={"summary": "Anmälan öppnar 1 april."})
+    assert correction.status_code == 202, correction.text
+    assert httpx.get(f"{platform.url}/v1/events/{original_id}", headers=auth).json()["status"] != "delivered"
+    delivered_status(platform, original_id)
+    done = delivered_status(platform, correction.json()["event_id"])
+    reached = ledger_recipients(platform.data_dir, original_id)
+    assert len(reached) == 1880 and done["totals"]["email"] == {
+        "targeted": 1880, "sent": 1880, "failed": 0, "deferred": 0, "next_attempt_at": None}
+    assert sorted(mails_of(platform.data_dir, done["event_id"])) == sorted(reached)
+
+
 def test_ctrl_c_stops_everything_broker_included(platform: Platform, delivered: dict[str, Any]) -> None:
     platform.process.send_signal(signal.SIGINT)
     assert platform.process.wait(30) == 0
