@@ -730,7 +730,7 @@ def history_of(status: Mapping[str, Any]) -> list[tuple[str, str]]:
         steps.append((status["send_at"], "Nyhetsbrevet skickas"))
     if status.get("plan"):
         steps.append((status["accepted_at"], f"Planerat för {len(status['plan']['groups'])} målgrupper"))
-    for decision in (status.get("approval") or {}).get("history", ()):
+    for decision in status.get("decisions", ()):
         said = f" ({decision['comment']})" if decision.get("comment") else ""
         steps.append((decision["at"], f"{DECISION_LABELS.get(decision['action'], decision['action'])} av "
                                       f"{decision['actor']}{said}"))

@@ -26,7 +26,14 @@ from services.common.sessions import Sessions
 from services.gateway.accept import AcceptEvent
 from services.gateway.admission import EVENT_BODY, MAX_BODY, admit, send_time_notice
 from services.gateway.amendments import original_of
-from services.gateway.approval import ApprovalInfo, ApprovalReason, Approvals, approval_reasons, reasons_for
+from services.gateway.approval import (
+    ApprovalInfo,
+    ApprovalReason,
+    Approvals,
+    Decision,
+    approval_reasons,
+    reasons_for,
+)
 from services.gateway.dead_letters import DeadLetterStore, DeadLetterSummary
 from services.gateway.status import ChannelCounts, event_status
 from services.gateway.store import GatewayStore, StoredEvent
@@ -126,6 +133,8 @@ class EventStatus(EventSummary):
         "the corrections and retractions of this event that were released, oldest first"))
     reads_now: dict[str, Any] | None = Field(default=None, description=(
         "the event as its corrections say it reads now (absent when it was never corrected)"))
+    decisions: list[Decision] = Field(default_factory=list, description=(
+        "what people did to it while it was held: submitted, changed, approved, rejected, cancelled (oldest first)"))
     failures: list[Failure]
     dead_letters: list[DeadLetterSummary] = Field(
         description="what a service could not handle for this event, with the reason (see /v1/dead-letters)")
@@ -299,6 +308,7 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
                                          what_changed=a.body["payload"].get("what_changed"),
                                          reason=a.body["payload"]["reason"]) for a in amendments],
             reads_now=reads_now.model_dump(mode="json") if any(a.type == "correction" for a in amendments) else None,
+            decisions=await approvals.history(stored.event_id),
             failures=[Failure(**f) for f in await store.failure_reasons(event_id)],
             dead_letters=await letters.visible(caller, event_id=str(event_id)))
 

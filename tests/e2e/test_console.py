@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +291,29 @@ def test_an_editor_corrects_a_message_that_went_out_from_its_page_and_the_correc
     correction = httpx.get(f"{platform.url}/v1/events/{correction_id}", headers=auth).json()
     assert correction["event"]["payload"]["corrected"] == {"summary": "Utbildningen börjar i april."}
     assert correction["event"]["payload"]["corrects"] == event_id and correction["event"]["publisher"] == "redaktor@fvm.example"
+
+
+def test_an_editor_stops_an_embargoed_message_from_its_page_and_nothing_of_it_is_sent(platform: Platform) -> None:
+    auth = {"Authorization": f"Bearer {platform.token}"}
+    embargo = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    published = httpx.post(f"{platform.url}/v1/events", headers=auth, timeout=30, json={
+        "type": "status.update", "program": "fvm", "publisher": "FVM programkontor", "importance": "awareness",
+        "embargo_until": embargo, "audiences": ["programstyrgrupp"],
+        "payload": {"title": "Läget under embargo", "summary": "Släpps i morgon."}})
+    event_id = published.json()["event_id"]
+    status_url = f"{platform.url}/v1/events/{event_id}"
+    wait_until(lambda: httpx.get(status_url, headers=auth).json()["status"] == "embargoed", 60, "the embargo")
+    url = f"{platform.url}/console/events/{event_id}"
+    with signed_in(platform, "redaktor@fvm.example") as editor:
+        page = editor.get(url).text
+        assert "Stoppa utskicket" in page
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)[1]  # type: ignore[index]
+        stopped = editor.post(f"{url}/cancellation", data={"csrf": csrf, "comment": "Ersätts av ett nytt besked."})
+        assert stopped.status_code == 303 and stopped.headers["location"].endswith("?done=cancel")
+        after = editor.get(stopped.headers["location"]).text
+        assert "Stoppat. Inget av meddelandet skickas." in after and "Stoppa utskicket" not in after
+        assert "Stoppat av redaktor@fvm.example (Ersätts av ett nytt besked.)" in after
+    assert httpx.get(status_url, headers=auth).json()["status"] == "cancelled"
 
 
 def test_a_draft_changed_meanwhile_is_not_overwritten_and_newsletter_sections_move(platform: Platform) -> None:

@@ -169,6 +169,9 @@ async def test_what_the_rules_do_not_name_goes_out_at_once_and_a_dry_run_says_wh
     calm = await browser.client.post("/v1/events?dry_run=true", headers=await browser.headers(),
                                      json=decision("awareness"))
     assert calm.json()["approval"] == []
+    await sign_in_as(browser.client, oidc_issuer, "godkannare@fvm.example", fvm={Role.APPROVER})
+    needless = await decide(browser, plain, "0" * 64)
+    assert needless.status_code == 409 and "needs no approval" in needless.json()["detail"]
 
 
 async def test_a_held_event_is_cancelled_before_its_instant_and_one_that_went_out_is_not(

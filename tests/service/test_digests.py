@@ -176,3 +176,21 @@ async def test_a_digest_not_yet_confirmed_is_sent_again_after_a_start_and_no_mor
         recorder[topics.EMAIL_DELIVERY_REQUESTED].clear()
         await tailor.recover()
     assert recorder[topics.EMAIL_DELIVERY_REQUESTED] == []
+
+
+async def test_a_later_digest_tells_the_corrected_version_and_nothing_retracted(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder) -> None:
+    in_month = datetime(2026, 11, 12, 9, 0, tzinfo=UTC)
+    wrong = make_event("status.update", payload={"title": "Läget i november", "summary": "Utbildningen börjar i mars."})
+    withdrawn = make_event("status.update", payload={"title": "Felaktigt utskick", "summary": "Skickat av misstag."})
+    for event in (wrong, withdrawn):
+        await published(tailor, event, in_month)
+    await tailor.store.amend(wrong.event_id, body=wrong.model_copy(update={
+        "published_at": in_month, "payload": wrong.payload.model_copy(update={"summary": "Utbildningen börjar i april."})}))
+    await tailor.store.amend(withdrawn.event_id, retract=True)
+    due = digest_due("politisk-styrgrupp")
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
+    html = shown(recorder[topics.EMAIL_DELIVERY_REQUESTED][0]["html_body"])
+    assert "Läget i november" in html and "april" in html and "mars" not in html
+    assert "Felaktigt utskick" not in html
