@@ -80,3 +80,15 @@ def load_programs(directory: Path) -> dict[str, Program]:
     if not programs:
         raise ProgramConfigError(f"{directory}: no programme files (*.yaml)")
     return programs
+
+
+def copy_without_approval(source: Path, target: Path) -> Path:
+    """The programme files of `source` written to `target` without their approval rules: for a run that
+    measures or tests what happens once an event is released (the benchmark, most tests), where waiting for a
+    person's approval is not what is looked at."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.yaml")):
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config.pop("approval", None)
+        (target / path.name).write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return target

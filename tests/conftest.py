@@ -10,13 +10,13 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import yaml
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import Event, parse_event
 from contracts.people import SessionEnded
 from programs import Program, Role, load_program
+from programs.loader import copy_without_approval
 from services.common.db import create_engine
 from services.common.people import Person
 from services.common.sessions import Sessions
@@ -49,12 +49,7 @@ def without_approval(program: Program) -> Program:
 def open_programs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`deploy/programs` without the approval rules, for platforms started by tests of what happens after an
     event is released."""
-    directory = tmp_path_factory.mktemp("programs-without-approval")
-    for path in PROGRAMS_DIR.glob("*.yaml"):
-        config = yaml.safe_load(path.read_text())
-        config.pop("approval", None)
-        (directory / path.name).write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
-    return directory
+    return copy_without_approval(PROGRAMS_DIR, tmp_path_factory.mktemp("programs-without-approval"))
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,10 @@ from typing import Any
 
 import httpx
 
+from programs.loader import copy_without_approval
 from services.common.db import create_engine
 from services.common.migrations import upgrade
+from services.common.settings import CommonSettings
 from services.embedded.broker import free_port
 from services.tailor.directory import Recipient
 from services.tailor.store import MIGRATIONS, TailorStore
@@ -98,8 +100,10 @@ def platform(people: int, smtp_url: str | None) -> Iterator[RunningPlatform]:
         port = free_port()
         env = {k: v for k, v in os.environ.items()
                if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL", "BUDKAVLE_API_TOKENS")}
+        # The bench measures delivery: its must-know events go out without waiting for a person's approval.
+        programs = copy_without_approval(CommonSettings().programs_dir, data_dir / "programs")
         env.update(BUDKAVLE_DATA_DIR=tmp, BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_LOG_LEVEL="INFO",
-                   BUDKAVLE_DEMO_HISTORY="false")
+                   BUDKAVLE_DEMO_HISTORY="false", BUDKAVLE_PROGRAMS_DIR=str(programs))
         if smtp_url:
             env["SMTP_URL"] = smtp_url
         log = open(data_dir / "platform.log", "wb")  # noqa: SIM115 (the platform writes it until it stops)
