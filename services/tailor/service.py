@@ -276,10 +276,17 @@ class Tailor:
         them by), and the original's record."""
         original_id, record = await self._original(event)
         program = self.program_for(event)
-        if record.stage.went_out and record.plan is not None and record.targets is not None:
+        if record.stage.went_out and record.plan is not None:
+            targets = record.targets
+            if targets is None:  # the retention forgot whom it reached: its groups' channels and the intranet
+                targets = {}
+                for target, by_channel in record.plan.targeted.items():
+                    for channel in by_channel:
+                        if channel in self.channels and self.channels[channel].reach is not Reach.PERSON:
+                            targets.setdefault(channel, {})[target] = []
             people = {p.id: p for p in await self.store.load_directory()}
-            return original_id, amendment_plan(event, record.plan, record.targets, people, program), record
-        # Held (not out yet), or the retention forgot whom it reached: nobody is told by message.
+            return original_id, amendment_plan(event, record.plan, targets, people, program), record
+        # Held: not out yet, so nobody is told; it goes out as it now reads.
         nothing = DeliveryPlan(event_id=event.event_id, program=event.program, groups=(), refused=())
         return original_id, Plan(contract=nothing, targets={}, audiences={}), record
 

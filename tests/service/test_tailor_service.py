@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -279,3 +280,18 @@ async def test_a_retraction_withdraws_the_original_from_digests_and_an_amendment
     published = original.published_at or original.occurred_at
     assert await tailor.store.published_between("fvm", published - timedelta(days=1),
                                                 published + timedelta(days=1)) == []
+
+
+async def test_a_correction_after_the_retention_forgot_whom_the_original_reached_still_amends_its_channels(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder) -> None:
+    original = make_event(audiences=["programstyrgrupp"])
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.event_topic(original.type), original, str(original.event_id))
+        async with tailor.store.engine.begin() as conn:  # what the retention does to a delivered event
+            await conn.execute(sqlalchemy.text("UPDATE tailor_events SET targets = NULL, status = 'delivered'"))
+        correction = amendment("correction", original.event_id)
+        await bus.publish(topics.event_topic(correction.type), correction, str(correction.event_id))
+    assert not [c for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] if c["follows"]]  # nobody known by name
+    assert [c["audience_id"] for c in recorder[topics.TEAMS_DELIVERY_REQUESTED] if c["follows"]] == ["programstyrgrupp"]
+    assert [i["amendment"]["kind"] for i in recorder[topics.INTRANET_DELIVERY_REQUESTED] if i["follows"]] == [
+        "correction"]
