@@ -68,7 +68,7 @@ def console_environment(templates_dir: Path, programs: Mapping[str, Program], ba
     env.filters.update(sv_date=sv_date, sv_instant=sv_instant, sv_time=lambda v: sv_time(v), sv_reason=sv_reason,
                        sv_rule=sv_rule, sv_directory=sv_directory, sv_approval_reason=sv_approval_reason,
                        channel_label=lambda name: CHANNEL_LABELS.get(name, name))
-    env.globals.update(type_labels=TYPE_LABELS, action_labels=ACTION_LABELS, status_labels=STATUS_LABELS,
+    env.globals.update(roles=Role, type_labels=TYPE_LABELS, action_labels=ACTION_LABELS, status_labels=STATUS_LABELS,
                        programs=programs, base=base, channel_labels={name: CHANNEL_LABELS.get(name, name) for name in CHANNELS})
     return env
 
