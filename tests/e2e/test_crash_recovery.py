@@ -24,11 +24,13 @@ from tests.waiting import wait_until
 POOL_SIZE = 4  # BUDKAVLE_SMTP_POOL_SIZE's default: at most one repeated mail per connection
 
 
-def start(data_dir: Path, port: int, log_name: str) -> subprocess.Popen[bytes]:
+def start(data_dir: Path, port: int, log_name: str, programs: Path) -> subprocess.Popen[bytes]:
+    """`budkavle up` on `data_dir`, with the programme files of `programs` (here: without their approval rules,
+    so that what is posted goes out at once)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL", "BUDKAVLE_API_TOKENS")}
     env.update(BUDKAVLE_DATA_DIR=str(data_dir), BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_LOG_LEVEL="WARNING",
-               BUDKAVLE_DEMO_HISTORY="false")
+               BUDKAVLE_DEMO_HISTORY="false", BUDKAVLE_PROGRAMS_DIR=str(programs))
     log = open(data_dir / log_name, "wb")  # noqa: SIM115 (the process writes it until it ends)
     process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
@@ -54,10 +56,10 @@ def mails(data_dir: Path) -> Counter[str]:
 
 
 def test_a_fan_out_killed_midway_is_finished_after_a_restart_with_at_most_one_repeat_per_connection(
-        tmp_path: Path) -> None:
+        tmp_path: Path, open_programs_dir: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start(tmp_path, port, "first.log")
+    process = start(tmp_path, port, "first.log", open_programs_dir)
     try:
         auth = {"Authorization": f"Bearer {(tmp_path / 'demo-token').read_text().strip()}"}
         golive: dict[str, Any] = {
@@ -73,7 +75,7 @@ def test_a_fan_out_killed_midway_is_finished_after_a_restart_with_at_most_one_re
         process.wait(30)
         before = sum(mails(tmp_path).values())
 
-        process = start(tmp_path, port, "second.log")
+        process = start(tmp_path, port, "second.log", open_programs_dir)
 
         def delivered() -> bool:
             return bool(httpx.get(status_url, headers=auth, timeout=10).json()["status"] == "delivered")
@@ -99,10 +101,10 @@ def test_a_fan_out_killed_midway_is_finished_after_a_restart_with_at_most_one_re
 
 
 def test_an_embargoed_event_is_released_on_time_after_the_platform_was_killed_and_restarted_in_between(
-        tmp_path: Path) -> None:
+        tmp_path: Path, open_programs_dir: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start(tmp_path, port, "first.log")
+    process = start(tmp_path, port, "first.log", open_programs_dir)
     try:
         auth = {"Authorization": f"Bearer {(tmp_path / 'demo-token').read_text().strip()}"}
         embargo = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=25)
@@ -129,7 +131,7 @@ def test_an_embargoed_event_is_released_on_time_after_the_platform_was_killed_an
         process.wait(30)
         assert datetime.now(UTC) < embargo, "the test machine was too slow to kill before the embargo"
 
-        process = start(tmp_path, port, "second.log")
+        process = start(tmp_path, port, "second.log", open_programs_dir)
         wait_until(lambda: status() == "delivered", 120, "the event to go out after the restart")
     finally:
         if process.poll() is None:
