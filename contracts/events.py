@@ -193,8 +193,9 @@ class Correction(Contract):
     what_changed: Text = Field(description="what changed, in a sentence or two")
     reason: Text = Field(description="why it was corrected")
     corrected: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")], Any] = Field(
-        min_length=1, max_length=50, description="the original's payload fields that change, by name, with their "
-                                                 "new values (checked against the original's type)")
+        min_length=1, max_length=50, json_schema_extra={"additionalProperties": False},
+        description="the original's payload fields that change, by name, with their new values (checked against the "
+                    "original's type)")
 
 
 class Retraction(Contract):

@@ -107,7 +107,7 @@ def test_post_event_documents_the_event_union_and_every_answer(openapi: dict[str
     union = openapi["components"]["schemas"]["Event"]
     assert union["discriminator"]["propertyName"] == "type"
     assert set(union["discriminator"]["mapping"]) == {"steering.decision", "design.decision", "golive.milestone",
-                                                      "status.update", "newsletter.issue"}
+                                                      "status.update", "newsletter.issue", "correction", "retraction"}
     assert set(post["responses"]) == {"200", "202", "401", "403", "409", "413", "422", "503"}
     problem = post["responses"]["422"]["content"]["application/json"]["schema"]
     assert problem == {"$ref": "#/components/schemas/ProblemBody"}
