@@ -200,7 +200,7 @@ class Approvals:
             rows = (await conn.execute(select(events).where(events.c.program.in_(sorted(programs)),
                                                             events.c.state == Held.AWAITING_APPROVAL)
                                        .order_by(events.c.changed_at, events.c.event_id).limit(limit))).all()
-        return [self.store._stored(r) for r in rows]
+        return [self.store.from_row(r) for r in rows]
 
     async def _explain(self, event_id: str, doing: str) -> Problem:
         """Why `doing` cannot be done to the event as it now stands (409)."""

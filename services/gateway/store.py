@@ -212,7 +212,7 @@ class GatewayStore:
     async def _one(self, where: Any) -> StoredEvent | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(events).where(where))).first()
-        return None if row is None else self._stored(row)
+        return None if row is None else self.from_row(row)
 
     async def amendments_of(self, original: str) -> list[StoredEvent]:
         """The corrections and retractions of `original` that were released, oldest first."""
@@ -220,7 +220,7 @@ class GatewayStore:
             rows = (await conn.execute(select(events).where(events.c.amends == original,
                                                             events.c.state == Held.RELEASED)
                                        .order_by(events.c.accepted_at, events.c.event_id))).all()
-        return [self._stored(r) for r in rows]
+        return [self.from_row(r) for r in rows]
 
     async def retracted(self, original: str) -> bool:
         """Has a retraction of `original` (or of an amendment of it) been released?"""
@@ -234,10 +234,10 @@ class GatewayStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(events).where(events.c.program.in_(sorted(programs)))
                                        .order_by(events.c.accepted_at.desc(), events.c.event_id).limit(limit))).all()
-        return [self._stored(r) for r in rows]
+        return [self.from_row(r) for r in rows]
 
     @staticmethod
-    def _stored(row: Any) -> StoredEvent:
+    def from_row(row: Any) -> StoredEvent:
         return StoredEvent(row.event_id, row.program, row.type, json.loads(row.body), row.request_hash,
                            as_utc(row.accepted_at), Held(row.state), row.content_hash, row.changed_by,
                            as_utc(row.changed_at),

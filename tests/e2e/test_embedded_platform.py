@@ -34,6 +34,9 @@ from tests.e2e.conftest import (
 )
 from tests.waiting import wait_until
 
+#: A tenth of the demo directory: the committees this module's messages go to are the same size at any scale.
+STAFF_SCALE = 0.1
+
 
 def targeted_addresses(data_dir: Path) -> set[str]:
     """The committee members, read straight from the directory the platform created."""

@@ -19,6 +19,9 @@ from services.common.links import FEEDBACK, FEEDBACK_TTL, LinkSigner, feedback_c
 from tests.e2e.conftest import CHROMIUM_ARGS, Platform, axe_violations, sign_in_in_chromium
 from tests.waiting import wait_until
 
+#: A tenth of the demo directory: the committees this module's messages go to are the same size at any scale.
+STAFF_SCALE = 0.1
+
 LINK = re.compile(r"(http://[^\s]+/feedback/[A-Za-z0-9_.-]+)\?q=understood&a=ja")
 
 

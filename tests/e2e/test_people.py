@@ -15,6 +15,9 @@ import pytest
 from tests.e2e.conftest import Platform, axe_violations, sign_in_in_chromium, steering_decision
 from tests.waiting import wait_until
 
+#: A tenth of the demo directory: the committees this module's messages go to are the same size at any scale.
+STAFF_SCALE = 0.1
+
 TITLE = "Ny tidplan för införandet av Millennium"
 
 
