@@ -91,7 +91,7 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
 def _banner(base: str, token: str, data_dir: Path, kafka: str, local_provider: bool) -> str:
     lines = [
         "Budkavle is starting (embedded mode). Ctrl-C stops everything.",
-        f"  Console        {base}/console/   (compose, preview, publish, follow delivery; sign in as a demo person below)",
+        f"  Console        {base}/console/   (compose, approve, follow delivery, correct; sign in as a demo person below)",
         f"  API            {base}/v1/events   (OpenAPI: {base}/docs)",
         f"  Intranet       {base}/intranet/",
         f"  Status page    {base}/intranet/status",
