@@ -22,6 +22,8 @@ from tests.conftest import ROOT
 from tests.waiting import wait_until
 
 POOL_SIZE = 4  # BUDKAVLE_SMTP_POOL_SIZE's default: at most one repeated mail per connection
+#: Half the demo directory: the go-live in södra still reaches some 2 600 people by mail, killed after 400.
+STAFF_SCALE = "0.5"
 
 
 def start(data_dir: Path, port: int, log_name: str, programs: Path) -> subprocess.Popen[bytes]:
@@ -32,8 +34,8 @@ def start(data_dir: Path, port: int, log_name: str, programs: Path) -> subproces
     env.update(BUDKAVLE_DATA_DIR=str(data_dir), BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_LOG_LEVEL="WARNING",
                BUDKAVLE_DEMO_HISTORY="false", BUDKAVLE_PROGRAMS_DIR=str(programs))
     log = open(data_dir / log_name, "wb")  # noqa: SIM115 (the process writes it until it ends)
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--staff-scale", STAFF_SCALE], cwd=ROOT,
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def ready() -> bool:
         assert process.poll() is None, (data_dir / log_name).read_text()[-3000:]
@@ -91,7 +93,7 @@ def test_a_fan_out_killed_midway_is_finished_after_a_restart_with_at_most_one_re
     repeats = sum(n - 1 for n in got.values())
     print(json.dumps({"targeted": targeted, "mails_before_the_kill": before, "addresses_reached": len(got),
                       "repeated_mails": repeats}))
-    assert targeted > 4000 and before < targeted
+    assert targeted > 2000 and before < targeted
     assert status["totals"]["email"] == {"targeted": targeted, "sent": targeted, "failed": 0, "deferred": 0,
                                          "next_attempt_at": None}
     assert len(got) == targeted  # everyone, once at least
