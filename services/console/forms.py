@@ -139,6 +139,11 @@ def _inputs(name: str, short: str, schema: Mapping[str, Any], root: Mapping[str,
     return inputs
 
 
+def payload_inputs(event_type: str) -> tuple[Input, ...]:
+    """The inputs of an event type's payload alone: what a correction may change."""
+    return tuple(i for i in form_of(event_type) if i.name.startswith("payload."))
+
+
 def rows_of(fields: Mapping[str, str | list[str]], rows: Input) -> list[int]:
     """The row numbers the form holds for a list input (at least one where the contract needs one)."""
     prefix = f"{rows.name}."

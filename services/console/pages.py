@@ -34,6 +34,7 @@ from services.console.forms import (
     fields_from,
     fields_of,
     form_of,
+    payload_inputs,
     rows_of,
 )
 from services.console.gateway import As, Gateway, GatewayUnavailable, Refused
@@ -440,7 +441,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
     async def correction_page(request: Request, session: Session, status: dict[str, Any], fields: Fields,
                               own: dict[str, str], errors: dict[str, str], problem: str = "",
                               code: int = 200) -> Response:
-        inputs = [i for i in form_of(status["type"]) if i.name.startswith("payload.")]
+        inputs = payload_inputs(status["type"])
         return page(request, "correction.html.j2", code, person=session.person, e=status, inputs=inputs,
                     fields=fields, own=own, errors=errors, problem=problem, groups=(), rows_of=rows_of,
                     csrf=people.sessions.csrf(session))
@@ -471,7 +472,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         if isinstance(found, Response):
             return found
         session, status = found
-        inputs = [i for i in form_of(status["type"]) if i.name.startswith("payload.")]
+        inputs = payload_inputs(status["type"])
         return await correction_page(request, session, status, fields_from(status["reads_now"] or status["event"],
                                                                           inputs), {}, {})
 
@@ -481,7 +482,7 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         if isinstance(found, Response):
             return found
         session, status = found
-        inputs = [i for i in form_of(status["type"]) if i.name.startswith("payload.")]
+        inputs = payload_inputs(status["type"])
         pairs = await read_form_pairs(request, MAX_FORM)
         own = {k: v for k, v in pairs if k in ("csrf", "what_changed", "reason")}
         fields = fields_of(pairs, inputs)
