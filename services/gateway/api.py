@@ -308,7 +308,8 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
                                          what_changed=a.body["payload"].get("what_changed"),
                                          reason=a.body["payload"]["reason"]) for a in amendments],
             reads_now=reads_now.model_dump(mode="json") if any(a.type == "correction" for a in amendments) else None,
-            decisions=await approvals.history(stored.event_id),
+            # The approval's record carries the decisions already, when the event needed one.
+            decisions=summary.approval.history if summary.approval else await approvals.history(stored.event_id),
             failures=[Failure(**f) for f in await store.failure_reasons(event_id)],
             dead_letters=await letters.visible(caller, event_id=str(event_id)))
 

@@ -137,7 +137,7 @@ class Tailor:
                 for command in composer.compose(composition, self.renderer):
                     yield self.channels[name].topic, command
 
-    async def deliver(self, event: Event, plan: Plan) -> None:
+    async def deliver(self, event: Event, plan: Plan, amends: Event | None = None) -> None:
         """Record what is planned (whom, on which channel), then emit every command and the plan. A crash
         midway is made whole by `recover`, from the record; the channels' ledgers make sure no one gets
         anything twice."""
@@ -147,7 +147,7 @@ class Tailor:
         await self.store.record(event, status, plan.contract, targets)
         log.info("event planned", extra={"event_id": str(event.event_id), "groups": len(plan.contract.groups),
                                          "refused": len(plan.contract.refused)})
-        await self._emit(event, plan)
+        await self._emit(event, plan, amends)
 
     async def recover(self) -> int:
         """After a start: emit again every planned event the channels have not all confirmed, and announce
@@ -171,10 +171,12 @@ class Tailor:
         log.info("planned events emitted again after a start", extra={"events": len(pending)})
         return len(pending)
 
-    async def _emit(self, event: Event, plan: Plan) -> None:
+    async def _emit(self, event: Event, plan: Plan, amends: Event | None = None) -> None:
+        """`amends`: an amendment's original as it now reads (looked up when not given: after a restart)."""
         sends: list[asyncio.Task[None]] = []
         counts: dict[str, int] = {}
-        amends = (await self._original(event))[1].event if is_amendment(event) else None
+        if amends is None and is_amendment(event):
+            amends = (await self._original(event))[1].event
         for topic, command in self.compose(event, plan, event.published_at or self.clock(), amends):
             counts[command.channel] = counts.get(command.channel, 0) + 1
             sends.append(asyncio.create_task(self.bus.publish(topic, command, command.bus_key)))
@@ -301,10 +303,11 @@ class Tailor:
                 raise Unprocessable(f"correction {event.event_id} does not fit {original_id}: {exc}") from exc
             await self.store.amend(original_id, body=now_reads)
         else:
+            now_reads = record.event
             await self.store.amend(original_id, retract=True)
         log.info("event amended", extra={"event_id": str(event.event_id), "amends": str(original_id),
                                          "type": event.type, "went_out": record.stage.went_out})
-        await self.deliver(event, plan)
+        await self.deliver(event, plan, now_reads)
 
     async def cancel(self, cancelled: EventCancelled) -> None:
         """A held event withdrawn: it is never released. One that went out already is past cancelling (the
