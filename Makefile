@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test test-fast bench schemas lint clean
+.PHONY: run test test-fast bench schemas lint clean kafka
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
@@ -22,6 +22,12 @@ $(NODE_STAMP): package.json package-lock.json
 
 run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/budkavle up
+
+# Apache Kafka itself (KRaft, the broker's jars fetched from Maven Central once): prints KAFKA_BOOTSTRAP_SERVERS=…
+# once the cluster takes writes, and runs until Ctrl-C. `make kafka BROKERS=1` for one broker.
+BROKERS ?= 3
+kafka: $(STAMP)
+	$(BIN)/budkavle kafka --brokers $(BROKERS)
 
 test: $(STAMP) $(NODE_STAMP) lint
 	$(BIN)/python -m pytest -q

@@ -1,4 +1,4 @@
-"""`budkavle`: the command line — up, publish, preview, recipients import, digest run, dead-letters, audit, bench."""
+"""`budkavle`: the command line — up, kafka, publish, preview, recipients import, digest run, dead-letters, audit, bench."""
 
 import argparse
 import asyncio
@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--audience", help="one target group (default: every group with a digest cadence)")
     p_run.add_argument("--period", help="2026-11 (a month) or 2026-W47 (a week); default: the last whole one")
 
+    p_kafka = sub.add_parser("kafka", help="Apache Kafka itself on loopback (KRaft), until Ctrl-C: to run the "
+                                           "platform against the production engine")
+    p_kafka.add_argument("--brokers", type=int, choices=(1, 3), default=3)
+
     sub.add_parser("bench", add_help=False,
                    help="measure the whole platform: fan-out, scaling, alert latency, startup (bench --help)")
 
@@ -90,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             from services.bench import main as bench
 
             return bench(extra)
+        if args.command == "kafka":
+            return run_kafka(args.brokers)
         if args.command == "recipients":
             return import_recipients(args.file, args.skip_invalid)
         if args.command == "audit":
@@ -108,6 +114,31 @@ def main(argv: list[str] | None = None) -> int:
 
 class CliError(Exception):
     pass
+
+
+def run_kafka(brokers: int) -> int:
+    """A KRaft cluster until Ctrl-C; the KAFKA_BOOTSTRAP_SERVERS line is printed once it takes writes."""
+    import signal
+    import time
+
+    from services.embedded.apache_kafka import SCRAM_USER, KafkaCluster, kafka_version
+
+    cluster = KafkaCluster(brokers)
+    started = time.monotonic()
+    print(f"Apache Kafka {kafka_version()}: starting {brokers} broker(s) in {cluster.work_dir}", flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        cluster.start()
+        print(f"started in {time.monotonic() - started:.1f} s; SCRAM user {SCRAM_USER} on "
+              f"KAFKA_SASL_BOOTSTRAP_SERVERS={cluster.sasl_bootstrap_servers} "
+              f"KAFKA_SASL_PASSWORD={cluster.scram_password}", flush=True)
+        print(f"KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap_servers}", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        cluster.stop()
 
 
 def load_document(path: Path) -> dict[str, Any]:

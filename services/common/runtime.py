@@ -25,7 +25,15 @@ from swagger_ui_bundle import swagger_ui_path
 
 from contracts import topics
 from contracts.channels import CHANNELS
-from services.common.bus import Bus, create_broker, ensure_topics
+from services.common.bus import (
+    DEPENDENCY_DOWN,
+    Bus,
+    KafkaConnection,
+    KafkaMisconfigured,
+    create_broker,
+    ensure_topics,
+    kafka_connection,
+)
 from services.common.db import create_engine
 from services.common.migrations import Migrations, upgrade
 from services.common.problems import install_problem_handler
@@ -56,9 +64,14 @@ class Runtime:
     engine: AsyncEngine
     broker: KafkaBroker
     bus: Bus
+    connection: KafkaConnection
     parts: list[ServiceParts] = field(default_factory=list)
+    #: What is wrong with existing topics (fewer partitions or replicas than configured), as /readyz reports.
+    topic_shortfalls: list[str] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _joining: "asyncio.Task[None] | None" = None
+    _connected: bool = False
+    _misconfigured: str = ""
 
     @classmethod
     def create(cls, settings: CommonSettings, client_id: str) -> "Runtime":
@@ -66,8 +79,9 @@ class Runtime:
             raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set (the embedded runner `budkavle up` sets it)")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.resolved_database_url())
-        broker = create_broker(settings.kafka_bootstrap_servers, client_id, settings.kafka_enable_idempotence)
-        return cls(settings=settings, engine=engine, broker=broker, bus=Bus(broker))
+        connection = kafka_connection(settings)
+        broker = create_broker(connection, client_id)
+        return cls(settings=settings, engine=engine, broker=broker, bus=Bus(broker), connection=connection)
 
     def add(self, parts: ServiceParts) -> None:
         if parts.router is not None:
@@ -78,16 +92,51 @@ class Runtime:
         for part in self.parts:
             if part.migrations is not None:
                 await upgrade(self.engine, part.migrations)
-        await ensure_topics(self.settings.kafka_bootstrap_servers,
-                            topics.all_topics(*(spec.topic for spec in CHANNELS.values())))
         for part in self.parts:
             for hook in part.on_start:
                 await hook()
-        self._joining = await start_broker(self.broker)
+        try:
+            await self._connect()  # KafkaMisconfigured ends the start: waiting cannot mend a setting
+        except DEPENDENCY_DOWN as error:
+            # A cluster that answers nothing (yet): serve HTTP, say so in /readyz, accept and keep what comes
+            # (the gateway's outbox, each service's tables), and connect once the cluster answers.
+            log.warning("Kafka does not answer; waiting for it", extra={
+                "bootstrap_servers": self.connection.bootstrap_servers, "error": repr(error)})
+            self._joining = asyncio.create_task(self._connect_later())
+        else:
+            self._joining = start_consumers(self.broker)
+            self._start_background()
+        log.info("services started", extra={"services": [p.name for p in self.parts]})
+
+    async def _connect(self) -> None:
+        self.topic_shortfalls = await ensure_topics(
+            self.connection, topics.all_topics(*(spec.topic for spec in CHANNELS.values())))
+        for shortfall in self.topic_shortfalls:
+            log.error("a topic is not as configured; it is used as it is", extra={"topic": shortfall})
+        await connect_producer(self.broker)
+        self._connected = True
+
+    async def _connect_later(self) -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._connect()
+                break
+            except DEPENDENCY_DOWN:
+                delay = min(delay * 2, 15.0)
+            except KafkaMisconfigured as error:  # found only now that the cluster answers: stay unready, say why
+                self._misconfigured = str(error)
+                log.error("Kafka refuses the settings", extra={"error": str(error)})
+                return
+        log.info("Kafka answers; connected", extra={"bootstrap_servers": self.connection.bootstrap_servers})
+        self._start_background()
+        await start_consumers(self.broker)
+
+    def _start_background(self) -> None:
         for part in self.parts:
             for task in part.background:
                 self._tasks.append(asyncio.create_task(_supervise(part.name, task)))
-        log.info("services started", extra={"services": [p.name for p in self.parts]})
 
     async def stop(self) -> None:
         if self._joining is not None and not self._joining.done():
@@ -161,13 +210,17 @@ class Runtime:
                     await conn.execute(text("SELECT 1"))
             except Exception as exc:  # readiness reports, it does not raise
                 checks["database"] = f"unavailable: {type(exc).__name__}"
-            if not await self.broker.ping(timeout=2.0):
+            if self._misconfigured:
+                checks["kafka"] = f"misconfigured: {self._misconfigured}"
+            elif not self._connected or not await self.broker.ping(timeout=2.0):
                 checks["kafka"] = "unavailable"
             # Consumers still joining their groups do not make the platform unready: events are accepted,
             # kept, and consumed once the groups are assigned. Consumers that failed to join do.
             checks["consumers"] = self._consumers()
             if any(v not in ("ok", "joining") for v in checks.values()):
                 response.status_code = 503
+            if self.topic_shortfalls:  # reported, not a reason to stop serving
+                checks["topics"] = "; ".join(self.topic_shortfalls)
             return checks
 
         metrics_token = self.settings.metrics_token.encode()
@@ -204,15 +257,20 @@ def docs_router() -> APIRouter:
     return router
 
 
-async def start_broker(broker: KafkaBroker) -> "asyncio.Task[None]":
-    """`KafkaBroker.start()`, but with the consumer groups joining concurrently and in the background.
-    Each join waits for the group coordinator (seconds on small brokers; Kafka delays a new group's first
-    rebalance by design), and nothing needs to wait for it: what is published meanwhile waits on the bus
-    and is consumed once the groups are assigned. The returned task ends when every group has joined."""
+async def connect_producer(broker: KafkaBroker) -> None:
+    """The first half of `KafkaBroker.start()`: the producer and publishers, so that publishing works."""
     await broker.connect()
     for pub in broker.publishers:
         await pub.start()
     broker.running = True
+
+
+def start_consumers(broker: KafkaBroker) -> "asyncio.Task[None]":
+    """The second half of `KafkaBroker.start()`, with the consumer groups joining concurrently and in the
+    background. Each join waits for the group coordinator (seconds on small brokers; Kafka delays a new
+    group's first rebalance by design), and nothing needs to wait for it: what is published meanwhile waits
+    on the bus and is consumed once the groups are assigned. The returned task ends when every group has
+    joined."""
 
     async def join() -> None:
         started = time.perf_counter()

@@ -6,6 +6,7 @@ over the environment). Nothing writes the environment to configure a service.
 """
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,20 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(default="", alias="KAFKA_BOOTSTRAP_SERVERS")
     # Apache Kafka supports the idempotent producer; the embedded tansu broker does not.
     kafka_enable_idempotence: bool = Field(default=False, alias="KAFKA_ENABLE_IDEMPOTENCE")
+    #: Topics are created with these (1 and 1 suit the embedded broker; a cluster of three wants 3 and 2).
+    kafka_replication_factor: int = Field(default=1, alias="KAFKA_REPLICATION_FACTOR", ge=1, le=32)
+    kafka_min_insync_replicas: int = Field(default=1, alias="KAFKA_MIN_INSYNC_REPLICAS", ge=1, le=32)
+    kafka_topic_partitions: int = Field(default=3, alias="KAFKA_TOPIC_PARTITIONS", ge=1, le=1000)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL")
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = Field(
+        default="SCRAM-SHA-512", alias="KAFKA_SASL_MECHANISM")
+    kafka_sasl_username: str = Field(default="", alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: str = Field(default="", alias="KAFKA_SASL_PASSWORD")
+    #: TLS: the CA that signed the brokers' certificates, and this client's own for mutual TLS.
+    kafka_ssl_cafile: str = Field(default="", alias="KAFKA_SSL_CAFILE")
+    kafka_ssl_certfile: str = Field(default="", alias="KAFKA_SSL_CERTFILE")
+    kafka_ssl_keyfile: str = Field(default="", alias="KAFKA_SSL_KEYFILE")
     database_url: str = Field(default="", alias="DATABASE_URL")
     data_dir: Path = Field(default=Path("var"), alias="BUDKAVLE_DATA_DIR")
     http_port: int = Field(default=8080, alias="BUDKAVLE_HTTP_PORT", ge=1, le=65535)
@@ -48,6 +63,19 @@ class CommonSettings(BaseSettings):
     @model_validator(mode="after")
     def _retry_policy_reads(self) -> "CommonSettings":
         self.retry_policy()
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_settings_agree(self) -> "CommonSettings":
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError(f"KAFKA_MIN_INSYNC_REPLICAS ({self.kafka_min_insync_replicas}) is larger than "
+                             f"KAFKA_REPLICATION_FACTOR ({self.kafka_replication_factor}): no write could succeed")
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+                self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs KAFKA_SASL_USERNAME "
+                             "and KAFKA_SASL_PASSWORD")
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError("mutual TLS needs both KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE")
         return self
 
     def retry_policy(self) -> RetryPolicy:

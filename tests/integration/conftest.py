@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.db import create_engine
+from services.embedded.apache_kafka import KafkaCluster
 from services.embedded.broker import EmbeddedKafka, free_port
 
 POSTGRES_URL = os.environ.get("BUDKAVLE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -53,6 +54,14 @@ def kafka_bootstrap() -> Iterator[str]:
     else:
         with EmbeddedKafka() as broker:
             yield broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """Apache Kafka itself: three brokers in KRaft mode from the broker's own jars (Maven Central), one
+    cluster for the tests that need the production engine. A test that kills a broker starts it again."""
+    with KafkaCluster(3, work_dir=tmp_path_factory.mktemp("apache-kafka")) as cluster:
+        yield cluster
 
 
 # --- SMTP ----------------------------------------------------------------------------------------
