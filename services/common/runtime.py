@@ -96,7 +96,10 @@ class Runtime:
             for hook in part.on_start:
                 await hook()
         try:
-            await self._connect()  # KafkaMisconfigured ends the start: waiting cannot mend a setting
+            await self._connect()
+        except KafkaMisconfigured as error:  # ends the start: waiting cannot mend a setting
+            log.critical("Kafka refuses the settings; not starting", extra={"error": str(error)})
+            raise
         except DEPENDENCY_DOWN as error:
             # A cluster that answers nothing (yet): serve HTTP, say so in /readyz, accept and keep what comes
             # (the gateway's outbox, each service's tables), and connect once the cluster answers.

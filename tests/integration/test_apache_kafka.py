@@ -3,6 +3,7 @@ reported, a replication factor the cluster cannot hold, SASL/SCRAM, and credenti
 
 import asyncio
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -14,6 +15,7 @@ from services.common.bus import KafkaConnection, KafkaMisconfigured, create_brok
 from services.common.settings import CommonSettings
 from services.embedded.apache_kafka import SCRAM_USER, KafkaCluster
 from tests.integration.processes import ServiceProcess
+from tests.waiting import wait_for
 
 
 def scram_settings(cluster: KafkaCluster, password: str) -> CommonSettings:
@@ -21,6 +23,17 @@ def scram_settings(cluster: KafkaCluster, password: str) -> CommonSettings:
                           KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT", KAFKA_SASL_MECHANISM="SCRAM-SHA-512",
                           KAFKA_SASL_USERNAME=SCRAM_USER, KAFKA_SASL_PASSWORD=password,
                           KAFKA_REPLICATION_FACTOR=3, KAFKA_MIN_INSYNC_REPLICAS=2)
+
+
+async def described_topics(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict[str, Any]]:
+    """The topics' metadata once every broker has it (a new topic's partitions show in a moment)."""
+    found: list[dict[str, Any]] = []
+
+    async def complete() -> bool:
+        found[:] = await admin.describe_topics(names)
+        return all(t["partitions"] for t in found)
+    await wait_for(complete, timeout=30)
+    return found
 
 
 async def test_topics_are_created_on_every_broker_with_the_configured_minimum_in_sync(
@@ -31,10 +44,7 @@ async def test_topics_are_created_on_every_broker_with_the_configured_minimum_in
     admin = AIOKafkaAdminClient(bootstrap_servers=apache_kafka.bootstrap_servers)
     await admin.start()
     try:
-        [topic] = await admin.describe_topics([name])
-        while not topic["partitions"]:  # the new topic's metadata reaches every broker in a moment
-            await asyncio.sleep(0.1)
-            [topic] = await admin.describe_topics([name])
+        [topic] = await described_topics(admin, [name])
         [described] = await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, name, configs={"min.insync.replicas": None})])
     finally:
@@ -52,8 +62,7 @@ async def test_an_existing_topic_with_fewer_replicas_or_partitions_is_reported_n
     await admin.start()
     try:
         await admin.create_topics([NewTopic(thin, 1, 1), NewTopic(fine, 3, 3)])
-        while any(not t["partitions"] for t in await admin.describe_topics([thin, fine])):
-            await asyncio.sleep(0.1)
+        await described_topics(admin, [thin, fine])
     finally:
         await admin.close()
     connection = KafkaConnection(apache_kafka.bootstrap_servers, replication_factor=3, min_insync_replicas=2)

@@ -1,5 +1,6 @@
 """Each service runs alone (`python -m services.<name>`) against KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from services.common.people import Person
 from services.common.sessions import Sessions
 from tests.conftest import ROOT
 from tests.integration.processes import ServiceProcess
-from tests.waiting import wait_for
+from tests.waiting import wait_for, wait_until
 
 
 @contextmanager
@@ -109,3 +110,38 @@ def test_gateway_alone_asks_the_tailor_alone_for_dry_runs(tmp_path: Path, kafka_
     assert (anonymous.status_code, foreign.status_code, huge.status_code) == (401, 403, 413)
     groups = {g["audience_id"]: g for g in response.json()["plan"]["groups"]}
     assert groups["politisk-styrgrupp"]["recipients"] == 1
+
+
+def test_a_gateway_whose_kafka_answers_nothing_serves_keeps_what_it_accepts_and_catches_up(
+        tmp_path: Path, open_programs_dir: Path) -> None:
+    from services.embedded.broker import EmbeddedKafka, free_port
+    from tests.integration.test_kafka_pipeline import read_topic
+
+    port = free_port()  # nothing listens here until the broker starts below
+    gateway = ServiceProcess("gateway", tmp_path, {
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}", "BUDKAVLE_PROGRAMS_DIR": str(open_programs_dir),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}", "BUDKAVLE_API_TOKENS": "patient-token=fvm",
+        "BUDKAVLE_SESSION_KEY": "a-session-key-for-the-standalone-test-0123456789",
+        "BUDKAVLE_TAILOR_URL": "http://127.0.0.1:9"}).start()
+    try:
+        def serving() -> bool:
+            try:
+                return httpx.get(f"{gateway.url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+        wait_until(serving, 60, "the gateway to serve without Kafka")
+        unready = httpx.get(f"{gateway.url}/readyz", timeout=10)
+        event = (ROOT / "deploy" / "examples" / "steering-decision.json").read_bytes()
+        accepted = httpx.post(f"{gateway.url}/v1/events", content=event, timeout=30,
+                              headers={"Authorization": "Bearer patient-token"})
+        with EmbeddedKafka(port=port) as broker:
+            gateway.wait_ready(90)
+            relayed = asyncio.run(read_topic(broker.bootstrap_servers, topics.event_topic("steering.decision"), 1, 60))
+            status = httpx.get(f"{gateway.url}/v1/events/{accepted.json()['event_id']}", timeout=10,
+                               headers={"Authorization": "Bearer patient-token"}).json()
+    finally:
+        assert gateway.stop() == 0
+    assert unready.status_code == 503 and unready.json()["kafka"] == "unavailable"
+    assert accepted.status_code == 202, accepted.text
+    assert [e["event_id"] for e in relayed] == [accepted.json()["event_id"]]
+    assert status["status"] in ("accepted", "published")
