@@ -1,11 +1,12 @@
 """`budkavle up`: the whole platform on one machine, with demo data, printing its URLs."""
 
+import fcntl
 import os
 import signal
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from programs import ProgramConfigError, load_programs
 from services.common.links import kept_secret
@@ -28,6 +29,10 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
     configure_logging(common.log_level)
     data_dir = common.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    claim = claim_data_dir(data_dir)
+    if isinstance(claim, str):
+        print(f"budkavle up: {claim}", file=sys.stderr)
+        return 2
     try:
         programs = load_programs(common.programs_dir)
     except ProgramConfigError as exc:
@@ -86,6 +91,26 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
             provider.stop()
         if broker is not None:
             broker.stop()
+
+
+def claim_data_dir(data_dir: Path) -> IO[str] | str:
+    """Hold `<data dir>/budkavle.lock` for as long as this process lives (the kernel lets go when it ends, even
+    by SIGKILL), or say who holds it: two platforms on one data directory would both schedule, both relay the
+    outbox and both write the one SQLite file."""
+    lock = open(data_dir / "budkavle.lock", "a+")  # noqa: SIM115 (held until the process ends)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        return (f"the data directory {data_dir} is in use by another `budkavle up` ({holder}); stop that one, or "
+                f"give this one its own BUDKAVLE_DATA_DIR")
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}\n")
+    lock.flush()
+    return lock
 
 
 def _banner(base: str, token: str, data_dir: Path, kafka: str, local_provider: bool) -> str:

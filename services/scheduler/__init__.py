@@ -1,1 +1,1 @@
-"""The scheduler service: time only (digest periods, releases of held events), on APScheduler 3."""
+"""The scheduler service: time only (digest periods, releases of held events), from its own two tables."""

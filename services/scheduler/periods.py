@@ -54,3 +54,26 @@ def parse_period(label: str) -> Period:
         return _month(date(int(m[1]), int(m[2]), 1))
     raise ValueError(f"{label!r} is not a period: write 2026-W47 (a week) or 2026-11 (a month)")
 
+
+
+def following(cadence: Cadence, period: Period) -> Period:
+    """The period right after `period`."""
+    start = period.end.astimezone(LOCAL).date()
+    return _week(start) if cadence == "weekly" else _month(start)
+
+
+def send_time(period: Period) -> datetime:
+    """When a period's digest goes: SEND_AT local on the first day after it (a Monday, or the 1st)."""
+    return datetime.combine(period.end.astimezone(LOCAL).date(), SEND_AT, LOCAL).astimezone(UTC)
+
+
+def periods_due(cadence: Cadence, last_sent: Period, now: datetime, bound: int) -> tuple[list[Period], int]:
+    """The periods after `last_sent` whose digest time has come by `now`, oldest first: each one that was
+    missed while nobody scheduled, not only the last. At most the `bound` newest; the second value says how
+    many older ones that leaves out."""
+    due: list[Period] = []
+    period = following(cadence, last_sent)
+    while send_time(period) <= now:
+        due.append(period)
+        period = following(cadence, period)
+    return due[-bound:] if bound else [], max(0, len(due) - bound)

@@ -1,26 +1,32 @@
-"""The scheduler's own tables: APScheduler's job store (`scheduler_jobs`, the jobs and their next run),
-and the held events it must release, kept until the tailor confirms each release."""
+"""The scheduler's own tables: the last digest period said for each target group and cadence, and the held
+events it must release, kept until the tailor confirms each release. Together they are the whole schedule: what
+is due next follows from them and the clock, so a replica that takes over, or a platform back after days,
+knows exactly what it missed."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import Column, DateTime, Float, LargeBinary, MetaData, String, Table, select, update
+from sqlalchemy import Column, DateTime, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.db import as_utc, upsert
+from contracts.schedule import Period
+from services.common.db import as_utc, insert_for, upsert
 from services.common.migrations import Migrations
+from services.scheduler.periods import Cadence, parse_period
 
 metadata = MetaData()
 MIGRATIONS = Migrations.beside(__file__, "scheduler", metadata)
 
-#: The table APScheduler's SQLAlchemyJobStore reads and writes (its own shape, made here so that the
-#: service's Alembic history owns it).
-JOBS = Table(
-    "scheduler_jobs", metadata,
-    Column("id", String(191), primary_key=True),
-    Column("next_run_time", Float(25), index=True),
-    Column("job_state", LargeBinary, nullable=False),
+#: The newest period whose digest was said, per target group and cadence.
+digests = Table(
+    "scheduler_digests", metadata,
+    Column("program", String(32), primary_key=True),
+    Column("audience_id", String(64), primary_key=True),
+    Column("cadence", String(8), primary_key=True),
+    Column("period", String(16), nullable=False),  # its label: 2026-W48, 2026-11
+    Column("period_start", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 releases = Table(
@@ -38,6 +44,21 @@ class Release:
     event_id: UUID
     program: str
     release_at: datetime
+    state: str = "waiting"  # or "emitted": said, not yet confirmed by the tailor
+    said_at: datetime | None = None  # when it was last said
+
+    def due_at(self) -> datetime:
+        """When to say it: at its instant, and again if the tailor has not confirmed it within a while."""
+        if self.state == "emitted" and self.said_at is not None:
+            return max(self.release_at, self.said_at) + CONFIRM_WITHIN
+        return self.release_at
+
+
+#: A release the tailor has not confirmed is said again after this long (the bus may have lost it).
+CONFIRM_WITHIN = timedelta(minutes=2)
+
+CADENCES: tuple[Cadence, ...] = ("weekly", "monthly")
+DigestKey = tuple[str, str, Cadence]  # programme, target group, cadence
 
 
 #: A release in these states is never said (again).
@@ -68,15 +89,35 @@ class SchedulerStore:
                                           "release_at": at.astimezone(UTC), "updated_at": datetime.now(UTC)},
                          ("event_id",))
 
-    async def mark(self, event_id: UUID, state: str) -> None:
+    async def mark(self, event_id: UUID, state: str, at: datetime) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(update(releases).where(releases.c.event_id == str(event_id),
                                                       releases.c.state.not_in(ENDED))
-                               .values(state=state, updated_at=datetime.now(UTC)))
+                               .values(state=state, updated_at=at))
+
+    async def digest_marks(self) -> dict[DigestKey, Period]:
+        """The newest period said for each target group and cadence."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(digests))).all()
+        return {(r.program, r.audience_id, r.cadence): parse_period(r.period) for r in rows if r.cadence in CADENCES}
+
+    async def mark_digest(self, key: DigestKey, period: Period, at: datetime) -> None:
+        """Remember `period` as said (only forward: an older period never replaces a newer one)."""
+        program, audience_id, cadence = key
+        async with self.engine.begin() as conn:
+            moved = await conn.execute(update(digests).where(
+                digests.c.program == program, digests.c.audience_id == audience_id, digests.c.cadence == cadence,
+                digests.c.period_start < period.start).values(period=period.label, period_start=period.start,
+                                                              updated_at=at))
+            if moved.rowcount == 0:
+                await conn.execute(insert_for(conn)(digests).values(
+                    program=program, audience_id=audience_id, cadence=cadence, period=period.label,
+                    period_start=period.start, updated_at=at).on_conflict_do_nothing())
 
     async def unreleased(self) -> list[Release]:
         """Held events the tailor has not confirmed released, earliest first."""
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(releases).where(releases.c.state.not_in(ENDED))
                                        .order_by(releases.c.release_at))).all()
-        return [Release(UUID(r.event_id), r.program, as_utc(r.release_at)) for r in rows]
+        return [Release(UUID(r.event_id), r.program, as_utc(r.release_at), r.state, as_utc(r.updated_at))
+                for r in rows]

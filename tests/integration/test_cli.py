@@ -72,3 +72,18 @@ def test_preview_for_an_unknown_audience_is_a_clear_error(tmp_path: Path) -> Non
 def test_publish_without_a_running_platform_says_so(tmp_path: Path) -> None:
     result = budkavle(tmp_path, "publish", str(ROOT / "deploy" / "examples" / "steering-decision.json"))
     assert result.returncode == 2 and "no running platform" in result.stderr
+
+
+def test_a_second_platform_on_a_data_directory_in_use_refuses_to_start(tmp_path: Path) -> None:
+    from services.embedded.up import claim_data_dir
+
+    held = claim_data_dir(tmp_path)  # as a running `budkavle up` holds it
+    assert not isinstance(held, str)
+    second = subprocess.run([sys.executable, "-m", "services.cli", "up"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "BUDKAVLE_DATA_DIR": str(tmp_path)}, timeout=60)
+    held.close()  # the first one ends: the directory is free again
+    again = claim_data_dir(tmp_path)
+    assert second.returncode == 2
+    assert f"the data directory {tmp_path} is in use by another `budkavle up` (pid {os.getpid()})" in second.stderr
+    assert not isinstance(again, str)
+    again.close()

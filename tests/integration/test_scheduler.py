@@ -1,5 +1,6 @@
-"""The scheduler on APScheduler with its jobs in its own table: jobs survive a restart, and on PostgreSQL one
-replica leads while another waits and takes over."""
+"""The scheduler with its schedule in its own tables: a release is said at its instant, one due while nobody
+scheduled is said when a replica leads again, and on PostgreSQL one replica leads while another waits and
+takes over without saying a period twice."""
 
 import asyncio
 import os
@@ -8,11 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
-from zoneinfo import ZoneInfo
 
 import pytest
-import sqlalchemy
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.schedule import DigestDue, ReleaseDue
@@ -20,9 +19,9 @@ from programs import Program, load_programs
 from services.common.db import create_engine
 from services.common.migrations import upgrade
 from services.scheduler.leader import LeaderLock
-from services.scheduler.main import sync_database_url
+from services.scheduler.periods import last_whole_period
 from services.scheduler.service import Scheduler
-from services.scheduler.store import JOBS, MIGRATIONS, SchedulerStore
+from services.scheduler.store import CADENCES, MIGRATIONS, DigestKey, SchedulerStore
 from tests.conftest import ROOT
 from tests.integration.conftest import POSTGRES_URL, _with_search_path
 from tests.waiting import wait_for
@@ -45,9 +44,9 @@ def programs() -> dict[str, Program]:
     return load_programs(ROOT / "deploy" / "programs")
 
 
-def groups_with_a_cadence(programs: dict[str, Program]) -> set[str]:
-    return {f"digest:{code}:{a.id}:{cadence}" for code, p in programs.items() for a in p.audiences
-            if a.digest != "none" for cadence in ("weekly", "monthly")}
+def schedules(programs: dict[str, Program]) -> set[DigestKey]:
+    return {(code, a.id, cadence) for code, p in programs.items() for a in p.audiences
+            if a.digest != "none" for cadence in CADENCES}
 
 
 async def leading(scheduler: Scheduler) -> "asyncio.Task[None]":
@@ -63,42 +62,38 @@ async def stop(scheduler: Scheduler, task: "asyncio.Task[None]") -> None:
     scheduler.stop()
 
 
-async def test_jobs_live_in_the_services_table_and_a_release_due_while_it_was_down_happens_after_a_restart(
+async def test_a_release_is_said_at_its_instant_and_one_due_while_nobody_led_when_a_replica_leads_again(
         tmp_path: Path, programs: dict[str, Program]) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'scheduler.db'}"
-    engine = create_engine(url)
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'scheduler.db'}")
     await upgrade(engine, MIGRATIONS)
-    jobs_engine = sqlalchemy.create_engine(sync_database_url(url))
     bus = RecordingBus()
 
-    def replica() -> Scheduler:
-        return Scheduler(programs, SchedulerStore(engine), bus, jobs_engine, LeaderLock(engine))  # type: ignore[arg-type]
+    def replica() -> Scheduler:  # sweeps an hour apart: only the schedule's own wake-ups say anything sooner
+        return Scheduler(programs, SchedulerStore(engine), bus, LeaderLock(engine), sweep_seconds=3600)  # type: ignore[arg-type]
 
     try:
         first = replica()
         task = await leading(first)
-        async with engine.connect() as conn:
-            jobs = {r.id: r.next_run_time for r in (await conn.execute(select(JOBS))).all()}
-        assert groups_with_a_cadence(programs) <= set(jobs) and "sweep" in jobs
-        weekly = datetime.fromtimestamp(jobs["digest:fvm:programstyrgrupp:weekly"], ZoneInfo("Europe/Stockholm"))
-        assert (weekly.weekday(), weekly.hour, weekly.minute) == (0, 7, 0)  # Monday 07:00, Swedish time
-        monthly = datetime.fromtimestamp(jobs["digest:fvm:politisk-styrgrupp:monthly"], ZoneInfo("Europe/Stockholm"))
-        assert (monthly.day, monthly.hour) == (1, 7)
-        event_id = uuid4()
-        await first.on_held(event_id, "fvm", datetime.now(UTC) + timedelta(seconds=2))
-        await stop(first, task)  # down before the instant comes
+        soon = uuid4()
+        await first.on_held(soon, "fvm", datetime.now(UTC) + timedelta(seconds=1))
+        await wait_for(lambda: any(d.event_id == soon for d in bus.sent if isinstance(d, ReleaseDue)),
+                       timeout=20, what="the release at its instant")
+        marks = await first.store.digest_marks()
+        assert set(marks) == schedules(programs)  # every group's schedule, in the table
+        later = uuid4()
+        await first.on_held(later, "fvm", datetime.now(UTC) + timedelta(seconds=2))
+        await stop(first, task)  # down before its instant comes
 
         second = replica()
         task = await leading(second)
-        await wait_for(lambda: any(d.event_id == event_id for d in bus.sent), timeout=20, what="the release")
-        [release] = [d for d in bus.sent if isinstance(d, ReleaseDue)]
-        assert release.program == "fvm"
-        assert bus.digests() == []  # no digest period has ended since the jobs were made
-        await second.on_released(event_id)
+        await wait_for(lambda: any(d.event_id == later for d in bus.sent if isinstance(d, ReleaseDue)),
+                       timeout=20, what="the release missed while nobody led")
+        assert bus.digests() == []  # no digest period has ended since the schedule began
+        for event_id in (soon, later):
+            await second.on_released(event_id)
         assert await second.store.unreleased() == []
         await stop(second, task)
     finally:
-        jobs_engine.dispose()
         await engine.dispose()
 
 
@@ -119,35 +114,29 @@ async def postgres_schema(postgres: str) -> AsyncIterator[str]:
 async def test_two_replicas_on_postgresql_make_one_digest_per_group_and_period_and_the_standby_takes_over(
         postgres_schema: str, programs: dict[str, Program]) -> None:
     engines: list[AsyncEngine] = [_with_search_path(POSTGRES_URL, postgres_schema) for _ in range(2)]
-    jobs_engines = [sqlalchemy.create_engine(sync_database_url(POSTGRES_URL),
-                                             connect_args={"options": f"-csearch_path={postgres_schema}"})
-                    for _ in range(2)]
     await upgrade(engines[0], MIGRATIONS)
+    store = SchedulerStore(engines[0])
+    now = datetime.now(UTC)
+    for key in schedules(programs):  # the last period said was the one before the last whole one
+        last_whole = last_whole_period(key[2], now)
+        await store.mark_digest(key, last_whole_period(key[2], last_whole.start), now)
     bus = RecordingBus()
-    a, b = (Scheduler(programs, SchedulerStore(e), bus, j, LeaderLock(e, poll_seconds=0.1))  # type: ignore[arg-type]
-            for e, j in zip(engines, jobs_engines, strict=True))
+    a, b = (Scheduler(programs, SchedulerStore(e), bus, LeaderLock(e, poll_seconds=0.1))  # type: ignore[arg-type]
+            for e in engines)
     try:
         task_a = await leading(a)
         task_b = asyncio.create_task(b.run())
         await wait_for(lambda: b.lock.attempts >= 3, timeout=20, what="the standby to try the lock")
         assert not b.leading.is_set()
-
-        assert a.aps is not None
-        now = datetime.now(UTC)
-        for job in a.aps.get_jobs():
-            if job.id.startswith("digest:"):
-                job.modify(next_run_time=now)  # the period ends now, for every group
-        wanted = groups_with_a_cadence(programs)
+        wanted = schedules(programs)
         await wait_for(lambda: len(bus.digests()) >= len(wanted), timeout=20, what="every group's digest")
         assert len(bus.digests()) == len(set(bus.digests())) == len(wanted)  # one per group and period
 
         await stop(a, task_a)
         await wait_for(b.leading.is_set, timeout=20, what="the standby to take over")
-        assert b.aps is not None and {j.id for j in b.aps.get_jobs()} >= wanted
-        assert len(bus.digests()) == len(wanted)  # the new leader does not run the period again
+        await b.tick()
+        assert len(bus.digests()) == len(wanted)  # the new leader does not say the period again
         await stop(b, task_b)
     finally:
-        for j in jobs_engines:
-            j.dispose()
         for e in engines:
             await e.dispose()
