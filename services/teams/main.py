@@ -16,8 +16,9 @@ from services.common.retry import Retrier
 from services.common.runtime import Runtime, ServiceParts
 from services.common.settings import CommonSettings
 from services.teams.handlers import build_router
+from services.teams.limits import WebhookLimiter
 from services.teams.sender import resolve_webhooks
-from services.teams.store import LEDGER, MIGRATIONS, PARKED
+from services.teams.store import LEDGER, MIGRATIONS, PARKED, POSTS
 from services.teams.webhook import DEFAULT_ALLOWED_HOSTS, WorkflowsWebhook
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ def build(settings: TeamsSettings, runtime: Runtime, transport: httpx.AsyncBaseT
                     extra={"groups": missing})
     client = httpx.AsyncClient(timeout=httpx.Timeout(15.0), transport=transport)
     allowed = tuple(h.strip().lower().lstrip(".") for h in settings.allowed_hosts.split(",") if h.strip())
-    sender = WorkflowsWebhook(client, webhooks, allowed, settings.allow_loopback_http)
+    sender = WorkflowsWebhook(client, webhooks, WebhookLimiter(runtime.engine, POSTS), allowed,
+                              settings.allow_loopback_http)
     ledger = Ledger(runtime.engine, LEDGER, PARKED)
     policy = settings.retry_policy()
     retrier = Retrier(ledger, policy, SendTeamsCard.model_validate_json, lambda command, _: [Delivery(command, None)],

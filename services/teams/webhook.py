@@ -71,16 +71,16 @@ class WorkflowsWebhook:
     other 4xx fail it. A host that cannot be reached makes the channel unavailable (the card waits on the bus).
     """
 
-    def __init__(self, client: httpx.AsyncClient, webhooks: Webhooks,
+    def __init__(self, client: httpx.AsyncClient, webhooks: Webhooks, limiter: WebhookLimiter,
                  allowed_suffixes: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS, allow_loopback_http: bool = False,
-                 attempts: int = 3, backoff_seconds: float = 0.5, limiter: WebhookLimiter | None = None) -> None:
+                 attempts: int = 3, backoff_seconds: float = 0.5) -> None:
         self.client = client
         self.webhooks = webhooks
         self.allowed_suffixes = allowed_suffixes
         self.allow_loopback_http = allow_loopback_http
         self.attempts = attempts  # connection attempts before the channel counts as unavailable
         self.backoff_seconds = backoff_seconds
-        self.limiter = limiter or WebhookLimiter()
+        self.limiter = limiter
 
     async def send(self, delivery: CardDelivery, /) -> int:
         cmd = delivery.command

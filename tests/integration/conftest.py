@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import uuid4
 
 import pytest
 import uvicorn
@@ -217,6 +218,21 @@ async def store_engine(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIt
         yield engine
     finally:
         await engine.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@pytest.fixture
+async def postgres_schema(postgres: str) -> AsyncIterator[str]:
+    """A schema of its own on the local PostgreSQL, for engines made with `_with_search_path`."""
+    schema = f"s_{os.getpid()}_{uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield schema
+    finally:
         async with admin.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         await admin.dispose()

@@ -1,9 +1,11 @@
 """The email adapter against a real SMTP server; the Teams adapter against a real HTTP receiver."""
 
+import asyncio
 import email
 import email.policy
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -12,7 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import EmailRecipient, SendEmail, SendTeamsCard
-from services.common.db import create_tables
+from services.common.db import create_engine, create_tables
 from services.common.delivery import (
     ChannelUnavailable,
     Delivery,
@@ -32,9 +34,10 @@ from services.teams.limits import WebhookLimiter
 from services.teams.sender import CardDelivery
 from services.teams.store import LEDGER as TEAMS_LEDGER
 from services.teams.store import PARKED as TEAMS_PARKED
+from services.teams.store import POSTS as TEAMS_POSTS
 from services.teams.store import metadata as teams_md
 from services.teams.webhook import WorkflowsWebhook
-from tests.integration.conftest import HttpReceiver, SmtpServer
+from tests.integration.conftest import POSTGRES_URL, HttpReceiver, SmtpServer, _with_search_path
 
 
 def mail(recipient: str = "p1") -> Mail:
@@ -132,18 +135,20 @@ def card(audience_id: str = "programstyrgrupp") -> CardDelivery:
         "type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Hej"}]}), None)
 
 
-def webhook(client: httpx.AsyncClient, receiver: HttpReceiver, **options: Any) -> WorkflowsWebhook:
+def webhook(client: httpx.AsyncClient, receiver: HttpReceiver, limiter: WebhookLimiter,
+            **options: Any) -> WorkflowsWebhook:
     """The Teams sender, its groups' webhooks pointing at the real receiver (named after the group)."""
     hooks = {("fvm", "programstyrgrupp"): f"{receiver.url}/hook/styrgrupp", ("fvm", "a"): f"{receiver.url}/hook/a"}
-    return WorkflowsWebhook(client, hooks, (), allow_loopback_http=True, **options)
+    return WorkflowsWebhook(client, hooks, limiter, (), allow_loopback_http=True, **options)
 
 
 async def test_teams_429_by_status_or_by_body_and_5xx_defer_honouring_retry_after_and_4xx_fails(
-        http_receiver: HttpReceiver) -> None:
+        http_receiver: HttpReceiver, sqlite_engine: AsyncEngine) -> None:
+    await create_tables(sqlite_engine, teams_md)
     http_receiver.script = [(429, {"Retry-After": "120"}), (200, {}, "Microsoft Teams endpoint returned HTTP "
                             "error 429 with ContextId tcid=0: Too many requests"), (503, {}), (404, {})]
     async with httpx.AsyncClient() as client:
-        sender = webhook(client, http_receiver, backoff_seconds=0.01)
+        sender = webhook(client, http_receiver, WebhookLimiter(sqlite_engine, TEAMS_POSTS), backoff_seconds=0.01)
         started = time.monotonic()
         with pytest.raises(TransientDeliveryError, match="HTTP 429") as status_429:
             await sender.send(card())
@@ -226,7 +231,8 @@ async def test_a_burst_of_200_cards_to_one_webhook_arrives_without_a_single_429(
     ledger, bus = Ledger(sqlite_engine, TEAMS_LEDGER, TEAMS_PARKED), RecordingBus()
     policy = RetryPolicy(clock=clock.now)
     async with httpx.AsyncClient() as client:
-        sender = webhook(client, http_receiver, limiter=WebhookLimiter(clock=clock.seconds, sleep=clock.sleep))
+        sender = webhook(client, http_receiver, WebhookLimiter(sqlite_engine, TEAMS_POSTS, clock=clock.seconds,
+                                                               sleep=clock.sleep))
         cards = [card() for _ in range(200)]
         retrier = Retrier(ledger, policy, SendTeamsCard.model_validate_json, lambda cmd, _: [Delivery(cmd, None)],
                           # one at a time: with a fake clock, a wait in one send must not move time under another
@@ -246,6 +252,38 @@ async def test_a_burst_of_200_cards_to_one_webhook_arrives_without_a_single_429(
     assert clock.at - started > timedelta(hours=1)  # 200 cards cannot go out within one hour (100/h)
     final = await ledger.lookup_many([c.key for c in cards])
     assert {e.status for e in final.values()} == {"sent"}
+
+
+async def test_two_teams_replicas_together_stay_within_one_webhooks_limits(
+        http_receiver: HttpReceiver, postgres_schema: str, tmp_path: Path) -> None:
+    """Microsoft's limits are per webhook: two replicas counting only their own posts would send 8 a second
+    to it; counting each other's (one PostgreSQL) they send 4. The receiver answers 429 as Microsoft does."""
+    http_receiver.limits_clock = time.time
+    shared = [_with_search_path(POSTGRES_URL, postgres_schema) for _ in range(2)]
+    apart = [create_engine(f"sqlite+aiosqlite:///{tmp_path / f'replica-{n}.db'}") for n in range(2)]
+    for engine in (shared[0], *apart):
+        await create_tables(engine, teams_md)
+
+    async def burst(engines: list[AsyncEngine], audience_id: str) -> list[str]:
+        async with httpx.AsyncClient() as client:
+            replicas = [webhook(client, http_receiver, WebhookLimiter(engine, TEAMS_POSTS)) for engine in engines]
+
+            async def send(sender: WorkflowsWebhook) -> str:
+                try:
+                    await sender.send(card(audience_id))
+                    return "sent"
+                except TransientDeliveryError as error:
+                    return "429" if "429" in error.reason else error.reason
+            return list(await asyncio.gather(*(send(r) for r in replicas for _ in range(8))))
+    try:
+        together = await burst(shared, "programstyrgrupp")
+        throttled_together = http_receiver.throttled
+        alone = await burst(apart, "a")  # the control: each replica counts only its own posts
+    finally:
+        for engine in (*shared, *apart):
+            await engine.dispose()
+    assert together == ["sent"] * 16 and throttled_together == 0
+    assert alone.count("429") > 0  # what the shared count prevents
 
 
 class FlakyLedger(Ledger):

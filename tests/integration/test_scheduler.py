@@ -3,15 +3,12 @@ scheduled is said when a replica leads again, and on PostgreSQL one replica lead
 takes over without saying a period twice."""
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.schedule import DigestDue, ReleaseDue
@@ -95,20 +92,6 @@ async def test_a_release_is_said_at_its_instant_and_one_due_while_nobody_led_whe
         await stop(second, task)
     finally:
         await engine.dispose()
-
-
-@pytest.fixture
-async def postgres_schema(postgres: str) -> AsyncIterator[str]:
-    schema = f"sched_{os.getpid()}_{uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield schema
-    finally:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 async def test_two_replicas_on_postgresql_make_one_digest_per_group_and_period_and_the_standby_takes_over(

@@ -28,8 +28,10 @@ from services.intranet.store import LEDGER as INTRANET_LEDGER
 from services.intranet.store import IntranetStore
 from services.intranet.store import metadata as intranet_md
 from services.teams.handlers import build_router as teams_router
+from services.teams.limits import WebhookLimiter
 from services.teams.store import LEDGER as TEAMS_LEDGER
 from services.teams.store import PARKED as TEAMS_PARKED
+from services.teams.store import POSTS as TEAMS_POSTS
 from services.teams.store import metadata as teams_md
 from services.teams.webhook import WorkflowsWebhook
 from tests.conftest import TEMPLATES_DIR, make_event, sign_in_as, signin_router
@@ -65,7 +67,8 @@ async def _teams(broker: KafkaBroker, bus: Bus, engine: AsyncEngine, receiver: R
     """The Teams service's parts over a mock webhook; returns its retrier (driven by `clock`)."""
     await create_tables(engine, teams_md)
     client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
-    sender = WorkflowsWebhook(client, WEBHOOKS, ("logic.azure.com",), backoff_seconds=0)
+    sender = WorkflowsWebhook(client, WEBHOOKS, WebhookLimiter(engine, TEAMS_POSTS), ("logic.azure.com",),
+                              backoff_seconds=0)
     ledger = Ledger(engine, TEAMS_LEDGER, TEAMS_PARKED)
     policy = RetryPolicy(clock=clock or Clock())
     broker.include_router(teams_router(sender, ledger, bus, policy))
