@@ -145,8 +145,12 @@ class KafkaCluster:
             self.start_broker(node.node_id)
         for node in self.nodes:
             wait_for_port("127.0.0.1", node.port, timeout)
-        asyncio.run(_wait_for_writes(self.bootstrap_servers, len(self.nodes), timeout))
+        self.wait_until_whole(timeout)
         return self.bootstrap_servers
+
+    def wait_until_whole(self, timeout: float = 120.0) -> None:
+        """Until every broker is registered and a write replicated to all of them succeeds (after a restart)."""
+        asyncio.run(_wait_for_writes(self.bootstrap_servers, len(self.nodes), timeout))
 
     def start_broker(self, node_id: int) -> None:
         """Start one broker (again) on its own data and ports."""
