@@ -32,23 +32,27 @@ SECRET_VALUES = {"DATABASE_URL": "postgresql+asyncpg://budkavle:secret@postgres:
 
 
 @pytest.fixture(scope="module")
-def kustomize() -> str:
-    """kustomize itself: on the PATH, or built once by Go from its module (`go install`) into a cache."""
+def kustomize() -> list[str]:
+    """kustomize itself: on the PATH, or built once by Go from its module (`go install`) into a cache, or, on a
+    machine without Go, the one inside kubectl."""
     if found := shutil.which("kustomize"):
-        return found
+        return [found]
     cache = Path.home() / ".cache" / "budkavle" / f"kustomize-{KUSTOMIZE_VERSION}"
     binary = cache / "kustomize"
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    if not binary.exists() and go is None and (kubectl := shutil.which("kubectl")):
+        return [kubectl, "kustomize"]
     if not binary.exists():
-        go = shutil.which("go") or "/usr/local/go/bin/go"
+        assert go is not None, "kustomize needs Go (go install) or kubectl on this machine"
         result = subprocess.run([go, "install", f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"],
                                 env={**os.environ, "GOBIN": str(cache)}, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
-    return str(binary)
+    return [str(binary)]
 
 
 @pytest.fixture(scope="module")
-def rendered(kustomize: str) -> list[dict[str, Any]]:
-    result = subprocess.run([kustomize, "build", str(OVERLAY)], capture_output=True, text=True, timeout=120)
+def rendered(kustomize: list[str]) -> list[dict[str, Any]]:
+    result = subprocess.run([*kustomize, "build", str(OVERLAY)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
