@@ -1,12 +1,14 @@
-"""Kafka through FastStream: broker construction, topic creation, publishing, and which errors mean that a
-dependency is down. Reading the bus is `services.common.subscriptions`.
+"""Kafka through FastStream: broker construction, topic creation, connecting and joining, publishing, and
+which errors mean that a dependency is down. Reading the bus is `services.common.subscriptions`.
 
 Every service uses the same code path; only KAFKA_BOOTSTRAP_SERVERS differs between a laptop
 and a cluster.
 """
 
+import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from contracts.deliveries import MAX_BUS_MESSAGE_BYTES
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # settings read retry, which reads this module's DEPENDENCY_DOWN
     from services.common.settings import CommonSettings
@@ -207,3 +211,27 @@ def _shortfalls(described: list[dict[str, Any]], connection: KafkaConnection) ->
             found.append(f"{topic['topic']}: {replicas} replica(s), KAFKA_REPLICATION_FACTOR asks "
                          f"{connection.replication_factor}")
     return found
+
+
+async def connect_producer(broker: KafkaBroker) -> None:
+    """The first half of `KafkaBroker.start()`: the producer and publishers, so that publishing works."""
+    await broker.connect()
+    for pub in broker.publishers:
+        await pub.start()
+    broker.running = True
+
+
+def start_consumers(broker: KafkaBroker) -> "asyncio.Task[None]":
+    """The second half of `KafkaBroker.start()`, with the consumer groups joining concurrently and in the
+    background. Each join waits for the group coordinator (seconds on small brokers; Kafka delays a new
+    group's first rebalance by design), and nothing needs to wait for it: what is published meanwhile waits
+    on the bus and is consumed once the groups are assigned. The returned task ends when every group has
+    joined."""
+
+    async def join() -> None:
+        started = time.perf_counter()
+        await asyncio.gather(*(sub.start() for sub in broker.subscribers))
+        log.info("consumers joined", extra={"consumers": len(broker.subscribers),
+                                            "seconds": round(time.perf_counter() - started, 2)})
+
+    return asyncio.create_task(join())

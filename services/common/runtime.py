@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -30,9 +29,11 @@ from services.common.bus import (
     Bus,
     KafkaConnection,
     KafkaMisconfigured,
+    connect_producer,
     create_broker,
     ensure_topics,
     kafka_connection,
+    start_consumers,
 )
 from services.common.db import create_engine
 from services.common.migrations import Migrations, upgrade
@@ -258,30 +259,6 @@ def docs_router() -> APIRouter:
                                    swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
 
     return router
-
-
-async def connect_producer(broker: KafkaBroker) -> None:
-    """The first half of `KafkaBroker.start()`: the producer and publishers, so that publishing works."""
-    await broker.connect()
-    for pub in broker.publishers:
-        await pub.start()
-    broker.running = True
-
-
-def start_consumers(broker: KafkaBroker) -> "asyncio.Task[None]":
-    """The second half of `KafkaBroker.start()`, with the consumer groups joining concurrently and in the
-    background. Each join waits for the group coordinator (seconds on small brokers; Kafka delays a new
-    group's first rebalance by design), and nothing needs to wait for it: what is published meanwhile waits
-    on the bus and is consumed once the groups are assigned. The returned task ends when every group has
-    joined."""
-
-    async def join() -> None:
-        started = time.perf_counter()
-        await asyncio.gather(*(sub.start() for sub in broker.subscribers))
-        log.info("consumers joined", extra={"consumers": len(broker.subscribers),
-                                            "seconds": round(time.perf_counter() - started, 2)})
-
-    return asyncio.create_task(join())
 
 
 async def _supervise(name: str, task: BackgroundTask) -> None:

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.embedded.broker import _die_with_parent, free_port, wait_for_port
+from services.embedded.broker import die_with_parent, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 POM = ROOT / "deploy" / "kafka" / "pom.xml"
@@ -158,7 +158,7 @@ class KafkaCluster:
         log = open(self.work_dir / f"broker-{node_id}.log", "ab")  # noqa: SIM115 (the broker writes it)
         node.process = subprocess.Popen(
             self._java("kafka.Kafka", str(self.work_dir / f"server-{node_id}.properties")),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
         log.close()
 
     def kill_broker(self, node_id: int) -> None:

@@ -31,7 +31,7 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the broker's process, before exec: ask Linux to end it when its parent ends, however the parent
     ends (even SIGKILL), so that no broker outlives the platform that started it."""
     if sys.platform.startswith("linux"):
@@ -56,7 +56,7 @@ class EmbeddedKafka:
         self._process = subprocess.Popen(
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", "memory://tansu/", "--cluster-id", "budkavle"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
         )
         try:
             wait_for_port("127.0.0.1", self.port, timeout)
