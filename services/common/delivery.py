@@ -98,13 +98,6 @@ class Sender(Protocol[D_contra]):
     async def send(self, delivery: D_contra, /) -> int: ...
 
 
-def holds_back(sender: Any) -> bool:
-    """Whether the sender takes each delivery's `recorded` future and ends a connection's next delivery only
-    once the previous one's answer is written (the SMTP adapter): then a send need not wait for its own
-    answer to be written before the next send begins."""
-    return bool(getattr(sender, "holds_back_until_recorded", False))
-
-
 class _Following(Generic[D]):
     """A sender for deliveries that follow an original's (a correction's, a retraction's): each goes only where
     the channel delivered the original, and after it. Not yet delivered there: deferred, to follow it; failed
@@ -112,9 +105,8 @@ class _Following(Generic[D]):
 
     def __init__(self, sender: "Sender[D]", originals: dict[str, LedgerEntry]) -> None:
         self.sender, self.originals = sender, originals
-        self.holds_back_until_recorded = holds_back(sender)
 
-    async def send(self, delivery: D, /, **recorded: Any) -> int:
+    async def send(self, delivery: D, /) -> int:
         key = delivery.command.follows_key(delivery.recipient_id)
         if key is not None:
             original = self.originals.get(key)
@@ -122,17 +114,14 @@ class _Following(Generic[D]):
                 raise WaitingForOriginal("the original has not reached them yet; this follows it")
             if original.status == "failed":
                 raise PermanentDeliveryError("the original never reached them; there is nothing to amend")
-        return await self.sender.send(delivery, **recorded)
+        return await self.sender.send(delivery)
 
 
-async def _attempt(delivery: D, sender: Sender[D], before: LedgerEntry | None, policy: RetryPolicy,
-                   recorded: "asyncio.Future[None] | None") -> LedgerEntry:
+async def _attempt(delivery: D, sender: Sender[D], before: LedgerEntry | None, policy: RetryPolicy) -> LedgerEntry:
     """The ledger entry for one send; ChannelUnavailable (and anything unexpected) propagates."""
     done = before.attempts if before is not None else 0
     try:
-        attempts = await (sender.send(delivery) if recorded is None else
-                          sender.send(delivery, recorded=recorded))  # type: ignore[call-arg]
-        return LedgerEntry("sent", None, done + attempts)
+        return LedgerEntry("sent", None, done + await sender.send(delivery))
     except ChannelUnavailable:
         raise
     except TransientDeliveryError as exc:
@@ -181,30 +170,15 @@ async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledge
     limit = asyncio.Semaphore(concurrency)
     fresh: dict[str, LedgerEntry] = {}
     commit = _GroupCommit(ledger)
-    overlapping = holds_back(sender)
 
     async def attempt(delivery: D) -> None:
         # A slot is held until the answer is written, so sends in flight plus answers not yet written never
-        # exceed `concurrency`: that bounds what a crash can repeat. A sender that holds back each
-        # connection's next delivery until the previous answer is written keeps that bound itself (one
-        # accepted and unwritten per connection); its slot is let go as soon as the answer comes.
-        recorded = asyncio.get_running_loop().create_future() if overlapping else None
-        try:
-            async with limit:
-                entry = await _attempt(delivery, sender, known.get(delivery.key), policy, recorded)
-                DELIVERIES.labels(delivery.command.channel, entry.status).inc()
-                fresh[delivery.key] = entry
-                if recorded is None:
-                    await commit.record(delivery, entry)
-                    return
+        # exceed `concurrency`: that bounds what a crash can repeat.
+        async with limit:
+            entry = await _attempt(delivery, sender, known.get(delivery.key), policy)
+            DELIVERIES.labels(delivery.command.channel, entry.status).inc()
+            fresh[delivery.key] = entry
             await commit.record(delivery, entry)
-        except BaseException as exc:
-            if recorded is not None and not recorded.done():
-                recorded.set_exception(exc if isinstance(exc, Exception) else DependencyUnavailable(repr(exc)))
-                recorded.exception()  # read here: only the connection's next delivery, if any, waits on it
-            raise
-        if recorded is not None:
-            recorded.set_result(None)
 
     results = await asyncio.gather(*(attempt(d) for d in todo.values()), return_exceptions=True)
     unavailable = [r for r in results if isinstance(r, BaseException)]

@@ -4,7 +4,6 @@ import asyncio
 import email
 import email.policy
 import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from services.common.delivery import (
 from services.common.ledger import Ledger
 from services.common.retry import Retrier, RetryPolicy
 from services.email.sender import Mail
-from services.email.smtp import HeldBackSMTP, SmtpSender, parse_smtp_url
+from services.email.smtp import SmtpSender, parse_smtp_url
 from services.email.store import LEDGER as EMAIL_LEDGER
 from services.email.store import PARKED as EMAIL_PARKED
 from services.email.store import metadata as email_md
@@ -287,41 +286,6 @@ async def test_two_teams_replicas_together_stay_within_one_webhooks_limits(
     assert alone.count("429") > 0  # what the shared count prevents
 
 
-class SlowLedger(Ledger):
-    """A ledger whose writes take 20 ms, noting before each how many mails the server has accepted that no write
-    has recorded yet (the repeat window)."""
-
-    def __init__(self, *args: Any, server: SmtpServer) -> None:
-        super().__init__(*args)
-        self.server, self.recorded, self.windows = server, 0, []  # type: ignore[var-annotated]
-
-    async def record_on(self, conn: Any, results: Any) -> None:
-        self.windows.append(len(self.server.messages) - self.recorded)
-        await asyncio.sleep(0.02)
-        await super().record_on(conn, results)
-        self.recorded += len(results)
-
-
-async def test_each_connection_sends_its_next_mail_while_the_last_answer_is_written_but_ends_it_only_after(
-        smtp_server: SmtpServer, sqlite_engine: AsyncEngine) -> None:
-    await create_tables(sqlite_engine, email_md)
-    ledger = SlowLedger(sqlite_engine, EMAIL_LEDGER, EMAIL_PARKED, server=smtp_server)
-    sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{smtp_server.port}"), pool_size=4)
-    people = tuple(EmailRecipient(id=f"p{n}", address=f"p{n}@example.se", name="P") for n in range(60))
-    command = SendEmail(event_id=uuid4(), program="fvm", audience_id="a", sender_name="FVM",
-                        sender_address="fvm@vgregion.se", subject="Hej", text_body="t", html_body="<p>h</p>",
-                        recipients=people)
-    held_back = HeldBackSMTP.held_back
-    try:
-        await deliver_many(Mail.each_of(command), sender, ledger, RecordingBus(), concurrency=4)  # type: ignore[arg-type]
-    finally:
-        await sender.close()
-    got = Counter(rcpt for message in smtp_server.messages for rcpt in message.rcpt_tos)
-    assert set(got.values()) == {1} and len(got) == 60
-    assert HeldBackSMTP.held_back - held_back > 0  # next mails were under way while answers were written
-    assert max(ledger.windows) <= 4  # yet never more than one accepted and unwritten mail per connection
-
-
 class FlakyLedger(Ledger):
     """A ledger whose first write fails (the database went away for a moment)."""
 
@@ -347,19 +311,11 @@ async def test_answers_that_could_not_be_recorded_hand_the_batch_back_and_the_re
         with pytest.raises(OSError, match="database unavailable"):
             await deliver_many(Mail.each_of(command), sender, ledger, bus)  # type: ignore[arg-type]
         recorded = await ledger.lookup_many([m.key for m in Mail.each_of(command)])
-        accepted = {rcpt for message in smtp_server.messages for rcpt in message.rcpt_tos}
-        accepted_unrecorded = {p.address for p in people if p.address in accepted
-                               and command.delivery_key(p.id) not in recorded}
-        # The failed write held at most one accepted answer per connection; the mails waiting at their final
-        # dot behind it were abandoned (unrecorded, but never accepted).
-        assert 1 <= len(accepted_unrecorded) <= 4
+        unrecorded = len(people) - len(recorded)
+        assert 1 <= unrecorded <= 4  # the failed write held at most one answer per connection
         await deliver_many(Mail.each_of(command), sender, ledger, bus)  # type: ignore[arg-type]  # the redelivery
     finally:
         await sender.close()
-    # Only mails the server accepted and the ledger lacks were sent again: at most one per connection. A mail
-    # held at its final dot when the write failed was never accepted, so it is unrecorded and sent once.
-    got = Counter(rcpt for message in smtp_server.messages for rcpt in message.rcpt_tos)
-    assert set(got) == {p.address for p in people}
-    assert {address for address, n in got.items() if n > 1} == accepted_unrecorded
+    assert len(smtp_server.messages) == len(people) + unrecorded  # only the unrecorded were sent again
     final = await ledger.lookup_many([m.key for m in Mail.each_of(command)])
     assert len(final) == len(people) and {e.status for e in final.values()} == {"sent"}
