@@ -131,7 +131,9 @@ def run_kafka(brokers: int) -> int:
         cluster.start()
         print(f"started in {time.monotonic() - started:.1f} s; SCRAM user {SCRAM_USER} on "
               f"KAFKA_SASL_BOOTSTRAP_SERVERS={cluster.sasl_bootstrap_servers} "
-              f"KAFKA_SASL_PASSWORD={cluster.scram_password}", flush=True)
+              f"KAFKA_SASL_PASSWORD={cluster.scram_password}; mutual TLS on "
+              f"KAFKA_SSL_BOOTSTRAP_SERVERS={cluster.ssl_bootstrap_servers} (CA, client certificate and key in "
+              f"{cluster.tls})", flush=True)
         print(f"KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap_servers}", flush=True)
         while True:
             time.sleep(3600)

@@ -5,9 +5,10 @@ once by Maven into a cache (`BUDKAVLE_KAFKA_HOME`, default `~/.cache/budkavle/ka
 CI and `make kafka` reuse. Each broker is also a controller (combined mode), runs in its own JVM (Java 17) and
 can be killed and started again on its own data, which is what the broker-loss test does.
 
-Every broker listens twice: PLAINTEXT for the platform, and SASL_PLAINTEXT with SCRAM-SHA-256/512 for one user
-whose credentials are written into the metadata when the storage is formatted, so that Kafka security is
-tested against the real thing.
+Every broker listens three times: PLAINTEXT for the platform; SASL_PLAINTEXT with SCRAM-SHA-256/512 for one
+user whose credentials are written into the metadata when the storage is formatted; and SSL with mutual TLS
+(a CA made for the cluster by openssl signs the brokers' certificate and one client's), so that Kafka
+security is tested against the real thing.
 """
 
 import asyncio
@@ -60,8 +61,27 @@ class Node:
     node_id: int
     port: int
     sasl_port: int
+    ssl_port: int
     controller_port: int
     process: subprocess.Popen[bytes] | None = None
+
+
+def make_certificates(directory: Path) -> None:
+    """A CA, the brokers' certificate (for 127.0.0.1) and a client's, by openssl; PEM, unencrypted (tests)."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "30",
+            "-subj", "/CN=budkavle-test-ca")
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for who in ("broker", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}.key", "-out", f"{who}.csr",
+                "-subj", f"/CN={who}")
+        openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{who}.crt", "-days", "30", "-extfile", "san.ext")
+    openssl("pkcs8", "-topk8", "-nocrypt", "-in", "broker.key", "-out", "broker.pk8")
+    (directory / "broker.pem").write_text((directory / "broker.pk8").read_text() + (directory / "broker.crt").read_text())
 
 
 class KafkaCluster:
@@ -73,7 +93,8 @@ class KafkaCluster:
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="budkavle-kafka-"))
         self._own_dir = work_dir is None
         self.scram_password = scram_password or base64.urlsafe_b64encode(os.urandom(18)).decode()
-        self.nodes = [Node(n, free_port(), free_port(), free_port()) for n in range(1, brokers + 1)]
+        self.nodes = [Node(n, free_port(), free_port(), free_port(), free_port()) for n in range(1, brokers + 1)]
+        self.tls = self.work_dir / "tls"  # ca.crt, client.crt and client.key for a client of the SSL listener
         self._libs: Path | None = None
 
     @property
@@ -84,6 +105,10 @@ class KafkaCluster:
     def sasl_bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{node.sasl_port}" for node in self.nodes)
 
+    @property
+    def ssl_bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{node.ssl_port}" for node in self.nodes)
+
     def _properties(self, node: Node) -> str:
         n = len(self.nodes)
         voters = ",".join(f"{m.node_id}@127.0.0.1:{m.controller_port}" for m in self.nodes)
@@ -93,11 +118,18 @@ class KafkaCluster:
             f"node.id={node.node_id}",
             f"controller.quorum.voters={voters}",
             f"listeners=PLAINTEXT://127.0.0.1:{node.port},SASL_PLAINTEXT://127.0.0.1:{node.sasl_port},"
-            f"CONTROLLER://127.0.0.1:{node.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port},SASL_PLAINTEXT://127.0.0.1:{node.sasl_port}",
+            f"SSL://127.0.0.1:{node.ssl_port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port},SASL_PLAINTEXT://127.0.0.1:{node.sasl_port},"
+            f"SSL://127.0.0.1:{node.ssl_port}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,"
+            "CONTROLLER:PLAINTEXT",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={self.tls / 'broker.pem'}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.tls / 'ca.crt'}",
+            "ssl.client.auth=required",
             "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
             f"listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config={scram}",
             f"listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={scram}",
@@ -130,6 +162,7 @@ class KafkaCluster:
             "appender.out.layout.type = PatternLayout\nappender.out.layout.pattern = [%d] %p %m (%c)%n\n"
             "rootLogger.level = WARN\nrootLogger.appenderRef.out.ref = out\n"
             "logger.kafka.name = kafka.server.KafkaRaftServer\nlogger.kafka.level = INFO\n")
+        make_certificates(self.tls)
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         for node in self.nodes:
             config = self.work_dir / f"server-{node.node_id}.properties"

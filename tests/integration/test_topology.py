@@ -294,3 +294,28 @@ def test_a_service_given_wrong_credentials_stops_at_start_and_says_which_setting
     service.stop()
     assert code != 0
     assert "refused the credentials (KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD" in service.log_path.read_text()
+
+
+async def test_a_client_with_its_own_certificate_publishes_over_mutual_tls(apache_kafka: KafkaCluster) -> None:
+    tls = apache_kafka.tls
+    connection = kafka_connection(CommonSettings(
+        KAFKA_BOOTSTRAP_SERVERS=apache_kafka.ssl_bootstrap_servers, KAFKA_SECURITY_PROTOCOL="SSL",
+        KAFKA_SSL_CAFILE=str(tls / "ca.crt"), KAFKA_SSL_CERTFILE=str(tls / "client.crt"),
+        KAFKA_SSL_KEYFILE=str(tls / "client.key"), KAFKA_REPLICATION_FACTOR=3, KAFKA_MIN_INSYNC_REPLICAS=2))
+    name = f"it.mtls.{uuid4().hex[:8]}"
+    assert await ensure_topics(connection, [name]) == []
+    broker = create_broker(connection, "it-mtls")
+    await broker.connect()
+    try:
+        await broker.publish(b'{"hej": 2}', name, key=b"k")
+    finally:
+        await broker.stop()
+    consumer = AIOKafkaConsumer(name, **connection.client_kwargs(), group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=10_000)
+        while not batch:
+            batch = await consumer.getmany(timeout_ms=10_000)
+    finally:
+        await consumer.stop()
+    assert [r.value for records in batch.values() for r in records] == [b'{"hej": 2}']
