@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from aiokafka import ConsumerRebalanceListener
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
@@ -99,27 +100,58 @@ class _Failures:
         self._counts.pop(position, None)
 
 
+class _HandOverWhenDone(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On a rebalance, the partitions this consumer gives up are handed over only once the message it is
+    handling is done (its results written): otherwise the next owner reads that message again from the last
+    committed offset and handles it at the same time, and a ledger's look-before-send cannot see what the
+    other has not written yet. aiokafka waits for this coroutine before it rejoins the group."""
+
+    def __init__(self) -> None:
+        self.busy = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    @asynccontextmanager
+    async def handling(self) -> AsyncIterator[None]:
+        self.busy += 1
+        self.idle.clear()
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            if not self.busy:
+                self.idle.set()
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.idle.wait()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
 def subscribe(router: KafkaRouter, subscription: Subscription[T], bus: Bus,
               handle: Callable[[T], Awaitable[None]]) -> None:
     """Handle each message on its own (each message of a batch subscription too, one after another, each with
     its own bounds): what fails of a batch comes back; what was done of it is done once (the handler is
     idempotent)."""
     failures = _Failures()
+    in_flight = _HandOverWhenDone()
 
     async def on_message(msg: KafkaMessage) -> None:
-        received = await _parse(msg, subscription, bus)
-        errors: list[tuple[BaseException, int]] = []
-        for one in received:
-            try:
-                async with _bounded([one], subscription, bus, failures):
-                    await handle(one.value)
-            except _Backoff as wait:
-                errors.append((wait.error, wait.failures))
-            except RetryAtOnce as exc:
-                errors.append((exc, 0))
+        async with in_flight.handling():
+            received = await _parse(msg, subscription, bus)
+            errors: list[tuple[BaseException, int]] = []
+            for one in received:
+                try:
+                    async with _bounded([one], subscription, bus, failures):
+                        await handle(one.value)
+                except _Backoff as wait:
+                    errors.append((wait.error, wait.failures))
+                except RetryAtOnce as exc:
+                    errors.append((exc, 0))
         await _hand_back(errors)
 
-    _subscriber(router, subscription, handle)(on_message)
+    _subscriber(router, subscription, handle, in_flight)(on_message)
 
 
 def subscribe_batch(router: KafkaRouter, subscription: Subscription[T], bus: Bus,
@@ -128,23 +160,29 @@ def subscribe_batch(router: KafkaRouter, subscription: Subscription[T], bus: Bus
     apply to the batch as a whole."""
     assert subscription.batch is not None, f"{subscription.title} is not declared a batch subscription"
     failures = _Failures()
+    in_flight = _HandOverWhenDone()
 
     async def on_batch(msg: KafkaMessage) -> None:
-        received = await _parse(msg, subscription, bus)
-        if not received:
-            return
-        try:
-            async with _bounded(received, subscription, bus, failures):
-                await handle(Batch([r.value for r in received], [r.key for r in received]))
-        except _Backoff as wait:
-            await _hand_back([(wait.error, wait.failures)])
-        except RetryAtOnce as exc:
-            await _hand_back([(exc, 0)])
+        async with in_flight.handling():
+            received = await _parse(msg, subscription, bus)
+            if not received:
+                return
+            error: tuple[BaseException, int] | None = None
+            try:
+                async with _bounded(received, subscription, bus, failures):
+                    await handle(Batch([r.value for r in received], [r.key for r in received]))
+            except _Backoff as wait:
+                error = (wait.error, wait.failures)
+            except RetryAtOnce as exc:
+                error = (exc, 0)
+        if error is not None:
+            await _hand_back([error])
 
-    _subscriber(router, subscription, handle)(on_batch)
+    _subscriber(router, subscription, handle, in_flight)(on_batch)
 
 
-def _subscriber(router: KafkaRouter, subscription: Subscription[Any], handle: Callable[..., Any]) -> Any:
+def _subscriber(router: KafkaRouter, subscription: Subscription[Any], handle: Callable[..., Any],
+                listener: _HandOverWhenDone) -> Any:
     """The FastStream subscriber of a declaration; the handler's docstring describes it in the AsyncAPI
     document."""
     options: dict[str, Any] = {}
@@ -158,7 +196,7 @@ def _subscriber(router: KafkaRouter, subscription: Subscription[Any], handle: Ca
         options["fetch_max_wait_ms"] = subscription.fetch_wait_ms
     return router.subscriber(*subscription.topics_now(), group_id=subscription.group, auto_offset_reset="earliest",
                              ack_policy=AckPolicy.NACK_ON_ERROR, decoder=_raw_body, title=subscription.title,
-                             **options)
+                             listener=listener, **options)
 
 
 async def _raw_body(msg: Any) -> Any:
