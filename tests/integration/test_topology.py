@@ -11,6 +11,7 @@ These share one Apache Kafka cluster (in one module, so that parallel test worke
 
 import asyncio
 import csv
+import dataclasses
 import email as email_message
 import email.policy as email_policy
 import io
@@ -253,19 +254,15 @@ async def test_a_replication_factor_larger_than_the_cluster_is_an_error_naming_t
         await ensure_topics(connection, [f"it.too-wide.{uuid4().hex[:8]}"])
 
 
-async def test_a_scram_user_publishes_and_reads_with_acks_from_every_in_sync_replica(
-        apache_kafka: KafkaCluster) -> None:
-    settings = scram_settings(apache_kafka, apache_kafka.scram_password)
-    connection = kafka_connection(settings)
-    name = f"it.scram.{uuid4().hex[:8]}"
-    assert await ensure_topics(connection, [name]) == []
-    broker = create_broker(KafkaConnection(**{**connection.__dict__, "idempotent": True}), "it-scram")
+async def published_and_read(connection: KafkaConnection, topic: str, body: bytes) -> list[bytes]:
+    """Publish `body` through a FastStream broker on `connection`, then read the topic from its start."""
+    broker = create_broker(connection, "it-security")
     await broker.connect()
     try:
-        await broker.publish(b'{"hej": 1}', name, key=b"k")
+        await broker.publish(body, topic, key=b"k")
     finally:
         await broker.stop()
-    consumer = AIOKafkaConsumer(name, **connection.client_kwargs(), group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(topic, **connection.client_kwargs(), group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
         batch = await consumer.getmany(timeout_ms=10_000)
@@ -273,7 +270,17 @@ async def test_a_scram_user_publishes_and_reads_with_acks_from_every_in_sync_rep
             batch = await consumer.getmany(timeout_ms=10_000)
     finally:
         await consumer.stop()
-    assert [r.value for records in batch.values() for r in records] == [b'{"hej": 1}']
+    return [r.value for records in batch.values() for r in records]
+
+
+async def test_a_scram_user_publishes_and_reads_with_acks_from_every_in_sync_replica(
+        apache_kafka: KafkaCluster) -> None:
+    settings = scram_settings(apache_kafka, apache_kafka.scram_password)
+    connection = kafka_connection(settings)
+    name = f"it.scram.{uuid4().hex[:8]}"
+    assert await ensure_topics(connection, [name]) == []
+    read = await published_and_read(dataclasses.replace(connection, idempotent=True), name, b'{"hej": 1}')
+    assert read == [b'{"hej": 1}']
 
 
 async def test_wrong_scram_credentials_are_a_clear_error_not_a_retry_loop(apache_kafka: KafkaCluster) -> None:
@@ -304,18 +311,4 @@ async def test_a_client_with_its_own_certificate_publishes_over_mutual_tls(apach
         KAFKA_SSL_KEYFILE=str(tls / "client.key"), KAFKA_REPLICATION_FACTOR=3, KAFKA_MIN_INSYNC_REPLICAS=2))
     name = f"it.mtls.{uuid4().hex[:8]}"
     assert await ensure_topics(connection, [name]) == []
-    broker = create_broker(connection, "it-mtls")
-    await broker.connect()
-    try:
-        await broker.publish(b'{"hej": 2}', name, key=b"k")
-    finally:
-        await broker.stop()
-    consumer = AIOKafkaConsumer(name, **connection.client_kwargs(), group_id=None, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=10_000)
-        while not batch:
-            batch = await consumer.getmany(timeout_ms=10_000)
-    finally:
-        await consumer.stop()
-    assert [r.value for records in batch.values() for r in records] == [b'{"hej": 2}']
+    assert await published_and_read(connection, name, b'{"hej": 2}') == [b'{"hej": 2}']
