@@ -19,6 +19,7 @@ from prometheus_client import Counter
 from contracts import topics
 from contracts.deliveries import OUTCOMES_PER_MESSAGE, DeliveryCommand, DeliveryOutcome, DeliveryOutcomes
 from services.common.bus import Bus, DependencyUnavailable
+from services.common.handover import HandedOver, handing_over
 from services.common.ledger import Ledger, LedgerEntry
 from services.common.retry import RetryPolicy
 
@@ -175,6 +176,8 @@ async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledge
         # A slot is held until the answer is written, so sends in flight plus answers not yet written never
         # exceed `concurrency`: that bounds what a crash can repeat.
         async with limit:
+            if handing_over():  # the partition goes to another consumer: it sends the rest
+                raise HandedOver()
             entry = await _attempt(delivery, sender, known.get(delivery.key), policy)
             DELIVERIES.labels(delivery.command.channel, entry.status).inc()
             fresh[delivery.key] = entry
@@ -189,6 +192,11 @@ async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledge
     if unavailable:
         # What was sent is recorded and announced; the rest goes back to the bus (the ledger keeps the
         # redelivered batch from sending anything twice).
+        if all(isinstance(e, HandedOver) for e in unavailable):
+            log.info("partition handed over in a rebalance; the rest of the batch goes to its next owner",
+                     extra={"channel": deliveries[0].command.channel, "pending": len(unavailable)})
+            raise unavailable[0]
+        unavailable = [e for e in unavailable if not isinstance(e, HandedOver)]
         log.warning("channel unavailable; batch handed back for redelivery",
                     extra={"channel": deliveries[0].command.channel, "pending": len(unavailable),
                            "reason": str(unavailable[0])[:300]})

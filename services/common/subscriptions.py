@@ -32,6 +32,7 @@ from contracts import topics
 from contracts.deliveries import DeadLetter
 from contracts.subscriptions import Subscription
 from services.common.bus import DEPENDENCY_DOWN, NEVER_FITS, Bus
+from services.common.handover import HandedOver, watching
 from services.common.problems import field_problems
 
 log = logging.getLogger(__name__)
@@ -102,14 +103,16 @@ class _Failures:
 
 class _HandOverWhenDone(ConsumerRebalanceListener):  # type: ignore[misc]
     """On a rebalance, the partitions this consumer gives up are handed over only once the message it is
-    handling is done (its results written): otherwise the next owner reads that message again from the last
-    committed offset and handles it at the same time, and a ledger's look-before-send cannot see what the
-    other has not written yet. aiokafka waits for this coroutine before it rejoins the group."""
+    handling is done or has stopped early (`handover.py`) with its results written: otherwise the next owner
+    reads that message again from the last committed offset and handles it at the same time, and a ledger's
+    look-before-send cannot see what the other has not written yet. aiokafka waits for this coroutine before
+    it rejoins the group; `asked` tells a long handler to stop early, within the rebalance timeout."""
 
     def __init__(self) -> None:
         self.busy = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self.asked = asyncio.Event()
 
     @asynccontextmanager
     async def handling(self) -> AsyncIterator[None]:
@@ -123,10 +126,11 @@ class _HandOverWhenDone(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.idle.set()
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.asked.set()
         await self.idle.wait()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        return None
+        self.asked.clear()
 
 
 def subscribe(router: KafkaRouter, subscription: Subscription[T], bus: Bus,
@@ -141,14 +145,21 @@ def subscribe(router: KafkaRouter, subscription: Subscription[T], bus: Bus,
         async with in_flight.handling():
             received = await _parse(msg, subscription, bus)
             errors: list[tuple[BaseException, int]] = []
-            for one in received:
-                try:
-                    async with _bounded([one], subscription, bus, failures):
-                        await handle(one.value)
-                except _Backoff as wait:
-                    errors.append((wait.error, wait.failures))
-                except RetryAtOnce as exc:
-                    errors.append((exc, 0))
+            with watching(in_flight.asked):
+                for one in received:
+                    if in_flight.asked.is_set():  # the rest of the batch is for the partitions' next owner
+                        errors.append((HandedOver(), 0))
+                        break
+                    try:
+                        async with _bounded([one], subscription, bus, failures):
+                            await handle(one.value)
+                    except _Backoff as wait:
+                        errors.append((wait.error, wait.failures))
+                    except RetryAtOnce as exc:
+                        errors.append((exc, 0))
+                    except HandedOver as exc:
+                        errors.append((exc, 0))
+                        break
         await _hand_back(errors)
 
     _subscriber(router, subscription, handle, in_flight)(on_message)
@@ -169,11 +180,12 @@ def subscribe_batch(router: KafkaRouter, subscription: Subscription[T], bus: Bus
                 return
             error: tuple[BaseException, int] | None = None
             try:
-                async with _bounded(received, subscription, bus, failures):
-                    await handle(Batch([r.value for r in received], [r.key for r in received]))
+                with watching(in_flight.asked):
+                    async with _bounded(received, subscription, bus, failures):
+                        await handle(Batch([r.value for r in received], [r.key for r in received]))
             except _Backoff as wait:
                 error = (wait.error, wait.failures)
-            except RetryAtOnce as exc:
+            except (RetryAtOnce, HandedOver) as exc:
                 error = (exc, 0)
         if error is not None:
             await _hand_back([error])
@@ -244,6 +256,8 @@ async def _bounded(received: list[_Received[Any]], subscription: Subscription[An
 
     try:
         yield
+    except HandedOver:
+        raise  # not a failure of this message: it stays uncommitted for the next owner
     except Unprocessable as exc:
         failures.forget(position)
         await dead_letter_all(str(exc))

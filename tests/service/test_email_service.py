@@ -1,7 +1,9 @@
 """The email service through TestKafkaBroker, with a recording fake in place of the SMTP server."""
 
+import asyncio
 from uuid import uuid4
 
+import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -10,11 +12,14 @@ from contracts.deliveries import EmailRecipient, SendEmail
 from services.common.bus import Bus
 from services.common.db import create_tables
 from services.common.delivery import DeliveryError, PermanentDeliveryError, deliver_many
+from services.common.handover import HandedOver, watching
 from services.common.ledger import Ledger
+from services.common.subscriptions import _HandOverWhenDone
 from services.email.handlers import build_router
 from services.email.sender import Mail
 from services.email.store import LEDGER, PARKED, metadata
 from tests.service.conftest import Recorder
+from tests.waiting import wait_for
 
 
 class RecordingSmtp:
@@ -129,3 +134,47 @@ async def test_a_correction_goes_only_to_whom_the_ledger_says_got_the_original_a
     assert outcomes[(str(correction.event_id), "p2")] == (
         "failed", "permanent: the original never reached them; there is nothing to amend")
     assert outcomes[(str(correction.event_id), "p3")][0] == "sent"
+
+
+class HandOverAfter(RecordingSmtp):
+    """Asks for a hand-over (as a rebalance does) once it has sent `count` mails."""
+
+    def __init__(self, count: int, asked: asyncio.Event) -> None:
+        super().__init__()
+        self.count, self.asked = count, asked
+
+    async def send(self, mail: Mail, /) -> int:
+        sent = await super().send(mail)
+        if len(self.sent) >= self.count:
+            self.asked.set()
+        return sent
+
+
+async def test_a_chunk_stops_when_its_partition_is_handed_over_and_the_next_owner_sends_the_rest_once(
+        broker: KafkaBroker, bus: Bus, engine: AsyncEngine, recorder: Recorder) -> None:
+    await create_tables(engine, metadata)
+    ledger = Ledger(engine, LEDGER, PARKED)
+    cmd = command(*(f"p{n}" for n in range(40)))
+    asked = asyncio.Event()
+    first = HandOverAfter(5, asked)
+    async with TestKafkaBroker(broker):
+        with watching(asked), pytest.raises(HandedOver):
+            await deliver_many(Mail.each_of(cmd), first, ledger, bus, concurrency=4)
+        # What was under way when the hand-over was asked ends and is written; nothing new starts.
+        assert 5 <= len(first.sent) < 5 + 4
+        recorded = await ledger.lookup_many([cmd.delivery_key(m.recipient.id) for m in first.sent])
+        assert len(recorded) == len(first.sent)
+        following = RecordingSmtp()  # the partition's next owner reads the chunk again
+        await deliver_many(Mail.each_of(cmd), following, ledger, bus, concurrency=4)
+    assert sorted(m.recipient.id for m in first.sent + following.sent) == sorted(f"p{n}" for n in range(40))
+
+
+async def test_a_consumer_giving_its_partitions_up_asks_its_handler_to_stop_and_waits_for_it() -> None:
+    listener = _HandOverWhenDone()
+    async with listener.handling():
+        revoking = asyncio.create_task(listener.on_partitions_revoked(set()))
+        await wait_for(listener.asked.is_set, what="the hand-over to be asked")
+        assert not revoking.done()  # the message under way is not done yet
+    await wait_for(revoking.done, what="the hand-over once the message is done")
+    await listener.on_partitions_assigned(set())
+    assert not listener.asked.is_set()
