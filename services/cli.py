@@ -253,7 +253,7 @@ def verify_audit() -> int:
     from services.gateway.audit import AuditRegister
 
     async def run() -> tuple[int, str | None]:
-        engine = create_engine(CommonSettings().resolved_database_url())
+        engine = create_engine(CommonSettings().resolved_database_url("gateway"))
         try:
             return await AuditRegister(engine).verify()
         finally:
@@ -321,7 +321,7 @@ def import_recipients(path: Path, skip_invalid: bool) -> int:
               f"{len(report.accepted)} valid rows)", file=sys.stderr)
         return 1
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    count = asyncio.run(_replace_directory(settings.resolved_database_url(), report.accepted))
+    count = asyncio.run(_replace_directory(settings.resolved_database_url("tailor"), report.accepted))
     print(f"imported {count} recipients; {len(report.rejected)} rejected")
     return 0
 

@@ -24,7 +24,7 @@ import httpx
 from programs.loader import copy_without_approval
 from services.common.db import create_engine
 from services.common.migrations import upgrade
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, sqlite_url
 from services.embedded.broker import free_port
 from services.tailor.directory import Recipient
 from services.tailor.store import MIGRATIONS, TailorStore
@@ -76,7 +76,7 @@ def write_directory(data_dir: Path, people: int) -> None:
     """`people` members of the benchmark's target group (and two of each alert group), written as an import
     would write them."""
     async def write() -> None:
-        engine = create_engine(f"sqlite+aiosqlite:///{data_dir / 'budkavle.db'}")
+        engine = create_engine(sqlite_url(data_dir, "tailor"))
         everyone = [Recipient(f"b{n:06d}", f"Person {n}", f"b{n:06d}@example.se", organisation="FVM programkontor",
                               role=GROUP, area="västra") for n in range(people)]
         everyone += [Recipient(f"{role}-{n}", f"Ledamot {n}", f"{role}-{n}@example.se", role=role, area="västra")

@@ -9,7 +9,7 @@ import contextlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Response
@@ -57,6 +57,8 @@ class ServiceParts:
     background: tuple[BackgroundTask, ...] = ()
     on_start: tuple[BackgroundTask, ...] = ()
     on_stop: tuple[BackgroundTask, ...] = ()
+    #: The service's own database, when it is not the runtime's (embedded mode: a SQLite file per service).
+    engine: AsyncEngine | None = None
 
 
 @dataclass
@@ -75,24 +77,39 @@ class Runtime:
     _misconfigured: str = ""
 
     @classmethod
-    def create(cls, settings: CommonSettings, client_id: str) -> "Runtime":
+    def create(cls, settings: CommonSettings, client_id: str, service: str) -> "Runtime":
+        """A runtime on the broker and `service`'s database (see `resolved_database_url`)."""
         if not settings.kafka_bootstrap_servers:
             raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set (the embedded runner `budkavle up` sets it)")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.resolved_database_url())
+        engine = create_engine(settings.resolved_database_url(service))
         connection = kafka_connection(settings)
         broker = create_broker(connection, client_id)
         return cls(settings=settings, engine=engine, broker=broker, bus=Bus(broker), connection=connection)
+
+    def on_database(self, database_url: str) -> "Runtime":
+        """This runtime's broker and bus over another database, for building a service that keeps its tables
+        apart (embedded mode); the parts it builds name that engine (`ServiceParts.engine`), and this runtime
+        migrates, checks and closes it."""
+        return replace(self, engine=create_engine(database_url), parts=[], _tasks=[])
 
     def add(self, parts: ServiceParts) -> None:
         if parts.router is not None:
             self.broker.include_router(parts.router)
         self.parts.append(parts)
 
+    def engines(self) -> list[AsyncEngine]:
+        """Every database of this runtime's services, each once."""
+        found = [self.engine]
+        for part in self.parts:
+            if part.engine is not None and all(part.engine is not e for e in found):
+                found.append(part.engine)
+        return found
+
     async def start(self) -> None:
         for part in self.parts:
             if part.migrations is not None:
-                await upgrade(self.engine, part.migrations)
+                await upgrade(part.engine or self.engine, part.migrations)
         for part in self.parts:
             for hook in part.on_start:
                 await hook()
@@ -157,7 +174,8 @@ class Runtime:
         for part in self.parts:
             for hook in part.on_stop:
                 await hook()
-        await self.engine.dispose()
+        for engine in self.engines():
+            await engine.dispose()
 
     def http_app(self, extra_routers: tuple[APIRouter, ...] = ()) -> FastAPI:
         @contextlib.asynccontextmanager
@@ -209,11 +227,12 @@ class Runtime:
         @router.get("/readyz", include_in_schema=False)
         async def readyz(response: Response) -> dict[str, str]:
             checks = {"database": "ok", "kafka": "ok"}
-            try:
-                async with self.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-            except Exception as exc:  # readiness reports, it does not raise
-                checks["database"] = f"unavailable: {type(exc).__name__}"
+            for engine in self.engines():
+                try:
+                    async with engine.connect() as conn:
+                        await conn.execute(text("SELECT 1"))
+                except Exception as exc:  # readiness reports, it does not raise
+                    checks["database"] = f"unavailable: {type(exc).__name__}"
             if self._misconfigured:
                 checks["kafka"] = f"misconfigured: {self._misconfigured}"
             elif not self._connected or not await self.broker.ping(timeout=2.0):

@@ -81,10 +81,19 @@ class CommonSettings(BaseSettings):
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy.from_settings(self.retry_schedule, self.retry_horizon)
 
-    def resolved_database_url(self) -> str:
+    def resolved_database_url(self, service: str) -> str:
+        """DATABASE_URL, where every service keeps its own tables; without it (embedded), the service's own
+        SQLite file in the data directory: SQLite lets one writer at a time per file, and a service that
+        writes much (the email ledger, the tailor's plans, the follow-up counts) would queue behind the
+        others."""
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'budkavle.db').resolve()}"
+        return sqlite_url(self.data_dir, service)
 
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
+
+
+def sqlite_url(data_dir: Path, service: str) -> str:
+    """The embedded mode's database of one service: `<data dir>/<service>.db`."""
+    return f"sqlite+aiosqlite:///{(data_dir / f'{service}.db').resolve()}"

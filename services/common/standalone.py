@@ -14,7 +14,7 @@ from services.common.settings import CommonSettings
 
 def run_standalone(name: str, settings: CommonSettings, build: Callable[[Runtime], ServiceParts]) -> None:
     configure_logging(settings.log_level)
-    runtime = Runtime.create(settings, client_id=f"budkavle-{name}")
+    runtime = Runtime.create(settings, client_id=f"budkavle-{name}", service=name)
     runtime.add(build(runtime))
     if "--check" in sys.argv[1:]:
         print(f"{name}: the configuration holds", flush=True)

@@ -32,13 +32,14 @@ def main(argv: list[str]) -> int:
 
 
 async def upgrade_all(services: list[str]) -> None:
-    engine = create_engine(CommonSettings().resolved_database_url())
-    try:
-        for name in services:
+    settings = CommonSettings()
+    for name in services:
+        engine = create_engine(settings.resolved_database_url(name))
+        try:
             await upgrade(engine, MIGRATIONS[name])
-            print(f"{name}: tables at the newest revision", flush=True)
-    finally:
-        await engine.dispose()
+        finally:
+            await engine.dispose()
+        print(f"{name}: tables at the newest revision", flush=True)
 
 
 if __name__ == "__main__":

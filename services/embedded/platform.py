@@ -128,7 +128,7 @@ class PlatformSettings:
 
 def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runtime:
     """Compose every service of SERVICES on one runtime, the tailor first."""
-    runtime = Runtime.create(settings.tailor, client_id="budkavle")
+    runtime = Runtime.create(settings.tailor, client_id="budkavle", service="tailor")
     tailor_parts, tailor = build_tailor(settings.tailor, runtime, embedded=True)
 
     async def plan(event: Event, _authorization: str) -> DeliveryPlan:  # in process: the gateway checked the token
@@ -168,8 +168,11 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
     runtime.add(tailor_parts)
     tailoring = Tailoring(plan, preview, members, (check_directory, apply_directory))
     for service in SERVICES:
-        if service.name != "tailor":
-            runtime.add(service.build(settings.by_service[service.name], runtime, tailoring))
+        if service.name != "tailor":  # each on its own database (embedded: its own SQLite file)
+            own = runtime.on_database(settings.by_service[service.name].resolved_database_url(service.name))
+            parts = service.build(settings.by_service[service.name], own, tailoring)
+            parts.engine = own.engine
+            runtime.add(parts)
     return runtime
 
 

@@ -1,9 +1,12 @@
 """`budkavle up`: the whole platform on one machine, with demo data, printing its URLs."""
 
 import fcntl
+import logging
 import os
 import signal
+import sqlite3
 import sys
+from contextlib import closing
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -18,10 +21,12 @@ from services.email.main import EmailSettings
 from services.embedded.broker import EmbeddedKafka, free_port
 from services.embedded.history import tell
 from services.embedded.oidc import DEMO_PEOPLE, LocalProvider
-from services.embedded.platform import PlatformSettings, build_platform, write_runtime_file
+from services.embedded.platform import SERVICE_NAMES, PlatformSettings, build_platform, write_runtime_file
 from services.embedded.sinks import MailSink, mail_viewer, teams_sink
 from services.gateway.main import GatewaySettings
 from services.teams.main import TeamsSettings
+
+log = logging.getLogger(__name__)
 
 
 def up(staff_scale: float = 1.0, history: bool = True) -> int:
@@ -38,6 +43,8 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
     except ProgramConfigError as exc:
         print(f"budkavle up: {exc}", file=sys.stderr)
         return 2
+    if not common.database_url:
+        split_shared_database(data_dir, SERVICE_NAMES)
     port = common.http_port
     base = common.resolved_public_url()
     shared: dict[str, Any] = {"data_dir": data_dir}
@@ -91,6 +98,21 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
             provider.stop()
         if broker is not None:
             broker.stop()
+
+
+def split_shared_database(data_dir: Path, services: tuple[str, ...]) -> None:
+    """A data directory from before each service had its own file (`budkavle.db`, every service's tables):
+    each service gets a copy of it to go on from (its own tables in it, with their history; the others' are
+    left unread), and the shared file is kept aside as `budkavle.db.before-split`. Nothing is lost."""
+    shared = data_dir / "budkavle.db"
+    if not shared.is_file() or any((data_dir / f"{name}.db").exists() for name in services):
+        return
+    with closing(sqlite3.connect(shared)) as source:
+        for name in services:
+            with closing(sqlite3.connect(data_dir / f"{name}.db")) as target:
+                source.backup(target)
+    shared.rename(data_dir / "budkavle.db.before-split")
+    log.info("the shared database is now one file per service", extra={"data_dir": str(data_dir)})
 
 
 def claim_data_dir(data_dir: Path) -> IO[str] | str:

@@ -353,7 +353,7 @@ def directory_of(platform: Platform) -> list[Any]:
     """The platform's directory as its tailor keeps it."""
     from services.tailor.directory import Recipient
 
-    with sqlite3.connect(platform.data_dir / "budkavle.db") as db:
+    with sqlite3.connect(platform.data_dir / "tailor.db") as db:
         rows = db.execute("SELECT id, name, email, organisation, role, profession, area, municipality, options "
                           "FROM tailor_recipients").fetchall()
     fields = ("id", "name", "email", "organisation", "role", "profession", "area", "municipality")

@@ -123,7 +123,7 @@ def test_an_embargoed_event_is_released_on_time_after_the_platform_was_killed_an
             return str(httpx.get(status_url, headers=auth, timeout=10).json()["status"])
 
         def scheduler_knows() -> bool:
-            with sqlite3.connect(tmp_path / "budkavle.db") as db:
+            with sqlite3.connect(tmp_path / "scheduler.db") as db:
                 return bool(db.execute("SELECT count(*) FROM scheduler_releases WHERE event_id = ?",
                                        (event_id,)).fetchone()[0])
 

@@ -40,7 +40,7 @@ STAFF_SCALE = 0.1
 
 def targeted_addresses(data_dir: Path) -> set[str]:
     """The committee members, read straight from the directory the platform created."""
-    with sqlite3.connect(data_dir / "budkavle.db") as db:
+    with sqlite3.connect(data_dir / "tailor.db") as db:
         rows = db.execute(f"SELECT email FROM tailor_recipients WHERE role IN ({','.join('?' * len(COMMITTEES))})",
                           COMMITTEES).fetchall()
     return {r[0] for r in rows}
@@ -286,7 +286,7 @@ def test_a_digest_reader_follows_the_preference_link_unsubscribes_in_one_click_a
 
 
 def _tailor_knows(data_dir: Path) -> bool:
-    with sqlite3.connect(data_dir / "budkavle.db") as db:
+    with sqlite3.connect(data_dir / "tailor.db") as db:
         return bool(db.execute("SELECT count(*) FROM tailor_preferences WHERE digest = 'none'").fetchone()[0])
 
 
@@ -317,9 +317,10 @@ def mails_of(data_dir: Path, event_id: str) -> list[str]:
 
 def ledger_recipients(data_dir: Path, event_id: str) -> list[str]:
     """Whom the email ledger says an event was sent to, by address."""
-    with sqlite3.connect(data_dir / "budkavle.db") as db:
+    with sqlite3.connect(data_dir / "email.db") as db:
         ids = [r[0] for r in db.execute("SELECT recipient_id FROM email_ledger WHERE event_id = ? AND status = 'sent'",
                                         (event_id,))]
+    with sqlite3.connect(data_dir / "tailor.db") as db:
         addresses = dict(db.execute("SELECT id, email FROM tailor_recipients").fetchall())
     return [addresses[i] for i in ids]
 

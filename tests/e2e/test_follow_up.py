@@ -129,7 +129,7 @@ def test_read_more_redirects_only_to_the_events_own_item_and_counts_a_person_onc
 
 def _answers_stored(platform: Platform, group: str, kind: str) -> int:
     """Answers kept for the group, from people's own mails (p:) or from signed-in people (s:)."""
-    with sqlite3.connect(platform.data_dir / "budkavle.db") as db:
+    with sqlite3.connect(platform.data_dir / "insights.db") as db:
         return int(db.execute("SELECT COUNT(*) FROM insights_answers WHERE audience_id = ? AND respondent LIKE ?",
                               (group, f"{kind}%")).fetchone()[0])
 

@@ -23,7 +23,7 @@ TITLE = "Ny tidplan för införandet av Millennium"
 
 def stored(platform: Platform, table: str, group: str, kind: str) -> int:
     """Rows the insights service keeps for the group, from people's own mails (p:) or signed-in people (s:)."""
-    with sqlite3.connect(platform.data_dir / "budkavle.db") as db:
+    with sqlite3.connect(platform.data_dir / "insights.db") as db:
         return int(db.execute(f"SELECT COUNT(*) FROM {table} WHERE audience_id = ? AND respondent LIKE ?",
                               (group, f"{kind}%")).fetchone()[0])
 

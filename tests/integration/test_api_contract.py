@@ -71,7 +71,7 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert group is not None  # the gateway checked it
         return preview(event, programs[event.program], group, channel, renderer)
 
-    runtime = Runtime.create(settings, client_id="contract-test")
+    runtime = Runtime.create(settings, client_id="contract-test", service="gateway")
     # The directory desk is the tailor's own, over its tables beside the gateway's.
     imports = DirectoryImports(TailorStore(runtime.engine), {a for p in programs.values() for a in p.areas})
 
@@ -214,7 +214,7 @@ def intranet_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     port = free_port()
     settings = IntranetSettings(data_dir=data_dir, database_url="", http_port=port, programs_dir=PROGRAMS_DIR,
                                 kafka_bootstrap_servers="unused.invalid:9092", templates_dir=TEMPLATES_DIR)
-    runtime = Runtime.create(settings, client_id="contract-test")
+    runtime = Runtime.create(settings, client_id="contract-test", service="intranet")
     runtime.add(build_intranet(settings, runtime, embedded=True))
 
     async def prepare() -> None:

@@ -20,7 +20,7 @@ def budkavle(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def directory_ids(tmp_path: Path) -> list[str]:
-    with sqlite3.connect(tmp_path / "var" / "budkavle.db") as db:
+    with sqlite3.connect(tmp_path / "var" / "tailor.db") as db:
         return [r[0] for r in db.execute("SELECT id FROM tailor_recipients ORDER BY id")]
 
 
@@ -87,3 +87,20 @@ def test_a_second_platform_on_a_data_directory_in_use_refuses_to_start(tmp_path:
     assert f"the data directory {tmp_path} is in use by another `budkavle up` (pid {os.getpid()})" in second.stderr
     assert not isinstance(again, str)
     again.close()
+
+
+def test_a_data_directory_from_before_the_split_gives_each_service_its_tables_and_keeps_the_old_file(
+        tmp_path: Path) -> None:
+    from services.embedded.up import split_shared_database
+
+    with sqlite3.connect(tmp_path / "budkavle.db") as db:
+        db.execute("CREATE TABLE email_ledger (event_id TEXT, recipient_id TEXT)")
+        db.execute("INSERT INTO email_ledger VALUES ('e1', 'p1')")
+    split_shared_database(tmp_path, ("email", "tailor"))
+    for service in ("email", "tailor"):
+        with sqlite3.connect(tmp_path / f"{service}.db") as db:
+            assert db.execute("SELECT event_id, recipient_id FROM email_ledger").fetchall() == [("e1", "p1")]
+    assert not (tmp_path / "budkavle.db").exists() and (tmp_path / "budkavle.db.before-split").is_file()
+    (tmp_path / "budkavle.db").write_bytes(b"")  # a split directory is never split again
+    split_shared_database(tmp_path, ("email", "tailor"))
+    assert (tmp_path / "budkavle.db").exists()

@@ -59,7 +59,7 @@ def one_mail(recipient: str = "p1") -> SendEmail:
 async def test_email_service_on_real_kafka_sends_once_and_dead_letters_garbage(
         shared: dict[str, Any], kafka_bootstrap: str, smtp_server: SmtpServer) -> None:
     settings = EmailSettings(**shared, smtp_url=f"smtp://127.0.0.1:{smtp_server.port}")
-    runtime = Runtime.create(settings, client_id="it-email")
+    runtime = Runtime.create(settings, client_id="it-email", service="email")
     runtime.add(build_email(settings, runtime))
     await runtime.start()
     try:
@@ -120,7 +120,7 @@ async def test_mail_accepted_while_the_smtp_server_is_down_goes_out_when_it_is_b
     port = free_port()
     settings = EmailSettings(**shared, smtp_url=f"smtp://127.0.0.1:{port}")
     redelivered = REGISTRY.get_sample_value("budkavle_redeliveries_total") or 0.0
-    runtime = Runtime.create(settings, client_id="it-email-down")
+    runtime = Runtime.create(settings, client_id="it-email-down", service="email")
     runtime.add(build_email(settings, runtime))
     await runtime.start()
     server = SmtpServer(port=port)
@@ -162,7 +162,7 @@ async def test_a_chunk_the_handler_keeps_failing_on_is_dead_lettered_after_a_few
         shared: dict[str, Any], kafka_bootstrap: str) -> None:
     settings = EmailSettings(**shared, smtp_url="smtp://unused.invalid:25")
     sender = BuggySender()
-    runtime = Runtime.create(settings, client_id="it-email-poison")
+    runtime = Runtime.create(settings, client_id="it-email-poison", service="email")
     runtime.add(build_email(settings, runtime, sender=sender))
     await runtime.start()
     try:

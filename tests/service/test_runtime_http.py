@@ -13,7 +13,8 @@ from services.common.settings import CommonSettings
 
 async def client_for(tmp_path: Path, metrics_token: str) -> httpx.AsyncClient:
     settings = CommonSettings(kafka_bootstrap_servers="127.0.0.1:9", data_dir=tmp_path, metrics_token=metrics_token)
-    app = Runtime.create(settings, client_id="test").http_app()  # routes only: the lifespan (broker, db) never runs
+    # Routes only: the lifespan (broker, database) never runs.
+    app = Runtime.create(settings, client_id="test", service="gateway").http_app()
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://budkavle.example.se")
 
 
