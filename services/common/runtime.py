@@ -59,6 +59,8 @@ class ServiceParts:
     on_stop: tuple[BackgroundTask, ...] = ()
     #: The service's own database, when it is not the runtime's (embedded mode: a SQLite file per service).
     engine: AsyncEngine | None = None
+    #: A check of its own for /readyz ("ok", "joining" or what is wrong): a service in a process of its own.
+    readiness: Callable[[], Awaitable[str]] | None = None
 
 
 @dataclass
@@ -240,6 +242,9 @@ class Runtime:
             # Consumers still joining their groups do not make the platform unready: events are accepted,
             # kept, and consumed once the groups are assigned. Consumers that failed to join do.
             checks["consumers"] = self._consumers()
+            for part in self.parts:
+                if part.readiness is not None:
+                    checks[part.name] = await part.readiness()
             if any(v not in ("ok", "joining") for v in checks.values()):
                 response.status_code = 503
             if self.topic_shortfalls:  # reported, not a reason to stop serving

@@ -90,6 +90,17 @@ class CommonSettings(BaseSettings):
             return self.database_url
         return sqlite_url(self.data_dir, service)
 
+    def as_environment(self) -> dict[str, str]:
+        """These settings as the environment variables they are read from, for a process of the same settings
+        (the embedded platform's services that run apart)."""
+        variables: dict[str, str] = {}
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if field.alias is None or value is None:
+                continue
+            variables[field.alias] = str(value).lower() if isinstance(value, bool) else str(value)
+        return variables
+
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 

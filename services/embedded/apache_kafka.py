@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.embedded.broker import die_with_parent, free_port, wait_for_port
+from services.embedded.broker import die_with_parent, free_ports, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 POM = ROOT / "deploy" / "kafka" / "pom.xml"
@@ -93,7 +93,9 @@ class KafkaCluster:
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="budkavle-kafka-"))
         self._own_dir = work_dir is None
         self.scram_password = scram_password or base64.urlsafe_b64encode(os.urandom(18)).decode()
-        self.nodes = [Node(n, free_port(), free_port(), free_port(), free_port()) for n in range(1, brokers + 1)]
+        ports = free_ports(4 * brokers)
+        self.nodes = [Node(n, ports[4 * n - 4], ports[4 * n - 3], ports[4 * n - 2], ports[4 * n - 1])
+                      for n in range(1, brokers + 1)]
         self.tls = self.work_dir / "tls"  # ca.crt, client.crt and client.key for a client of the SSL listener
         self._libs: Path | None = None
 

@@ -26,6 +26,7 @@ from services.console.store import MIGRATIONS as CONSOLE_MIGRATIONS
 from services.email.main import EmailSettings
 from services.email.main import build as build_email
 from services.email.store import MIGRATIONS as EMAIL_MIGRATIONS
+from services.embedded.children import ServiceApart
 from services.gateway.api import PlannerUnavailable, PreviewRefused
 from services.gateway.directory import DirectoryApplier, DirectoryChecker
 from services.gateway.main import GatewaySettings
@@ -76,6 +77,9 @@ class Service:
     settings: type[CommonSettings]
     migrations: Migrations
     build: Callable[[Any, Runtime, Tailoring], ServiceParts]
+    #: Runs in a process of its own under `budkavle up` (services/embedded/children.py): it needs nothing
+    #: in process from the tailor.
+    runs_apart: bool = False
 
 
 def _build_tailor_first(_settings: Any, _runtime: Runtime, _tailoring: Tailoring) -> ServiceParts:
@@ -89,7 +93,8 @@ SERVICES: tuple[Service, ...] = (
     Service("gateway", GatewaySettings, GATEWAY_MIGRATIONS,
             lambda s, rt, t: build_gateway(s, rt, planner=t.plan, previewer=t.preview,
                                                counter=t.members, directory=t.directory, embedded=True)),
-    Service("email", EmailSettings, EMAIL_MIGRATIONS, lambda s, rt, _t: build_email(s, rt, embedded=True)),
+    Service("email", EmailSettings, EMAIL_MIGRATIONS, lambda s, rt, _t: build_email(s, rt, embedded=True),
+            runs_apart=True),
     Service("teams", TeamsSettings, TEAMS_MIGRATIONS, lambda s, rt, _t: build_teams(s, rt)),
     Service("intranet", IntranetSettings, INTRANET_MIGRATIONS, lambda s, rt, _t: build_intranet(s, rt, embedded=True)),
     Service("scheduler", SchedulerSettings, SCHEDULER_MIGRATIONS, lambda s, rt, _t: build_scheduler(s, rt)),
@@ -126,8 +131,9 @@ class PlatformSettings:
         return cls({s.name: s.settings(**{**(shared or {}), **per_service.get(s.name, {})}) for s in SERVICES})
 
 
-def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runtime:
-    """Compose every service of SERVICES on one runtime, the tailor first."""
+def build_platform(settings: PlatformSettings, staff_scale: float = 1.0, apart: bool = False) -> Runtime:
+    """Compose every service of SERVICES on one runtime, the tailor first; with `apart`, those that run apart
+    each in a process of its own, which the runtime starts, restarts and stops."""
     runtime = Runtime.create(settings.tailor, client_id="budkavle", service="tailor")
     tailor_parts, tailor = build_tailor(settings.tailor, runtime, embedded=True)
 
@@ -168,7 +174,10 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0) -> Runt
     runtime.add(tailor_parts)
     tailoring = Tailoring(plan, preview, members, (check_directory, apply_directory))
     for service in SERVICES:
-        if service.name != "tailor":  # each on its own database (embedded: its own SQLite file)
+        if apart and service.runs_apart:
+            runtime.add(ServiceApart(service.name, settings.by_service[service.name],
+                                     settings.tailor.resolved_public_url()).parts())
+        elif service.name != "tailor":  # each on its own database (embedded: its own SQLite file)
             own = runtime.on_database(settings.by_service[service.name].resolved_database_url(service.name))
             parts = service.build(settings.by_service[service.name], own, tailoring)
             parts.engine = own.engine

@@ -77,7 +77,7 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
             per_service["gateway"]["api_tokens"] = per_service["insights"]["api_tokens"] = tokens
         settings = PlatformSettings.load(shared, **per_service)
         kafka = settings.tailor.kafka_bootstrap_servers
-        runtime = build_platform(settings, staff_scale)
+        runtime = build_platform(settings, staff_scale, apart=True)
         if token and history and os.environ.get("BUDKAVLE_DEMO_HISTORY", "true").lower() not in ("false", "0", "no"):
             sessions = sessions_for(settings.by_service["gateway"], True, None)
             runtime.add(ServiceParts(name="demo-history", background=(partial(tell, base, token, data_dir, sessions),)))
