@@ -51,3 +51,14 @@ def test_the_platform_subscribes_exactly_the_declared_subscriptions_through_the_
         text = handlers.read_text()
         for by_hand in (".subscriber(", "dead_letter(", "decode", "bounded_failures", "validate_json"):
             assert by_hand not in text, f"{handlers.relative_to(ROOT)} does {by_hand} by hand"
+
+
+def test_every_service_that_runs_apart_has_its_own_entry_with_the_platforms_settings() -> None:
+    import importlib
+
+    from services.embedded.apart import APART
+
+    apart = {s.name: s for s in SERVICES if s.runs_apart}
+    assert set(APART) == set(apart) and apart
+    for name, (module, settings_class) in APART.items():
+        assert getattr(importlib.import_module(module), settings_class) is apart[name].settings
