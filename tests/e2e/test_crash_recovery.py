@@ -18,11 +18,13 @@ from typing import Any
 
 import httpx
 
+from services.email.main import EmailSettings
 from services.embedded.broker import free_port
 from tests.conftest import ROOT
 from tests.waiting import wait_until
 
-POOL_SIZE = 4  # BUDKAVLE_SMTP_POOL_SIZE's default: at most one repeated mail per connection
+#: BUDKAVLE_SMTP_POOL_SIZE's default: a crash repeats at most one mail per connection.
+POOL_SIZE = EmailSettings.model_fields["smtp_pool_size"].default
 #: Half the demo directory: the go-live in södra still reaches some 2 600 people by mail, killed after 400.
 STAFF_SCALE = "0.5"
 

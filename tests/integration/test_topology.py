@@ -34,6 +34,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from services.common.bus import KafkaConnection, KafkaMisconfigured, create_broker, ensure_topics, kafka_connection
 from services.common.settings import CommonSettings
+from services.email.main import EmailSettings
 from services.embedded.apache_kafka import SCRAM_USER, KafkaCluster
 from tests.conftest import approve_over_http
 from tests.integration.conftest import POSTGRES_URL, HttpReceiver, SmtpServer
@@ -41,7 +42,8 @@ from tests.integration.processes import ServiceProcess
 from tests.waiting import wait_for, wait_until
 
 PEOPLE = 2000
-POOL_SIZE = 4
+#: BUDKAVLE_SMTP_POOL_SIZE's default: a crash repeats at most one mail per connection.
+POOL_SIZE = EmailSettings.model_fields["smtp_pool_size"].default
 TOKEN = "topology-token"
 
 
