@@ -33,7 +33,7 @@ class DirectoryImports:
         except ValueError as exc:
             return DirectoryReport(problem=str(exc), rows=0, rejected=[], rejected_count=0, added=0, changed=0,
                                    removed=0, unchanged=0)
-        change = directory_change((await self.store.load_index()).people, parsed.accepted)
+        change = directory_change(await self.store.full_directory(), parsed.accepted)
         import_id = None
         if not parsed.rejected and parsed.accepted:
             import_id = secrets.token_hex(16)

@@ -13,7 +13,9 @@ from contracts.deliveries import (
     DeliveryCommand,
     DeliveryPlan,
     DigestSent,
+    EmailRecipient,
     EventPlanned,
+    SendEmail,
 )
 from contracts.events import Correction, Event, apply_correction
 from contracts.lifecycle import EventCancelled, PlanStatus
@@ -177,7 +179,10 @@ class Tailor:
         counts: dict[str, int] = {}
         if amends is None and is_amendment(event):
             amends = (await self._original(event))[1].event
-        for topic, command in self.compose(event, plan, event.published_at or self.clock(), amends):
+        for topic, composed in self.compose(event, plan, event.published_at or self.clock(), amends):
+            command = await self._addressed(composed)
+            if command is None:
+                continue
             counts[command.channel] = counts.get(command.channel, 0) + 1
             sends.append(asyncio.create_task(self.bus.publish(topic, command, command.bus_key)))
             if len(sends) >= 100:
@@ -186,6 +191,21 @@ class Tailor:
         await asyncio.gather(*sends)
         await self._publish_plan(plan.contract, PlanStatus.PLANNED)
         log.info("commands emitted", extra={"event_id": str(event.event_id), "commands": counts})
+
+    async def _addressed(self, command: DeliveryCommand) -> DeliveryCommand | None:
+        """An email command with its recipients' names and addresses, read for its chunk alone (the directory in
+        memory holds neither); people no longer in the directory are left out, and a chunk left empty is
+        not sent (None). Other commands as they are."""
+        if not isinstance(command, SendEmail):
+            return command
+        contacts = await self.store.contacts(r.id for r in command.recipients)
+        addressed = tuple(EmailRecipient.model_construct(id=r.id, address=contacts[r.id][1], name=contacts[r.id][0])
+                          for r in command.recipients if r.id in contacts)
+        if len(addressed) < len(command.recipients):
+            log.warning("people left the directory before their mail was composed; left out", extra={
+                "event_id": str(command.event_id), "audience_id": command.audience_id,
+                "count": len(command.recipients) - len(addressed)})
+        return command.model_copy(update={"recipients": addressed}) if addressed else None
 
     async def _publish_plan(self, plan: DeliveryPlan, status: PlanStatus) -> None:
         message = EventPlanned(plan=plan, status=status, planned_at=self.clock())
@@ -233,6 +253,8 @@ class Tailor:
                               for c in composer.digest(DigestComposition(item, name, (), now), self.renderer)]
         # Recorded before it is emitted: a crash midway is made whole by `recover` (the ledgers send nothing
         # twice). The deliveries it waits for: each person's, and the group's own channel's.
+        sends = [(topic, command) for topic, composed in sends
+                 if (command := await self._addressed(composed)) is not None]
         expected = sum(c.deliveries for _, c in sends if c.event_id == digest.id)
         await self.store.record_digest(due, expected)
         await asyncio.gather(*(self.bus.publish(topic, command, command.bus_key) for topic, command in sends))

@@ -158,6 +158,29 @@ def _row(r: Recipient) -> dict[str, str]:
             "options": ";".join(str(o) for o in sorted(r.options))}
 
 
+class _LeanRows:
+    """Directory rows as planning's recipients. A directory repeats a few organisations, roles, areas and option
+    sets thousands of times: each distinct value is kept once, not once per person."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.options: dict[str, frozenset[int]] = {}
+
+    def once(self, value: str) -> str:
+        return self.values.setdefault(value, value)
+
+    def options_of(self, text: str) -> frozenset[int]:
+        found = self.options.get(text)
+        if found is None:
+            found = self.options[text] = frozenset(int(o) for o in text.split(";") if o)
+        return found
+
+    def recipient(self, r: Any) -> Recipient:
+        return Recipient(id=r.id, name="", email="", organisation=self.once(r.organisation), role=self.once(r.role),
+                         profession=self.once(r.profession), area=self.once(r.area),
+                         municipality=self.once(r.municipality), options=self.options_of(r.options))
+
+
 class TailorStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -201,22 +224,45 @@ class TailorStore:
             return int((await conn.execute(select(func.count()).select_from(recipients))).scalar_one())
 
     async def load_directory(self) -> list[Recipient]:
-        """The whole directory, from memory unless an import has replaced it since it was read."""
+        """The whole directory as planning sees it (ids and selector attributes, no names or addresses), from
+        memory unless an import has replaced it since it was read."""
         return (await self.load_index()).people
 
+    async def full_directory(self) -> list[Recipient]:
+        """Every person with name and address, read from the table (a directory import compares with it)."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(recipients))).all()
+        return [Recipient(id=r.id, name=r.name, email=r.email, organisation=r.organisation, role=r.role,
+                          profession=r.profession, area=r.area, municipality=r.municipality,
+                          options=frozenset(int(o) for o in r.options.split(";") if o)) for r in rows]
+
+    async def contacts(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """id → (name, address) of these people (those still in the directory), read when their mail is
+        composed: the directory in memory holds neither."""
+        wanted = list(ids)
+        found: dict[str, tuple[str, str]] = {}
+        async with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                rows = (await conn.execute(select(recipients.c.id, recipients.c.name, recipients.c.email).where(
+                    recipients.c.id.in_(wanted[start:start + 500])))).all()
+                found.update({r.id: (r.name, r.email) for r in rows})
+        return found
+
     async def load_index(self) -> DirectoryIndex:
-        """The directory with its index, from memory unless an import has replaced it since it was read."""
+        """The directory with its index, from memory unless an import has replaced it since it was read. It
+        holds what planning needs (ids and the selector attributes), not names or addresses (`contacts`):
+        memory that grows with the directory by as little as it can."""
+        c = recipients.c
         async with self.engine.connect() as conn:
             version = int((await conn.execute(select(directory_version.c.version))).scalar() or 0)
             if self._cache is not None and self._cache[0] == version:
                 return self._cache[1]
-            rows = (await conn.execute(select(recipients))).all()
-        people = [
-            Recipient(id=r.id, name=r.name, email=r.email, organisation=r.organisation, role=r.role,
-                      profession=r.profession, area=r.area, municipality=r.municipality,
-                      options=frozenset(int(o) for o in r.options.split(";") if o))
-            for r in rows
-        ]
+            people: list[Recipient] = []
+            lean = _LeanRows()
+            result = await conn.stream(select(c.id, c.organisation, c.role, c.profession, c.area, c.municipality,
+                                              c.options))
+            async for rows in result.partitions(5000):  # a few thousand rows at a time, not all at once
+                people += [lean.recipient(r) for r in rows]
         index = DirectoryIndex(people)
         self._cache = (version, index)
         return index
