@@ -78,7 +78,8 @@ class ServiceApart:
             await process.wait()
 
     async def readiness(self) -> str:
-        """The process's own /readyz, as a check of the platform's."""
+        """The process's own /readyz, as a check of the platform's: "ok", "joining" (ready, its consumers
+        joining their groups), "starting", or what is wrong."""
         if self.process is None or self.process.returncode is not None:
             return self.state
         try:
@@ -88,7 +89,7 @@ class ServiceApart:
             return "starting"
         with contextlib.suppress(ValueError):
             checks = answer.json()
-            if answer.status_code == 200:
-                return "ok"
+            if answer.status_code == 200:  # ready; its consumers may still be joining their groups
+                return "joining" if "joining" in checks.values() else "ok"
             return "unready: " + ", ".join(f"{k} {v}" for k, v in checks.items() if v not in ("ok", "joining"))
         return f"unready: HTTP {answer.status_code}"
