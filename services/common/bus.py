@@ -174,9 +174,25 @@ async def ensure_topics(connection: KafkaConnection, names: Iterable[str]) -> li
                                              f"{message[0] if message else ''}")
                 if code and error is not TopicAlreadyExistsError:  # already there: another service made it
                     raise error(f"creating topic {topic}: {message[0] if message else ''}")
-        return _shortfalls(await admin.describe_topics([n for n in wanted if n in existing]), connection)
+        return _shortfalls(await _described(admin, [n for n in wanted if n in existing]), connection)
     finally:
         await admin.close()
+
+
+#: How long a topic just made (by another service, a moment ago) may take to show its partitions on the
+#: broker that answers: its metadata reaches every broker a little after the topic is created.
+METADATA_SETTLE_SECONDS = 10.0
+
+
+async def _described(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict[str, Any]]:
+    """The topics as the cluster describes them, once each shows its partitions (or the wait is over): a
+    broker not yet told of a new topic describes it with none, which is no shortfall."""
+    deadline = asyncio.get_running_loop().time() + METADATA_SETTLE_SECONDS
+    while True:
+        described = await admin.describe_topics(names) if names else []
+        if all(t.get("partitions") for t in described) or asyncio.get_running_loop().time() > deadline:
+            return list(described)
+        await asyncio.sleep(0.2)
 
 
 async def _refused_credentials(connection: KafkaConnection) -> None:

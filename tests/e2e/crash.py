@@ -23,7 +23,8 @@ POOL_SIZE = EmailSettings.model_fields["smtp_pool_size"].default
 STAFF_SCALE = "0.5"
 
 
-def start(data_dir: Path, port: int, log_name: str, programs: Path) -> subprocess.Popen[bytes]:
+def start(data_dir: Path, port: int, log_name: str, programs: Path,
+          staff_scale: str = STAFF_SCALE) -> subprocess.Popen[bytes]:
     """`budkavle up` on `data_dir`, with the programme files of `programs` (here: without their approval rules,
     so that what is posted goes out at once)."""
     env = {k: v for k, v in os.environ.items()
@@ -32,7 +33,7 @@ def start(data_dir: Path, port: int, log_name: str, programs: Path) -> subproces
                BUDKAVLE_DEMO_HISTORY="false", BUDKAVLE_PROGRAMS_DIR=str(programs))
     log = open(data_dir / log_name, "wb")  # noqa: SIM115 (the process writes it until it ends)
     # A group of its own, so that the test can kill all of it: `budkavle up` and the sender's process.
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--staff-scale", STAFF_SCALE], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--staff-scale", staff_scale], cwd=ROOT,
                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def ready() -> bool:

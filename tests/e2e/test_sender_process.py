@@ -16,7 +16,7 @@ def test_a_sender_process_that_dies_alone_is_started_again_and_the_fan_out_ends_
         tmp_path: Path, open_programs_dir: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start(tmp_path, port, "up.log", open_programs_dir)
+    process = start(tmp_path, port, "up.log", open_programs_dir, staff_scale="0.25")  # some 1 300 mails
     try:
         fan_out, sender = FanOut.under_way(url, tmp_path, process)
         os.kill(sender, signal.SIGKILL)
