@@ -38,32 +38,41 @@ class ServiceApart:
         self.process: asyncio.subprocess.Process | None = None
         self.state = "starting"
         self.restarts = 0
+        self._started = 0.0
         self._stopping = False
 
     def parts(self) -> ServiceParts:
-        return ServiceParts(name=self.name, background=(self.run,), on_stop=(self.stop,), readiness=self.readiness)
+        """Started among the platform's first start hooks (its start overlaps the others'), then kept running
+        by a background task."""
+        return ServiceParts(name=self.name, on_start=(self._spawn,), background=(self.run,), on_stop=(self.stop,),
+                            readiness=self.readiness)
+
+    async def _spawn(self) -> None:
+        self.state = "starting"
+        self._started = time.monotonic()
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.embedded.apart", self.name, env=self.environment,
+            preexec_fn=die_with_parent)
+        log.info("service process started", extra={"service": self.name, "pid": self.process.pid, "port": self.port})
 
     async def run(self) -> None:
         """Keep the process running until the platform stops."""
         failures = 0
         while not self._stopping:
-            started = time.monotonic()
-            self.state = "starting"
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.embedded.apart", self.name, env=self.environment,
-                preexec_fn=die_with_parent)
-            log.info("service process started", extra={"service": self.name, "pid": self.process.pid,
-                                                        "port": self.port})
+            if self.process is None or self.process.returncode is not None:
+                await self._spawn()
+            assert self.process is not None
             code = await self.process.wait()
             if self._stopping:
                 return
-            failures = 1 if time.monotonic() - started > STEADY_SECONDS else failures + 1
+            failures = 1 if time.monotonic() - self._started > STEADY_SECONDS else failures + 1
             wait = min(RESTART_MAX_SECONDS, RESTART_FIRST_SECONDS * 2 ** (failures - 1))
             self.state = f"restarting after exit code {code}"
             self.restarts += 1
             log.error("service process ended; starting it again", extra={
                 "service": self.name, "exit_code": code, "restart_in_seconds": wait})
             await asyncio.sleep(wait)
+            self.process = None
 
     async def stop(self) -> None:
         self._stopping = True

@@ -171,13 +171,16 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0, apart: 
             log.info("demo directory created", extra={"recipients": count})
 
     tailor_parts.on_start = (seed_demo_directory, *tailor_parts.on_start)
+    running_apart = [s for s in SERVICES if apart and s.runs_apart]
+    for service in running_apart:  # first: their processes start while the others get ready
+        runtime.add(ServiceApart(service.name, settings.by_service[service.name],
+                                 settings.tailor.resolved_public_url()).parts())
     runtime.add(tailor_parts)
     tailoring = Tailoring(plan, preview, members, (check_directory, apply_directory))
     for service in SERVICES:
-        if apart and service.runs_apart:
-            runtime.add(ServiceApart(service.name, settings.by_service[service.name],
-                                     settings.tailor.resolved_public_url()).parts())
-        elif service.name != "tailor":  # each on its own database (embedded: its own SQLite file)
+        if service in running_apart:
+            continue
+        if service.name != "tailor":  # each on its own database (embedded: its own SQLite file)
             own = runtime.on_database(settings.by_service[service.name].resolved_database_url(service.name))
             parts = service.build(settings.by_service[service.name], own, tailoring)
             parts.engine = own.engine
