@@ -2,7 +2,7 @@
 
 The email service runs apart so that sending has a core of its own: in one process, rendering, SMTP and the
 ledger shared one event loop with every other service, and the CPU, not the network, was the limit. The
-platform starts the process with its background tasks, starts it again when it dies alone (the ledger in its
+platform starts the process among its first start hooks, starts it again when it dies alone (the ledger in its
 own database makes it whole; what it had in flight comes back from the bus), and stops it with the platform.
 Linux ends it when the platform's process ends, however that ends.
 """
@@ -37,7 +37,6 @@ class ServiceApart:
                             "BUDKAVLE_HTTP_PORT": str(self.port), "BUDKAVLE_PUBLIC_URL": public_url}
         self.process: asyncio.subprocess.Process | None = None
         self.state = "starting"
-        self.restarts = 0
         self._started = 0.0
         self._stopping = False
 
@@ -68,7 +67,6 @@ class ServiceApart:
             failures = 1 if time.monotonic() - self._started > STEADY_SECONDS else failures + 1
             wait = min(RESTART_MAX_SECONDS, RESTART_FIRST_SECONDS * 2 ** (failures - 1))
             self.state = f"restarting after exit code {code}"
-            self.restarts += 1
             log.error("service process ended; starting it again", extra={
                 "service": self.name, "exit_code": code, "restart_in_seconds": wait})
             await asyncio.sleep(wait)
