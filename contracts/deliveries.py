@@ -5,7 +5,8 @@ channel needs. Commands carry no secrets: a Teams command names its target group
 service resolves the webhook itself.
 """
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Mapping
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Final, Literal
@@ -60,6 +61,10 @@ class DeliveryCommand(Contract):
     def deliveries(self) -> int:
         """How many deliveries the command carries: one per person for person channels, one otherwise."""
         return 1
+
+    def recipient_ids(self) -> tuple[str | None, ...]:
+        """Each delivery's recipient: the people of a person channel's command, None for a group's."""
+        return (None,)
 
 
 class EmailRecipient(Contract):
@@ -126,6 +131,9 @@ class SendEmail(DeliveryCommand):
     @property
     def deliveries(self) -> int:
         return len(self.recipients)
+
+    def recipient_ids(self) -> tuple[str | None, ...]:
+        return tuple(r.id for r in self.recipients)
 
 
 class SendTeamsCard(DeliveryCommand):
@@ -265,34 +273,60 @@ class DeliveryOutcome(Contract):
     at: AwareDatetime
 
 
-#: Most outcomes one `DeliveryOutcomes` message carries (a 250-recipient email chunk fits in one).
+#: Most deliveries one command carries, so one `DeliveryOutcomes` message (an email chunk is 250).
 OUTCOMES_PER_MESSAGE: Final = 500
 
 
 class DeliveryOutcomes(Contract):
-    """What became of deliveries of one event to one target group, announced together: an email chunk's
-    250 people are one message on the bus, not 250. Version 3 of the outcome topic."""
+    """What became of one delivery command's deliveries (an email chunk's people, a group's card or item):
+    how many were sent, failed or deferred, with the failed and deferred ones named and their reasons; sent
+    ones are counted, not named (the channel's ledger is the one record of who got what). Version 4 of the
+    outcome topic.
 
-    version: ClassVar[int] = 3
+    Each message is the chunk's whole state so far, announced again when it changes (a deferred delivery
+    sent later): a reader keeps the newest state per chunk, so a redelivered or repeated message counts
+    once. A delivery only moves forward (not tried, deferred, then sent or failed), so the state with more
+    ended deliveries is the newer one."""
 
-    outcomes: tuple[DeliveryOutcome, ...] = Field(min_length=1, max_length=OUTCOMES_PER_MESSAGE)
+    version: ClassVar[int] = 4
+
+    event_id: UUID
+    program: ProgramId
+    channel: ChannelName
+    audience_id: AudienceId
+    chunk: Annotated[str, Field(min_length=1, max_length=300, description=(
+        "the command's identity within the event, target group and channel (its bus key)"))]
+    size: Annotated[int, Field(ge=1, le=OUTCOMES_PER_MESSAGE, description="deliveries the command carried")]
+    sent: Annotated[int, Field(ge=0)]
+    failed: Annotated[int, Field(ge=0)]
+    deferred: Annotated[int, Field(ge=0)]
+    unsent: tuple[DeliveryOutcome, ...] = Field(default=(), max_length=OUTCOMES_PER_MESSAGE, description=(
+        "the failed and deferred deliveries, each with its reason (and, deferred, its next attempt)"))
+    at: AwareDatetime
 
     @model_validator(mode="after")
-    def _one_event_and_group(self) -> "DeliveryOutcomes":
-        first = self.outcomes[0]
-        if any(o.event_id != first.event_id or o.audience_id != first.audience_id for o in self.outcomes):
-            raise ValueError("outcomes of one message are of one event and one target group")
+    def _consistent(self) -> "DeliveryOutcomes":
+        if self.sent + self.failed + self.deferred > self.size:
+            raise ValueError(f"the chunk claims {self.sent + self.failed + self.deferred} deliveries "
+                             f"but its command carried {self.size}")
+        named = Counter(o.status for o in self.unsent)
+        if named[OutcomeStatus.SENT] or named[OutcomeStatus.FAILED] != self.failed \
+                or named[OutcomeStatus.DEFERRED] != self.deferred:
+            raise ValueError("unsent names exactly the failed and deferred deliveries")
+        if any((o.event_id, o.audience_id, o.channel) != (self.event_id, self.audience_id, self.channel)
+               for o in self.unsent):
+            raise ValueError("unsent deliveries are of the chunk's event, target group and channel")
         return self
 
     @property
+    def ended(self) -> int:
+        """Deliveries that will not be tried again."""
+        return self.sent + self.failed
+
+    @property
     def bus_key(self) -> str:
-        """One event's outcomes for one group stay in order (deferred before sent) on one partition."""
-        return f"{self.outcomes[0].event_id}:{self.outcomes[0].audience_id}"
-
-
-def each_outcome(messages: Iterable[DeliveryOutcomes]) -> list[DeliveryOutcome]:
-    """The outcomes of some messages, in order."""
-    return [outcome for message in messages for outcome in message.outcomes]
+        """One chunk's states stay in order on one partition."""
+        return f"{self.chunk}:{self.channel}"
 
 
 class DeadLetter(Contract):

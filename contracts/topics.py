@@ -24,7 +24,7 @@ DIGEST_SENT: Final = "plans.digest_sent.v1"
 
 #: What became of each delivery, announced in batches of one event and target group (`DeliveryOutcomes`;
 #: version 3: a batch per message; version 2 added deferred, with the next attempt, beside sent and failed).
-DELIVERY_OUTCOMES: Final = "delivery.outcomes.v3"
+DELIVERY_OUTCOMES: Final = "delivery.outcomes.v4"
 
 #: The scheduler's word that time has come: a target group's digest period, a held event's release (version 2:
 #: one type for each, told apart by `kind`). Version 1 is still read while a rolling upgrade drains it.

@@ -17,7 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from prometheus_client import Counter
 
 from contracts import topics
-from contracts.deliveries import OUTCOMES_PER_MESSAGE, DeliveryCommand, DeliveryOutcome, DeliveryOutcomes
+from contracts.deliveries import DeliveryCommand, DeliveryOutcome, DeliveryOutcomes
 from services.common.bus import Bus, DependencyUnavailable
 from services.common.handover import HandedOver, handing_over
 from services.common.ledger import Ledger, LedgerEntry
@@ -61,6 +61,9 @@ class WaitingForOriginal(TransientDeliveryError):
     """A correction's delivery whose original has not reached its recipient yet: tried again soon (the
     original is on its way in the same fan-out), not on a mail server's schedule."""
 
+
+#: How much of a refusal's reason its outcome carries (a chunk's every reason fits in one bus message).
+REASON_ON_THE_BUS = 500
 
 #: How soon a delivery waiting for its original is tried again.
 FOLLOW_WAIT = timedelta(seconds=5)
@@ -186,9 +189,10 @@ async def deliver_many(deliveries: Sequence[D], sender: Sender[D], ledger: Ledge
     results = await asyncio.gather(*(attempt(d) for d in todo.values()), return_exceptions=True)
     unavailable = [r for r in results if isinstance(r, BaseException)]
     entries = {**known, **fresh}
-    now = datetime.now(UTC)
-    await announce(bus, [_outcome(d, entries[d.key], now) for d in deliveries
-                         if d.key in entries and (not retrying or d.key in fresh)])
+    # Each command's state so far, if any of it was tried (a hand-over or a channel that went down leaves
+    # some untried: announced again, whole, when they are done); the retrier announces the commands it moved.
+    commands = {d.command.bus_key: d.command for d in deliveries if d.key in (fresh if retrying else entries)}
+    await announce(bus, list(commands.values()), entries, ledger)
     if unavailable:
         # What was sent is recorded and announced; the rest goes back to the bus (the ledger keeps the
         # redelivered batch from sending anything twice).
@@ -243,18 +247,33 @@ class _GroupCommit:
                             written.set_result(None)
 
 
-async def announce(bus: Bus, outcomes: Sequence[DeliveryOutcome]) -> None:
-    """Publish outcomes a batch per event and target group (in their order), not a message per person."""
-    groups: dict[tuple[str, str], list[DeliveryOutcome]] = {}
-    for outcome in outcomes:
-        groups.setdefault((str(outcome.event_id), outcome.audience_id), []).append(outcome)
-    batches = [DeliveryOutcomes(outcomes=tuple(group[start:start + OUTCOMES_PER_MESSAGE]))
-               for group in groups.values() for start in range(0, len(group), OUTCOMES_PER_MESSAGE)]
-    await asyncio.gather(*(bus.publish(topics.DELIVERY_OUTCOMES, batch, key=batch.bus_key) for batch in batches))
+async def announce(bus: Bus, commands: Sequence[DeliveryCommand], entries: dict[str, LedgerEntry],
+                   ledger: Ledger) -> None:
+    """Publish each command's state, counted (`DeliveryOutcomes`): its deliveries not in `entries` are read
+    from the ledger, so the state is the whole chunk's even when only some of it was just tried."""
+    missing = [key for cmd in commands for r in cmd.recipient_ids() if (key := cmd.delivery_key(r)) not in entries]
+    if missing:
+        entries = {**entries, **await ledger.lookup_many(missing)}
+    now = datetime.now(UTC)
+    states = [chunk_state(cmd, entries, now) for cmd in commands]
+    await asyncio.gather(*(bus.publish(topics.DELIVERY_OUTCOMES, state, key=state.bus_key) for state in states))
 
 
-def _outcome(delivery: Delivery[Any], entry: LedgerEntry, at: datetime) -> DeliveryOutcome:
-    cmd = delivery.command
-    return DeliveryOutcome(event_id=cmd.event_id, program=cmd.program, channel=cmd.channel, audience_id=cmd.audience_id,
-                           recipient_id=delivery.recipient_id, status=entry.status, reason=entry.reason,
-                           attempts=entry.attempts, next_attempt_at=entry.next_attempt_at, at=at)
+def chunk_state(command: DeliveryCommand, entries: dict[str, LedgerEntry], at: datetime) -> DeliveryOutcomes:
+    """A command's deliveries counted by status, the failed and deferred ones named with their reasons."""
+    counts = {"sent": 0, "failed": 0, "deferred": 0}
+    unsent = []
+    for recipient in command.recipient_ids():
+        entry = entries.get(command.delivery_key(recipient))
+        if entry is None:
+            continue
+        counts[entry.status] += 1
+        if entry.status != "sent":
+            unsent.append(DeliveryOutcome(
+                event_id=command.event_id, program=command.program, channel=command.channel,
+                audience_id=command.audience_id, recipient_id=recipient, status=entry.status,
+                reason=(entry.reason or "")[:REASON_ON_THE_BUS] or None, attempts=entry.attempts,
+                next_attempt_at=entry.next_attempt_at, at=at))
+    return DeliveryOutcomes(event_id=command.event_id, program=command.program, channel=command.channel,
+                            audience_id=command.audience_id, chunk=command.bus_key, size=len(command.recipient_ids()),
+                            unsent=tuple(unsent), at=at, **counts)

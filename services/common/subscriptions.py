@@ -65,6 +65,12 @@ class Batch(list[T]):
     def __init__(self, values: Sequence[T], keys: Sequence[str]) -> None:
         super().__init__(values)
         self.keys = tuple(keys)
+        self.refused: dict[int, str] = {}
+
+    def refuse(self, value: T, reason: str) -> None:
+        """This one message can never be handled (the handler used nothing of it): it goes to the
+        dead-letter topic with the reason once the handler has returned, and the rest of the batch counts."""
+        self.refused[next(i for i, v in enumerate(self) if v is value)] = reason
 
 
 @dataclass(frozen=True)
@@ -182,7 +188,11 @@ def subscribe_batch(router: KafkaRouter, subscription: Subscription[T], bus: Bus
             try:
                 with watching(in_flight.asked):
                     async with _bounded(received, subscription, bus, failures):
-                        await handle(Batch([r.value for r in received], [r.key for r in received]))
+                        batch = Batch([r.value for r in received], [r.key for r in received])
+                        await handle(batch)
+                        for i, reason in batch.refused.items():
+                            await dead_letter(received[i].record, received[i].body, bus, subscription.service,
+                                              reason)
             except _Backoff as wait:
                 error = (wait.error, wait.failures)
             except (RetryAtOnce, HandedOver) as exc:

@@ -5,7 +5,7 @@ that a person's session passed on by the console opens nothing after."""
 from faststream.kafka import KafkaRouter
 
 from contracts import subscriptions
-from contracts.deliveries import DeadLetter, DeliveryOutcomes, each_outcome
+from contracts.deliveries import DeadLetter, DeliveryOutcomes
 from services.common.bus import Bus
 from services.common.ended_sessions import EndedSessions
 from services.common.subscriptions import Batch, subscribe, subscribe_batch
@@ -19,7 +19,8 @@ def build_router(store: GatewayStore, dead_letter_store: DeadLetterStore, bus: B
     subscribe(router, subscriptions.GATEWAY_SESSIONS, bus, ended.end)
 
     async def on_outcomes(batch: Batch[DeliveryOutcomes]) -> None:
-        await store.record_outcomes(each_outcome(batch))
+        for state, reason in await store.record_outcomes(batch):
+            batch.refuse(state, reason)
 
     subscribe_batch(router, subscriptions.GATEWAY_OUTCOMES, bus, on_outcomes)
 

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,13 +29,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts.deliveries import DeliveryOutcome, DeliveryPlan, EventPlanned
+from contracts.deliveries import DeliveryOutcomes, DeliveryPlan, EventPlanned
 from contracts.events import Event
 from contracts.lifecycle import PlanStatus
-from services.common.db import add_counts, as_utc, upsert, upsert_many
+from services.common.db import as_utc, upsert
 from services.common.delivery import without_addresses
 from services.common.ended_sessions import ended_sessions_table
 from services.common.migrations import Migrations
+from services.common.tallies import beyond_plan, chunk_table, tally
 
 metadata = MetaData()
 MIGRATIONS = Migrations.beside(__file__, "gateway", metadata)
@@ -93,22 +94,27 @@ plans = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+#: Each delivery command's newest counts, as the channels announce them (`services/common/tallies.py`).
+chunks = chunk_table(metadata, "gateway_chunks")
+
+#: The deliveries not sent (deferred or failed), named with their reasons: what an event's status shows of
+#: who is still waiting and why. A chunk's newer state replaces its rows.
 outcomes = Table(
-    "gateway_outcomes", metadata,
-    Column("event_id", String(36), nullable=False, index=True),
-    Column("channel", String(16), nullable=False),
-    Column("audience_id", String(64), nullable=False),
-    Column("recipient_key", String(128), nullable=False),
+    "gateway_unsent", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("audience_id", String(64), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("chunk", String(300), primary_key=True),
+    Column("recipient_key", String(128), primary_key=True),
     Column("status", String(16), nullable=False),
     Column("reason", Text, nullable=True),
     Column("next_attempt_at", DateTime(timezone=True), nullable=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("event_id", "channel", "audience_id", "recipient_key", name="pk_gateway_outcomes"),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 
-#: What the retention folded of `gateway_outcomes`: the per-person rows of ended deliveries, as counts, so
-#: that an event's status keeps its figures after the people are forgotten.
+#: What the retention folded of the per-person outcome rows kept before outcomes were counted per chunk:
+#: their counts, so that an older event's status keeps its figures.
 outcome_counts = Table(
     "gateway_outcome_counts", metadata,
     Column("event_id", String(36), primary_key=True),
@@ -289,14 +295,45 @@ class GatewayStore:
                                        "plan": planned.plan.model_dump_json(), "updated_at": planned.planned_at},
                          ("event_id",))
 
-    async def record_outcomes(self, batch: list[DeliveryOutcome]) -> None:
-        """One transaction for a whole batch; a repeated outcome replaces the earlier one."""
-        rows = [{"event_id": str(o.event_id), "channel": o.channel, "audience_id": o.audience_id,
-                 "recipient_key": o.recipient_id or "", "status": o.status, "reason": o.reason,
-                 "next_attempt_at": o.next_attempt_at, "at": o.at}
-                for o in batch]
+    async def record_outcomes(self, states: Sequence[DeliveryOutcomes]) -> list[tuple[DeliveryOutcomes, str]]:
+        """Keep each chunk's newest counts and its unsent deliveries, in one transaction for the batch; returns
+        the announcements refused (a chunk larger than the plan targeted), which count nothing. Outcomes of a
+        digest (not an event this gateway accepted) are not kept: the gateway reports events."""
+        ids = sorted({str(s.event_id) for s in states})
         async with self.engine.begin() as conn:
-            await upsert_many(conn, outcomes, rows, ("event_id", "channel", "audience_id", "recipient_key"))
+            accepted: set[str] = set()
+            targeted: dict[str, DeliveryPlan] = {}
+            for start in range(0, len(ids), 500):
+                some = ids[start:start + 500]
+                accepted.update((await conn.execute(select(events.c.event_id).where(events.c.event_id.in_(some))))
+                                .scalars())
+                targeted.update({r.event_id: DeliveryPlan.model_validate_json(r.plan) for r in (await conn.execute(
+                    select(plans.c.event_id, plans.c.plan).where(plans.c.event_id.in_(some)))).all()})
+            refused: list[tuple[DeliveryOutcomes, str]] = []
+            counted = []
+            for state in states:
+                event_id = str(state.event_id)
+                if event_id not in accepted:
+                    continue
+                plan = targeted.get(event_id)
+                reason = beyond_plan(state, plan.targeted.get(state.audience_id, {}).get(state.channel)
+                                     if plan is not None else None)
+                if reason is None:
+                    counted.append(state)
+                else:
+                    refused.append((state, reason))
+            kept = (await tally(conn, chunks, counted)).kept
+            for state in kept:
+                await conn.execute(delete(outcomes).where(
+                    outcomes.c.event_id == str(state.event_id), outcomes.c.audience_id == state.audience_id,
+                    outcomes.c.channel == state.channel, outcomes.c.chunk == state.chunk))
+            rows = [{"event_id": str(o.event_id), "audience_id": o.audience_id, "channel": o.channel,
+                     "chunk": state.chunk, "recipient_key": o.recipient_id or "", "status": o.status,
+                     "reason": o.reason, "next_attempt_at": o.next_attempt_at, "at": o.at}
+                    for state in kept for o in state.unsent]
+            if rows:
+                await conn.execute(insert(outcomes), rows)
+        return refused
 
     async def plan_of(self, event_id: UUID) -> tuple[PlanStatus, DeliveryPlan] | None:
         """The plan's status and the plan, as the tailor announced it."""
@@ -305,30 +342,30 @@ class GatewayStore:
         return (PlanStatus(row.status), DeliveryPlan.model_validate_json(row.plan)) if row else None
 
     async def outcome_counts(self, event_id: UUID) -> dict[tuple[str, str, str], int]:
-        """(audience, channel, status) → count: the outcomes kept per person and those the retention folded."""
-        o, f = outcomes, outcome_counts
+        """(audience, channel, status) → count: the chunks' counts, and those the retention folded before
+        outcomes were counted per chunk."""
+        c, f = chunks, outcome_counts
         async with self.engine.connect() as conn:
-            rows = [*(await conn.execute(
-                select(o.c.audience_id, o.c.channel, o.c.status, func.count())
-                .where(o.c.event_id == str(event_id)).group_by(o.c.audience_id, o.c.channel, o.c.status))).all(),
-                *(await conn.execute(select(f.c.audience_id, f.c.channel, f.c.status, f.c.count)
-                                     .where(f.c.event_id == str(event_id)))).all()]
+            sums = (await conn.execute(
+                select(c.c.audience_id, c.c.channel, func.sum(c.c.sent), func.sum(c.c.failed), func.sum(c.c.deferred))
+                .where(c.c.event_id == str(event_id)).group_by(c.c.audience_id, c.c.channel))).all()
+            folded = (await conn.execute(select(f.c.audience_id, f.c.channel, f.c.status, f.c.count)
+                                         .where(f.c.event_id == str(event_id)))).all()
         counts: dict[tuple[str, str, str], int] = {}
+        rows = [*((a, ch, status, n) for a, ch, *ns in sums for status, n in zip(("sent", "failed", "deferred"), ns,
+                                                                                 strict=True)),
+                *folded]
         for audience, channel, status, n in rows:
-            counts[(audience, channel, status)] = counts.get((audience, channel, status), 0) + int(n)
+            if n:
+                counts[(audience, channel, status)] = counts.get((audience, channel, status), 0) + int(n)
         return counts
 
     async def fold_outcomes(self, before: datetime) -> int:
-        """The retention: ended deliveries' outcomes older than `before` become per-group counts."""
-        o, f = outcomes, outcome_counts
-        old = (o.c.at < before) & (o.c.status != "deferred")
+        """The retention: forget who a failed delivery older than `before` was for (its chunk keeps the count;
+        deferred ones are still under way)."""
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(select(o.c.event_id, o.c.audience_id, o.c.channel, o.c.status, func.count())
-                                       .where(old).group_by(o.c.event_id, o.c.audience_id, o.c.channel, o.c.status)
-                                       )).all()
-            await add_counts(conn, f, [{"event_id": e, "audience_id": a, "channel": c, "status": st, "count": n}
-                                       for e, a, c, st, n in rows], ("event_id", "audience_id", "channel", "status"))
-            return (await conn.execute(delete(o).where(old))).rowcount or 0
+            return (await conn.execute(delete(outcomes).where(outcomes.c.at < before,
+                                                              outcomes.c.status != "deferred"))).rowcount or 0
 
     async def next_attempts(self, event_id: UUID) -> dict[tuple[str, str], datetime]:
         """(audience, channel) → the earliest next attempt of its deferred deliveries."""

@@ -5,7 +5,7 @@ counted reads)."""
 from faststream.kafka import KafkaRouter
 
 from contracts import subscriptions
-from contracts.deliveries import DeliveryOutcomes, DigestSent, EventPlanned, each_outcome
+from contracts.deliveries import DeliveryOutcomes, DigestSent, EventPlanned
 from contracts.feedback import FeedbackGiven, ItemRead
 from services.common.bus import Bus
 from services.common.subscriptions import Batch, subscribe, subscribe_batch
@@ -26,7 +26,8 @@ def build_router(store: InsightsStore, bus: Bus) -> KafkaRouter:
     subscribe(router, subscriptions.INSIGHTS_PLANS, bus, on_counted)
 
     async def on_outcomes(batch: Batch[DeliveryOutcomes]) -> None:
-        await store.record_outcomes(each_outcome(batch))
+        for state, reason in await store.record_outcomes(batch):
+            batch.refuse(state, reason)
 
     subscribe_batch(router, subscriptions.INSIGHTS_OUTCOMES, bus, on_outcomes)
 

@@ -29,12 +29,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.deliveries import DeliveryOutcome, DeliveryPlan, DigestSent
+from contracts.deliveries import DeliveryOutcomes, DeliveryPlan, DigestSent
 from contracts.events import Event
 from contracts.feedback import FeedbackGiven, ItemRead
 from services.common.db import add_counts, as_utc, insert_for, upsert_many
 from services.common.ended_sessions import ended_sessions_table
 from services.common.migrations import Migrations
+from services.common.tallies import beyond_plan, chunk_table, tally
 
 metadata = MetaData()
 MIGRATIONS = Migrations.beside(__file__, "insights", metadata)
@@ -59,15 +60,9 @@ targeted = Table(
     Column("targeted", Integer, nullable=False),
 )
 
-deliveries = Table(
-    "insights_deliveries", metadata,
-    Column("event_id", String(36), primary_key=True),
-    Column("audience_id", String(64), primary_key=True),
-    Column("channel", String(32), primary_key=True),
-    Column("recipient", String(128), primary_key=True),  # "" for a group's channel
-    Column("status", String(16), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False, index=True),
-)
+#: Each delivery command's newest counts, as the channels announce them (`services/common/tallies.py`): reach
+#: is counted, never kept per person.
+deliveries = chunk_table(metadata, "insights_chunks")
 
 answers = Table(
     "insights_answers", metadata,
@@ -161,18 +156,19 @@ class InsightsStore:
                                                for channel, n in sent.targeted.items()],
                               ("event_id", "audience_id", "channel"))
 
-    async def record_outcomes(self, outcomes: Sequence[DeliveryOutcome]) -> None:
-        """Each delivery's latest word; a repeated `deferred` never overwrites a final `sent` or `failed`."""
-        rows = [{"event_id": str(o.event_id), "audience_id": o.audience_id, "channel": o.channel,
-                 "recipient": o.recipient_id or "", "status": o.status, "at": o.at.astimezone(UTC)}
-                for o in outcomes]
+    async def record_outcomes(self, states: Sequence[DeliveryOutcomes]) -> list[tuple[DeliveryOutcomes, str]]:
+        """Keep each chunk's newest counts; returns the announcements refused (a chunk larger than what was
+        targeted to its group on its channel), which count nothing."""
+        ids = sorted({str(s.event_id) for s in states})
         async with self.engine.begin() as conn:
-            stmt = insert_for(conn)(deliveries)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["event_id", "audience_id", "channel", "recipient"],
-                set_={"status": stmt.excluded.status, "at": stmt.excluded.at},
-                where=(deliveries.c.status == "deferred") | (stmt.excluded.status != "deferred"))
-            await conn.execute(stmt, rows)
+            planned: dict[tuple[str, str, str], int] = {}
+            for start in range(0, len(ids), 500):
+                rows = (await conn.execute(select(targeted).where(targeted.c.event_id.in_(ids[start:start + 500])))).all()
+                planned.update({(r.event_id, r.audience_id, r.channel): r.targeted for r in rows})
+            refused = [(s, reason) for s in states if (reason := beyond_plan(
+                s, planned.get((str(s.event_id), s.audience_id, s.channel)))) is not None]
+            await tally(conn, deliveries, [s for s in states if all(s is not r for r, _ in refused)])
+        return refused
 
     async def record_answers(self, given: Iterable[FeedbackGiven]) -> None:
         """A respondent's newest answer to each question; an older one arriving late changes nothing."""
@@ -255,7 +251,8 @@ class InsightsStore:
 
         def add(rows: Iterable[Any]) -> None:
             for event_id, audience_id, measure, n in rows:
-                out.setdefault((event_id, audience_id), Counter())[measure] += int(n)
+                if n:  # a chunk's sum may be nothing
+                    out.setdefault((event_id, audience_id), Counter())[measure] += int(n)
 
         e, a = "event_id", "audience_id"
         async with self.engine.connect() as conn:
@@ -263,10 +260,11 @@ class InsightsStore:
                 ids = event_ids[start:start + 500]
                 add(await conn.execute(select(targeted.c[e], targeted.c[a], literal("targeted:") + targeted.c.channel,
                                               targeted.c.targeted).where(targeted.c[e].in_(ids))))
-                add(await conn.execute(
-                    select(deliveries.c[e], deliveries.c[a], deliveries.c.status + literal(":") + deliveries.c.channel,
-                           func.count()).where(deliveries.c[e].in_(ids), deliveries.c.status != "deferred")
-                    .group_by(deliveries.c[e], deliveries.c[a], deliveries.c.status, deliveries.c.channel)))
+                for status in ("sent", "failed"):
+                    add(await conn.execute(
+                        select(deliveries.c[e], deliveries.c[a], literal(f"{status}:") + deliveries.c.channel,
+                               func.sum(deliveries.c[status])).where(deliveries.c[e].in_(ids))
+                        .group_by(deliveries.c[e], deliveries.c[a], deliveries.c.channel)))
                 add(await conn.execute(select(reads.c[e], reads.c[a], literal("read"), func.count())
                                        .where(reads.c[e].in_(ids)).group_by(reads.c[e], reads.c[a])))
                 add(await conn.execute(
@@ -280,23 +278,20 @@ class InsightsStore:
     # Retention -----------------------------------------------------------------------------------------------
 
     async def fold(self, before: datetime) -> int:
-        """Move every per-person row older than `before` into the per-group counts, in one transaction."""
+        """Move every per-person row older than `before` (reads, answers) into the per-group counts, in one
+        transaction; reach is counted per chunk already."""
         cutoff = before.astimezone(UTC)
         e, a = "event_id", "audience_id"
         sources = (
-            (deliveries, deliveries.c.at, deliveries.c.status + literal(":") + deliveries.c.channel,
-             deliveries.c.status != "deferred", (deliveries.c.status, deliveries.c.channel)),
-            (reads, reads.c.at, literal("read"), None, ()),
-            (answers, answers.c.answered_at, answers.c.question + literal(":") + answers.c.answer, None,
+            (reads, reads.c.at, literal("read"), ()),
+            (answers, answers.c.answered_at, answers.c.question + literal(":") + answers.c.answer,
              (answers.c.question, answers.c.answer)),
         )
         moved = 0
         async with self.engine.begin() as conn:
-            for table, at, measure, only, by in sources:
+            for table, at, measure, by in sources:
                 old = at < cutoff
                 query = select(table.c[e], table.c[a], measure, func.count()).where(old)
-                if only is not None:
-                    query = query.where(only)
                 rows = (await conn.execute(query.group_by(table.c[e], table.c[a], *by))).all()
                 await add_counts(conn, folded, [{"event_id": ev, "audience_id": au, "measure": m, "count": n}
                                                 for ev, au, m, n in rows], ("event_id", "audience_id", "measure"))

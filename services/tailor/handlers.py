@@ -4,7 +4,7 @@ release), the channels' outcomes (which planned deliveries ended) and people's c
 from faststream.kafka import KafkaRouter
 
 from contracts import subscriptions
-from contracts.deliveries import DeliveryOutcomes, each_outcome
+from contracts.deliveries import DeliveryOutcomes
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import DigestDue, ReleaseDue
 from services.common.bus import Bus
@@ -27,7 +27,9 @@ def build_router(tailor: Tailor, bus: Bus) -> KafkaRouter:
 
     async def on_outcomes(batch: Batch[DeliveryOutcomes]) -> None:
         """Which planned deliveries ended: the tailor's own record of what it need not emit again."""
-        await tailor.store.record_done(each_outcome(batch))
+        counted = await tailor.store.record_done(batch)
+        for state, reason in counted.refused:
+            batch.refuse(state, reason)
 
     subscribe_batch(router, subscriptions.TAILOR_OUTCOMES, bus, on_outcomes)
 

@@ -1,8 +1,8 @@
 """The tailor's own tables: the recipient directory and what it has done with each event."""
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -17,7 +17,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
     delete,
     func,
     insert,
@@ -26,13 +25,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.deliveries import DeliveryOutcome, DeliveryPlan
+from contracts.deliveries import DeliveryOutcomes, DeliveryPlan
 from contracts.events import Event, parse_event
-from contracts.lifecycle import OutcomeStatus
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import DigestDue, parse_schedule_due
 from services.common.db import as_utc, upsert
 from services.common.migrations import Migrations
+from services.common.tallies import beyond_plan, chunk_table, tally
 from services.tailor.directory import Recipient
 from services.tailor.index import DirectoryIndex
 from services.tailor.policy import Choice, hold_until
@@ -98,13 +97,8 @@ events = Table(
     Column("retracted_at", DateTime(timezone=True), nullable=True),  # withdrawn by a retraction: in no digest
 )
 
-#: The tailor's read model of the channels' outcomes: each delivery that ended (sent or failed), once.
-done = Table(
-    "tailor_done", metadata,
-    Column("event_id", String(36), nullable=False, index=True),
-    Column("delivery", String(300), nullable=False),  # channel:audience:recipient
-    UniqueConstraint("event_id", "delivery", name="uq_tailor_done"),
-)
+#: The tailor's read model of the channels' outcomes: each delivery command's newest counts (`tallies.py`).
+done = chunk_table(metadata, "tailor_chunks")
 
 
 #: Digests sent and not yet confirmed by the channels: sent again after a start (the ledgers make the
@@ -308,32 +302,44 @@ class TailorStore:
                                .values(targets=None))
         return removed
 
-    async def record_done(self, outcomes: Iterable[DeliveryOutcome]) -> int:
-        """Count the deliveries that ended; an event all of whose deliveries ended becomes delivered.
-        Returns how many events became delivered. Each batch costs its own size, never the event's: the
-        deliveries already counted are looked up, the new ones added to the event's count."""
-        by_event: dict[str, set[str]] = {}
-        for o in outcomes:
-            if o.status in (OutcomeStatus.SENT, OutcomeStatus.FAILED):
-                by_event.setdefault(str(o.event_id), set()).add(f"{o.channel}:{o.audience_id}:{o.recipient_id or ''}")
-        finished: list[str] = []
+    async def record_done(self, states: Sequence[DeliveryOutcomes]) -> "Counted":
+        """Count the deliveries that ended; an event all of whose deliveries ended becomes delivered. Each
+        batch costs its own size, never the event's: a chunk's newer state adds what it ended since the
+        state kept before. A state for an event or digest never planned, or a chunk larger than what the
+        plan targeted to its group on its channel, is refused and counts nothing."""
+        result = Counted()
+        ids = sorted({str(s.event_id) for s in states})
         async with self.engine.begin() as conn:
-            for event_id, deliveries in by_event.items():
-                known = set((await conn.execute(select(done.c.delivery).where(
-                    done.c.event_id == event_id, done.c.delivery.in_(sorted(deliveries))))).scalars())
-                new = sorted(deliveries - known)
-                if not new:
+            planned: dict[str, tuple[dict[str, dict[str, int]], int]] = {}
+            for start in range(0, len(ids), 500):
+                some = ids[start:start + 500]
+                for row in (await conn.execute(select(events.c.event_id, events.c.plan, events.c.expected)
+                                               .where(events.c.event_id.in_(some)))).all():
+                    targeted = DeliveryPlan.model_validate_json(row.plan).targeted if row.plan else {}
+                    planned[row.event_id] = targeted, row.expected or 0
+                for digest in (await conn.execute(select(digests.c.digest_id, digests.c.expected)
+                                                  .where(digests.c.digest_id.in_(some)))).all():
+                    planned[digest.digest_id] = {}, digest.expected
+            counted = []
+            for state in states:
+                reason = _beyond_plan(state, planned.get(str(state.event_id)))
+                if reason is None:
+                    counted.append(state)
+                else:
+                    result.refused.append((state, reason))
+            tallied = await tally(conn, done, counted)
+            for event_id, more in tallied.ended.items():
+                if not more:
                     continue
-                await conn.execute(insert(done), [{"event_id": event_id, "delivery": d} for d in new])
                 for table, key in ((events, events.c.event_id), (digests, digests.c.digest_id)):
-                    await conn.execute(update(table).where(key == event_id).values(done=table.c.done + len(new)))
+                    await conn.execute(update(table).where(key == event_id).values(done=table.c.done + more))
                     reached = (await conn.execute(select(key).where(
                         key == event_id, table.c.status == Stage.PLANNED, table.c.done >= table.c.expected))).scalar()
                     if reached is not None:
-                        finished.append(event_id)
+                        result.delivered += 1
                         await conn.execute(update(table).where(key == event_id)
                                            .values(status=Stage.DELIVERED, updated_at=datetime.now(UTC)))
-        return len(finished)
+        return result
 
     async def record_digest(self, due: DigestDue, expected: int) -> None:
         """A digest sent: kept until the channels confirm its `expected` deliveries (none: confirmed)."""
@@ -436,3 +442,20 @@ class TailorStore:
         found = [e for e in (parse_event(r.body) for r in rows)
                  if e.published_at is not None and start <= e.published_at < end]
         return sorted(found, key=lambda e: e.published_at or end)
+
+
+@dataclass
+class Counted:
+    """What a batch of outcome announcements did: events (and digests) that became delivered, and the
+    announcements refused with the reason."""
+
+    delivered: int = 0
+    refused: list[tuple[DeliveryOutcomes, str]] = field(default_factory=list)
+
+
+def _beyond_plan(state: DeliveryOutcomes, plan: tuple[dict[str, dict[str, int]], int] | None) -> str | None:
+    """Why an announcement cannot be counted, if it cannot: never planned, or more than planned."""
+    if plan is None:
+        return f"outcomes for {state.event_id}, which was never planned: nothing counted"
+    targeted, expected = plan
+    return beyond_plan(state, targeted.get(state.audience_id, {}).get(state.channel, expected))

@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.deliveries import (
-    DeliveryOutcome,
     DeliveryPlan,
     EmailRecipient,
     EventPlanned,
@@ -21,6 +21,7 @@ from services.email.sender import Mail
 from services.email.store import LEDGER
 from services.email.store import metadata as email_md
 from services.gateway.store import DuplicateEvent, GatewayStore, OutboxRow
+from services.gateway.store import events as gateway_events
 from services.gateway.store import metadata as gateway_md
 from services.intranet.store import IntranetStore
 from services.intranet.store import metadata as intranet_md
@@ -28,6 +29,7 @@ from services.tailor.directory import Recipient
 from services.tailor.store import Stage, TailorStore
 from services.tailor.store import metadata as tailor_md
 from tests.conftest import make_event
+from tests.outcomes import chunk_state
 
 
 async def test_ledger_records_once_and_finds_it_again(store_engine: AsyncEngine) -> None:
@@ -69,11 +71,14 @@ async def test_gateway_counts_outcomes_once_per_delivery(store_engine: AsyncEngi
     store = GatewayStore(store_engine)
     event_id = uuid4()
     now = datetime.now(UTC)
-    for status in ("failed", "sent", "sent"):
-        await store.record_outcomes([DeliveryOutcome(event_id=event_id, program="fvm", channel="email",
-                                                   audience_id="a", recipient_id="p1", status=status, at=now)])
-    await store.record_outcomes([DeliveryOutcome(event_id=event_id, program="fvm", channel="teams",
-                                               audience_id="a", status="sent", at=now)])
+    async with store_engine.begin() as conn:  # an event the gateway accepted
+        await conn.execute(insert(gateway_events).values(event_id=str(event_id), program="fvm", type="status.update",
+                                                         body="{}", request_hash="h", accepted_at=now))
+    waiting = chunk_state(event_id, "a", 1, unsent=(("p1", "deferred", "temporary: 451", now),), at=now)
+    sent = chunk_state(event_id, "a", 1, sent=1, at=now + timedelta(seconds=1))
+    for state in (waiting, sent, sent, waiting):  # a repeat counts once, and a late older state changes nothing
+        assert await store.record_outcomes([state]) == []
+    await store.record_outcomes([chunk_state(event_id, "a", 1, sent=1, channel="teams", at=now)])
     assert await store.outcome_counts(event_id) == {("a", "email", "sent"): 1, ("a", "teams", "sent"): 1}
     plan = DeliveryPlan(event_id=event_id, program="fvm", groups=(), refused=())
     await store.record_plan(EventPlanned(plan=plan, status="planned", planned_at=now))

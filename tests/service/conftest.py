@@ -56,8 +56,7 @@ class Clock:
 
 
 class Recorder:
-    """Subscribes to topics on a test broker and keeps every decoded body it sees, by topic (each outcome of
-    an outcome batch on its own, in order)."""
+    """Subscribes to topics on a test broker and keeps every decoded body it sees, by topic, in order."""
 
     def __init__(self, broker: KafkaBroker, *names: str) -> None:
         self.seen: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
@@ -67,7 +66,7 @@ class Recorder:
     def _subscribe(self, broker: KafkaBroker, name: str) -> None:
         @broker.subscriber(name, group_id=f"recorder-{name}")
         async def record(body: Any) -> None:
-            self.seen[name].extend(body["outcomes"] if name == topics.DELIVERY_OUTCOMES else [body])
+            self.seen[name].append(body)
 
     def __getitem__(self, name: str) -> list[dict[str, Any]]:
         return self.seen[name]

@@ -87,8 +87,11 @@ async def test_a_throttled_card_is_deferred_then_posted_once_to_the_groups_own_w
         await bus.publish(topics.TEAMS_DELIVERY_REQUESTED, cmd, cmd.audience_id)  # a redelivery: sends nothing
         assert len(receiver.requests) == 1
         [first, again] = recorder[topics.DELIVERY_OUTCOMES]
-        assert first["status"] == again["status"] == "deferred" and first["reason"].startswith("temporary: HTTP 429")
-        assert datetime.fromisoformat(first["next_attempt_at"]) == clock.now + timedelta(minutes=1)
+        assert first["deferred"] == again["deferred"] == 1
+        assert [{**o, "at": None} for o in first["unsent"]] == [{**o, "at": None} for o in again["unsent"]]
+        [waiting] = first["unsent"]
+        assert waiting["status"] == "deferred" and waiting["reason"].startswith("temporary: HTTP 429")
+        assert datetime.fromisoformat(waiting["next_attempt_at"]) == clock.now + timedelta(minutes=1)
         assert await retrier.retry_due() == 0  # not yet
         clock.now += timedelta(minutes=1)
         assert await retrier.retry_due() == 1
@@ -98,7 +101,9 @@ async def test_a_throttled_card_is_deferred_then_posted_once_to_the_groups_own_w
     body = receiver.requests[-1].read()
     assert b'"contentType":"application/vnd.microsoft.card.adaptive"' in body.replace(b" ", b"")
     sent = recorder[topics.DELIVERY_OUTCOMES][-1]
-    assert (sent["status"], sent["attempts"], sent["next_attempt_at"]) == ("sent", 2, None)
+    assert (sent["sent"], sent["deferred"], sent["unsent"]) == (1, 0, [])
+    entry = await Ledger(engine, TEAMS_LEDGER).lookup(cmd.delivery_key())
+    assert entry is not None and (entry.status, entry.attempts, entry.next_attempt_at) == ("sent", 2, None)
 
 
 async def test_refusal_forbidden_host_and_missing_webhook_are_recorded_with_reasons(
@@ -108,7 +113,7 @@ async def test_refusal_forbidden_host_and_missing_webhook_are_recorded_with_reas
     async with TestKafkaBroker(broker):
         for audience_id in ("programstyrgrupp", "objektledning", "vgr-it"):
             await bus.publish(topics.TEAMS_DELIVERY_REQUESTED, card_command(audience_id), audience_id)
-    reasons = [(o["status"], o["reason"]) for o in recorder[topics.DELIVERY_OUTCOMES]]
+    reasons = [(o["status"], o["reason"]) for state in recorder[topics.DELIVERY_OUTCOMES] for o in state["unsent"]]
     assert reasons[0][0] == "failed" and reasons[0][1].startswith("permanent: HTTP 400")
     assert reasons[1] == ("failed", "permanent: webhook refused: host 'evil.example.com' is not on the allow-list")
     assert reasons[2][0] == "failed" and "no Teams webhook configured for fvm/vgr-it" in reasons[2][1]
@@ -132,8 +137,8 @@ async def test_a_redelivered_intranet_item_is_stored_once_and_announced_each_tim
         await bus.publish(topics.INTRANET_DELIVERY_REQUESTED, cmd, str(cmd.event_id))
     items = await store.latest()
     assert [i.title for i in items] == ["Ny tidplan"]
-    assert [(o["channel"], o["audience_id"], o["status"]) for o in recorder[topics.DELIVERY_OUTCOMES]] == [
-        ("intranet", "intranet", "sent")] * 2
+    assert [(o["channel"], o["audience_id"], o["sent"]) for o in recorder[topics.DELIVERY_OUTCOMES]] == [
+        ("intranet", "intranet", 1)] * 2
 
 
 async def test_a_session_signed_out_elsewhere_opens_no_internal_item_here_once_announced(

@@ -61,8 +61,9 @@ async def test_one_command_reaches_each_of_its_recipients_and_each_outcome_is_an
     assert [(m.recipient.id, str(m.recipient.address)) for m in smtp.sent] == [
         ("p1", "p1@example.se"), ("p2", "p2@example.se"), ("p3", "p3@example.se")]
     assert {m.command.subject for m in smtp.sent} == {"Beslut"}
-    assert sorted((o["status"], o["channel"], o["recipient_id"]) for o in recorder[topics.DELIVERY_OUTCOMES]) == [
-        ("sent", "email", "p1"), ("sent", "email", "p2"), ("sent", "email", "p3")]
+    [state] = recorder[topics.DELIVERY_OUTCOMES]  # the chunk's state, counted: sent people are not named
+    assert (state["channel"], state["chunk"], state["size"]) == ("email", cmd.bus_key, 3)
+    assert (state["sent"], state["failed"], state["deferred"], state["unsent"]) == (3, 0, 0, [])
 
 
 async def test_a_redelivered_chunk_sends_nothing_to_those_already_served(
@@ -74,7 +75,8 @@ async def test_a_redelivered_chunk_sends_nothing_to_those_already_served(
         await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.bus_key)
         await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.bus_key)
     assert sorted(m.recipient.id for m in smtp.sent) == ["p1", "p2"]
-    assert [o["status"] for o in recorder[topics.DELIVERY_OUTCOMES]] == ["sent"] * 4
+    # The redelivered chunk announces the same whole state again: a reader keeps one per chunk.
+    assert [(o["chunk"], o["sent"]) for o in recorder[topics.DELIVERY_OUTCOMES]] == [(cmd.bus_key, 2)] * 2
 
 
 async def test_a_refused_recipient_is_recorded_with_its_reason_and_the_others_are_sent(
@@ -84,9 +86,10 @@ async def test_a_refused_recipient_is_recorded_with_its_reason_and_the_others_ar
     cmd = command("p1", "p2")
     async with TestKafkaBroker(broker):
         await bus.publish(topics.EMAIL_DELIVERY_REQUESTED, cmd, cmd.bus_key)
-    outcomes = {o["recipient_id"]: o for o in recorder[topics.DELIVERY_OUTCOMES]}
-    assert outcomes["p1"]["status"] == "sent"
-    assert outcomes["p2"]["status"] == "failed" and outcomes["p2"]["reason"] == "permanent: SMTP 550 mailbox unavailable"
+    [state] = recorder[topics.DELIVERY_OUTCOMES]
+    assert (state["sent"], state["failed"], state["deferred"]) == (1, 1, 0)
+    assert [(o["recipient_id"], o["status"], o["reason"]) for o in state["unsent"]] == [
+        ("p2", "failed", "permanent: SMTP 550 mailbox unavailable")]
     entry = await Ledger(engine, LEDGER).lookup(cmd.delivery_key("p2"))
     assert entry is not None and entry.status == "failed"
 
@@ -129,11 +132,10 @@ async def test_a_correction_goes_only_to_whom_the_ledger_says_got_the_original_a
         await deliver_many([Mail(correction, "p3", correction.recipients[2])], smtp, ledger, bus, retrying=True)
     sent = [(m.command.subject, m.recipient.id) for m in smtp.sent]
     assert sent == [("Beslut", "p1"), ("Rättelse", "p1"), ("Beslut", "p3"), ("Rättelse", "p3")]
-    outcomes = {(o["event_id"], o["recipient_id"]): (o["status"], o["reason"])
-                for o in recorder[topics.DELIVERY_OUTCOMES]}
-    assert outcomes[(str(correction.event_id), "p2")] == (
-        "failed", "permanent: the original never reached them; there is nothing to amend")
-    assert outcomes[(str(correction.event_id), "p3")][0] == "sent"
+    *_, last = [o for o in recorder[topics.DELIVERY_OUTCOMES] if o["event_id"] == str(correction.event_id)]
+    assert (last["size"], last["sent"], last["failed"], last["deferred"]) == (3, 2, 1, 0)  # the retrier's: whole
+    assert [(o["recipient_id"], o["status"], o["reason"]) for o in last["unsent"]] == [
+        ("p2", "failed", "permanent: the original never reached them; there is nothing to amend")]
 
 
 class HandOverAfter(RecordingSmtp):

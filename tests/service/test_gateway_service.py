@@ -2,6 +2,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -10,7 +11,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
-from contracts.deliveries import DeadLetter, DeliveryOutcome, DeliveryOutcomes, DeliveryPlan, EventPlanned
+from contracts.deliveries import DeadLetter, DeliveryPlan, EventPlanned
 from contracts.events import Event
 from programs import Program
 from services.common.auth import TokenAuthority, parse_tokens
@@ -30,6 +31,7 @@ from services.tailor.directory import Recipient
 from services.tailor.planning import plan_deliveries
 from services.tailor.rendering import Renderer
 from tests.conftest import TEMPLATES_DIR, make_event, without_approval
+from tests.outcomes import chunk_state
 from tests.service.conftest import Recorder
 
 Gateway = tuple[httpx.AsyncClient, GatewayStore, OutboxRelay]
@@ -97,27 +99,50 @@ async def test_status_follows_the_plan_and_the_outcomes_heard_on_the_bus(
     plan = DeliveryPlan(event_id=event_id, program="fvm", groups=(), refused=(),
                         targeted={"politisk-styrgrupp": {"email": 3}})
 
-    def outcome(rid: str, status: str, **more: Any) -> DeliveryOutcome:
-        return DeliveryOutcome(event_id=event_id, program="fvm", channel="email", audience_id="politisk-styrgrupp",
-                               recipient_id=rid, status=status, at=now, **more)
+    group = "politisk-styrgrupp"
+    failed = ("p2", "failed", "permanent: SMTP 550", None)
+    first = chunk_state(event_id, group, 3, sent=1, at=now,
+                        unsent=(failed, ("p3", "deferred", "temporary: SMTP 451 greylisted", later)))
+    retried = chunk_state(event_id, group, 3, sent=2, unsent=(failed,), at=later)
 
     async with TestKafkaBroker(broker):
         await bus.publish(topics.EVENT_PLANNED, EventPlanned(plan=plan, status="planned", planned_at=now), event_id)
-        for o in (outcome("p1", "sent"), outcome("p2", "failed", reason="permanent: SMTP 550"),
-                  outcome("p2", "failed", reason="permanent: SMTP 550"),
-                  outcome("p3", "deferred", reason="temporary: SMTP 451 greylisted", next_attempt_at=later)):
-            await bus.publish(topics.DELIVERY_OUTCOMES, DeliveryOutcomes(outcomes=(o,)), o.recipient_id or "")
+        for _ in range(2):  # a redelivered announcement counts once
+            await bus.publish(topics.DELIVERY_OUTCOMES, first, first.bus_key)
         waiting = (await client.get(f"/v1/events/{event_id}", headers=TOKEN)).json()
-        await bus.publish(topics.DELIVERY_OUTCOMES, DeliveryOutcomes(outcomes=(outcome("p3", "sent", attempts=2),)), "p3")
+        await bus.publish(topics.DELIVERY_OUTCOMES, retried, retried.bus_key)
+        await bus.publish(topics.DELIVERY_OUTCOMES, first, first.bus_key)  # late: an older state changes nothing
     status = (await client.get(f"/v1/events/{event_id}", headers=TOKEN)).json()
     assert waiting["status"] == "delivering"  # a deferred delivery is not done yet
-    assert waiting["groups"]["politisk-styrgrupp"]["email"] == {
+    assert waiting["groups"][group]["email"] == {
         "targeted": 3, "sent": 1, "failed": 1, "deferred": 1, "next_attempt_at": later.isoformat().replace("+00:00", "Z")}
     assert status["status"] == "delivered"
-    assert status["groups"]["politisk-styrgrupp"]["email"] == {
+    assert status["groups"][group]["email"] == {
         "targeted": 3, "sent": 2, "failed": 1, "deferred": 0, "next_attempt_at": None}
-    assert status["failures"] == [{"audience_id": "politisk-styrgrupp", "channel": "email",
-                                   "reason": "permanent: SMTP 550"}]
+    assert status["failures"] == [{"audience_id": group, "channel": "email", "reason": "permanent: SMTP 550"}]
+
+
+async def test_a_chunk_larger_than_the_plan_targeted_is_dead_lettered_and_counts_nothing(
+        gateway: Gateway, broker: KafkaBroker, bus: Bus, recorder: Recorder) -> None:
+    client, store, _ = gateway
+    event_id = (await client.post("/v1/events", json=event_json(), headers=TOKEN)).json()["event_id"]
+    now = datetime.now(UTC)
+    plan = DeliveryPlan(event_id=event_id, program="fvm", groups=(), refused=(),
+                        targeted={"politisk-styrgrupp": {"email": 3}})
+    too_big = chunk_state(event_id, "politisk-styrgrupp", 4, sent=4)
+    claims_more = chunk_state(event_id, "politisk-styrgrupp", 3, sent=3).model_dump(mode="json") | {"sent": 5}
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.EVENT_PLANNED, EventPlanned(plan=plan, status="planned", planned_at=now), event_id)
+        await bus.publish(topics.DELIVERY_OUTCOMES, too_big, too_big.bus_key)
+        await bus.publish_json(topics.DELIVERY_OUTCOMES, json.dumps(claims_more).encode(), "k")
+        never = chunk_state(uuid4(), "politisk-styrgrupp", 1, sent=1)  # a digest's, or nothing the gateway took
+        await bus.publish(topics.DELIVERY_OUTCOMES, never, never.bus_key)
+    reasons = [d["reason"] for d in recorder[topics.DEAD_LETTER] if d["consumer"] == "gateway"]
+    assert len(reasons) == 2
+    assert "a email chunk of 4 deliveries to politisk-styrgrupp, but the plan targeted 3" in reasons[0]
+    assert "claims 5 deliveries but its command carried 3" in reasons[1]
+    assert await store.outcome_counts(UUID(event_id)) == {}
+    assert await store.outcome_counts(never.event_id) == {}
 
 
 async def test_a_retried_post_with_the_same_idempotency_key_returns_the_first_event(gateway: Gateway) -> None:

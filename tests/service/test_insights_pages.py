@@ -13,7 +13,6 @@ from fastapi import FastAPI
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.deliveries import DeliveryOutcome
 from contracts.feedback import FeedbackGiven
 from programs import Program, Role, load_program
 from services.common.auth import TokenAuthority, parse_tokens
@@ -23,6 +22,7 @@ from services.common.signin import People
 from services.insights.pages import Viewers, build_insights_router
 from services.insights.store import InsightsStore, metadata
 from tests.conftest import PROGRAMS_DIR, TEMPLATES_DIR, make_event, sign_in_as, signin_router
+from tests.outcomes import chunk_state
 
 KEY = b"a-test-key-that-is-long-enough-for-hmac"
 BASE = "https://budkavle.example.se"
@@ -94,9 +94,7 @@ async def test_a_title_written_as_mathematics_is_shown_as_text(client: httpx.Asy
     event = make_event(payload={"committee": "Regionstyrelsen", "title": "Pris $\\foo$ för licenser",
                                 "decision_text": "Text."})
     await store.record_event(event)
-    await store.record_outcomes([DeliveryOutcome(event_id=event.event_id, program="fvm", channel="email",
-                                                 audience_id="programstyrgrupp", recipient_id=f"p{i}", status="sent",
-                                                 at=event.occurred_at) for i in range(3)])
+    await store.record_outcomes([chunk_state(event.event_id, "programstyrgrupp", 3, sent=3, at=event.occurred_at)])
     page = await client.get("/insights/fvm/", headers=READER)
     assert page.status_code == 200 and page.text.count("Pris $\\foo$ för licenser") >= 2  # the chart and the table
 
@@ -107,9 +105,8 @@ async def test_the_export_has_a_row_per_event_and_group_with_answers_only_where_
                                 "decision_text": "Text."})
     await store.record_event(event)
     at = event.occurred_at
-    await store.record_outcomes([DeliveryOutcome(event_id=event.event_id, program="fvm", channel="email",
-                                                 audience_id=g, recipient_id=f"{g}{i}", status="sent", at=at)
-                                 for g in ("politisk-styrgrupp", "programstyrgrupp") for i in range(6)])
+    await store.record_outcomes([chunk_state(event.event_id, g, 6, sent=6, at=at)
+                                 for g in ("politisk-styrgrupp", "programstyrgrupp")])
     await store.record_answers(FeedbackGiven(program="fvm", event_id=event.event_id, audience_id=g,
                                              respondent=f"p:{g[:4]}{i:08d}", question="understood", answer="ja",
                                              answered_at=at)

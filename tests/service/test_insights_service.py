@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
-from contracts.deliveries import DeliveryOutcome, DeliveryOutcomes, DeliveryPlan, DigestSent, EventPlanned
+from contracts.deliveries import DeliveryPlan, DigestSent, EventPlanned
 from programs import Program, Role, load_program
 from services.common.bus import Bus
 from services.common.db import create_tables
@@ -28,6 +28,7 @@ from services.insights.figures import by_group
 from services.insights.handlers import build_router
 from services.insights.store import InsightsStore, answers, deliveries, metadata, reads
 from tests.conftest import PROGRAMS_DIR, TEMPLATES_DIR, make_event, sign_in_as, signin_router
+from tests.outcomes import chunk_state
 from tests.service.conftest import Clock, Recorder
 
 KEY = b"a-test-key-that-is-long-enough-for-hmac"
@@ -206,10 +207,8 @@ async def test_the_retention_forgets_people_and_keeps_every_groups_figures(
                         targeted={GROUP: {"email": 7, "teams": 1}})
     await broker.publish(EventPlanned(plan=plan, status="planned", planned_at=NOW).model_dump_json().encode(),
                          topics.EVENT_PLANNED)
-    outcomes = [DeliveryOutcome(event_id=event.event_id, program="fvm", channel="email", audience_id=GROUP,
-                                recipient_id=f"p{i}", status="sent" if i < 6 else "failed", at=NOW)
-                for i in range(7)]
-    await broker.publish(DeliveryOutcomes(outcomes=tuple(outcomes)).model_dump_json().encode(), topics.DELIVERY_OUTCOMES)
+    state = chunk_state(event.event_id, GROUP, 7, sent=6, unsent=(("p6", "failed", "permanent: 550", None),), at=NOW)
+    await broker.publish(state.model_dump_json().encode(), topics.DELIVERY_OUTCOMES)
     for i in range(6):
         await follow(client, f"/feedback/{token(event_id, person=f'p{i}')}", q="understood", a="ja" if i < 5 else "nej")
         await follow(client, f"/r/{token(event_id, person=f'p{i}')}")
@@ -220,8 +219,8 @@ async def test_the_retention_forgets_people_and_keeps_every_groups_figures(
 
     assert await store.fold(NOW - timedelta(days=365)) == 0  # nothing is that old yet
     moved = await store.fold(NOW + timedelta(days=1))  # a year and a day later, with a retention of a year
-    assert moved == 7 + 6 + 6
-    assert [await count(store, t) for t in (deliveries, answers, reads)] == [0, 0, 0]
+    assert moved == 6 + 6  # the answers and reads; reach was never kept per person
+    assert [await count(store, t) for t in (deliveries, answers, reads)] == [1, 0, 0]
     after = by_group(await store.counts([event_id]), event_id, names)
     assert after == before
 

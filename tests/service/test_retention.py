@@ -7,10 +7,10 @@ from uuid import uuid4
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.deliveries import DeadLetter, DeliveryOutcome, DeliveryPlan, EmailRecipient, SendEmail
+from contracts.deliveries import DeadLetter, DeliveryPlan, EmailRecipient, SendEmail
 from services.common.db import create_tables
 from services.common.delivery import Delivery
 from services.common.ledger import Ledger, LedgerEntry
@@ -19,12 +19,14 @@ from services.email.store import LEDGER, PARKED
 from services.email.store import metadata as email_metadata
 from services.gateway.dead_letters import DeadLetterStore, dead_letters
 from services.gateway.store import GatewayStore, outcomes
+from services.gateway.store import events as gateway_events
 from services.gateway.store import metadata as gateway_metadata
 from services.preferences.store import PreferencesStore, used_forms
 from services.preferences.store import metadata as preferences_metadata
 from services.tailor.store import Stage, TailorStore, done
 from services.tailor.store import metadata as tailor_metadata
 from tests.conftest import make_event
+from tests.outcomes import chunk_state
 
 
 async def rows(engine: AsyncEngine, table: object) -> int:
@@ -63,19 +65,19 @@ async def test_the_gateway_folds_outcomes_into_counts_so_an_events_status_keeps_
     store, letters = GatewayStore(engine), DeadLetterStore(engine)
     event_id = uuid4()
     now = datetime.now(UTC)
-    await store.record_outcomes([
-        DeliveryOutcome(event_id=event_id, program="fvm", channel="email", audience_id="g", recipient_id=f"p{i}",
-                        status=status, at=now - timedelta(days=400))
-        for i, status in enumerate(("sent", "sent", "failed", "deferred"))])
-    await store.record_outcomes([DeliveryOutcome(event_id=event_id, program="fvm", channel="email", audience_id="g",
-                                                 recipient_id="p9", status="sent", at=now)])
+    async with engine.begin() as conn:  # an event the gateway accepted
+        await conn.execute(insert(gateway_events).values(event_id=str(event_id), program="fvm", type="status.update",
+                                                         body="{}", request_hash="h", accepted_at=now))
+    await store.record_outcomes([chunk_state(event_id, "g", 4, sent=2, at=now - timedelta(days=400), unsent=(
+        ("p2", "failed", "permanent: 550", None), ("p3", "deferred", "temporary: 451", now)))])
+    await store.record_outcomes([chunk_state(event_id, "g", 1, sent=1, chunk="c2", at=now)])
     await letters.keep([(DeadLetter(topic="t", consumer="c", reason="r", payload='{"to": "p@example.se"}',
                                     at=now - timedelta(days=400)), "k")])
     before = await store.outcome_counts(event_id)
     assert before == {("g", "email", "sent"): 3, ("g", "email", "failed"): 1, ("g", "email", "deferred"): 1}
     cutoff = now - timedelta(days=365)
-    assert await store.fold_outcomes(cutoff) + await letters.purge(cutoff) == 3 + 1
-    assert await rows(engine, outcomes) == 2  # the recent one, and the deferred one still under way
+    assert await store.fold_outcomes(cutoff) + await letters.purge(cutoff) == 1 + 1  # who failed is forgotten
+    assert await rows(engine, outcomes) == 1  # the deferred one still under way
     assert await rows(engine, dead_letters) == 0
     assert await store.outcome_counts(event_id) == before
     await store.fold_outcomes(cutoff)  # again: nothing counted twice
@@ -90,12 +92,10 @@ async def test_the_tailor_forgets_whom_a_delivered_event_reached_but_not_a_plann
     targets = {"email": {"g": ["p1", "p2"]}}
     await store.record(delivered, Stage.PLANNED, plan, targets)
     await store.record(planned, Stage.PLANNED, plan.model_copy(update={"event_id": planned.event_id}), targets)
-    outcome = {"program": "fvm", "channel": "email", "audience_id": "g", "status": "sent", "at": datetime.now(UTC)}
-    await store.record_done([DeliveryOutcome(event_id=delivered.event_id, recipient_id=p, **outcome)  # type: ignore[arg-type]
-                             for p in ("p1", "p2")])
-    await store.record_done([DeliveryOutcome(event_id=planned.event_id, recipient_id="p1", **outcome)])  # type: ignore[arg-type]
+    await store.record_done([chunk_state(delivered.event_id, "g", 2, sent=2)])
+    await store.record_done([chunk_state(planned.event_id, "g", 2, sent=1)])
     assert await store.purge(datetime.now(UTC) - timedelta(days=365)) == 0
-    assert await store.purge(datetime.now(UTC) + timedelta(seconds=1)) == 2
+    assert await store.purge(datetime.now(UTC) + timedelta(seconds=1)) == 1  # the delivered event's chunk
     assert await rows(engine, done) == 1  # the planned event still needs to know who is done
     pending = await store.unconfirmed()
     assert [p.event.event_id for p in pending] == [planned.event_id] and pending[0].targets == targets

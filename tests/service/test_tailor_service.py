@@ -18,6 +18,7 @@ from services.tailor.rendering import Renderer
 from services.tailor.service import Tailor
 from services.tailor.store import Stage, TailorStore
 from tests.conftest import TEMPLATES_DIR, make_event
+from tests.outcomes import chunk_state
 from tests.service.conftest import Clock, Recorder
 
 
@@ -150,8 +151,6 @@ async def test_event_naming_a_target_group_the_programme_lacks_is_dead_lettered(
 
 async def test_after_a_restart_the_tailor_emits_again_what_the_channels_have_not_confirmed(
         tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder, engine: AsyncEngine, fvm: Program) -> None:
-    from contracts.deliveries import DeliveryOutcome
-
     event = make_event(audiences=["politisk-styrgrupp", "programstyrgrupp"])
     restarted = Tailor({"fvm": fvm}, Renderer(TEMPLATES_DIR, "http://budkavle.test"), TailorStore(engine), bus)
     async with TestKafkaBroker(broker):
@@ -166,17 +165,13 @@ async def test_after_a_restart_the_tailor_emits_again_what_the_channels_have_not
         assert [c["audience_id"] for c in recorder[topics.TEAMS_DELIVERY_REQUESTED]] == ["programstyrgrupp"]
         assert recorder[topics.EVENT_PLANNED][-1]["plan"]["targeted"]["programstyrgrupp"] == {"email": 14, "teams": 1}
         # The channels confirm every delivery (the intranet item, the card, each mail): nothing is left to emit.
-        now = datetime.now(UTC)
-        outcomes = [DeliveryOutcome(event_id=event.event_id, program="fvm", channel="email", audience_id=aid,
-                                    recipient_id=r["id"], status="sent", at=now)
-                    for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] for aid in [c["audience_id"]]
-                    for r in c["recipients"]]
-        outcomes += [DeliveryOutcome(event_id=event.event_id, program="fvm", channel="teams",
-                                     audience_id="programstyrgrupp", status="failed", reason="permanent: 404", at=now),
-                     DeliveryOutcome(event_id=event.event_id, program="fvm", channel="intranet",
-                                     audience_id="intranet", status="sent", at=now)]
-        assert await restarted.store.record_done(outcomes[:-1]) == 0
-        assert await restarted.store.record_done(outcomes[-1:] * 2) == 1  # repeated outcomes count once
+        states = [chunk_state(event.event_id, c["audience_id"], len(c["recipients"]), sent=len(c["recipients"]),
+                              chunk=c["recipients"][0]["id"]) for c in recorder[topics.EMAIL_DELIVERY_REQUESTED]]
+        states += [chunk_state(event.event_id, "programstyrgrupp", 1, channel="teams",
+                               unsent=((None, "failed", "permanent: 404", None),)),
+                   chunk_state(event.event_id, "intranet", 1, sent=1, channel="intranet")]
+        assert (await restarted.store.record_done(states[:-1])).delivered == 0
+        assert (await restarted.store.record_done(states)).delivered == 1  # repeated chunks count once
         assert await restarted.recover() == 0
     assert await restarted.store.status(event.event_id) == "delivered"
 

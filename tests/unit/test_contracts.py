@@ -84,15 +84,25 @@ def test_committed_schemas_and_asyncapi_match_the_code() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_an_outcome_batch_is_of_one_event_and_one_group() -> None:
+def test_a_chunks_outcome_counts_what_its_command_carried_and_names_only_the_unsent() -> None:
     now = datetime.now(UTC)
 
-    def outcome(audience: str) -> DeliveryOutcome:
+    def unsent(status: str, audience: str = "a") -> DeliveryOutcome:
         return DeliveryOutcome(event_id=EVENT_ID, program="fvm", channel="email", audience_id=audience,
-                               recipient_id="p1", status="sent", at=now)
+                               recipient_id="p1", status=status, reason="temporary: 451", at=now)
 
-    assert DeliveryOutcomes(outcomes=(outcome("a"), outcome("a"))).bus_key == f"{EVENT_ID}:a"
-    with pytest.raises(ValidationError, match="one event and one target group"):
-        DeliveryOutcomes(outcomes=(outcome("a"), outcome("b")))
-    with pytest.raises(ValidationError):
-        DeliveryOutcomes(outcomes=())
+    def state(**counts: object) -> DeliveryOutcomes:
+        values: dict[str, object] = {"sent": 0, "failed": 0, "deferred": 0, "unsent": (), **counts}
+        return DeliveryOutcomes(event_id=EVENT_ID, program="fvm", channel="email", audience_id="a", chunk="c1",
+                                size=3, at=now, **values)  # type: ignore[arg-type]
+
+    ok = state(sent=2, deferred=1, unsent=(unsent("deferred"),))
+    assert (ok.ended, ok.bus_key) == (2, "c1:email")
+    with pytest.raises(ValidationError, match="claims 4 deliveries but its command carried 3"):
+        state(sent=4)
+    with pytest.raises(ValidationError, match="names exactly the failed and deferred"):
+        state(sent=2, failed=1)  # the failed one unnamed
+    with pytest.raises(ValidationError, match="names exactly the failed and deferred"):
+        state(sent=1, unsent=(unsent("sent"),))
+    with pytest.raises(ValidationError, match="of the chunk's event, target group and channel"):
+        state(deferred=1, unsent=(unsent("deferred", audience="b"),))
