@@ -69,3 +69,36 @@ async def test_intranet_items_stored_before_version_3_get_their_go_live_facts_an
         "södra", "Våg 1", "started", None)
     assert (rows["s1"].area, rows["s1"].phase) == (None, "Införande")
     assert (rows["d1"].area, rows["d1"].golive_state, rows["d1"].phase) == (None, None, None)
+
+
+async def test_outcomes_kept_per_person_before_version_4_become_counts_and_every_figure_stays(
+        store_engine: AsyncEngine) -> None:
+    """The gateway's and insights' per-person outcome rows are folded into their counts by the upgrade: an
+    event's status and its follow-up figures read as before, and the gateway still names who failed."""
+    from services.insights.store import InsightsStore
+
+    at = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+    people = [(f"p{i}", status) for i, status in enumerate(("sent", "sent", "sent", "failed", "deferred"))]
+    gateway, insights = MIGRATIONS["gateway"], MIGRATIONS["insights"]
+    async with store_engine.begin() as conn:
+        await conn.run_sync(lambda c: command.upgrade(gateway.config(c), "8e15bcb2b4f0"))
+        await conn.run_sync(lambda c: command.upgrade(insights.config(c), "bbc6e5b88675"))
+        for recipient, status in people:
+            await conn.execute(text(
+                "INSERT INTO gateway_outcomes (event_id, channel, audience_id, recipient_key, status, reason, at) "
+                "VALUES ('e1', 'email', 'g', :r, :s, :reason, :at)"),
+                {"r": recipient, "s": status, "reason": None if status == "sent" else "550 nej", "at": at})
+            await conn.execute(text(
+                "INSERT INTO insights_deliveries (event_id, audience_id, channel, recipient, status, at) "
+                "VALUES ('e1', 'g', 'email', :r, :s, :at)"), {"r": recipient, "s": status, "at": at})
+        await conn.execute(text("INSERT INTO gateway_outcome_counts (event_id, audience_id, channel, status, count) "
+                                "VALUES ('e1', 'g', 'email', 'sent', 10)"))  # folded by the retention before
+    await upgrade(store_engine, gateway)
+    await upgrade(store_engine, insights)
+    async with store_engine.connect() as conn:
+        counts = {(r[0], r[1]): r[2] for r in (await conn.execute(text(
+            "SELECT status, channel, count FROM gateway_outcome_counts WHERE event_id = 'e1'"))).all()}
+        named = (await conn.execute(text("SELECT recipient_key, status FROM gateway_unsent"))).all()
+    assert counts == {("sent", "email"): 13, ("failed", "email"): 1}
+    assert [tuple(r) for r in named] == [("p3", "failed")]
+    assert (await InsightsStore(store_engine).counts(["e1"]))[("e1", "g")] == {"sent:email": 3, "failed:email": 1}
