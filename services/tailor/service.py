@@ -167,6 +167,11 @@ class Tailor:
             program = self.program_for(stored.event)
             contract = DeliveryPlan.model_validate_json(stored.plan)
             audiences = {g.audience_id: a for g in contract.groups if (a := program.audience(g.audience_id))}
+            for name, by_target in stored.targets.items():
+                if name in CHANNELS and CHANNELS[name].reach is Reach.PERSON:
+                    for target, ids in by_target.items():
+                        if gone := [i for i in ids if i not in people]:  # left the directory: no longer waited for
+                            await self.store.leave_out(stored.event.event_id, name, target, gone)
             targets = {name: {target: [people[i] for i in ids if i in people] for target, ids in by_target.items()}
                        for name, by_target in stored.targets.items()}
             await self._emit(stored.event, Plan(contract=contract, targets=targets, audiences=audiences))
@@ -194,17 +199,18 @@ class Tailor:
 
     async def _addressed(self, command: DeliveryCommand) -> DeliveryCommand | None:
         """An email command with its recipients' names and addresses, read for its chunk alone (the directory in
-        memory holds neither); people no longer in the directory are left out, and a chunk left empty is
-        not sent (None). Other commands as they are."""
+        memory holds neither); people no longer in the directory are left out (and no longer waited for), and
+        a chunk left empty is not sent (None). Other commands as they are."""
         if not isinstance(command, SendEmail):
             return command
         contacts = await self.store.contacts(r.id for r in command.recipients)
         addressed = tuple(EmailRecipient.model_construct(id=r.id, address=contacts[r.id][1], name=contacts[r.id][0])
                           for r in command.recipients if r.id in contacts)
         if len(addressed) < len(command.recipients):
+            gone = [r.id for r in command.recipients if r.id not in contacts]
+            await self.store.leave_out(command.event_id, command.channel, command.audience_id, gone)
             log.warning("people left the directory before their mail was composed; left out", extra={
-                "event_id": str(command.event_id), "audience_id": command.audience_id,
-                "count": len(command.recipients) - len(addressed)})
+                "event_id": str(command.event_id), "audience_id": command.audience_id, "count": len(gone)})
         return command.model_copy(update={"recipients": addressed}) if addressed else None
 
     async def _publish_plan(self, plan: DeliveryPlan, status: PlanStatus) -> None:

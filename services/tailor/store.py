@@ -341,6 +341,28 @@ class TailorStore:
                                            .values(status=Stage.DELIVERED, updated_at=datetime.now(UTC)))
         return result
 
+    async def leave_out(self, event_id: UUID, channel: str, target: str, gone: Iterable[str]) -> int:
+        """People who left the directory before their delivery was composed: no longer targeted, and no longer
+        waited for (an event whose every other delivery ended becomes delivered). Only those still targeted
+        count, so a chunk composed again after a start changes nothing. Returns how many were left out."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(select(events.c.targets, events.c.expected).where(
+                events.c.event_id == str(event_id)))).first()
+            if row is None or row.targets is None:
+                return 0  # a digest: its expectation is counted after composing
+            targets = json.loads(row.targets)
+            planned = targets.get(channel, {}).get(target, [])
+            left = set(gone) & set(planned)
+            if not left:
+                return 0
+            targets[channel][target] = [p for p in planned if p not in left]
+            await conn.execute(update(events).where(events.c.event_id == str(event_id)).values(
+                targets=json.dumps(targets), expected=events.c.expected - len(left)))
+            await conn.execute(update(events).where(
+                events.c.event_id == str(event_id), events.c.status == Stage.PLANNED,
+                events.c.done >= events.c.expected).values(status=Stage.DELIVERED, updated_at=datetime.now(UTC)))
+        return len(left)
+
     async def record_digest(self, due: DigestDue, expected: int) -> None:
         """A digest sent: kept until the channels confirm its `expected` deliveries (none: confirmed)."""
         async with self.engine.begin() as conn:

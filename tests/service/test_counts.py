@@ -170,3 +170,23 @@ async def test_outcomes_of_an_event_never_planned_or_beyond_its_plan_are_dead_le
     assert reasons["insights"] == reasons["tailor"][1:]  # insights cannot tell never from not yet: it keeps it
     assert await tailor.store.status(event.event_id) == Stage.PLANNED
     assert "sent:email" not in (await insights.counts([str(event.event_id)])).get((str(event.event_id), GROUP), {})
+
+
+async def test_people_who_left_the_directory_before_their_mail_was_composed_are_not_waited_for(
+        tailor: Tailor, broker: KafkaBroker, bus: Bus, recorder: Recorder, small_directory: list[Recipient]) -> None:
+    event = make_event(audiences=[GROUP])
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
+        planned = [r["id"] for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] for r in c["recipients"]]
+        leaver = planned[0]
+        await tailor.store.replace_directory([r for r in small_directory if r.id != leaver])
+        recorder[topics.EMAIL_DELIVERY_REQUESTED].clear()  # the bus lost the commands; the tailor starts again
+        assert await tailor.recover() == 1
+        again = [r["id"] for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] for r in c["recipients"]]
+        assert sorted(again) == sorted(p for p in planned if p != leaver)
+        states = [chunk_state(event.event_id, c["audience_id"], len(c["recipients"]), sent=len(c["recipients"]),
+                              chunk=c["recipients"][0]["id"]) for c in recorder[topics.EMAIL_DELIVERY_REQUESTED]]
+        states.append(chunk_state(event.event_id, "intranet", 1, sent=1, channel="intranet"))
+        assert (await tailor.store.record_done(states)).delivered == 1  # everyone still in the directory
+        assert await tailor.recover() == 0  # and a second start changes nothing
+    assert await tailor.store.status(event.event_id) == Stage.DELIVERED
