@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 KUBERNETES_VERSION = "1.33.0"
 KUSTOMIZE_VERSION = "v5.7.1"
 OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "production"
-PUBLIC = {"gateway", "preferences", "insights", "console"}
+PUBLIC = {"gateway", "preferences", "insights", "intranet", "console"}  # what staff and publishers open
 
 #: What a Secret would hold, in a form each setting accepts (the check connects to nothing).
 SECRET_VALUES = {"DATABASE_URL": "postgresql+asyncpg://budkavle:secret@postgres:5432/budkavle",
@@ -105,7 +105,7 @@ def test_every_service_has_a_deployment_with_probes_resources_and_a_disruption_b
     assert deployments["email"]["spec"]["replicas"] == 2 and deployments["gateway"]["spec"]["replicas"] == 2
 
 
-def test_only_the_gateway_preferences_insights_and_console_take_traffic_from_outside(
+def test_only_the_gateway_preferences_insights_intranet_and_console_take_traffic_from_outside(
         rendered: list[dict[str, Any]]) -> None:
     policies = of_kind(rendered, "NetworkPolicy").values()
 
