@@ -4,6 +4,7 @@ platform's sender process, a fan-out under way, and the mails the local sink rec
 import email
 import email.policy
 import os
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -92,6 +93,16 @@ class FanOut:
         """The status, once the event is delivered."""
         wait_until(lambda: self.status()["status"] == "delivered", 300, what)
         return self.status()
+
+
+def ledger_by_group(data_dir: Path, event_id: str) -> dict[str, dict[str, int]]:
+    """The email ledger's deliveries of an event: group → status → how many, read from the sender's own file."""
+    found: dict[str, dict[str, int]] = {}
+    with sqlite3.connect(data_dir / "email.db") as db:
+        for group, status, n in db.execute("SELECT audience_id, status, COUNT(*) FROM email_ledger WHERE event_id = ? "
+                                           "GROUP BY audience_id, status", (event_id,)):
+            found.setdefault(group, {})[status] = n
+    return found
 
 
 def mails(data_dir: Path) -> Counter[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from services.embedded.broker import free_port
-from tests.e2e.crash import POOL_SIZE, FanOut, mails, start
+from tests.e2e.crash import POOL_SIZE, FanOut, ledger_by_group, mails, start
 from tests.waiting import wait_until
 
 
@@ -44,6 +44,10 @@ def test_a_fan_out_killed_midway_is_finished_after_a_restart_with_at_most_one_re
     assert targeted > 2000 and before < targeted
     assert status["totals"]["email"] == {"targeted": targeted, "sent": targeted, "failed": 0, "deferred": 0,
                                          "next_attempt_at": None}
+    # The status's counts per group are the email ledger's, after the crash and the recovery.
+    ledger = ledger_by_group(tmp_path, status["event_id"])
+    assert {g: {k: v for k, v in channels["email"].items() if k in ("sent", "failed", "deferred") and v}
+            for g, channels in status["groups"].items() if "email" in channels} == ledger
     assert len(got) == targeted  # everyone, once at least
     assert repeats <= POOL_SIZE  # and no one more than once, but for the mails in flight at the kill
     teams = {p.name: len(list(p.glob("*.json"))) for p in (tmp_path / "teams").iterdir()}
