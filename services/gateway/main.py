@@ -162,7 +162,7 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
     relay = OutboxRelay(store, runtime.bus)
 
     async def purge(before: datetime) -> int:
-        return await store.fold_outcomes(before) + await letters.purge(before)
+        return await store.forget_failed(before) + await letters.purge(before)
 
     http = APIRouter()
     ended = EndedSessions(runtime.engine, ENDED_SESSIONS)

@@ -360,7 +360,7 @@ class GatewayStore:
                 counts[(audience, channel, status)] = counts.get((audience, channel, status), 0) + int(n)
         return counts
 
-    async def fold_outcomes(self, before: datetime) -> int:
+    async def forget_failed(self, before: datetime) -> int:
         """The retention: forget who a failed delivery older than `before` was for (its chunk keeps the count;
         deferred ones are still under way)."""
         async with self.engine.begin() as conn:

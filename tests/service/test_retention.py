@@ -60,7 +60,7 @@ async def test_a_delivery_ledger_forgets_ended_deliveries_and_keeps_a_deferred_o
     assert await rows(engine, PARKED) == 1  # the deferred delivery still needs its command
 
 
-async def test_the_gateway_folds_outcomes_into_counts_so_an_events_status_keeps_its_figures(engine: AsyncEngine) -> None:
+async def test_the_gateway_forgets_who_failed_and_an_events_status_keeps_its_figures(engine: AsyncEngine) -> None:
     await create_tables(engine, gateway_metadata)
     store, letters = GatewayStore(engine), DeadLetterStore(engine)
     event_id = uuid4()
@@ -76,11 +76,11 @@ async def test_the_gateway_folds_outcomes_into_counts_so_an_events_status_keeps_
     before = await store.outcome_counts(event_id)
     assert before == {("g", "email", "sent"): 3, ("g", "email", "failed"): 1, ("g", "email", "deferred"): 1}
     cutoff = now - timedelta(days=365)
-    assert await store.fold_outcomes(cutoff) + await letters.purge(cutoff) == 1 + 1  # who failed is forgotten
+    assert await store.forget_failed(cutoff) + await letters.purge(cutoff) == 1 + 1  # who failed is forgotten
     assert await rows(engine, outcomes) == 1  # the deferred one still under way
     assert await rows(engine, dead_letters) == 0
     assert await store.outcome_counts(event_id) == before
-    await store.fold_outcomes(cutoff)  # again: nothing counted twice
+    await store.forget_failed(cutoff)  # again: nothing changes
     assert await store.outcome_counts(event_id) == before
 
 
