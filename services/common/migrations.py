@@ -10,14 +10,15 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.db import create_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ class Migrations:
         """The history in the `migrations/` folder next to the module that declares the tables."""
         return cls(service, metadata, Path(module_file).resolve().parent / "migrations")
 
-    def config(self, connection: Any = None) -> Config:
+    def config(self, connection: Any = None) -> "Config":
+        from alembic.config import Config  # Alembic is imported only by a process that migrates
+
         cfg = Config()
         cfg.set_main_option("script_location", str(self.location))
         cfg.attributes.update(metadata=self.metadata, version_table=f"alembic_version_{self.service}",
@@ -45,6 +48,8 @@ async def upgrade(engine: AsyncEngine, migrations: Migrations) -> None:
     """Bring the service's tables to the newest revision. On PostgreSQL, replicas starting together take
     turns (a transaction-scoped advisory lock per service), so an upgrade runs once and the others find
     nothing to do."""
+    from alembic import command
+
     def run(sync_connection: Any) -> None:
         command.upgrade(migrations.config(sync_connection), "head")
 
@@ -57,6 +62,8 @@ async def upgrade(engine: AsyncEngine, migrations: Migrations) -> None:
 
 async def autogenerate_revision(migrations: Migrations, message: str) -> None:
     """Write the next revision: the difference between the history's head and the service's metadata."""
+    from alembic import command
+
     with tempfile.TemporaryDirectory() as tmp:
         engine = create_engine(f"sqlite+aiosqlite:///{tmp}/rev.db")
         try:

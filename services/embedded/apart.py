@@ -2,8 +2,9 @@
 
 `budkavle up` starts it (services/embedded/children.py) with the settings it decided in the environment;
 the service is built as in the shared process (embedded mode: keys kept in the data directory), on its own
-database file, and serves its health and metrics on its own loopback port. Only that service's code is
-imported: the process carries no other service's modules.
+database file (its tables migrated by `budkavle up` before it starts), and serves its health and metrics on
+its own loopback port. Only that service's code is imported: the process carries no other service's modules,
+nor Alembic.
 """
 
 import importlib
@@ -27,7 +28,9 @@ def main(argv: list[str]) -> int:
     settings = getattr(root, settings_class)()
     configure_logging(settings.log_level)
     runtime = Runtime.create(settings, client_id=f"budkavle-{name}", service=name)
-    runtime.add(root.build(settings, runtime, embedded=True))
+    parts = root.build(settings, runtime, embedded=True)
+    parts.migrations = None  # `budkavle up` migrated its tables before starting this process
+    runtime.add(parts)
     serve(runtime.http_app(), settings.http_host, settings.http_port)
     return 0
 

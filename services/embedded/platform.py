@@ -173,8 +173,13 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0, apart: 
     tailor_parts.on_start = (seed_demo_directory, *tailor_parts.on_start)
     running_apart = [s for s in SERVICES if apart and s.runs_apart]
     for service in running_apart:  # first: their processes start while the others get ready
-        runtime.add(ServiceApart(service.name, settings.by_service[service.name],
-                                 settings.tailor.resolved_public_url()).parts())
+        parts = ServiceApart(service.name, settings.by_service[service.name],
+                             settings.tailor.resolved_public_url()).parts()
+        # Its tables are migrated here, before its process starts: the process then needs no Alembic.
+        parts.migrations = MIGRATIONS[service.name]
+        parts.engine = runtime.on_database(
+            settings.by_service[service.name].resolved_database_url(service.name)).engine
+        runtime.add(parts)
     runtime.add(tailor_parts)
     tailoring = Tailoring(plan, preview, members, (check_directory, apply_directory))
     for service in SERVICES:
