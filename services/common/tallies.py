@@ -7,7 +7,7 @@ A redelivered or repeated announcement therefore counts once, and one that arriv
 newer one. The channel's ledger stays the one per-person record of who was sent what.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -95,6 +95,20 @@ def beyond_plan(state: DeliveryOutcomes, targeted: int | None) -> str | None:
         return (f"a {state.channel} chunk of {state.size} deliveries to {state.audience_id}, but the plan targeted "
                 f"{targeted}: nothing counted")
     return None
+
+
+def sort_out(states: Iterable[DeliveryOutcomes], why_not: Callable[[DeliveryOutcomes], str | None]
+             ) -> tuple[list[DeliveryOutcomes], list[tuple[DeliveryOutcomes, str]]]:
+    """The states that can be counted, and those that cannot, each with `why_not`'s reason."""
+    counted: list[DeliveryOutcomes] = []
+    refused: list[tuple[DeliveryOutcomes, str]] = []
+    for state in states:
+        reason = why_not(state)
+        if reason is None:
+            counted.append(state)
+        else:
+            refused.append((state, reason))
+    return counted, refused
 
 
 def _order(ended: int, at: datetime) -> tuple[int, datetime]:

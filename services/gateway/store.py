@@ -36,7 +36,7 @@ from services.common.db import as_utc, upsert
 from services.common.delivery import without_addresses
 from services.common.ended_sessions import ended_sessions_table
 from services.common.migrations import Migrations
-from services.common.tallies import beyond_plan, chunk_table, tally
+from services.common.tallies import beyond_plan, chunk_table, sort_out, tally
 
 metadata = MetaData()
 MIGRATIONS = Migrations.beside(__file__, "gateway", metadata)
@@ -309,19 +309,13 @@ class GatewayStore:
                                 .scalars())
                 targeted.update({r.event_id: DeliveryPlan.model_validate_json(r.plan) for r in (await conn.execute(
                     select(plans.c.event_id, plans.c.plan).where(plans.c.event_id.in_(some)))).all()})
-            refused: list[tuple[DeliveryOutcomes, str]] = []
-            counted = []
-            for state in states:
-                event_id = str(state.event_id)
-                if event_id not in accepted:
-                    continue
-                plan = targeted.get(event_id)
-                reason = beyond_plan(state, plan.targeted.get(state.audience_id, {}).get(state.channel)
-                                     if plan is not None else None)
-                if reason is None:
-                    counted.append(state)
-                else:
-                    refused.append((state, reason))
+
+            def why_not(state: DeliveryOutcomes) -> str | None:
+                plan = targeted.get(str(state.event_id))
+                return beyond_plan(state, plan.targeted.get(state.audience_id, {}).get(state.channel)
+                                   if plan is not None else None)
+
+            counted, refused = sort_out((s for s in states if str(s.event_id) in accepted), why_not)
             kept = (await tally(conn, chunks, counted)).kept
             for state in kept:
                 await conn.execute(delete(outcomes).where(

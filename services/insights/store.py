@@ -35,7 +35,7 @@ from contracts.feedback import FeedbackGiven, ItemRead
 from services.common.db import add_counts, as_utc, insert_for, upsert_many
 from services.common.ended_sessions import ended_sessions_table
 from services.common.migrations import Migrations
-from services.common.tallies import beyond_plan, chunk_table, tally
+from services.common.tallies import beyond_plan, chunk_table, sort_out, tally
 
 metadata = MetaData()
 MIGRATIONS = Migrations.beside(__file__, "insights", metadata)
@@ -165,9 +165,9 @@ class InsightsStore:
             for start in range(0, len(ids), 500):
                 rows = (await conn.execute(select(targeted).where(targeted.c.event_id.in_(ids[start:start + 500])))).all()
                 planned.update({(r.event_id, r.audience_id, r.channel): r.targeted for r in rows})
-            refused = [(s, reason) for s in states if (reason := beyond_plan(
-                s, planned.get((str(s.event_id), s.audience_id, s.channel)))) is not None]
-            await tally(conn, deliveries, [s for s in states if all(s is not r for r, _ in refused)])
+            counted, refused = sort_out(states, lambda s: beyond_plan(
+                s, planned.get((str(s.event_id), s.audience_id, s.channel))))
+            await tally(conn, deliveries, counted)
         return refused
 
     async def record_answers(self, given: Iterable[FeedbackGiven]) -> None:

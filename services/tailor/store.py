@@ -31,7 +31,7 @@ from contracts.preferences import PreferencesChanged
 from contracts.schedule import DigestDue, parse_schedule_due
 from services.common.db import as_utc, upsert
 from services.common.migrations import Migrations
-from services.common.tallies import beyond_plan, chunk_table, tally
+from services.common.tallies import beyond_plan, chunk_table, sort_out, tally
 from services.tailor.directory import Recipient
 from services.tailor.index import DirectoryIndex
 from services.tailor.policy import Choice, hold_until
@@ -320,13 +320,7 @@ class TailorStore:
                 for digest in (await conn.execute(select(digests.c.digest_id, digests.c.expected)
                                                   .where(digests.c.digest_id.in_(some)))).all():
                     planned[digest.digest_id] = {}, digest.expected
-            counted = []
-            for state in states:
-                reason = _beyond_plan(state, planned.get(str(state.event_id)))
-                if reason is None:
-                    counted.append(state)
-                else:
-                    result.refused.append((state, reason))
+            counted, result.refused = sort_out(states, lambda s: _beyond_plan(s, planned.get(str(s.event_id))))
             tallied = await tally(conn, done, counted)
             for event_id, more in tallied.ended.items():
                 if not more:
