@@ -146,12 +146,15 @@ class Runtime:
             try:
                 await self._connect()
                 break
-            except DEPENDENCY_DOWN:
-                delay = min(delay * 2, 15.0)
             except KafkaMisconfigured as error:  # found only now that the cluster answers: stay unready, say why
                 self._misconfigured = str(error)
                 log.error("Kafka refuses the settings", extra={"error": str(error)})
                 return
+            except DEPENDENCY_DOWN:
+                delay = min(delay * 2, 15.0)
+            except Exception as error:  # a cluster half up can fail a client in ways of its own: try again
+                log.error("connecting to Kafka failed; trying again", extra={"error": repr(error)})
+                delay = min(delay * 2, 15.0)
         log.info("Kafka answers; connected", extra={"bootstrap_servers": self.connection.bootstrap_servers})
         self._start_background()
         await start_consumers(self.broker)

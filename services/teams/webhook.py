@@ -95,9 +95,9 @@ class WorkflowsWebhook:
             raise PermanentDeliveryError(str(exc)) from exc
         last = ""
         for attempt in range(1, self.attempts + 1):
-            await self.limiter.acquire(url)
             try:
-                response = await self.client.post(url, json=body, follow_redirects=False)
+                async with self.limiter.turn(url):
+                    response = await self.client.post(url, json=body, follow_redirects=False)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last = f"{type(exc).__name__}: {exc}"
             except httpx.TransportError as exc:  # sent, but the answer was lost

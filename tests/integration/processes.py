@@ -26,6 +26,7 @@ class ServiceProcess:
         self.env = {**os.environ, "BUDKAVLE_HTTP_PORT": str(self.port), "BUDKAVLE_DATA_DIR": str(log_dir),
                     "BUDKAVLE_LOG_LEVEL": "WARNING", **env}
         self.process: subprocess.Popen[bytes] | None = None
+        self.last_readiness = "nothing yet"
         self._log: IO[bytes] | None = None
 
     def start(self) -> "ServiceProcess":
@@ -35,14 +36,22 @@ class ServiceProcess:
         return self
 
     def ready(self) -> bool:
+        """/readyz answers 200, as a Kubernetes probe asks it (5 s: the check of Kafka alone may take 2)."""
         assert self.process is not None and self.process.poll() is None, self.log_path.read_text()[-3000:]
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
+            answer = httpx.get(f"{self.url}/readyz", timeout=5)
+        except httpx.HTTPError as error:
+            self.last_readiness = repr(error)
             return False
+        self.last_readiness = answer.text
+        return answer.status_code == 200
 
     def wait_ready(self, timeout: float = 90) -> "ServiceProcess":
-        wait_until(self.ready, timeout, f"{self.label} to be ready")
+        try:
+            wait_until(self.ready, timeout, f"{self.label} to be ready")
+        except TimeoutError as error:
+            raise TimeoutError(f"{error}; /readyz last said {self.last_readiness}; its log ends:\n"
+                               f"{self.log_path.read_text()[-3000:]}") from None
         return self
 
     def kill(self) -> None:

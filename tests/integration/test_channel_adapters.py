@@ -287,6 +287,34 @@ async def test_two_teams_replicas_together_stay_within_one_webhooks_limits(
     assert alone.count("429") > 0  # what the shared count prevents
 
 
+class FirstPostHeldBack(httpx.AsyncHTTPTransport):
+    """A network that holds the first post back before it reaches the receiver, as a busy machine can."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.held = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.held:
+            self.held = True
+            await asyncio.sleep(self.delay)
+        return await super().handle_async_request(request)
+
+
+async def test_a_post_held_back_on_its_way_counts_when_it_arrived_not_when_it_left(
+        http_receiver: HttpReceiver, sqlite_engine: AsyncEngine) -> None:
+    """The first of eight posts reaches the webhook 0.6 s after it took its turn. Counted from when it left,
+    the eighth would go while the receiver still counts it in its second (a 429); counted until its answer came
+    back, every post arrives within Microsoft's limits."""
+    http_receiver.limits_clock = time.time
+    await create_tables(sqlite_engine, teams_md)
+    async with httpx.AsyncClient(transport=FirstPostHeldBack(0.6)) as client:
+        sender = webhook(client, http_receiver, WebhookLimiter(sqlite_engine, TEAMS_POSTS))
+        results = await asyncio.gather(*(sender.send(card()) for _ in range(8)), return_exceptions=True)
+    assert results == [1] * 8 and http_receiver.throttled == 0
+
+
 class FlakyLedger(Ledger):
     """A ledger whose first write fails (the database went away for a moment)."""
 
