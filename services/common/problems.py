@@ -1,13 +1,15 @@
 """HTTP problems with a flat JSON body: `{"detail": "...", "errors": [{"path", "reason"}]}`, described in the
 OpenAPI document by `ProblemBody` and `problem_responses`."""
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, parse_qsl
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+if TYPE_CHECKING:  # FastAPI loads only where an API is served: subscribers use `field_problems` too
+    from fastapi import FastAPI
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,7 +67,9 @@ def field_problems(exc: ValidationError) -> list[dict[str, str]]:
             for e in exc.errors(include_input=False, include_url=False)]
 
 
-def install_problem_handler(app: FastAPI) -> None:
+def install_problem_handler(app: "FastAPI") -> None:
+    from fastapi.exceptions import RequestValidationError
+
     async def handle(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
         content: dict[str, Any] = {"detail": exc.detail}

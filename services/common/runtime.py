@@ -10,17 +10,16 @@ import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, FastAPI, Header, Response
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.openapi.utils import get_openapi
-from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker, KafkaRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from swagger_ui_bundle import swagger_ui_path
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from contracts import topics
 from contracts.channels import CHANNELS
@@ -37,8 +36,10 @@ from services.common.bus import (
 )
 from services.common.db import create_engine
 from services.common.migrations import Migrations, upgrade
-from services.common.problems import install_problem_handler
 from services.common.settings import CommonSettings
+
+if TYPE_CHECKING:  # FastAPI loads only in a process that serves an API (a sender apart serves health alone)
+    from fastapi import APIRouter, FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ BackgroundTask = Callable[[], Awaitable[object]]
 class ServiceParts:
     name: str
     router: KafkaRouter | None = None
-    http: APIRouter | None = None
+    http: "APIRouter | None" = None
     migrations: Migrations | None = None  # the service's own tables and their history, migrated at start
     #: JSON Schemas the service's HTTP routes refer to without FastAPI seeing them as models (e.g. a
     #: request body read and validated by hand); merged into the OpenAPI document's components.
@@ -99,6 +100,12 @@ class Runtime:
         if parts.router is not None:
             self.broker.include_router(parts.router)
         self.parts.append(parts)
+
+    def tables_migrated(self) -> None:
+        """Every part's tables were brought to their newest revision by another process: start without
+        Alembic (`budkavle up` migrates in a process of its own)."""
+        for part in self.parts:
+            part.migrations = None
 
     def engines(self) -> list[AsyncEngine]:
         """Every database of this runtime's services, each once."""
@@ -182,19 +189,26 @@ class Runtime:
         for engine in self.engines():
             await engine.dispose()
 
-    def http_app(self, extra_routers: tuple[APIRouter, ...] = ()) -> FastAPI:
-        @contextlib.asynccontextmanager
-        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-            await self.start()
-            try:
-                yield
-            finally:
-                await self.stop()
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: object) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    def http_app(self, extra_routers: "tuple[APIRouter, ...]" = ()) -> "FastAPI":
+        from fastapi import FastAPI
+        from fastapi.openapi.utils import get_openapi
+        from fastapi.staticfiles import StaticFiles
+        from swagger_ui_bundle import swagger_ui_path
+
+        from services.common.problems import install_problem_handler
 
         # The API viewer's assets come from Budkavle itself (an intranet may have no internet): see docs_router.
-        app = FastAPI(title="Budkavle", lifespan=lifespan, docs_url=None, redoc_url=None)
+        app = FastAPI(title="Budkavle", lifespan=self._lifespan, docs_url=None, redoc_url=None)
         install_problem_handler(app)
-        app.include_router(self.health_router())
+        app.router.routes.extend(self.health_routes())
         app.include_router(docs_router())
         app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
         for part in self.parts:
@@ -215,6 +229,12 @@ class Runtime:
         app.openapi = openapi  # type: ignore[method-assign]
         return app
 
+    def health_app(self) -> Starlette:
+        """Health, readiness and metrics alone, on Starlette without FastAPI: for a process whose services
+        serve no API of their own (the sender running apart), which then carries no FastAPI in its memory."""
+        assert all(part.http is None for part in self.parts), "a service with HTTP routes needs http_app"
+        return Starlette(routes=self.health_routes(), lifespan=self._lifespan)
+
     def _consumers(self) -> str:
         joining = self._joining
         if joining is None or not joining.done():
@@ -222,60 +242,64 @@ class Runtime:
         failed = None if joining.cancelled() else joining.exception()
         return f"failed to join: {type(failed).__name__}" if failed else "ok"
 
-    def health_router(self) -> APIRouter:
-        router = APIRouter()
+    async def readiness(self) -> tuple[int, dict[str, str]]:
+        """/readyz's status and checks: database and Kafka reachable, consumers not failed, each part's own."""
+        checks = {"database": "ok", "kafka": "ok"}
+        for engine in self.engines():
+            try:
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+            except Exception as exc:  # readiness reports, it does not raise
+                checks["database"] = f"unavailable: {type(exc).__name__}"
+        if self._misconfigured:
+            checks["kafka"] = f"misconfigured: {self._misconfigured}"
+        elif not self._connected or not await self.broker.ping(timeout=2.0):
+            checks["kafka"] = "unavailable"
+        # Consumers still joining their groups do not make the platform unready: events are accepted,
+        # kept, and consumed once the groups are assigned. Consumers that failed to join do.
+        checks["consumers"] = self._consumers()
+        for part in self.parts:
+            if part.readiness is not None:
+                checks[part.name] = await part.readiness()
+        status = 503 if any(v not in ("ok", "joining") for v in checks.values()) else 200
+        if self.topic_shortfalls:  # reported, not a reason to stop serving
+            checks["topics"] = "; ".join(self.topic_shortfalls)
+        return status, checks
 
-        @router.get("/healthz", include_in_schema=False)
-        async def healthz() -> dict[str, str]:
-            return {"status": "ok"}
-
-        @router.get("/readyz", include_in_schema=False)
-        async def readyz(response: Response) -> dict[str, str]:
-            checks = {"database": "ok", "kafka": "ok"}
-            for engine in self.engines():
-                try:
-                    async with engine.connect() as conn:
-                        await conn.execute(text("SELECT 1"))
-                except Exception as exc:  # readiness reports, it does not raise
-                    checks["database"] = f"unavailable: {type(exc).__name__}"
-            if self._misconfigured:
-                checks["kafka"] = f"misconfigured: {self._misconfigured}"
-            elif not self._connected or not await self.broker.ping(timeout=2.0):
-                checks["kafka"] = "unavailable"
-            # Consumers still joining their groups do not make the platform unready: events are accepted,
-            # kept, and consumed once the groups are assigned. Consumers that failed to join do.
-            checks["consumers"] = self._consumers()
-            for part in self.parts:
-                if part.readiness is not None:
-                    checks[part.name] = await part.readiness()
-            if any(v not in ("ok", "joining") for v in checks.values()):
-                response.status_code = 503
-            if self.topic_shortfalls:  # reported, not a reason to stop serving
-                checks["topics"] = "; ".join(self.topic_shortfalls)
-            return checks
-
+    def health_routes(self) -> list[Route]:
+        """/healthz, /readyz and /metrics, as plain Starlette routes (in no OpenAPI document)."""
         metrics_token = self.settings.metrics_token.encode()
 
-        @router.get("/metrics", include_in_schema=False)
-        async def metrics(authorization: Annotated[str, Header()] = "") -> Response:
+        async def healthz(_request: Request) -> Response:
+            return JSONResponse({"status": "ok"})
+
+        async def readyz(_request: Request) -> Response:
+            status, checks = await self.readiness()
+            return JSONResponse(checks, status_code=status)
+
+        async def metrics(request: Request) -> Response:
             """Behind its own bearer token (BUDKAVLE_METRICS_TOKEN), never open on a public port; not served
             at all without one."""
-            scheme, _, presented = authorization.partition(" ")
+            scheme, _, presented = request.headers.get("authorization", "").partition(" ")
             if not metrics_token:
                 return Response(status_code=404)
             if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), metrics_token):
                 return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-        return router
+        return [Route(path, endpoint, methods=["GET"], include_in_schema=False)
+                for path, endpoint in (("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics))]
 
 
 DOCS_ASSETS = "/docs/assets"
 
 
-def docs_router() -> APIRouter:
+def docs_router() -> "APIRouter":
     """`/docs`: the OpenAPI viewer (Swagger UI, from the pinned PyPI package swagger-ui-bundle), every asset
     served from here."""
+    from fastapi import APIRouter
+    from fastapi.openapi.docs import get_swagger_ui_html
+
     router = APIRouter(include_in_schema=False)
 
     @router.get("/docs")
@@ -301,7 +325,7 @@ async def _supervise(name: str, task: BackgroundTask) -> None:
             await asyncio.sleep(1.0)
 
 
-def serve(app: FastAPI, host: str, port: int) -> None:
+def serve(app: Starlette, host: str, port: int) -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_config=None, lifespan="on")

@@ -4,13 +4,11 @@ BUDKAVLE_OIDC_ISSUER names the region's provider)."""
 
 import logging
 import secrets
-import threading
+import subprocess
+import sys
 from dataclasses import dataclass
 
-import oidc_provider_mock
-import werkzeug.serving
-
-from services.embedded.broker import free_port
+from services.embedded.broker import die_with_parent, free_port, wait_for_port
 
 
 @dataclass(frozen=True)
@@ -36,36 +34,63 @@ DEMO_PEOPLE = (
 
 
 class LocalProvider:
-    """The provider, served on a thread of this process until `stop`."""
+    """The provider in a process of its own (`python -m services.embedded.oidc <host> <port>`) until `stop`: it
+    stands in for the region's provider, as the broker and the mail sink stand in for theirs, and its web
+    framework has no place in the platform's memory. Linux ends it with the process that started it."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = free_port()
         self.client_id = "budkavle-lokal"
         self.client_secret = secrets.token_urlsafe(24)
-        self._server: werkzeug.serving.BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def issuer(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> str:
-        # The provider logs each code it issues with the person's claims (their address): not at info level.
-        for name in ("werkzeug", "oidc_provider_mock"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        users = [oidc_provider_mock.User(sub=p.sub, claims={"name": p.name, "email": p.sub, "groups": list(p.groups)})
-                 for p in DEMO_PEOPLE]
-        app = oidc_provider_mock.app(user_claims=users, require_nonce=True, issue_refresh_token=False)
-        self._server = werkzeug.serving.make_server(self.host, self.port, app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="oidc-provider", daemon=True)
-        self._thread.start()
+    def start(self, timeout: float = 30.0) -> str:
+        self._process = subprocess.Popen([sys.executable, "-m", "services.embedded.oidc", self.host, str(self.port)],
+                                         preexec_fn=die_with_parent)
+        try:
+            wait_for_port(self.host, self.port, timeout)
+        except TimeoutError:
+            self.stop()
+            raise
+        if self._process.poll() is not None:
+            raise RuntimeError(f"the local OpenID provider exited at start with code {self._process.returncode}")
         return self.issuer
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+
+def serve(host: str, port: int) -> None:
+    """The provider with the demo people, until the process is ended."""
+    import oidc_provider_mock
+    import werkzeug.serving
+
+    # The provider logs each code it issues with the person's claims (their address): not at info level.
+    logging.basicConfig(level=logging.WARNING)
+    users = [oidc_provider_mock.User(sub=p.sub, claims={"name": p.name, "email": p.sub, "groups": list(p.groups)})
+             for p in DEMO_PEOPLE]
+    app = oidc_provider_mock.app(user_claims=users, require_nonce=True, issue_refresh_token=False)
+    werkzeug.serving.make_server(host, port, app, threaded=True).serve_forever()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or not sys.argv[2].isdigit():
+        sys.exit("usage: python -m services.embedded.oidc <host> <port>")
+    try:
+        serve(sys.argv[1], int(sys.argv[2]))
+    except KeyboardInterrupt:
+        pass

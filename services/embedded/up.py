@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 from contextlib import closing
 from functools import partial
@@ -18,7 +19,7 @@ from services.common.runtime import ServiceParts, serve
 from services.common.settings import CommonSettings
 from services.common.signin import sessions_for
 from services.email.main import EmailSettings
-from services.embedded.broker import EmbeddedKafka, free_port
+from services.embedded.broker import EmbeddedKafka, die_with_parent, free_port
 from services.embedded.history import tell
 from services.embedded.oidc import DEMO_PEOPLE, LocalProvider
 from services.embedded.platform import SERVICE_NAMES, PlatformSettings, build_platform, write_runtime_file
@@ -45,6 +46,7 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
         return 2
     if not common.database_url:
         split_shared_database(data_dir, SERVICE_NAMES)
+    migrating = migrate_apart(data_dir)
     port = common.http_port
     base = common.resolved_public_url()
     shared: dict[str, Any] = {"data_dir": data_dir}
@@ -82,6 +84,10 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
             sessions = sessions_for(settings.by_service["gateway"], True, None)
             runtime.add(ServiceParts(name="demo-history", background=(partial(tell, base, token, data_dir, sessions),)))
         app = runtime.http_app(extra_routers=(mail_viewer(data_dir), teams_sink(data_dir)))
+        if migrating.wait() != 0:
+            print("budkavle up: the tables could not be brought to their newest revision (see above)", file=sys.stderr)
+            return 2
+        runtime.tables_migrated()
         runtime_file = write_runtime_file(data_dir, kafka, port, base)
         print(_banner(base, token, data_dir, kafka, provider is not None), flush=True)
         # uvicorn shuts down gracefully on SIGTERM and then re-raises it; Python's default would end the
@@ -90,6 +96,9 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
         serve(app, common.http_host, port)
         return 0
     finally:
+        if migrating.poll() is None:
+            migrating.kill()
+            migrating.wait()
         if runtime_file is not None:  # only the file this process wrote
             runtime_file.unlink(missing_ok=True)
         if mail is not None:
@@ -98,6 +107,15 @@ def up(staff_scale: float = 1.0, history: bool = True) -> int:
             provider.stop()
         if broker is not None:
             broker.stop()
+
+
+def migrate_apart(data_dir: Path) -> "subprocess.Popen[bytes]":
+    """Every service's tables brought to their newest revision by a process of its own, while this one
+    starts the broker and composes the services: Alembic and the revisions never load in the platform's
+    process, whose memory they would hold for as long as it runs."""
+    return subprocess.Popen([sys.executable, "-m", "services.embedded.migrations", "upgrade", *SERVICE_NAMES],
+                            env={**os.environ, "BUDKAVLE_DATA_DIR": str(data_dir)}, stdout=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent)
 
 
 def split_shared_database(data_dir: Path, services: tuple[str, ...]) -> None:

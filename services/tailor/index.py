@@ -2,6 +2,7 @@
 costs what the audience costs, not what the directory does (an alert to a committee of twelve examines
 twelve people, not 62 000)."""
 
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import overload
 
@@ -16,13 +17,14 @@ class DirectoryIndex(Sequence[Recipient]):
 
     def __init__(self, people: Iterable[Recipient]) -> None:
         self.people = list(people)
-        self._postings: dict[str, dict[str, list[int]]] = {attr: {} for attr in SCALAR_ATTRIBUTES}
+        # Positions as machine integers (4 bytes each), not lists of int objects (36): 6 MiB less at 100 000.
+        self._postings: dict[str, dict[str, array[int]]] = {attr: {} for attr in SCALAR_ATTRIBUTES}
         self._postings["options"] = {}
         for n, person in enumerate(self.people):
             for attr in SCALAR_ATTRIBUTES:
-                self._postings[attr].setdefault(getattr(person, attr), []).append(n)
+                self._postings[attr].setdefault(getattr(person, attr), array("I")).append(n)
             for option in person.options:
-                self._postings["options"].setdefault(str(option), []).append(n)
+                self._postings["options"].setdefault(str(option), array("I")).append(n)
         self.examined = 0  # people looked at by the last `members` call (for tests and the bench)
 
     def __len__(self) -> int:
@@ -44,7 +46,8 @@ class DirectoryIndex(Sequence[Recipient]):
         """The people the selector selects, in directory order: the candidates of its most selective
         attribute, checked against the rest."""
         values = {attr: [str(v) for v in allowed] for attr, allowed in selector.items()}
-        postings = {attr: [self._postings.get(attr, {}).get(v, []) for v in allowed] for attr, allowed in values.items()}
+        postings = {attr: [self._postings.get(attr, {}).get(v, array("I")) for v in allowed]
+                    for attr, allowed in values.items()}
         if not postings:
             self.examined = len(self.people)
             return list(self.people)

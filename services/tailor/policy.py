@@ -162,9 +162,10 @@ def assign_highest_tier(
     ranked = sorted(memberships, key=lambda aid: (TIER_RANK[audiences[aid].tier], order[aid]))
     taken: set[str] = set()
     assigned: dict[str, list[Recipient]] = {}
-    for aid in ranked:
-        mine = [r for r in memberships[aid] if r.id not in taken]
-        taken.update(r.id for r in mine)
+    for n, aid in enumerate(ranked):
+        mine = [r for r in memberships[aid] if r.id not in taken] if taken else list(memberships[aid])
+        if n < len(ranked) - 1:  # the last group's people are taken by no one after it (a fan-out's 100 000)
+            taken.update(r.id for r in mine)
         assigned[aid] = mine
     return assigned
 
