@@ -8,7 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from services.embedded.broker import die_with_parent, free_port, wait_for_port
+from services.embedded.broker import die_with_parent, end_process, free_port, wait_for_port
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,8 @@ class LocalProvider:
         return self.issuer
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            end_process(self._process)
         self._process = None
 
 
