@@ -74,6 +74,8 @@ def serve(host: str, port: int) -> None:
 
     # The provider logs each code it issues with the person's claims (their address): not at info level.
     logging.basicConfig(level=logging.WARNING)
+    for name in ("werkzeug", "oidc_provider_mock"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     users = [oidc_provider_mock.User(sub=p.sub, claims={"name": p.name, "email": p.sub, "groups": list(p.groups)})
              for p in DEMO_PEOPLE]
     app = oidc_provider_mock.app(user_claims=users, require_nonce=True, issue_refresh_token=False)
