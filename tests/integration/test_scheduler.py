@@ -99,13 +99,15 @@ async def test_two_replicas_on_postgresql_make_one_digest_per_group_and_period_a
     engines: list[AsyncEngine] = [_with_search_path(POSTGRES_URL, postgres_schema) for _ in range(2)]
     await upgrade(engines[0], MIGRATIONS)
     store = SchedulerStore(engines[0])
-    now = datetime.now(UTC)
+    # A fixed clock, the middle of a month and a week: by the wall clock, between midnight and 07:00 in
+    # Stockholm on a Monday or the 1st, the last whole period's digest is not yet due and none would come.
+    now = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
     for key in schedules(programs):  # the last period said was the one before the last whole one
         last_whole = last_whole_period(key[2], now)
         await store.mark_digest(key, last_whole_period(key[2], last_whole.start), now)
     bus = RecordingBus()
-    a, b = (Scheduler(programs, SchedulerStore(e), bus, LeaderLock(e, poll_seconds=0.1))  # type: ignore[arg-type]
-            for e in engines)
+    a, b = (Scheduler(programs, SchedulerStore(e), bus, LeaderLock(e, poll_seconds=0.1),  # type: ignore[arg-type]
+                      clock=lambda: now) for e in engines)
     try:
         task_a = await leading(a)
         task_b = asyncio.create_task(b.run())
