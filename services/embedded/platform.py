@@ -175,8 +175,8 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0, apart: 
     for service in running_apart:  # first: their processes start while the others get ready
         parts = ServiceApart(service.name, settings.by_service[service.name],
                              settings.tailor.resolved_public_url()).parts()
-        # Its tables are migrated here, before its process starts: the process then needs no Alembic.
-        parts.migrations = MIGRATIONS[service.name]
+        # Its tables are migrated before its process starts, by `budkavle up`'s migrating process (up.py), so
+        # that neither process loads Alembic; its database is checked by /readyz here too.
         parts.engine = runtime.on_database(
             settings.by_service[service.name].resolved_database_url(service.name)).engine
         runtime.add(parts)
