@@ -7,6 +7,12 @@ from typing import Any, overload
 from sqlalchemy import MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+#: Each SQLite connection's page cache, in KiB (SQLite's default is 2 000). A service pools up to 15
+#: connections, each with a cache of its own; the ledger's and the plans' indexes stay within this, and the
+#: rest is in the operating system's file cache. 256 measured 10 MiB less peak RSS at 100 000 people with no
+#: measured change in speed (README, performance).
+SQLITE_CACHE_KIB = 256
+
 
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
@@ -18,6 +24,7 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             cursor.close()
 
         return engine

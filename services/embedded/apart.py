@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from services.common.logs import configure_logging
+from services.common.malloc import limit_malloc_arenas
 from services.common.runtime import Runtime, serve
 
 #: The services that may run apart (`Service.runs_apart` in platform.py): their composition root and the
@@ -22,6 +23,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in APART:
         print(f"usage: python -m services.embedded.apart {{{','.join(sorted(APART))}}}", file=sys.stderr)
         return 2
+    limit_malloc_arenas()
     name = argv[0]
     module_name, settings_class = APART[name]
     root = importlib.import_module(module_name)

@@ -15,6 +15,7 @@ from typing import IO, Any
 from programs import ProgramConfigError, load_programs
 from services.common.links import kept_secret
 from services.common.logs import configure_logging
+from services.common.malloc import limit_malloc_arenas
 from services.common.runtime import ServiceParts, serve
 from services.common.settings import CommonSettings
 from services.common.signin import sessions_for
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def up(staff_scale: float = 1.0, history: bool = True) -> int:
+    limit_malloc_arenas()  # before any thread starts; the services apart do the same
     common = CommonSettings()
     configure_logging(common.log_level)
     data_dir = common.data_dir.resolve()

@@ -15,7 +15,7 @@ from contracts.events import Event
 from programs import Audience, Program
 from services.common.subscriptions import Unprocessable
 from services.tailor import policy
-from services.tailor.directory import Recipient, select_members
+from services.tailor.directory import Recipient, keep, select_members
 
 
 class UnknownAudienceError(Unprocessable, ValueError):
@@ -53,8 +53,8 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
     `choices` are people's preferences (rule 9), by person id."""
     choices = choices or {}
     refused: list[RefusedGroup] = []
-    chosen: dict[str, tuple[Audience, tuple[str, ...], list[Recipient], list[str]]] = {}
-    opted_in: dict[str, dict[str, list[Recipient]]] = {}  # group → person channel → who asked for awareness news
+    chosen: dict[str, tuple[Audience, tuple[str, ...], Sequence[Recipient], list[str]]] = {}
+    opted_in: dict[str, dict[str, Sequence[Recipient]]] = {}  # group → person channel → who asked for awareness news
     areas = policy.area_scope(event)
     for audience in candidate_audiences(event, program):
         refusal = policy.sensitivity_refusal(event, audience) or policy.golive_refusal(event, audience)
@@ -82,7 +82,7 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
                                         reason="no channel the group allows fits this event"))
             continue
         chosen[audience.id] = (audience, group_channels, members, reasons)
-        asked = [m for m in members if policy.awareness_by_email(event, choices.get(m.id, policy.NO_CHOICE))]
+        asked = keep(members, lambda m: policy.awareness_by_email(event, choices.get(m.id, policy.NO_CHOICE)))
         extra = [c for c in audience.channels if channels[c].reach is Reach.PERSON and c not in group_channels]
         if asked and extra:
             opted_in[audience.id] = {c: asked for c in extra}
@@ -95,7 +95,7 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
             wanted = {aid: entry[2] for aid, entry in chosen.items() if name in entry[1]}
             wanted |= {aid: by_channel[name] for aid, by_channel in opted_in.items() if name in by_channel}
             people = policy.assign_highest_tier(
-                {aid: [m for m in members if policy.wants(event, choices.get(m.id, policy.NO_CHOICE))]
+                {aid: keep(members, lambda m: policy.wants(event, choices.get(m.id, policy.NO_CHOICE)))
                  for aid, members in wanted.items()}, by_id)
             targets[name] = {aid: members for aid, members in people.items() if members}
         elif spec.reach is Reach.GROUP:

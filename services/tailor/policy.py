@@ -13,7 +13,7 @@
 """
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,7 +21,7 @@ from contracts.channels import ChannelSpec
 from contracts.events import DesignDecisionMade, Event, GoLiveMilestoneReached, Importance, Sensitivity, event_type
 from contracts.lifecycle import hold_of
 from programs import TIER_RANK, Audience, Program, Sender, Tier
-from services.tailor.directory import Recipient
+from services.tailor.directory import Recipient, keep
 
 
 @dataclass(frozen=True)
@@ -141,29 +141,29 @@ def golive_refusal(event: Event, audience: Audience) -> Refusal | None:
 
 
 def scope_members(members: Sequence[Recipient], audience: Audience, areas: frozenset[str] | None,
-                  ) -> list[Recipient]:
+                  ) -> Sequence[Recipient]:
     """Area-scoped groups (staff, municipalities) hear only about their own area; others about all.
 
     Area scoping wins over tier: the municipalities are a primary group, yet a go-live reaches only
     the municipalities of its area.
     """
     if areas is None or not audience.area_scoped:
-        return list(members)
-    return [m for m in members if m.area in areas]
+        return members
+    return keep(members, lambda m: m.area in areas)
 
 
 # Rule 8 ----------------------------------------------------------------------------------------
 
 def assign_highest_tier(
-    memberships: Mapping[str, Iterable[Recipient]], audiences: Mapping[str, Audience]
-) -> dict[str, list[Recipient]]:
+    memberships: Mapping[str, Sequence[Recipient]], audiences: Mapping[str, Audience]
+) -> dict[str, Sequence[Recipient]]:
     """Give each person to exactly one group: their highest-tier one (ties: configuration order)."""
     order = {aid: i for i, aid in enumerate(audiences)}
     ranked = sorted(memberships, key=lambda aid: (TIER_RANK[audiences[aid].tier], order[aid]))
     taken: set[str] = set()
-    assigned: dict[str, list[Recipient]] = {}
+    assigned: dict[str, Sequence[Recipient]] = {}
     for n, aid in enumerate(ranked):
-        mine = [r for r in memberships[aid] if r.id not in taken] if taken else list(memberships[aid])
+        mine = keep(memberships[aid], lambda r: r.id not in taken) if taken else memberships[aid]
         if n < len(ranked) - 1:  # the last group's people are taken by no one after it (a fan-out's 100 000)
             taken.update(r.id for r in mine)
         assigned[aid] = mine

@@ -36,7 +36,7 @@ from services.tailor.channels import (
 )
 from services.tailor.channels import preview as compose_preview
 from services.tailor.digests import INTRANET_READER, Digest, build_digest, heading
-from services.tailor.directory import select_members
+from services.tailor.directory import ids_of, select_members
 from services.tailor.imports import DirectoryImports
 from services.tailor.planning import Plan, UnknownAudienceError, plan_deliveries
 from services.tailor.rendering import Renderer
@@ -143,7 +143,7 @@ class Tailor:
         """Record what is planned (whom, on which channel), then emit every command and the plan. A crash
         midway is made whole by `recover`, from the record; the channels' ledgers make sure no one gets
         anything twice."""
-        targets = {name: {target: [p.id for p in people] for target, people in by_target.items()}
+        targets = {name: {target: ids_of(people) for target, people in by_target.items()}
                    for name, by_target in plan.targets.items()}
         status = Stage.PLANNED if plan.targets else Stage.DELIVERED  # nothing to wait for when nothing is targeted
         await self.store.record(event, status, plan.contract, targets)
@@ -162,17 +162,19 @@ class Tailor:
         pending = await self.store.unconfirmed()
         if not pending:
             return 0
-        people = {r.id: r for r in await self.store.load_directory()}
+        directory = await self.store.load_index()
         for stored in pending:
             program = self.program_for(stored.event)
             contract = DeliveryPlan.model_validate_json(stored.plan)
             audiences = {g.audience_id: a for g in contract.groups if (a := program.audience(g.audience_id))}
+            found = directory.positions_of(i for by_target in stored.targets.values() for ids in by_target.values()
+                                           for i in ids)
             for name, by_target in stored.targets.items():
                 if name in CHANNELS and CHANNELS[name].reach is Reach.PERSON:
                     for target, ids in by_target.items():
-                        if gone := [i for i in ids if i not in people]:  # left the directory: no longer waited for
+                        if gone := [i for i in ids if i not in found]:  # left the directory: no longer waited for
                             await self.store.leave_out(stored.event.event_id, name, target, gone)
-            targets = {name: {target: [people[i] for i in ids if i in people] for target, ids in by_target.items()}
+            targets = {name: {target: directory.people(ids, found) for target, ids in by_target.items()}
                        for name, by_target in stored.targets.items()}
             await self._emit(stored.event, Plan(contract=contract, targets=targets, audiences=audiences))
         log.info("planned events emitted again after a start", extra={"events": len(pending)})
@@ -314,7 +316,8 @@ class Tailor:
                     for channel in by_channel:
                         if channel in self.channels and self.channels[channel].reach is not Reach.PERSON:
                             targets.setdefault(channel, {})[target] = []
-            people = {p.id: p for p in await self.store.load_directory()}
+            people = (await self.store.load_index()).recipients(
+                i for by_target in targets.values() for ids in by_target.values() for i in ids)
             return original_id, amendment_plan(event, record.plan, targets, people, program), record
         # Held: not out yet, so nobody is told; it goes out as it now reads.
         nothing = DeliveryPlan(event_id=event.event_id, program=event.program, groups=(), refused=())

@@ -152,29 +152,6 @@ def _row(r: Recipient) -> dict[str, str]:
             "options": ";".join(str(o) for o in sorted(r.options))}
 
 
-class _LeanRows:
-    """Directory rows as planning's recipients. A directory repeats a few organisations, roles, areas and option
-    sets thousands of times: each distinct value is kept once, not once per person."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-        self.options: dict[str, frozenset[int]] = {}
-
-    def once(self, value: str) -> str:
-        return self.values.setdefault(value, value)
-
-    def options_of(self, text: str) -> frozenset[int]:
-        found = self.options.get(text)
-        if found is None:
-            found = self.options[text] = frozenset(int(o) for o in text.split(";") if o)
-        return found
-
-    def recipient(self, r: Any) -> Recipient:
-        return Recipient(id=r.id, name="", email="", organisation=self.once(r.organisation), role=self.once(r.role),
-                         profession=self.once(r.profession), area=self.once(r.area),
-                         municipality=self.once(r.municipality), options=self.options_of(r.options))
-
-
 class TailorStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -217,11 +194,6 @@ class TailorStore:
         async with self.engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(recipients))).scalar_one())
 
-    async def load_directory(self) -> list[Recipient]:
-        """The whole directory as planning sees it (ids and selector attributes, no names or addresses), from
-        memory unless an import has replaced it since it was read."""
-        return (await self.load_index()).people
-
     async def full_directory(self) -> list[Recipient]:
         """Every person with name and address, read from the table (a directory import compares with it)."""
         async with self.engine.connect() as conn:
@@ -251,13 +223,16 @@ class TailorStore:
             version = int((await conn.execute(select(directory_version.c.version))).scalar() or 0)
             if self._cache is not None and self._cache[0] == version:
                 return self._cache[1]
-            people: list[Recipient] = []
-            lean = _LeanRows()
+            index = DirectoryIndex()
+            options: dict[str, frozenset[int]] = {}  # a directory repeats a few option sets thousands of times
             result = await conn.stream(select(c.id, c.organisation, c.role, c.profession, c.area, c.municipality,
                                               c.options))
             async for rows in result.partitions(5000):  # a few thousand rows at a time, not all at once
-                people += [lean.recipient(r) for r in rows]
-        index = DirectoryIndex(people)
+                for r in rows:
+                    chosen = options.get(r.options)
+                    if chosen is None:
+                        chosen = options[r.options] = frozenset(int(o) for o in r.options.split(";") if o)
+                    index.add(r.id, r.organisation, r.role, r.profession, r.area, r.municipality, chosen)
         self._cache = (version, index)
         return index
 

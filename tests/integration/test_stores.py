@@ -95,8 +95,8 @@ async def test_tailor_directory_and_held_events(store_engine: AsyncEngine) -> No
     assert await store.full_directory() == people[:3]
     # In memory, what planning needs: ids and selector attributes, no names or addresses; those are read per
     # mail's chunk when it is composed.
-    assert await store.load_directory() == [Recipient(p.id, "", "", area="södra", options=frozenset({1, 3}))
-                                            for p in people[:3]]
+    assert list(await store.load_index()) == [Recipient(p.id, "", "", area="södra", options=frozenset({1, 3}))
+                                               for p in people[:3]]
     assert await store.contacts(["p2", "p0", "gone"]) == {"p0": ("N", "p0@example.se"), "p2": ("N", "p2@example.se")}
     now = datetime.now(UTC)
     held = make_event(embargo_until=(now + timedelta(minutes=10)).isoformat())
@@ -128,10 +128,10 @@ async def test_tailor_keeps_the_directory_in_memory_until_an_import_replaces_it(
     await create_tables(store_engine, tailor_md)
     tailor, importer = TailorStore(store_engine), TailorStore(store_engine)  # as two processes
     await importer.replace_directory([Recipient("a", "A", "a@example.se")])
-    first = await tailor.load_directory()
-    assert await tailor.load_directory() is first  # served from memory
+    first = await tailor.load_index()
+    assert await tailor.load_index() is first  # served from memory
     await importer.replace_directory([Recipient("b", "B", "b@example.se")])
-    assert [r.id for r in await tailor.load_directory()] == ["b"]
+    assert [r.id for r in await tailor.load_index()] == ["b"]
 
 
 async def test_after_a_restart_the_gateway_relays_again_the_events_never_planned(store_engine: AsyncEngine) -> None:

@@ -1,7 +1,15 @@
+from dataclasses import replace
+
 import pytest
 
 from programs import Program
-from services.tailor.directory import member_filter, parse_recipients_csv, recipients_to_csv, synthetic_directory
+from services.tailor.directory import (
+    Recipient,
+    member_filter,
+    parse_recipients_csv,
+    recipients_to_csv,
+    synthetic_directory,
+)
 
 HEADER = "id,name,email,organisation,role,profession,area,municipality,options\n"
 
@@ -68,7 +76,32 @@ def test_the_index_selects_exactly_what_a_scan_selects_for_every_group(fvm: Prog
     people = list(synthetic_directory(municipalities, staff_scale=0.05))
     index = DirectoryIndex(people)
     for audience in (*fvm.audiences, *fvis.audiences):
-        assert select_members(index, audience.members) == select_members(people, audience.members), audience.id
+        # The index holds what planning needs: no names or addresses (read per chunk when mail is composed).
+        scanned = [replace(p, name="", email="") for p in select_members(people, audience.members)]
+        assert select_members(index, audience.members) == scanned, audience.id
+
+
+def test_the_index_keeps_the_directory_in_columns_and_makes_a_person_when_asked() -> None:
+    from services.tailor.directory import People, ids_of, keep
+    from services.tailor.index import DirectoryIndex
+
+    people = [Recipient("a", "Anna", "a@x.se", organisation="SU", role="chef", area="västra", options=frozenset({2})),
+              Recipient("b", "Bo", "b@x.se", organisation="SU", role="ssk", area="södra"),
+              Recipient("c", "Cia", "c@x.se", organisation="NU", role="chef", area="södra", options=frozenset({2, 5}))]
+    index = DirectoryIndex(people)
+    bare = [replace(p, name="", email="") for p in people]
+    assert list(index) == bare and index[-1] == bare[2] and index[1:] == bare[1:] and len(index) == 3
+    chefs = index.members({"role": ["chef"]})
+    assert isinstance(chefs, People) and list(chefs.positions) == [0, 2] and chefs == [bare[0], bare[2]]
+    assert index.members({"role": ["chef"], "area": ["södra"]}) == [bare[2]]
+    assert index.members({"options": ["5", "2"]}) == [bare[0], bare[2]]  # in directory order, each once
+    assert index.members({}) == bare and index.members({"role": ["ingen"]}) == []
+    southern = keep(chefs, lambda p: p.area == "södra")
+    assert isinstance(southern, People) and ids_of(southern) == ["c"] and southern[0:1] == [bare[2]]
+    assert keep(bare, lambda p: p.role == "ssk") == [bare[1]] and ids_of(bare) == ["a", "b", "c"]
+    found = index.positions_of(["c", "gone", "a"])
+    assert found == {"a": 0, "c": 2} and index.people(["c", "gone", "a"], found) == [bare[2], bare[0]]
+    assert index.recipients(["b", "gone"]) == {"b": bare[1]}
 
 
 def test_an_alert_to_a_committee_examines_only_the_committee(fvm: Program) -> None:
