@@ -105,16 +105,18 @@ class People(Positional):
     def where(self, test: Callable[[Recipient], bool]) -> "People":
         return People(self.directory, array("I", (n for n in self.positions if test(self.directory[n]))))
 
-    def ids(self) -> list[str]:
-        ids = getattr(self.directory, "ids", None)  # an index's own column: no Recipient made for it
-        if isinstance(ids, list):
-            return [ids[n] for n in self.positions]
-        return [p.id for p in self]
+    def ids(self) -> Iterator[str]:
+        """Their ids, one at a time (from an index's own column: no Recipient made for them)."""
+        ids = getattr(self.directory, "ids", None)
+        if callable(ids):
+            found: Iterator[str] = ids(self.positions)
+            return found
+        return (p.id for p in self)
 
 
-def ids_of(people: Sequence[Recipient]) -> list[str]:
-    """The people's ids, in order."""
-    return people.ids() if isinstance(people, People) else [p.id for p in people]
+def ids_of(people: Sequence[Recipient]) -> Iterator[str]:
+    """The people's ids, in order, one at a time."""
+    return people.ids() if isinstance(people, People) else (p.id for p in people)
 
 
 def keep(people: Sequence[Recipient], test: Callable[[Recipient], bool]) -> Sequence[Recipient]:
