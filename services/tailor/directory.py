@@ -85,12 +85,18 @@ class People(Positional):
     def __init__(self, directory: Sequence[Recipient], positions: "array[int]") -> None:
         self.directory = directory
         self.positions = positions
+        # The person at a directory position, without a sequence's bounds checks when the directory is positional.
+        self._at: Callable[[int], Recipient] = (directory._person if isinstance(directory, Positional)
+                                                 else directory.__getitem__)
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def _person(self, position: int) -> Recipient:
-        return self.directory[self.positions[position]]
+        return self._at(self.positions[position])
+
+    def __iter__(self) -> Iterator[Recipient]:
+        return map(self._at, self.positions)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
@@ -103,7 +109,12 @@ class People(Positional):
         return f"People({[p.id for p in self]!r})"
 
     def where(self, test: Callable[[Recipient], bool]) -> "People":
-        return People(self.directory, array("I", (n for n in self.positions if test(self.directory[n]))))
+        at = self._at
+        return People(self.directory, array("I", (n for n in self.positions if test(at(n)))))
+
+    def where_id(self, test: Callable[[str], bool]) -> "People":
+        return People(self.directory, array("I", (n for n, i in zip(self.positions, self.ids(), strict=True)
+                                                  if test(i))))
 
     def ids(self) -> Iterator[str]:
         """Their ids, one at a time (from an index's own column: no Recipient made for them)."""
@@ -124,6 +135,14 @@ def keep(people: Sequence[Recipient], test: Callable[[Recipient], bool]) -> Sequ
     if isinstance(people, People):
         return people.where(test)
     return [p for p in people if test(p)]
+
+
+def keep_ids(people: Sequence[Recipient], test: Callable[[str], bool]) -> Sequence[Recipient]:
+    """The people whose id `test` keeps, in order: `keep` for a test that needs only the id (an index then
+    makes no Recipient for it)."""
+    if isinstance(people, People):
+        return people.where_id(test)
+    return [p for p in people if test(p.id)]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ after rule 8, group channels (Teams) one delivery per group, programme-wide chan
 per event.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from contracts.channels import CHANNELS, ChannelSpec, Reach
@@ -15,7 +15,7 @@ from contracts.events import Event
 from programs import Audience, Program
 from services.common.subscriptions import Unprocessable
 from services.tailor import policy
-from services.tailor.directory import Recipient, keep, select_members
+from services.tailor.directory import Recipient, keep_ids, select_members
 
 
 class UnknownAudienceError(Unprocessable, ValueError):
@@ -82,7 +82,7 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
                                         reason="no channel the group allows fits this event"))
             continue
         chosen[audience.id] = (audience, group_channels, members, reasons)
-        asked = keep(members, lambda m: policy.awareness_by_email(event, choices.get(m.id, policy.NO_CHOICE)))
+        asked = _by_choice(members, lambda c: policy.awareness_by_email(event, c), choices)
         extra = [c for c in audience.channels if channels[c].reach is Reach.PERSON and c not in group_channels]
         if asked and extra:
             opted_in[audience.id] = {c: asked for c in extra}
@@ -95,8 +95,8 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
             wanted = {aid: entry[2] for aid, entry in chosen.items() if name in entry[1]}
             wanted |= {aid: by_channel[name] for aid, by_channel in opted_in.items() if name in by_channel}
             people = policy.assign_highest_tier(
-                {aid: keep(members, lambda m: policy.wants(event, choices.get(m.id, policy.NO_CHOICE)))
-                 for aid, members in wanted.items()}, by_id)
+                {aid: _by_choice(members, lambda c: policy.wants(event, c), choices) for aid, members in wanted.items()},
+                by_id)
             targets[name] = {aid: members for aid, members in people.items() if members}
         elif spec.reach is Reach.GROUP:
             targets[name] = {aid: () for aid, entry in chosen.items() if name in entry[1]}
@@ -110,7 +110,7 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
         for name in group_channels:
             reached = len(targets.get(name, {}).get(aid, ()))
             if channels[name].reach is Reach.PERSON and reached < len(members):
-                declined = sum(not policy.wants(event, choices.get(m.id, policy.NO_CHOICE)) for m in members)
+                declined = len(members) - len(_by_choice(members, lambda c: policy.wants(event, c), choices))
                 if declined:
                     reasons.append(f"{declined} opted out of newsletters ({name})")
                 if len(members) - reached - declined > 0:
@@ -123,6 +123,15 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
                             refused=tuple(refused), targeted=_targeted(targets, channels),
                             embargoed_until=policy.hold_until(event))
     return Plan(contract=contract, targets=targets, audiences=by_id)
+
+
+def _by_choice(members: Sequence[Recipient], decide: Callable[[policy.Choice], bool],
+               choices: Mapping[str, policy.Choice]) -> Sequence[Recipient]:
+    """The members whose choice (rule 9) `decide` keeps. Everyone who chose nothing has the defaults, decided
+    once: with no choices made, a group of 100 000 is kept or dropped whole, no person looked at."""
+    if not choices:
+        return members if decide(policy.NO_CHOICE) else ()
+    return keep_ids(members, lambda person_id: decide(choices.get(person_id, policy.NO_CHOICE)))
 
 
 def _targeted(targets: Targets, channels: Mapping[str, ChannelSpec]) -> dict[str, dict[str, int]]:

@@ -21,7 +21,7 @@ from contracts.channels import ChannelSpec
 from contracts.events import DesignDecisionMade, Event, GoLiveMilestoneReached, Importance, Sensitivity, event_type
 from contracts.lifecycle import hold_of
 from programs import TIER_RANK, Audience, Program, Sender, Tier
-from services.tailor.directory import Recipient, keep
+from services.tailor.directory import Recipient, keep, keep_ids
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def assign_highest_tier(
     taken: set[str] = set()
     assigned: dict[str, Sequence[Recipient]] = {}
     for n, aid in enumerate(ranked):
-        mine = keep(memberships[aid], lambda r: r.id not in taken) if taken else memberships[aid]
+        mine = keep_ids(memberships[aid], lambda i: i not in taken) if taken else memberships[aid]
         if n < len(ranked) - 1:  # the last group's people are taken by no one after it (a fan-out's 100 000)
             taken.update(r.id for r in mine)
         assigned[aid] = mine

@@ -82,7 +82,7 @@ def test_the_index_selects_exactly_what_a_scan_selects_for_every_group(fvm: Prog
 
 
 def test_the_index_keeps_the_directory_in_columns_and_makes_a_person_when_asked() -> None:
-    from services.tailor.directory import People, ids_of, keep
+    from services.tailor.directory import People, ids_of, keep, keep_ids
     from services.tailor.index import DirectoryIndex
 
     people = [Recipient("a", "Anna", "a@x.se", organisation="SU", role="chef", area="västra", options=frozenset({2})),
@@ -99,6 +99,8 @@ def test_the_index_keeps_the_directory_in_columns_and_makes_a_person_when_asked(
     southern = keep(chefs, lambda p: p.area == "södra")
     assert isinstance(southern, People) and list(ids_of(southern)) == ["c"] and southern[0:1] == [bare[2]]
     assert keep(bare, lambda p: p.role == "ssk") == [bare[1]] and list(ids_of(bare)) == ["a", "b", "c"]
+    by_id = keep_ids(chefs, lambda i: i != "a")
+    assert isinstance(by_id, People) and by_id == [bare[2]] and keep_ids(bare, lambda i: i == "b") == [bare[1]]
     found = index.positions_of(["c", "gone", "a"])
     assert found == {"a": 0, "c": 2} and index.people(["c", "gone", "a"], found) == [bare[2], bare[0]]
     assert index.recipients(["b", "gone"]) == {"b": bare[1]}
