@@ -32,7 +32,7 @@ kafka: $(STAMP)
 # Two workers (pytest-xdist), a test module to each at a time: most of the suite waits on processes, brokers and
 # browsers rather than computing, and a module's platform or Kafka cluster is started once, on one worker.
 test: $(STAMP) $(NODE_STAMP) lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadscope
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope --durations=20
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
