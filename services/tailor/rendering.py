@@ -182,10 +182,12 @@ class Renderer:
 
     def __init__(self, templates_dir: Path, public_url: str, signer: LinkSigner | None = None) -> None:
         loader = FileSystemLoader(str(templates_dir))
+        # Templates are read once (no check of the file at every render): what was checked at start-up
+        # (`check_templates`) is what renders until the next start.
         self._html = Environment(loader=loader, autoescape=True, undefined=StrictUndefined,
-                                 trim_blocks=True, lstrip_blocks=True)
+                                 trim_blocks=True, lstrip_blocks=True, auto_reload=False)
         self._text = Environment(loader=loader, autoescape=False, undefined=StrictUndefined,
-                                 trim_blocks=True, lstrip_blocks=True)
+                                 trim_blocks=True, lstrip_blocks=True, auto_reload=False)
         for env in (self._html, self._text):
             env.filters["sv_date"] = sv_date
         self.public_url = public_url.rstrip("/")
