@@ -34,9 +34,17 @@ class LeaderLock:
         try:
             yield lost
         finally:
+            # The watch may be in the middle of its query on this connection: let it end before the unlock, or
+            # the two would use the connection at once.
             watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watch
             with contextlib.suppress(Exception):
                 await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+            # The lock is the session's: the connection is closed for good, not handed back to the pool, where a
+            # connection whose unlock failed would keep the lock from every standby for as long as it lived.
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
             with contextlib.suppress(Exception):
                 await conn.close()
 
