@@ -7,6 +7,7 @@ import csv
 import io
 import random
 import re
+from abc import abstractmethod
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,8 +61,8 @@ def select_members(directory: Iterable[Recipient], selector: Mapping[str, Iterab
 class Positional(Sequence[Recipient]):
     """People by position, each `Recipient` made while it is looked at (`_person`)."""
 
-    def _person(self, position: int) -> Recipient:
-        raise NotImplementedError
+    @abstractmethod
+    def _person(self, position: int) -> Recipient: ...
 
     @overload
     def __getitem__(self, index: int) -> Recipient: ...
