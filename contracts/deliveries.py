@@ -236,6 +236,24 @@ class EventPlanned(Contract):
         return self.status is PlanStatus.PLANNED
 
 
+class DeliveriesPostponed(Contract):
+    """Some of an event's direct deliveries wait until an instant (a target group's quiet hours, rule 10): the
+    scheduler says when it comes (a `ReleaseDue` of the event), and the tailor sends what waited. Announced
+    again after a tailor's start, for a scheduler that may not have heard it; keyed by event."""
+
+    version: ClassVar[int] = 1
+
+    event_id: UUID
+    program: ProgramId
+    until: AwareDatetime
+    audiences: tuple[AudienceId, ...] = Field(min_length=1, description="the target groups whose deliveries wait")
+    postponed_at: AwareDatetime
+
+    @property
+    def bus_key(self) -> str:
+        return str(self.event_id)
+
+
 class DigestSent(Contract):
     """A digest the tailor sent to one target (a group, or a programme-wide channel): what it is called and
     how many deliveries it targeted per channel, so that follow-up counts a digest as it counts an event."""

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, mo
 from contracts.channels import CHANNELS, Reach
 from contracts.deliveries import ChannelName
 from contracts.events import EVENT_TYPES, AudienceId, Importance
+from programs.quiet import QuietHours
 
 #: Directory attributes a member selector may use.
 DIRECTORY_ATTRIBUTES = ("organisation", "role", "profession", "area", "municipality", "options")
@@ -77,6 +78,8 @@ class Audience(Config):
     follows: tuple[str, ...] = Field(default_factory=lambda: tuple(EVENT_TYPES))  # every registered type
     area_scoped: bool = False
     co_branded: bool = False
+    quiet_hours: QuietHours | None = Field(default=None, description="e.g. \"21:00-07:00\" (Europe/Stockholm): "
+                                           "only must-know alerts are pushed to the group's people in them")
 
     @field_validator("channels")
     @classmethod

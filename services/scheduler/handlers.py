@@ -1,5 +1,5 @@
-"""The scheduler's subscription: the tailor's plans say which events are held until when, and when a held
-event went out."""
+"""The scheduler's subscriptions: the tailor's plans say which events are held until when, and when a held
+event went out; its postponements which deliveries wait for quiet hours to end; the gateway's cancellations."""
 
 from faststream.kafka import KafkaRouter
 
@@ -18,8 +18,9 @@ def build_router(scheduler: Scheduler, bus: Bus) -> KafkaRouter:
         if planned.held_until is not None:
             await scheduler.on_held(plan.event_id, plan.program, planned.held_until)
         elif planned.released:
-            await scheduler.on_released(plan.event_id)
+            await scheduler.on_released(plan.event_id, planned.planned_at)
 
     subscribe(router, subscriptions.SCHEDULER_PLANS, bus, on_event_planned)
+    subscribe(router, subscriptions.SCHEDULER_POSTPONED, bus, scheduler.on_postponed)
     subscribe(router, subscriptions.SCHEDULER_CANCELLED, bus, scheduler.on_cancelled)
     return router

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from contracts import topics
+from contracts.deliveries import DeliveriesPostponed
 from contracts.lifecycle import EventCancelled
 from contracts.schedule import DigestAsker, DigestDue, Period, ReleaseDue
 from programs import Program
@@ -54,11 +55,16 @@ class Scheduler:
                                       "period": due.period.label})
         return due
 
-    async def emit_release(self, event_id: UUID, program: str) -> None:
+    async def emit_release(self, event_id: UUID, program: str, waited_until: datetime | None = None) -> None:
+        """Say that a held event may go out, or (`waited_until`) that its deliveries waiting for quiet hours to
+        end may: the tailor knows which from its own record."""
         due = ReleaseDue(program=program, event_id=event_id, due_at=self.clock())
         await self.bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
-        await self.store.mark(event_id, "emitted", self.clock())
-        log.info("release due", extra={"event_id": str(event_id)})
+        if waited_until is None:
+            await self.store.mark(event_id, "emitted", self.clock())
+        else:
+            await self.store.mark_waits(event_id, "emitted", self.clock(), until_by=waited_until)
+        log.info("release due", extra={"event_id": str(event_id), "quiet_hours": waited_until is not None})
 
     async def tick(self) -> datetime:
         """Say everything due by the clock, each once, and record it; return when something is due next."""
@@ -72,6 +78,10 @@ class Scheduler:
                 last = last_whole_period(cadence, now)
                 await self.store.mark_digest(key, last, now)
             due, left_out = periods_due(cadence, last, now, self.catch_up)
+            quiet_end = self._quiet_end(program, audience_id, now) if due else None
+            if quiet_end is not None:  # rule 10: a digest due in the group's quiet hours waits until they end
+                upcoming.append(quiet_end)
+                continue
             if left_out:
                 log.warning("digest periods missed beyond the catch-up bound are not sent", extra={
                     "program": program, "audience_id": audience_id, "cadence": cadence, "periods": left_out})
@@ -86,7 +96,18 @@ class Scheduler:
                 upcoming.append(now + CONFIRM_WITHIN)
             else:
                 upcoming.append(release.due_at())
+        for waiting in await self.store.unreleased_waits():
+            if waiting.due_at() <= now:
+                await self.emit_release(waiting.event_id, waiting.program, waiting.release_at)
+                upcoming.append(now + CONFIRM_WITHIN)
+            else:
+                upcoming.append(waiting.due_at())
         return min(upcoming)
+
+    def _quiet_end(self, program: str, audience_id: str, now: datetime) -> datetime | None:
+        audience = self.programs[program].audience(audience_id)
+        quiet = audience.quiet_hours if audience is not None else None
+        return quiet.ends_after(now) if quiet is not None else None
 
     def _digest_keys(self) -> list[DigestKey]:
         """Two schedules per target group with a cadence, weekly and monthly: the group's own, and the other
@@ -100,8 +121,15 @@ class Scheduler:
         if await self.store.hold(event_id, program, release_at):
             self._wake.set()  # the leader's next wake-up may now be sooner
 
-    async def on_released(self, event_id: UUID) -> None:
+    async def on_released(self, event_id: UUID, planned_at: datetime) -> None:
+        """The tailor's plan, announced at `planned_at`, says the event went out: its hold is released, and so
+        is every wait of it that had ended by then."""
         await self.store.mark(event_id, "released", self.clock())
+        await self.store.mark_waits(event_id, "released", self.clock(), until_by=planned_at)
+
+    async def on_postponed(self, postponed: DeliveriesPostponed) -> None:
+        await self.store.wait(postponed.event_id, postponed.program, postponed.until)
+        self._wake.set()
 
     async def on_cancelled(self, cancelled: EventCancelled) -> None:
         await self.store.cancel(cancelled.event_id, cancelled.program, cancelled.cancelled_at)

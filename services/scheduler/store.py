@@ -38,6 +38,17 @@ releases = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+#: An event's deliveries that wait for quiet hours to end (rule 10), one row per instant: said as a release of
+#: the event when it comes, and kept until the tailor confirms (a plan announced at or after it).
+waits = Table(
+    "scheduler_waits", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("until", DateTime(timezone=True), primary_key=True),
+    Column("program", String(32), nullable=False),
+    Column("state", String(16), nullable=False, index=True),  # waiting | emitted | released
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 
 @dataclass(frozen=True)
 class Release:
@@ -94,6 +105,28 @@ class SchedulerStore:
             await conn.execute(update(releases).where(releases.c.event_id == str(event_id),
                                                       releases.c.state.not_in(ENDED))
                                .values(state=state, updated_at=at))
+
+    async def wait(self, event_id: UUID, program: str, until: datetime) -> None:
+        """Remember that some of an event's deliveries wait until `until` (again: nothing changes)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(insert_for(conn)(waits).values(
+                event_id=str(event_id), until=until.astimezone(UTC), program=program, state="waiting",
+                updated_at=datetime.now(UTC)).on_conflict_do_nothing())
+
+    async def mark_waits(self, event_id: UUID, state: str, at: datetime, until_by: datetime | None = None) -> None:
+        """Mark the event's waits (those until `until_by` at the latest, when given) as `state`."""
+        condition = [waits.c.event_id == str(event_id), waits.c.state != "released"]
+        if until_by is not None:
+            condition.append(waits.c.until <= until_by.astimezone(UTC))
+        async with self.engine.begin() as conn:
+            await conn.execute(update(waits).where(*condition).values(state=state, updated_at=at))
+
+    async def unreleased_waits(self) -> list[Release]:
+        """Waiting deliveries the tailor has not confirmed sent, earliest first (as releases of their event)."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(waits).where(waits.c.state != "released")
+                                       .order_by(waits.c.until))).all()
+        return [Release(UUID(r.event_id), r.program, as_utc(r.until), r.state, as_utc(r.updated_at)) for r in rows]
 
     async def digest_marks(self) -> dict[DigestKey, Period]:
         """The newest period said for each target group and cadence."""

@@ -7,7 +7,8 @@ per event.
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from contracts.channels import CHANNELS, ChannelSpec, Reach
 from contracts.deliveries import DeliveryPlan, PlannedGroup, RefusedGroup
@@ -25,6 +26,8 @@ class UnknownAudienceError(Unprocessable, ValueError):
 #: channel → target (a group id, or for a programme-wide channel the channel's own name) → people
 #: (the recipients of a person channel; empty for the others).
 Targets = Mapping[str, Mapping[str, Sequence[Recipient]]]
+#: channel → target group → the instant its deliveries wait for (rule 10, the group's quiet hours).
+Waiting = Mapping[str, Mapping[str, datetime]]
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Plan:
     contract: DeliveryPlan
     targets: Targets
     audiences: Mapping[str, Audience]
+    waiting: Waiting = field(default_factory=dict)
 
     def recipients(self, channel: str) -> Mapping[str, Sequence[Recipient]]:
         return self.targets.get(channel, {})
@@ -48,9 +52,10 @@ def candidate_audiences(event: Event, program: Program) -> list[Audience]:
 
 def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipient],
                     channels: Mapping[str, ChannelSpec] = CHANNELS,
-                    choices: Mapping[str, policy.Choice] | None = None) -> Plan:
+                    choices: Mapping[str, policy.Choice] | None = None, now: datetime | None = None) -> Plan:
     """Decide, for every candidate group, its channels and members, or refuse it with the rule's reason.
-    `choices` are people's preferences (rule 9), by person id."""
+    `choices` are people's preferences (rule 9), by person id; `now` the instant it goes out, for the groups'
+    quiet hours (rule 10; None: they are not looked at, as for a plan shown without sending)."""
     choices = choices or {}
     refused: list[RefusedGroup] = []
     chosen: dict[str, tuple[Audience, tuple[str, ...], Sequence[Recipient], list[str]]] = {}
@@ -103,6 +108,14 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
         elif name in program.publishes_to and policy.on_intranet(event) and chosen:
             targets[name] = {name: ()}
     targets = {name: by_target for name, by_target in targets.items() if by_target}
+    waiting: dict[str, dict[str, datetime]] = {}
+    if now is not None:
+        for name, by_target in targets.items():
+            if not channels[name].reach.direct:
+                continue  # the intranet is read, never pushed: it has no quiet hours
+            for aid in by_target:
+                if (until := policy.quiet_until(event, by_id[aid], now)) is not None:
+                    waiting.setdefault(name, {})[aid] = until
 
     groups: list[PlannedGroup] = []
     for aid, (audience, group_channels, members, group_reasons) in chosen.items():
@@ -117,12 +130,15 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
                     reasons.append(f"{len(members) - reached - declined} already reached through a higher-tier "
                                    f"group ({name})")
         listed = group_channels + tuple(c for c in opted_in.get(aid, {}) if c not in group_channels)
+        pushed = tuple(c for c in listed if channels[c].reach.direct and aid in targets.get(c, {}))
+        if now is not None and pushed and (quiet := policy.quiet_reason(event, audience, now, pushed)) is not None:
+            reasons.append(quiet)
         groups.append(PlannedGroup(audience_id=aid, name=audience.name, tier=audience.tier.value,
                                    channels=listed, recipients=len(members), reasons=tuple(reasons)))
     contract = DeliveryPlan(event_id=event.event_id, program=event.program, groups=tuple(groups),
                             refused=tuple(refused), targeted=_targeted(targets, channels),
                             embargoed_until=policy.hold_until(event))
-    return Plan(contract=contract, targets=targets, audiences=by_id)
+    return Plan(contract=contract, targets=targets, audiences=by_id, waiting=waiting)
 
 
 def _by_choice(members: Sequence[Recipient], decide: Callable[[policy.Choice], bool],

@@ -1,4 +1,4 @@
-"""The eight policy rules of the design, as pure functions. Each is tested on its own.
+"""The policy rules of the design (eight) and of people (9, 10), as pure functions. Each is tested on its own.
 
 1. must_know → direct channels plus intranet; awareness → intranet (and digest) only.
 2. confidential → only cleared groups, never intranet, never external; internal → never external.
@@ -10,6 +10,8 @@
 8. One message per person per event and channel, in the variant of their highest-tier group.
 9. A person's choices: newsletters and digests can be opted out of, awareness news opted into by email;
    must-know news cannot be opted out of.
+10. A group's quiet hours: nothing but a must-know alert is pushed to its people in them; the rest waits
+   until they end.
 """
 
 import re
@@ -200,3 +202,31 @@ def awareness_by_email(event: Event, choice: Choice) -> bool:
 def digest_cadence(group_cadence: str, choice: Choice) -> str:
     """The cadence a person gets a group's digest at: the group's, unless they chose another (or none)."""
     return group_cadence if choice.digest == "group" else choice.digest
+
+
+# Rule 10 ---------------------------------------------------------------------------------------
+
+def is_alert(event: Event) -> bool:
+    """A must-know alert: must-know news that is not bulk mail (a newsletter waits like awareness news)."""
+    return event.importance is Importance.MUST_KNOW and not event_type(event.type).bulk
+
+
+def quiet_until(event: Event, audience: Audience, now: datetime) -> datetime | None:
+    """Until when the event's direct deliveries to the group wait: the end of the group's quiet hours when
+    `now` falls in them and the event is no alert; None when they go now."""
+    if audience.quiet_hours is None or is_alert(event):
+        return None
+    return audience.quiet_hours.ends_after(now)
+
+
+def quiet_reason(event: Event, audience: Audience, now: datetime, pushed: Sequence[str]) -> str | None:
+    """What the plan says of rule 10 for a group pushed to on the channels `pushed`, when its quiet hours are
+    on at `now`."""
+    quiet = audience.quiet_hours
+    if quiet is None or not quiet.contains(now):
+        return None
+    until = quiet_until(event, audience, now)
+    if until is None:
+        return f"must-know alert: sent at once despite the quiet hours {quiet} (rule 10)"
+    return (f"quiet hours {quiet}: {', '.join(pushed)} waits until "
+            f"{until.astimezone(quiet.zone):%Y-%m-%d %H:%M} (rule 10)")

@@ -10,6 +10,7 @@ from uuid import UUID
 from contracts import topics
 from contracts.channels import CHANNELS, ChannelSpec, Reach
 from contracts.deliveries import (
+    DeliveriesPostponed,
     DeliveryCommand,
     DeliveryPlan,
     DigestSent,
@@ -80,7 +81,8 @@ class Tailor:
         if is_amendment(event):
             return (await self._amendment(event))[1]
         directory = await self.store.load_index()
-        return plan_deliveries(event, program, directory, self.channels, await self.store.choices(program.program))
+        return plan_deliveries(event, program, directory, self.channels, await self.store.choices(program.program),
+                               now=self.clock())
 
     async def members(self, program_code: str) -> dict[str, int]:
         """Each target group of the programme with the number of people in the directory its selector matches."""
@@ -146,10 +148,11 @@ class Tailor:
         targets = {name: {target: ids_of(people) for target, people in by_target.items()}
                    for name, by_target in plan.targets.items()}
         status = Stage.PLANNED if plan.targets else Stage.DELIVERED  # nothing to wait for when nothing is targeted
-        await self.store.record(event, status, plan.contract, targets)
+        await self.store.record(event, status, plan.contract, targets, plan.waiting)
         log.info("event planned", extra={"event_id": str(event.event_id), "groups": len(plan.contract.groups),
                                          "refused": len(plan.contract.refused)})
         await self._emit(event, plan, amends)
+        await self._announce_waits(event, plan.waiting)
 
     async def recover(self) -> int:
         """After a start: emit again every planned event the channels have not all confirmed, and announce
@@ -176,7 +179,9 @@ class Tailor:
                             await self.store.leave_out(stored.event.event_id, name, target, gone)
             targets = {name: {target: directory.people(ids, found) for target, ids in by_target.items()}
                        for name, by_target in stored.targets.items()}
-            await self._emit(stored.event, Plan(contract=contract, targets=targets, audiences=audiences))
+            await self._emit(stored.event, Plan(contract=contract, targets=targets, audiences=audiences,
+                                                waiting=stored.waiting))
+            await self._announce_waits(stored.event, stored.waiting)  # for a scheduler that may not have heard
         log.info("planned events emitted again after a start", extra={"events": len(pending)})
         return len(pending)
 
@@ -186,6 +191,7 @@ class Tailor:
         counts: dict[str, int] = {}
         if amends is None and is_amendment(event):
             amends = (await self._original(event))[1].event
+        plan = self._due_now(plan)
         for topic, composed in self.compose(event, plan, event.published_at or self.clock(), amends):
             command = await self._addressed(composed)
             if command is None:
@@ -198,6 +204,55 @@ class Tailor:
         await asyncio.gather(*sends)
         await self._publish_plan(plan.contract, PlanStatus.PLANNED)
         log.info("commands emitted", extra={"event_id": str(event.event_id), "commands": counts})
+
+    def _due_now(self, plan: Plan) -> Plan:
+        """The plan without the deliveries that wait for a group's quiet hours to end (rule 10)."""
+        now = self.clock()
+        late = {(name, target) for name, by_target in plan.waiting.items()
+                for target, until in by_target.items() if until > now}
+        if not late:
+            return plan
+        targets = {name: {target: people for target, people in by_target.items() if (name, target) not in late}
+                   for name, by_target in plan.targets.items()}
+        return replace(plan, targets={name: by_target for name, by_target in targets.items() if by_target})
+
+    async def _announce_waits(self, event: Event, waiting: Mapping[str, Mapping[str, datetime]]) -> None:
+        """Tell the scheduler each instant some of the event's deliveries wait for: it says when it comes."""
+        now = self.clock()
+        by_until: dict[datetime, set[str]] = {}
+        for by_target in waiting.values():
+            for target, until in by_target.items():
+                if until > now:
+                    by_until.setdefault(until, set()).add(target)
+        for until, audiences in sorted(by_until.items()):
+            postponed = DeliveriesPostponed(event_id=event.event_id, program=event.program, until=until,
+                                            audiences=tuple(sorted(audiences)), postponed_at=now)
+            await self.bus.publish(topics.DELIVERIES_POSTPONED, postponed, postponed.bus_key)
+            log.info("deliveries wait for quiet hours to end", extra={
+                "event_id": str(event.event_id), "until": until.isoformat(), "groups": len(audiences)})
+
+    async def _release_waits(self, event_id: UUID) -> str:
+        """The scheduler says some of a planned event's deliveries may go now that quiet hours ended: emit those
+        whose instant has passed (the ledgers make a repeat a no-op), then announce the plan again, which the
+        scheduler takes as the release confirmed."""
+        record = await self.store.record_of(event_id)
+        if record is None or record.plan is None:
+            return "already out"
+        now = self.clock()
+        due = {name: {t for t, until in by_target.items() if until <= now} for name, by_target in record.waiting.items()}
+        if not any(due.values()) or record.targets is None or record.stage is not Stage.PLANNED:
+            await self._publish_plan(record.plan, PlanStatus.PLANNED)
+            return "already out"
+        program = self.program_for(record.event)
+        directory = await self.store.load_index()
+        ids = {name: {t: record.targets.get(name, {}).get(t, []) for t in targets} for name, targets in due.items()}
+        found = directory.positions_of(i for by_target in ids.values() for group in by_target.values() for i in group)
+        targets = {name: {t: directory.people(group, found) for t, group in by_target.items()}
+                   for name, by_target in ids.items() if by_target}
+        audiences = {g.audience_id: a for g in record.plan.groups if (a := program.audience(g.audience_id))}
+        await self._emit(record.event, Plan(contract=record.plan, targets=targets, audiences=audiences))
+        log.info("deliveries sent after quiet hours", extra={"event_id": str(event_id)})
+        return "quiet hours ended"
 
     async def _addressed(self, command: DeliveryCommand) -> DeliveryCommand | None:
         """An email command with its recipients' names and addresses, read for its chunk alone (the directory in
@@ -354,9 +409,9 @@ class Tailor:
 
     async def release(self, event_id: UUID) -> str:
         """The scheduler says a held event's instant has come: it goes out if it is held and the instant has
-        passed. An event that went out already has its plan announced again (the scheduler takes that as
-        the release confirmed); one still embargoed by this clock is announced as held (the scheduler
-        waits again). Returns what was done."""
+        passed. For an event that went out already, it is the end of a group's quiet hours: what waited for it
+        goes, and the plan is announced again (the scheduler takes that as the release confirmed); one still
+        embargoed by this clock is announced as held (the scheduler waits again). Returns what was done."""
         found = await self.store.held(event_id)
         if found is None:
             log.warning("release of an event the tailor has not seen", extra={"event_id": str(event_id)})
@@ -366,10 +421,7 @@ class Tailor:
             log.info("release of a cancelled event: nothing sent", extra={"event_id": str(event_id)})
             return "cancelled"
         if status is not Stage.HELD:
-            stored = await self.store.stored_plan(event_id)
-            if stored is not None:
-                await self._publish_plan(DeliveryPlan.model_validate_json(stored), PlanStatus.PLANNED)
-            return "already out"
+            return await self._release_waits(event_id)
         plan = await self.plan(event)
         if policy.is_embargoed(event, self.clock()):
             await self._publish_plan(plan.contract, PlanStatus.EMBARGOED)

@@ -96,6 +96,8 @@ events = Table(
     Column("done", Integer, nullable=False, server_default="0"),  # deliveries that ended, counted as they come
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("retracted_at", DateTime(timezone=True), nullable=True),  # withdrawn by a retraction: in no digest
+    # channel → target group → the instant its deliveries wait for (quiet hours, rule 10): not emitted before
+    Column("waiting", Text, nullable=True),
 )
 
 #: The tailor's read model of the channels' outcomes: each delivery command's newest counts (`tallies.py`).
@@ -136,6 +138,7 @@ class EventRecord:
     event: Event
     plan: DeliveryPlan | None
     targets: dict[str, dict[str, list[str]]] | None
+    waiting: "Waits" = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,21 @@ class PlannedEvent:
     event: Event
     plan: str
     targets: dict[str, dict[str, list[str]]]
+    waiting: "Waits" = field(default_factory=dict)
+
+
+#: channel → target group → until when its deliveries wait (rule 10).
+Waits = dict[str, dict[str, datetime]]
+
+
+def waits_json(waiting: Mapping[str, Mapping[str, datetime]]) -> str | None:
+    return json.dumps({name: {target: until.astimezone(UTC).isoformat() for target, until in by_target.items()}
+                       for name, by_target in waiting.items()}) if waiting else None
+
+
+def parse_waits(text: str | None) -> Waits:
+    return {name: {target: datetime.fromisoformat(until) for target, until in by_target.items()}
+            for name, by_target in json.loads(text).items()} if text else {}
 
 
 def _row(r: Recipient) -> dict[str, str]:
@@ -260,7 +278,8 @@ class TailorStore:
         return Stage(value) if value is not None else None
 
     async def record(self, event: Event, status: Stage, plan: DeliveryPlan | None = None,
-                     targets: Mapping[str, Mapping[str, Iterable[str]]] | None = None) -> None:
+                     targets: Mapping[str, Mapping[str, Iterable[str]]] | None = None,
+                     waiting: Mapping[str, Mapping[str, datetime]] | None = None) -> None:
         until = hold_until(event)
         release_at = until.astimezone(UTC) if status is Stage.HELD and until else None
         expected = sum(n for by_channel in plan.targeted.values() for n in by_channel.values()) if plan else None
@@ -269,7 +288,8 @@ class TailorStore:
                                         "body": event.model_dump_json(), "status": status, "release_at": release_at,
                                         "plan": plan.model_dump_json() if plan else None,
                                         "targets": targets_json(targets) if targets is not None else None,
-                                        "expected": expected, "updated_at": datetime.now(UTC)}, ("event_id",))
+                                        "expected": expected, "waiting": waits_json(waiting or {}),
+                                        "updated_at": datetime.now(UTC)}, ("event_id",))
 
     async def stored_plan(self, event_id: UUID) -> str | None:
         async with self.engine.connect() as conn:
@@ -279,9 +299,10 @@ class TailorStore:
     async def unconfirmed(self) -> list[PlannedEvent]:
         """Events planned whose deliveries the channels have not all confirmed (sent or failed)."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(events.c.body, events.c.plan, events.c.targets).where(
+            rows = (await conn.execute(select(events.c.body, events.c.plan, events.c.targets, events.c.waiting).where(
                 events.c.status == Stage.PLANNED, events.c.targets.is_not(None)))).all()
-        return [PlannedEvent(parse_event(r.body), r.plan, json.loads(r.targets)) for r in rows]
+        return [PlannedEvent(parse_event(r.body), r.plan, json.loads(r.targets), parse_waits(r.waiting))
+                for r in rows]
 
     async def purge(self, before: datetime) -> int:
         """The retention: for what was delivered before `before`, forget whom it reached (the deliveries
@@ -418,7 +439,7 @@ class TailorStore:
             return None
         return EventRecord(Stage(row.status), parse_event(row.body),
                            DeliveryPlan.model_validate_json(row.plan) if row.plan else None,
-                           json.loads(row.targets) if row.targets else None)
+                           json.loads(row.targets) if row.targets else None, parse_waits(row.waiting))
 
     async def amend(self, event_id: UUID, body: Event | None = None, retract: bool = False) -> None:
         """The event as a correction says it reads now (`body`: what later digests and releases tell), or

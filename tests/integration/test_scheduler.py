@@ -87,7 +87,7 @@ async def test_a_release_is_said_at_its_instant_and_one_due_while_nobody_led_whe
                        timeout=20, what="the release missed while nobody led")
         assert bus.digests() == []  # no digest period has ended since the schedule began
         for event_id in (soon, later):
-            await second.on_released(event_id)
+            await second.on_released(event_id, datetime.now(UTC))
         assert await second.store.unreleased() == []
         await stop(second, task)
     finally:
