@@ -73,10 +73,12 @@ def _entry(event: Event) -> Entry:
 
 
 def build_digest(program: Program, audience: Audience, period: Period, period_label: str,
-                 in_period: Sequence[Event], history: Sequence[Event]) -> Digest:
+                 in_period: Sequence[Event], history: Sequence[Event], also: Sequence[Audience] = ()) -> Digest:
     """`in_period`: the programme's events published in the period; `history`: its events before the
-    period's end, oldest first (for the status, the timeline and "nothing new since")."""
-    mine = [e for e in in_period if for_group(e, audience)]
+    period's end, oldest first (for the status, the timeline and "nothing new since"). `also`: other groups
+    of the readers whose sections the digest carries too (one digest per person, in `audience`'s variant)."""
+    followed = (audience, *also)
+    mine = [e for e in in_period if any(for_group(e, g) for g in followed)]
     order = sorted((t for t in EVENT_TYPES.values() if t.digest_section is not None),
                    key=lambda t: t.digest_section or 0)
     sections = tuple(Section(t.label, tuple(_entry(e) for e in mine if e.type == t.name))
@@ -86,7 +88,8 @@ def build_digest(program: Program, audience: Audience, period: Period, period_la
     golives = [AreaUpdate(e.payload.area, e.payload.planned_date, e.payload.status, e.payload.title,
                           e.payload.wave, str(e.event_id)) for e in visible if isinstance(e, GoLiveMilestoneReached)]
     latest_status = statuses[-1] if statuses else None
-    earlier = [e for e in visible if for_group(e, audience) and e.published_at and e.published_at < period.start]
+    earlier = [e for e in history if any(for_group(e, g) for g in followed) and e.published_at
+               and e.published_at < period.start]
     phase = (latest_status.payload.phase if latest_status and latest_status.payload.phase else
              program.baseline.phase if program.baseline else None)
     return Digest(

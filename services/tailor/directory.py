@@ -31,10 +31,26 @@ class Recipient:
     options: frozenset[int] = field(default_factory=frozenset)
 
 
+#: A person may hold several roles, separated by this (a manager who also sits in a steering group:
+#: `chef;programstyrgrupp`); a selector's role matches any of them.
+ROLE_SEPARATOR = ";"
+#: The longest `role` value the directory keeps (its column's width), all roles together.
+ROLE_LIMIT = 100
+
+
+def roles_of(role: str) -> tuple[str, ...]:
+    """A person's roles, in the order given, each once."""
+    return tuple(dict.fromkeys(r.strip() for r in role.split(ROLE_SEPARATOR) if r.strip()))
+
+
 def member_filter(selector: Mapping[str, Iterable[str]]) -> Callable[[Recipient], bool]:
     """The selector compiled once into a predicate: true when, for every attribute in the selector, the
-    recipient has one of the listed values. Planning runs it over the whole directory."""
-    scalar = [(attr, frozenset(str(v) for v in values)) for attr, values in selector.items() if attr != "options"]
+    recipient has one of the listed values (for roles: one of theirs). Planning runs it over the whole
+    directory."""
+    scalar = [(attr, frozenset(str(v) for v in values)) for attr, values in selector.items()
+              if attr not in ("options", "role")]
+    roles = frozenset(str(v) for v in selector.get("role", ()))
+    wants_role = "role" in selector
     options = frozenset(int(v) for v in selector.get("options", ()) if str(v).isdigit())
     wants_options = "options" in selector
 
@@ -42,6 +58,8 @@ def member_filter(selector: Mapping[str, Iterable[str]]) -> Callable[[Recipient]
         for attr, allowed in scalar:
             if getattr(r, attr) not in allowed:
                 return False
+        if wants_role and r.role not in roles and roles.isdisjoint(roles_of(r.role)):
+            return False
         return not wants_options or not options.isdisjoint(r.options)
 
     return test
@@ -196,7 +214,7 @@ def _read_rows(reader: "csv.DictReader[str]", areas: set[str]) -> ImportReport:
                 name=row["name"].strip(),
                 email=row["email"].strip(),
                 organisation=(row.get("organisation") or "").strip(),
-                role=(row.get("role") or "").strip(),
+                role=ROLE_SEPARATOR.join(roles_of(row.get("role") or "")),
                 profession=(row.get("profession") or "").strip(),
                 area=(row.get("area") or "").strip(),
                 municipality=(row.get("municipality") or "").strip(),
@@ -224,6 +242,11 @@ def directory_change(current: Iterable[Recipient], new: Iterable[Recipient]) -> 
                            removed=len(before.keys() - after.keys()), unchanged=len(kept) - changed)
 
 
+#: The widths of the directory's columns (`store.recipients`): a longer value is refused with its row, not
+#: cut, and never fails the whole import on a database that enforces widths.
+_WIDTHS = {"email": 320, "organisation": 200, "profession": 100, "area": 64, "municipality": 100}
+
+
 def _row_problem(row: Mapping[str, str | None], rid: str, seen: set[str], areas: set[str]) -> str | None:
     if None in row or any(v is None for k, v in row.items() if k in ("id", "name", "email")):
         return "wrong number of columns"
@@ -241,6 +264,11 @@ def _row_problem(row: Mapping[str, str | None], rid: str, seen: set[str], areas:
         validate_email((row.get("email") or "").strip(), check_deliverability=False)
     except EmailNotValidError:
         return "bad email address"
+    if len(ROLE_SEPARATOR.join(roles_of(row.get("role") or ""))) > ROLE_LIMIT:
+        return f"role longer than {ROLE_LIMIT} characters (all roles together)"
+    for column, width in _WIDTHS.items():
+        if len((row.get(column) or "").strip()) > width:
+            return f"{column} longer than {width} characters"
     area = (row.get("area") or "").strip()
     if area and areas and area not in areas:
         return f"unknown area {area!r}"

@@ -11,7 +11,7 @@ option sets). A `Recipient` is made only while it is looked at, and a selection 
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 
-from services.tailor.directory import People, Positional, Recipient, member_filter
+from services.tailor.directory import ROLE_SEPARATOR, People, Positional, Recipient, member_filter, roles_of
 
 #: Directory attributes indexed by value; `options` is indexed by each option a person has.
 SCALAR_ATTRIBUTES = ("organisation", "role", "profession", "area", "municipality")
@@ -56,7 +56,8 @@ class DirectoryIndex(Positional):
                 if code == 1 << 16:  # more distinct values than two bytes tell apart
                     self._columns[attr] = array("I", self._columns[attr])
             self._columns[attr].append(code)
-            self._postings[attr].setdefault(value, array("I")).append(n)
+            for each in (roles_of(value) if attr == "role" and ROLE_SEPARATOR in value else (value,)):
+                self._postings[attr].setdefault(each, array("I")).append(n)
         code = self._option_codes.get(options)
         if code is None:
             code = self._option_codes[options] = len(self._option_sets)

@@ -16,6 +16,7 @@
 
 import re
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -170,6 +171,41 @@ def assign_highest_tier(
             taken.update(r.id for r in mine)
         assigned[aid] = mine
     return assigned
+
+
+def one_digest_each(audience: Audience, people: Sequence[Recipient], cadence: str,
+                    others: Mapping[str, tuple[Audience, AbstractSet[str]]], order: Sequence[str],
+                    choices: Mapping[str, "Choice"]) -> dict[tuple[str, ...], list[Recipient]]:
+    """Rule 8 across digests: a person in several groups with a digest at `cadence` (as each of them gives it to
+    that person, rule 9) gets one, the digest of their highest-tier such group (ties: configuration `order`),
+    with the sections of every one of them. Of `people` (the members `audience`'s digest would reach), those
+    whose digest it is, by the other groups whose sections it also carries; the rest get theirs elsewhere.
+    `others`: each other group with a digest, with the ids of its members."""
+    place = {aid: i for i, aid in enumerate(order)}
+
+    def rank(a: Audience) -> tuple[int, int]:
+        return TIER_RANK[a.tier], place.get(a.id, len(place))
+
+    mine = rank(audience)
+    by_choice: dict[Choice, list[tuple[bool, str, AbstractSet[str]]]] = {}
+    buckets: dict[tuple[str, ...], list[Recipient]] = {}
+    for person in people:
+        choice = choices.get(person.id, NO_CHOICE)
+        relevant = by_choice.get(choice)
+        if relevant is None:  # the groups whose digest this choice makes due at `cadence`, highest first
+            relevant = by_choice[choice] = [
+                (rank(other) < mine, aid, members) for aid, (other, members) in
+                sorted(others.items(), key=lambda item: rank(item[1][0]))
+                if aid != audience.id and digest_cadence(other.digest, choice) == cadence]
+        also: list[str] = []
+        for higher, aid, members in relevant:
+            if person.id in members:
+                if higher:
+                    break
+                also.append(aid)
+        else:
+            buckets.setdefault(tuple(also), []).append(person)
+    return buckets
 
 
 # Rule 9 ----------------------------------------------------------------------------------------

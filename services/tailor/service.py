@@ -13,16 +13,14 @@ from contracts.deliveries import (
     DeliveriesPostponed,
     DeliveryCommand,
     DeliveryPlan,
-    DigestSent,
     EmailRecipient,
     EventPlanned,
     SendEmail,
 )
 from contracts.events import Correction, Event, apply_correction
 from contracts.lifecycle import EventCancelled, PlanStatus
-from contracts.schedule import DigestDue, digest_id
+from contracts.schedule import DigestDue
 from programs import Program
-from programs.labels import sv_period
 from services.common.bus import Bus, DependencyUnavailable
 from services.common.subscriptions import Unprocessable
 from services.tailor import policy
@@ -33,10 +31,10 @@ from services.tailor.channels import (
     Composer,
     Composition,
     DigestComposer,
-    DigestComposition,
 )
 from services.tailor.channels import preview as compose_preview
-from services.tailor.digests import INTRANET_READER, Digest, build_digest, heading
+from services.tailor.digest_runs import DigestRuns
+from services.tailor.digests import Digest
 from services.tailor.directory import ids_of, select_members
 from services.tailor.imports import DirectoryImports
 from services.tailor.planning import Plan, UnknownAudienceError, plan_deliveries
@@ -66,6 +64,8 @@ class Tailor:
         self.channels = channels
         self.digest_composers = digest_composers
         self.imports = DirectoryImports(store, {a for p in programs.values() for a in p.areas}, clock)
+        self.digests = DigestRuns(self._program, renderer, store, bus, clock, channels, digest_composers,
+                                  self._addressed)
 
     def program_for(self, event: Event) -> Program:
         return self._program(event.program)
@@ -275,71 +275,8 @@ class Tailor:
         await self.bus.publish(topics.EVENT_PLANNED, message, str(plan.event_id))
 
     async def send_digest(self, due: DigestDue) -> Digest:
-        """A target group's digest for the period the scheduler names: by email to each member, to the
-        group's Teams channel, and (monthly) to the intranet. Its id derives from (programme, group,
-        period), so the channels' ledgers make a repeated period send nothing twice."""
-        program = self._program(due.program)
-        audience = program.audience(due.audience_id)
-        if audience is None:
-            raise UnknownAudienceError(f"programme {due.program!r} has no target group {due.audience_id!r}")
-        period = due.period
-        history = await self.store.published_between(program.program, datetime(2000, 1, 1, tzinfo=UTC), period.end)
-        in_period = [e for e in history if e.published_at and e.published_at >= period.start]
-        digest = build_digest(program, audience, period, sv_period(period.label), in_period, history)
-        cadence = "monthly" if digest.monthly else "weekly"
-        asked = due.asked_by.every_member
-        choices = await self.store.choices(program.program)
-        # Rule 9: each member at the cadence they chose (the group's by default), or not at all; a digest asked
-        # for by hand goes to everyone who has not declined digests.
-        people = [m for m in (await self.store.load_index()).members(audience.members)
-                  if (cadence_of := policy.digest_cadence(audience.digest, choices.get(m.id, policy.NO_CHOICE)))
-                  != "none" and (asked or cadence_of == cadence)]
-        on_group_cadence = asked or audience.digest == cadence
-        now = self.clock()
-        sends: list[tuple[str, DeliveryCommand]] = []
-        for name in audience.channels:
-            composer = self.digest_composers.get(name)
-            spec = self.channels.get(name)
-            if composer is None or spec is None or spec.reach is Reach.PROGRAMME:
-                continue
-            if spec.reach is not Reach.PERSON and not on_group_cadence:
-                continue  # the group's own channel hears the group's cadence only
-            target = DigestComposition(digest, audience.id, people if spec.reach is Reach.PERSON else (), now)
-            sends += [(spec.topic, c) for c in composer.digest(target, self.renderer)]
-        if digest.monthly and on_group_cadence:  # the month's summary on the programme-wide channels, one item for everyone
-            whole = build_digest(program, INTRANET_READER, period, sv_period(period.label), in_period, history)
-            for name in program.publishes_to:
-                composer = self.digest_composers.get(name)
-                if composer is not None:
-                    item = replace(whole, id=digest_id(program.program, name, period.label))
-                    sends += [(self.channels[name].topic, c)
-                              for c in composer.digest(DigestComposition(item, name, (), now), self.renderer)]
-        # Recorded before it is emitted: a crash midway is made whole by `recover` (the ledgers send nothing
-        # twice). The deliveries it waits for: each person's, and the group's own channel's.
-        sends = [(topic, command) for topic, composed in sends
-                 if (command := await self._addressed(composed)) is not None]
-        expected = sum(c.deliveries for _, c in sends if c.event_id == digest.id)
-        await self.store.record_digest(due, expected)
-        await asyncio.gather(*(self.bus.publish(topic, command, command.bus_key) for topic, command in sends))
-        await self._announce_digests(program, period.label, [c for _, c in sends], digest.id,
-                                     f"{heading(digest)} – {audience.name}", heading(digest), now)
-        log.info("digest sent", extra={"program": program.program, "audience_id": audience.id,
-                                       "period": period.label, "quiet": digest.is_quiet, "people": len(people),
-                                       "commands": len(sends)})
-        return digest
-
-    async def _announce_digests(self, program: Program, period: str, commands: list[DeliveryCommand], group_digest: UUID,
-                                group_title: str, title: str, now: datetime) -> None:
-        """Say what each digest sent (the group's, and the month's programme-wide one) targeted, per channel:
-        the follow-up counts digests too."""
-        targeted: dict[tuple[UUID, str], dict[str, int]] = {}
-        for c in commands:
-            by_channel = targeted.setdefault((c.event_id, c.audience_id), {})
-            by_channel[c.channel] = by_channel.get(c.channel, 0) + c.deliveries
-        for (item_id, target), by_channel in targeted.items():
-            sent = DigestSent(digest_id=item_id, program=program.program, audience_id=target, period=period,
-                              title=group_title if item_id == group_digest else title, sent_at=now, targeted=by_channel)
-            await self.bus.publish(topics.DIGEST_SENT, sent, sent.bus_key)
+        """A target group's digest for the period the scheduler names (`digest_runs.DigestRuns`)."""
+        return await self.digests.send(due)
 
     # Corrections and retractions ------------------------------------------------------------------------------
 

@@ -139,3 +139,27 @@ def test_an_attribute_with_more_distinct_values_than_two_bytes_hold_keeps_each_v
     assert index[0] == people[0] and index[65_536] == people[65_536] and index[-1] == people[-1]
     assert list(index.members({"profession": ["yrke-69999"]}).ids()) == ["p69999"]
     assert list(index.members({"options": ["66000"]}).ids()) == ["p66000"]
+
+
+def test_a_person_may_hold_several_roles_and_each_selects_them_in_the_index_as_in_a_scan(fvm: Program) -> None:
+    from services.tailor.directory import select_members
+    from services.tailor.index import DirectoryIndex
+
+    report = parse_recipients_csv(HEADER + (
+        "p1,Dana,dana@example.se,Närhälsan, chef ; programstyrgrupp;chef ,,södra,,\n"
+        "p2,Sam,sam@example.se,,programstyrgrupp,,,,\n"
+        "p3,Cia,cia@example.se,Närhälsan,chef,,södra,,\n"
+        f"p4,Lo,lo@example.se,,{';'.join(['objektledning'] * 2 + ['x' * 95])},,,,\n"
+        f"p5,Al,al@example.se,{'O' * 201},chef,,,,\n"))
+    assert report.accepted[0].role == "chef;programstyrgrupp"  # trimmed, each role once
+    assert [(r.recipient_id, r.reason) for r in report.rejected] == [
+        ("p4", "role longer than 100 characters (all roles together)"),
+        ("p5", "organisation longer than 200 characters")]  # the column's width: refused, never cut
+    people = report.accepted
+    index = DirectoryIndex(people)
+    for audience_id, expected in (("programstyrgrupp", ["p1", "p2"]), ("chefer-hs", ["p1", "p3"])):
+        audience = fvm.audience(audience_id)
+        assert audience is not None
+        assert [p.id for p in select_members(people, audience.members)] == expected
+        assert [p.id for p in select_members(index, audience.members)] == expected
+    assert not member_filter({"role": ["chef;programstyrgrupp"]})(people[1])

@@ -124,3 +124,23 @@ def test_rule8_a_person_in_several_groups_gets_the_highest_tier_variant_once(fvm
     assigned = policy.assign_highest_tier({"chefer-hs": [anna, bo], "programstyrgrupp": [anna]}, audiences)  # type: ignore[arg-type]
     assert [r.id for r in assigned["programstyrgrupp"]] == ["anna"]
     assert [r.id for r in assigned["chefer-hs"]] == ["bo"]
+
+
+def test_rule8_across_digests_one_digest_per_person_in_the_highest_tier_groups_variant(fvm: Program) -> None:
+    committee, managers = fvm.audience("programstyrgrupp"), fvm.audience("chefer-hs")  # weekly, primary; stakeholder
+    assert committee is not None and managers is not None
+    both, only = Recipient("b", "", "", role="chef;programstyrgrupp"), Recipient("m", "", "", role="chef")
+    order = [a.id for a in fvm.audiences]
+    others_of_managers = {"programstyrgrupp": (committee, frozenset({"b"}))}
+    others_of_committee = {"chefer-hs": (managers, frozenset({"b", "m"}))}
+    # The managers' digest leaves out whoever gets the committee's; the committee's carries both groups' sections.
+    assert policy.one_digest_each(managers, [both, only], "weekly", others_of_managers, order, {}) == {(): [only]}
+    assert policy.one_digest_each(committee, [both], "weekly", others_of_committee, order, {}) == {
+        ("chefer-hs",): [both]}
+    # Monthly digests are another period: the weekly groups do not take a person's monthly one.
+    assert policy.one_digest_each(managers, [both], "monthly", others_of_managers, order, {}) == {(): [both]}
+    # A person who chose monthly digests gets every group's at that cadence: one, the highest tier's.
+    monthly = {"b": policy.Choice(digest="monthly")}
+    assert policy.one_digest_each(managers, [both], "monthly", others_of_managers, order, monthly) == {}
+    assert policy.one_digest_each(committee, [both], "monthly", others_of_committee, order, monthly) == {
+        ("chefer-hs",): [both]}
