@@ -236,18 +236,21 @@ class EventPlanned(Contract):
         return self.status is PlanStatus.PLANNED
 
 
-class DeliveriesPostponed(Contract):
-    """Some of an event's direct deliveries wait until an instant (a target group's quiet hours, rule 10): the
-    scheduler says when it comes (a `ReleaseDue` of the event), and the tailor sends what waited. Announced
+class DeliveriesScheduled(Contract):
+    """Some of an event's deliveries are due at a later instant: what waited for a target group's quiet hours
+    to end (rule 10), a reminder before an acknowledgement deadline. The scheduler says when it comes (a
+    `ReleaseDue` of the event) and the tailor sends, from its own record, whatever is due by then. Announced
     again after a tailor's start, for a scheduler that may not have heard it; keyed by event."""
 
     version: ClassVar[int] = 1
 
     event_id: UUID
     program: ProgramId
-    until: AwareDatetime
-    audiences: tuple[AudienceId, ...] = Field(min_length=1, description="the target groups whose deliveries wait")
-    postponed_at: AwareDatetime
+    at: AwareDatetime
+    audiences: tuple[AudienceId, ...] = Field(min_length=1, description="the target groups concerned")
+    reason: Annotated[str, Field(min_length=1, max_length=64, description="why, for people reading logs: "
+                                 "'quiet hours', 'reminder'")]
+    scheduled_at: AwareDatetime
 
     @property
     def bus_key(self) -> str:

@@ -24,7 +24,7 @@ from pydantic import TypeAdapter
 from contracts import topics
 from contracts.deliveries import (
     DeadLetter,
-    DeliveriesPostponed,
+    DeliveriesScheduled,
     DeliveryOutcomes,
     DigestSent,
     EventPlanned,
@@ -115,8 +115,8 @@ CONSOLE_SESSIONS = Subscription("console", "sessions", "console-sessions", Sessi
 SCHEDULER_PLANS = Subscription("scheduler", "plans", "scheduler", EventPlanned.model_validate_json,
                                (topics.EVENT_PLANNED,))
 
-SCHEDULER_POSTPONED = Subscription("scheduler", "postponed", "scheduler-postponed",
-                                   DeliveriesPostponed.model_validate_json, (topics.DELIVERIES_POSTPONED,))
+SCHEDULER_SCHEDULED = Subscription("scheduler", "scheduled", "scheduler-scheduled",
+                                   DeliveriesScheduled.model_validate_json, (topics.DELIVERIES_SCHEDULED,))
 
 SCHEDULER_CANCELLED = Subscription("scheduler", "cancelled", "scheduler-cancelled",
                                    EventCancelled.model_validate_json, (topics.EVENT_CANCELLED,))
@@ -142,5 +142,5 @@ INSIGHTS_CLICKS = Subscription("insights", "clicks", "insights-clicks", _adapter
 SUBSCRIPTIONS: tuple[Subscription[Any], ...] = (
     TAILOR_EVENTS, TAILOR_OUTCOMES, TAILOR_PREFERENCES, TAILOR_SCHEDULE, TAILOR_CANCELLED, SCHEDULER_CANCELLED,
     EMAIL_DELIVERIES, TEAMS_DELIVERIES,
-    INTRANET_DELIVERIES, INTRANET_SESSIONS, SCHEDULER_PLANS, SCHEDULER_POSTPONED, GATEWAY_PLANS, GATEWAY_OUTCOMES,
+    INTRANET_DELIVERIES, INTRANET_SESSIONS, SCHEDULER_PLANS, SCHEDULER_SCHEDULED, GATEWAY_PLANS, GATEWAY_OUTCOMES,
     GATEWAY_SESSIONS, GATEWAY_DEAD_LETTERS, INSIGHTS_EVENTS, INSIGHTS_PLANS, INSIGHTS_OUTCOMES, INSIGHTS_CLICKS, CONSOLE_SESSIONS)

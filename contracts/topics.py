@@ -19,8 +19,8 @@ INTRANET_DELIVERY_REQUESTED: Final = "deliveries.intranet.v4"  # v3: go-live fac
 
 #: The tailor's explainable delivery plan for each event.
 EVENT_PLANNED: Final = "plans.event_planned.v1"
-#: An event's direct deliveries waiting for a target group's quiet hours to end (`DeliveriesPostponed`).
-DELIVERIES_POSTPONED: Final = "plans.deliveries_postponed.v1"
+#: An event's direct deliveries waiting for a target group's quiet hours to end (`DeliveriesScheduled`).
+DELIVERIES_SCHEDULED: Final = "plans.deliveries_scheduled.v1"
 #: Each digest the tailor sent, per target, with what it targeted (`DigestSent`).
 DIGEST_SENT: Final = "plans.digest_sent.v1"
 
@@ -55,6 +55,6 @@ def event_topic(name: str) -> str:
 
 def all_topics(*extra: str) -> tuple[str, ...]:
     """Every topic the platform needs; `extra` are the delivery topics of the registered channels."""
-    return (*event_topics(), *extra, EVENT_CANCELLED, EVENT_PLANNED, DELIVERIES_POSTPONED, DIGEST_SENT,
+    return (*event_topics(), *extra, EVENT_CANCELLED, EVENT_PLANNED, DELIVERIES_SCHEDULED, DIGEST_SENT,
             DELIVERY_OUTCOMES, SCHEDULE_DUE, SCHEDULE_DUE_V1,
             PREFERENCES_CHANGED, FEEDBACK_GIVEN, ITEM_READ, SESSION_ENDED, DEAD_LETTER)

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 import contracts
 from contracts import topics
 from contracts.channels import CHANNELS
-from contracts.deliveries import DeadLetter, DeliveriesPostponed, DeliveryOutcomes, DigestSent, EventPlanned
+from contracts.deliveries import DeadLetter, DeliveriesScheduled, DeliveryOutcomes, DigestSent, EventPlanned
 from contracts.events import event_adapter, event_topics
 from contracts.feedback import FeedbackGiven, ItemRead
 from contracts.lifecycle import EventCancelled
@@ -42,7 +42,7 @@ def topic_contracts() -> dict[str, tuple[str, dict[str, Any]]]:
         **{spec.topic: model(spec.command) for spec in CHANNELS.values()},
         topics.EVENT_CANCELLED: model(EventCancelled),
         topics.EVENT_PLANNED: model(EventPlanned),
-        topics.DELIVERIES_POSTPONED: model(DeliveriesPostponed),
+        topics.DELIVERIES_SCHEDULED: model(DeliveriesScheduled),
         topics.DIGEST_SENT: model(DigestSent),
         topics.DELIVERY_OUTCOMES: model(DeliveryOutcomes),
         topics.SCHEDULE_DUE: (f"ScheduleDue.v{SCHEDULE_DUE_VERSION}.json", SCHEDULE_DUE_ADAPTER.json_schema()),

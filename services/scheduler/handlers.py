@@ -1,5 +1,5 @@
 """The scheduler's subscriptions: the tailor's plans say which events are held until when, and when a held
-event went out; its postponements which deliveries wait for quiet hours to end; the gateway's cancellations."""
+event went out; which deliveries are due later (quiet hours, reminders); the gateway's cancellations."""
 
 from faststream.kafka import KafkaRouter
 
@@ -21,6 +21,6 @@ def build_router(scheduler: Scheduler, bus: Bus) -> KafkaRouter:
             await scheduler.on_released(plan.event_id, planned.planned_at)
 
     subscribe(router, subscriptions.SCHEDULER_PLANS, bus, on_event_planned)
-    subscribe(router, subscriptions.SCHEDULER_POSTPONED, bus, scheduler.on_postponed)
+    subscribe(router, subscriptions.SCHEDULER_SCHEDULED, bus, scheduler.on_scheduled)
     subscribe(router, subscriptions.SCHEDULER_CANCELLED, bus, scheduler.on_cancelled)
     return router

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from contracts import topics
-from contracts.deliveries import DeliveriesPostponed
+from contracts.deliveries import DeliveriesScheduled
 from contracts.lifecycle import EventCancelled
 from contracts.schedule import DigestAsker, DigestDue, Period, ReleaseDue
 from programs import Program
@@ -127,8 +127,8 @@ class Scheduler:
         await self.store.mark(event_id, "released", self.clock())
         await self.store.mark_waits(event_id, "released", self.clock(), until_by=planned_at)
 
-    async def on_postponed(self, postponed: DeliveriesPostponed) -> None:
-        await self.store.wait(postponed.event_id, postponed.program, postponed.until)
+    async def on_scheduled(self, scheduled: DeliveriesScheduled) -> None:
+        await self.store.wait(scheduled.event_id, scheduled.program, scheduled.at)
         self._wake.set()
 
     async def on_cancelled(self, cancelled: EventCancelled) -> None:

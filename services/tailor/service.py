@@ -10,7 +10,7 @@ from uuid import UUID
 from contracts import topics
 from contracts.channels import CHANNELS, ChannelSpec, Reach
 from contracts.deliveries import (
-    DeliveriesPostponed,
+    DeliveriesScheduled,
     DeliveryCommand,
     DeliveryPlan,
     EmailRecipient,
@@ -225,9 +225,10 @@ class Tailor:
                 if until > now:
                     by_until.setdefault(until, set()).add(target)
         for until, audiences in sorted(by_until.items()):
-            postponed = DeliveriesPostponed(event_id=event.event_id, program=event.program, until=until,
-                                            audiences=tuple(sorted(audiences)), postponed_at=now)
-            await self.bus.publish(topics.DELIVERIES_POSTPONED, postponed, postponed.bus_key)
+            scheduled = DeliveriesScheduled(event_id=event.event_id, program=event.program, at=until,
+                                            audiences=tuple(sorted(audiences)), reason="quiet hours",
+                                            scheduled_at=now)
+            await self.bus.publish(topics.DELIVERIES_SCHEDULED, scheduled, scheduled.bus_key)
             log.info("deliveries wait for quiet hours to end", extra={
                 "event_id": str(event.event_id), "until": until.isoformat(), "groups": len(audiences)})
 

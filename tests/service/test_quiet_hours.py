@@ -9,7 +9,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
-from contracts.deliveries import DeliveriesPostponed
+from contracts.deliveries import DeliveriesScheduled
 from contracts.schedule import ReleaseDue
 from programs import Program
 from services.common.bus import Bus
@@ -65,7 +65,7 @@ async def test_a_newsletter_due_at_half_past_ten_reaches_a_quiet_group_at_seven_
         small_directory: list[Recipient]) -> None:
     tailor, scheduler = night
     recorder = Recorder(broker, topics.EMAIL_DELIVERY_REQUESTED, topics.INTRANET_DELIVERY_REQUESTED,
-                        topics.DELIVERIES_POSTPONED, topics.SCHEDULE_DUE, topics.EVENT_PLANNED)
+                        topics.DELIVERIES_SCHEDULED, topics.SCHEDULE_DUE, topics.EVENT_PLANNED)
     event = make_event("newsletter.issue", audiences=["politisk-styrgrupp", "programstyrgrupp"])
     quiet_group = {r.id for r in small_directory if r.role == "politisk-styrgrupp"}
     async with TestKafkaBroker(broker):
@@ -73,8 +73,8 @@ async def test_a_newsletter_due_at_half_past_ten_reaches_a_quiet_group_at_seven_
         assert mailed(recorder, "programstyrgrupp")  # no quiet hours: at once
         assert len(recorder[topics.INTRANET_DELIVERY_REQUESTED]) == 1  # the intranet is read, never pushed
         assert mailed(recorder, "politisk-styrgrupp") == set()
-        [postponed] = recorder[topics.DELIVERIES_POSTPONED]
-        assert DeliveriesPostponed.model_validate(postponed).until == SEVEN
+        [scheduled] = recorder[topics.DELIVERIES_SCHEDULED]
+        assert DeliveriesScheduled.model_validate(scheduled).at == SEVEN
         [planned] = recorder[topics.EVENT_PLANNED]
         group = next(g for g in planned["plan"]["groups"] if g["audience_id"] == "politisk-styrgrupp")
         assert "quiet hours 21:00–07:00: email waits until 2026-12-02 07:00 (rule 10)" in group["reasons"]
@@ -98,12 +98,12 @@ async def test_a_newsletter_due_at_half_past_ten_reaches_a_quiet_group_at_seven_
 
 async def test_a_must_know_alert_at_half_past_ten_goes_at_once_despite_quiet_hours(
         night: tuple[Tailor, Scheduler], bus: Bus, broker: KafkaBroker, small_directory: list[Recipient]) -> None:
-    recorder = Recorder(broker, topics.EMAIL_DELIVERY_REQUESTED, topics.DELIVERIES_POSTPONED, topics.EVENT_PLANNED)
+    recorder = Recorder(broker, topics.EMAIL_DELIVERY_REQUESTED, topics.DELIVERIES_SCHEDULED, topics.EVENT_PLANNED)
     event = make_event(audiences=["politisk-styrgrupp"])  # a must-know steering decision
     async with TestKafkaBroker(broker):
         await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
     assert mailed(recorder, "politisk-styrgrupp") == {r.id for r in small_directory if r.role == "politisk-styrgrupp"}
-    assert recorder[topics.DELIVERIES_POSTPONED] == []
+    assert recorder[topics.DELIVERIES_SCHEDULED] == []
     [group] = recorder[topics.EVENT_PLANNED][0]["plan"]["groups"]
     assert "must-know alert: sent at once despite the quiet hours 21:00–07:00 (rule 10)" in group["reasons"]
 
@@ -135,10 +135,10 @@ async def test_a_wait_the_tailor_has_not_confirmed_is_said_again_and_a_late_plan
     recorder = Recorder(broker, topics.SCHEDULE_DUE)
     event_id = uuid4()
     async with TestKafkaBroker(broker):
-        postponed = DeliveriesPostponed(event_id=event_id, program="fvm", until=SEVEN, audiences=("politisk-styrgrupp",),
-                                        postponed_at=clock.now)
-        await scheduler.on_postponed(postponed)
-        await scheduler.on_postponed(postponed)  # a repeat (after a tailor's restart) changes nothing
+        scheduled = DeliveriesScheduled(event_id=event_id, program="fvm", at=SEVEN, audiences=("politisk-styrgrupp",),
+                                        reason="quiet hours", scheduled_at=clock.now)
+        await scheduler.on_scheduled(scheduled)
+        await scheduler.on_scheduled(scheduled)  # a repeat (after a tailor's restart) changes nothing
         await scheduler.on_released(event_id, HALF_PAST_TEN)  # the plan of 22:30 is no receipt for seven
         clock.now = SEVEN
         await scheduler.tick()
