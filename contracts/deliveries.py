@@ -257,6 +257,25 @@ class DeliveriesScheduled(Contract):
         return str(self.event_id)
 
 
+class ReminderSent(Contract):
+    """A reminder of must-know news sent to those of one target group who had not acknowledged it by then: its
+    id (its deliveries' own, so that each person gets each reminder once), the event it reminds of, and how many
+    it targeted per channel, so that follow-up counts its deliveries."""
+
+    version: ClassVar[int] = 1
+
+    reminder_id: UUID
+    event_id: UUID
+    program: ProgramId
+    audience_id: AudienceId
+    sent_at: AwareDatetime
+    targeted: dict[ChannelName, Annotated[int, Field(ge=0)]]
+
+    @property
+    def bus_key(self) -> str:
+        return str(self.event_id)
+
+
 class DigestSent(Contract):
     """A digest the tailor sent to one target (a group, or a programme-wide channel): what it is called and
     how many deliveries it targeted per channel, so that follow-up counts a digest as it counts an event."""

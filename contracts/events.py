@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Union, get_args
 from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, AwareDatetime, Field, HttpUrl, TypeAdapter, ValidationError
+from pydantic import AfterValidator, AwareDatetime, Field, HttpUrl, TypeAdapter, ValidationError, model_validator
 
 from contracts.base import Contract
 
@@ -101,6 +101,19 @@ class Envelope(Contract):
     regions: tuple[Line64, ...] | None = None
     audiences: tuple[AudienceId, ...] | None = None
     language: Literal["sv", "en"] = "sv"
+    acknowledge_by: Instant | None = Field(
+        default=None, description="must-know news only: each person is asked to acknowledge it "
+                                  "(\"Jag har tagit del av informationen\") by this instant, and reminded until then")
+
+    @model_validator(mode="after")
+    def _acknowledgement(self) -> "Envelope":
+        if self.acknowledge_by is None:
+            return self
+        if self.importance is not Importance.MUST_KNOW:
+            raise ValueError("acknowledge_by: only must-know news asks for an acknowledgement")
+        if self.embargo_until is not None and self.acknowledge_by <= self.embargo_until:
+            raise ValueError("acknowledge_by: the deadline must come after the embargo lifts")
+        return self
 
 
 class Appeal(Contract):

@@ -70,3 +70,23 @@ class ItemRead(Contract):
     @property
     def bus_key(self) -> str:
         return f"{self.event_id}:{self.audience_id}"
+
+
+class Acknowledged(Contract):
+    """A respondent acknowledged must-know news ("Jag har tagit del av informationen") as it reached one target
+    group. `person_id` is the directory id of the person a mail's own link was for, so that the tailor reminds
+    only those who have not acknowledged; an acknowledgement through a group's link (a Teams card, an intranet
+    item) by a signed-in person names no directory id."""
+
+    version: ClassVar[int] = 1
+
+    program: ProgramId
+    event_id: UUID
+    audience_id: AudienceId
+    respondent: Respondent
+    person_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    acknowledged_at: AwareDatetime
+
+    @property
+    def bus_key(self) -> str:
+        return f"{self.event_id}:{self.audience_id}"

@@ -29,11 +29,12 @@ from contracts.deliveries import (
     DigestSent,
     EventPlanned,
     PublishIntranetItem,
+    ReminderSent,
     SendEmail,
     SendTeamsCard,
 )
 from contracts.events import event_topics, parse_event
-from contracts.feedback import FeedbackGiven, ItemRead
+from contracts.feedback import Acknowledged, FeedbackGiven, ItemRead
 from contracts.lifecycle import EventCancelled
 from contracts.people import SessionEnded
 from contracts.preferences import PreferencesChanged
@@ -85,8 +86,8 @@ def _adapter(adapter: TypeAdapter[T]) -> Callable[[bytes], T]:
     return adapter.validate_json
 
 
-Click = FeedbackGiven | ItemRead
-Counted = EventPlanned | DigestSent
+Click = FeedbackGiven | ItemRead | Acknowledged
+Counted = EventPlanned | DigestSent | ReminderSent
 
 TAILOR_EVENTS = Subscription("tailor", "events", "tailor", parse_event, fetch_wait_ms=ALERT_FETCH_WAIT_MS)
 TAILOR_OUTCOMES = Subscription("tailor", "outcomes", "tailor-outcomes", DeliveryOutcomes.model_validate_json,
@@ -118,6 +119,9 @@ SCHEDULER_PLANS = Subscription("scheduler", "plans", "scheduler", EventPlanned.m
 SCHEDULER_SCHEDULED = Subscription("scheduler", "scheduled", "scheduler-scheduled",
                                    DeliveriesScheduled.model_validate_json, (topics.DELIVERIES_SCHEDULED,))
 
+TAILOR_ACKNOWLEDGED = Subscription("tailor", "acknowledged", "tailor-acknowledged", Acknowledged.model_validate_json,
+                                   (topics.ACKNOWLEDGED,), batch=SMALL_FACTS_BATCH)
+
 SCHEDULER_CANCELLED = Subscription("scheduler", "cancelled", "scheduler-cancelled",
                                    EventCancelled.model_validate_json, (topics.EVENT_CANCELLED,))
 
@@ -132,15 +136,16 @@ GATEWAY_DEAD_LETTERS = Subscription("gateway", "dead-letters", "gateway-dead-let
 
 INSIGHTS_EVENTS = Subscription("insights", "events", "insights", parse_event)
 INSIGHTS_PLANS = Subscription("insights", "plans", "insights-plans", _adapter(TypeAdapter[Counted](Counted)),
-                              (topics.EVENT_PLANNED, topics.DIGEST_SENT))
+                              (topics.EVENT_PLANNED, topics.DIGEST_SENT, topics.REMINDER_SENT))
 INSIGHTS_OUTCOMES = Subscription("insights", "outcomes", "insights-outcomes", DeliveryOutcomes.model_validate_json,
                                  (topics.DELIVERY_OUTCOMES,), batch=OUTCOME_BATCH)
 INSIGHTS_CLICKS = Subscription("insights", "clicks", "insights-clicks", _adapter(TypeAdapter[Click](Click)),
-                               (topics.FEEDBACK_GIVEN, topics.ITEM_READ), batch=SMALL_FACTS_BATCH)
+                               (topics.FEEDBACK_GIVEN, topics.ITEM_READ, topics.ACKNOWLEDGED), batch=SMALL_FACTS_BATCH)
 
 #: Every subscription, for documents and checks (each consumer group once).
 SUBSCRIPTIONS: tuple[Subscription[Any], ...] = (
-    TAILOR_EVENTS, TAILOR_OUTCOMES, TAILOR_PREFERENCES, TAILOR_SCHEDULE, TAILOR_CANCELLED, SCHEDULER_CANCELLED,
+    TAILOR_EVENTS, TAILOR_OUTCOMES, TAILOR_PREFERENCES, TAILOR_SCHEDULE, TAILOR_CANCELLED, TAILOR_ACKNOWLEDGED,
+    SCHEDULER_CANCELLED,
     EMAIL_DELIVERIES, TEAMS_DELIVERIES,
     INTRANET_DELIVERIES, INTRANET_SESSIONS, SCHEDULER_PLANS, SCHEDULER_SCHEDULED, GATEWAY_PLANS, GATEWAY_OUTCOMES,
     GATEWAY_SESSIONS, GATEWAY_DEAD_LETTERS, INSIGHTS_EVENTS, INSIGHTS_PLANS, INSIGHTS_OUTCOMES, INSIGHTS_CLICKS, CONSOLE_SESSIONS)

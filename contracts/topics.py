@@ -21,6 +21,8 @@ INTRANET_DELIVERY_REQUESTED: Final = "deliveries.intranet.v4"  # v3: go-live fac
 EVENT_PLANNED: Final = "plans.event_planned.v1"
 #: An event's direct deliveries waiting for a target group's quiet hours to end (`DeliveriesScheduled`).
 DELIVERIES_SCHEDULED: Final = "plans.deliveries_scheduled.v1"
+#: Each reminder of must-know news the tailor sent to a target group, with what it targeted (`ReminderSent`).
+REMINDER_SENT: Final = "plans.reminder_sent.v1"
 #: Each digest the tailor sent, per target, with what it targeted (`DigestSent`).
 DIGEST_SENT: Final = "plans.digest_sent.v1"
 
@@ -40,6 +42,9 @@ PREFERENCES_CHANGED: Final = "preferences.changed.v1"
 #: counted "Läs mer" (`ItemRead`); keyed by event and target group.
 FEEDBACK_GIVEN: Final = "feedback.given.v1"
 ITEM_READ: Final = "feedback.read.v1"
+#: An acknowledgement of must-know news (`Acknowledged`), announced by the insights service; keyed by event
+#: and target group. The tailor reads it to remind only those who have not acknowledged.
+ACKNOWLEDGED: Final = "feedback.acknowledged.v1"
 
 #: A signed-in person's session ended by sign-out (`SessionEnded`), announced by the service that signs people
 #: out, so that every service reading sessions stops honouring it; keyed by session id.
@@ -55,6 +60,6 @@ def event_topic(name: str) -> str:
 
 def all_topics(*extra: str) -> tuple[str, ...]:
     """Every topic the platform needs; `extra` are the delivery topics of the registered channels."""
-    return (*event_topics(), *extra, EVENT_CANCELLED, EVENT_PLANNED, DELIVERIES_SCHEDULED, DIGEST_SENT,
+    return (*event_topics(), *extra, EVENT_CANCELLED, EVENT_PLANNED, DELIVERIES_SCHEDULED, REMINDER_SENT, DIGEST_SENT,
             DELIVERY_OUTCOMES, SCHEDULE_DUE, SCHEDULE_DUE_V1,
-            PREFERENCES_CHANGED, FEEDBACK_GIVEN, ITEM_READ, SESSION_ENDED, DEAD_LETTER)
+            PREFERENCES_CHANGED, FEEDBACK_GIVEN, ITEM_READ, ACKNOWLEDGED, SESSION_ENDED, DEAD_LETTER)

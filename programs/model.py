@@ -171,6 +171,21 @@ class Approval(Config):
                                      "this long since it was submitted or last changed can no longer be approved")
 
 
+class AcknowledgementRules(Config):
+    """How must-know news that asks to be acknowledged by a deadline (`acknowledge_by`) follows up."""
+
+    reminders_before_hours: tuple[Annotated[int, Field(ge=1, le=24 * 90)], ...] = Field(
+        default=(24, 2), max_length=5, description="reminders to those who have not acknowledged, this many hours "
+                                                   "before the deadline (the ones still ahead when it goes out)")
+
+    @field_validator("reminders_before_hours")
+    @classmethod
+    def _distinct(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(value)) < len(value):
+            raise ValueError("each reminder time once")
+        return tuple(sorted(value, reverse=True))
+
+
 class Program(Config):
     program: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,31}$")
     name: str
@@ -186,6 +201,7 @@ class Program(Config):
     baseline: Baseline | None = None
     audiences: tuple[Audience, ...] = Field(min_length=1)
     approval: Approval | None = Field(default=None, description="what needs approval (absent: nothing does)")
+    acknowledgement: AcknowledgementRules = AcknowledgementRules()
     roles: dict[Role, tuple[ClaimValue, ...]] = Field(
         default_factory=dict, description="per role, the values of the sign-in's roles claim (e.g. the groups "
                                           "of the region's provider) whose holders have that role here")

@@ -21,11 +21,12 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 Fields = dict[str, str | list[str]]
 
 #: The envelope's fields a communicator sets (the rest the gateway or the page sets: id, programme, publisher).
-ENVELOPE = ("importance", "sensitivity", "audiences", "regions", "embargo_until", "occurred_at")
+ENVELOPE = ("importance", "sensitivity", "audiences", "regions", "embargo_until", "acknowledge_by", "occurred_at")
 
 LABELS = {
     "importance": "Vikt", "sensitivity": "Känslighet", "audiences": "Målgrupper", "regions": "Områden",
-    "embargo_until": "Embargo till", "occurred_at": "Beslutet fattades / händelsen inträffade",
+    "embargo_until": "Embargo till", "acknowledge_by": "Bekräftas senast",
+    "occurred_at": "Beslutet fattades / händelsen inträffade",
     "title": "Rubrik", "committee": "Beslutande organ", "decision_code": "Beslutskod",
     "decision_text": "Beslutstext", "rationale": "Motivering", "consequences": "Konsekvenser",
     "effective_date": "Gäller från", "read_more_url": "Läs mer-länk", "workstream": "Delprojekt",
@@ -44,6 +45,8 @@ HINTS = {
     "affected_professions": "En per rad.", "affected_processes": "En per rad.",
     "embargo_until": "Tomt: skickas direkt. Svensk tid.", "send_at": "Tomt: skickas direkt. Svensk tid.",
     "occurred_at": "Svensk tid; tomt: nu.",
+    "acknowledge_by": "Bara för Måste veta: var och en ombeds bekräfta att de tagit del av informationen, och "
+                      "påminns tills dess. Tomt: ingen bekräftelse. Svensk tid.",
     "registration_number": "För ett diariefört beslut: diarienummer, paragraf, datum och organ (t.ex. RS 2022-01234).",
     "how": "För ett beslut som kan överklagas: hur, till vem och var det står.",
 }

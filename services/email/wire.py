@@ -46,8 +46,11 @@ class Personal:
                                                "audience": cmd.audience_id}, self.ttl)
 
     def feedback_token(self, mail: Mail) -> str:
+        """The person's own follow-up token: about the event a delivery follows (a reminder's, a correction's
+        original, whose answers and acknowledgements count), or else about its own."""
         cmd = mail.command
-        return self.signer.sign(FEEDBACK, feedback_claims(cmd.program, str(cmd.event_id), cmd.audience_id,
+        about = cmd.follows or cmd.event_id
+        return self.signer.sign(FEEDBACK, feedback_claims(cmd.program, str(about), cmd.audience_id,
                                                           mail.recipient.id), FEEDBACK_TTL)
 
 

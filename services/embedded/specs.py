@@ -16,9 +16,16 @@ from pydantic import BaseModel
 import contracts
 from contracts import topics
 from contracts.channels import CHANNELS
-from contracts.deliveries import DeadLetter, DeliveriesScheduled, DeliveryOutcomes, DigestSent, EventPlanned
+from contracts.deliveries import (
+    DeadLetter,
+    DeliveriesScheduled,
+    DeliveryOutcomes,
+    DigestSent,
+    EventPlanned,
+    ReminderSent,
+)
 from contracts.events import event_adapter, event_topics
-from contracts.feedback import FeedbackGiven, ItemRead
+from contracts.feedback import Acknowledged, FeedbackGiven, ItemRead
 from contracts.lifecycle import EventCancelled
 from contracts.people import SessionEnded
 from contracts.preferences import PreferencesChanged
@@ -43,6 +50,7 @@ def topic_contracts() -> dict[str, tuple[str, dict[str, Any]]]:
         topics.EVENT_CANCELLED: model(EventCancelled),
         topics.EVENT_PLANNED: model(EventPlanned),
         topics.DELIVERIES_SCHEDULED: model(DeliveriesScheduled),
+        topics.REMINDER_SENT: model(ReminderSent),
         topics.DIGEST_SENT: model(DigestSent),
         topics.DELIVERY_OUTCOMES: model(DeliveryOutcomes),
         topics.SCHEDULE_DUE: (f"ScheduleDue.v{SCHEDULE_DUE_VERSION}.json", SCHEDULE_DUE_ADAPTER.json_schema()),
@@ -50,6 +58,7 @@ def topic_contracts() -> dict[str, tuple[str, dict[str, Any]]]:
         topics.PREFERENCES_CHANGED: model(PreferencesChanged),
         topics.FEEDBACK_GIVEN: model(FeedbackGiven),
         topics.ITEM_READ: model(ItemRead),
+        topics.ACKNOWLEDGED: model(Acknowledged),
         topics.SESSION_ENDED: model(SessionEnded),
         topics.DEAD_LETTER: model(DeadLetter),
     }

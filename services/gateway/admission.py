@@ -20,6 +20,8 @@ from services.common.auth import Principal, TokenRole
 from services.common.problems import Problem, field_problems
 
 MAX_BODY = MAX_EVENT_BYTES
+#: The longest an acknowledgement may be asked for: reminders beyond it would nag, not inform.
+MAX_ACKNOWLEDGEMENT = timedelta(days=90)
 MAX_EMBARGO = timedelta(days=366)
 
 
@@ -93,6 +95,14 @@ def against_programme(event: Event, program: Program, now: datetime) -> list[dic
     send_at = getattr(event.payload, "send_at", None)
     if send_at is not None and send_at > now + MAX_EMBARGO:
         errors.append({"path": "payload.send_at", "reason": "a send time may be at most a year ahead"})
+    if event.acknowledge_by is not None:
+        goes = max(t for t in (now, event.embargo_until, send_at) if t is not None)
+        if event.acknowledge_by <= goes:
+            errors.append({"path": "acknowledge_by", "reason": "the deadline to acknowledge must come after the "
+                                                                "message goes out"})
+        elif event.acknowledge_by > goes + MAX_ACKNOWLEDGEMENT:
+            errors.append({"path": "acknowledge_by", "reason": "the deadline to acknowledge may be at most 90 days "
+                                                                "after the message goes out"})
     return errors
 
 

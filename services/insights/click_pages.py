@@ -1,4 +1,4 @@
-"""`/feedback/{token}` and `/r/{token}`: the follow-up links in every message.
+"""`/feedback/{token}`, `/ack/{token}` and `/r/{token}`: the follow-up links in every message.
 
 A GET records nothing: it opens a short page whose form sends the answer (or the read) by POST, at once in a
 browser that runs scripts and with one button where none run. Mail security gateways fetch every link of a mail
@@ -91,6 +91,40 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
                   for a in ANSWERS[question] if a != answer]
         return page(request, "thanks.html.j2", question=QUESTION_TEXT[question], answer=ANSWER_TEXT[answer], others=others,
                     item_url=back, program=link.program)
+
+    @router.get("/ack/{token}", response_class=HTMLResponse)
+    async def acknowledge_page(token: str, request: Request) -> Response:
+        """The news to acknowledge and one button: unlike an answer, the page never sends itself, so that
+        nothing but a person's own click (never a scanner that runs the page) acknowledges."""
+        try:
+            link = clicks.trusted(token)
+            title = await clicks.asks_acknowledgement(link)
+        except ClickRefused as problem:
+            return refused(request, problem)
+        session = await member(request, link)
+        if isinstance(session, Response):
+            return session
+        csrf = people.sessions.csrf(session) if session is not None else None
+        return page(request, "acknowledge.html.j2", action=f"{clicks.base}{request.url.path}", csrf=csrf,
+                    title=title, item_url=f"{clicks.base}/intranet/items/{link.event_id}")
+
+    @router.post("/ack/{token}", response_class=HTMLResponse)
+    async def acknowledge(token: str, request: Request) -> Response:
+        try:
+            link = clicks.trusted(token)
+            sent = await form(request)
+            session = await member(request, link)
+            if isinstance(session, Response):
+                return session
+            checked(session, sent)
+            who = clicks.respondent(link, session.person.sub if session is not None else None)
+            if who is None:
+                raise ClickRefused(403, "Bekräftelsen gick inte att ta emot", "Logga in och bekräfta igen.")
+            title = await clicks.asks_acknowledgement(link)
+            back = await clicks.acknowledge(link, who)
+        except ClickRefused as problem:
+            return refused(request, problem)
+        return page(request, "acknowledged.html.j2", title=title, item_url=back)
 
     @router.get("/r/{token}", response_class=HTMLResponse)
     async def read_more_page(token: str, request: Request) -> Response:

@@ -22,7 +22,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from contracts import topics
-from contracts.feedback import ANSWERS, FeedbackGiven, ItemRead
+from contracts.feedback import ANSWERS, Acknowledged, FeedbackGiven, ItemRead
 from programs import Program
 from services.common.bus import Bus
 from services.common.links import FEEDBACK, BadLink, LinkSigner
@@ -111,6 +111,24 @@ class Clicks:
             await self.announce(topics.FEEDBACK_GIVEN, given)
         if item is not None and item.type == "digest" and link.audience_id != "intranet":
             return f"{self.base}/intranet/status?program={link.program.program}"
+        return f"{self.base}/intranet/items/{link.event_id}"
+
+    async def asks_acknowledgement(self, link: Link) -> str:
+        """The title of the news the link acknowledges; ClickRefused (404) when it asks for no acknowledgement."""
+        item = await self.store.item(str(link.event_id))
+        if item is None or item.acknowledge_by is None or item.program != link.program.program:
+            raise ClickRefused(404, "Nyheten ber inte om någon bekräftelse",
+                               "Det finns ingen nyhet att bekräfta genom den här länken.")
+        return item.title
+
+    async def acknowledge(self, link: Link, respondent: str) -> str:
+        """Take an acknowledgement (once per respondent; a repeat is thanked and not announced again) and
+        return the news item's page."""
+        await self.asks_acknowledgement(link)
+        if not await self.store.has_acknowledged(str(link.event_id), link.audience_id, respondent):
+            await self.announce(topics.ACKNOWLEDGED, Acknowledged(
+                program=link.program.program, event_id=link.event_id, audience_id=link.audience_id,
+                respondent=respondent, person_id=link.person, acknowledged_at=self.clock()))
         return f"{self.base}/intranet/items/{link.event_id}"
 
     @staticmethod

@@ -10,7 +10,7 @@ that no one's answer can be worked out.
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from contracts.feedback import ANSWERS
@@ -116,3 +116,41 @@ def by_month(counts: Mapping[tuple[str, str], Counter[str]], published: Mapping[
 
 #: Targets that are not target groups: the programme-wide channels.
 _OTHER_TARGETS = {"intranet": "Intranätet (alla)"}
+
+
+TOO_FEW_PEOPLE = "för få mottagare"
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """One group's acknowledgements of must-know news: its people reached by email, and the share of them who
+    acknowledged, in all and at the end of each day someone did. None where fewer than MIN_ANSWERS were asked
+    (then a share would tell who had not acknowledged)."""
+
+    key: str
+    label: str
+    asked: int
+    share: float | None
+    over_time: tuple[tuple[date, float], ...]
+
+
+def acknowledgements(rows: Sequence[Row], by_day: Mapping[str, Mapping[date, int]]) -> list[Acknowledgement]:
+    """Per group (the rows of an event), how many of those asked by email acknowledged, over time."""
+    out: list[Acknowledgement] = []
+    for row in rows:
+        asked = row.counts["targeted:email"]
+        if asked < MIN_ANSWERS:
+            out.append(Acknowledgement(row.key, row.label, asked, None, ()))
+            continue
+        total, over_time = 0, []
+        for day, n in sorted(by_day.get(row.key, {}).items()):
+            total += n
+            over_time.append((day, _share(total, asked)))
+        out.append(Acknowledgement(row.key, row.label, asked, _share(row.counts["acknowledged"], asked),
+                                   tuple(over_time)))
+    return out
+
+
+def _share(part: int, whole: int) -> float:
+    """A share of at most 100 %: someone may acknowledge through the group's link as well as their own."""
+    return min(100.0, round(100.0 * part / whole, 1))

@@ -5,8 +5,8 @@ counted reads)."""
 from faststream.kafka import KafkaRouter
 
 from contracts import subscriptions
-from contracts.deliveries import DeliveryOutcomes, DigestSent, EventPlanned
-from contracts.feedback import FeedbackGiven, ItemRead
+from contracts.deliveries import DeliveryOutcomes, DigestSent, EventPlanned, ReminderSent
+from contracts.feedback import Acknowledged, FeedbackGiven, ItemRead
 from services.common.bus import Bus
 from services.common.subscriptions import Batch, subscribe, subscribe_batch
 from services.insights.store import InsightsStore
@@ -16,10 +16,12 @@ def build_router(store: InsightsStore, bus: Bus) -> KafkaRouter:
     router = KafkaRouter()
     subscribe(router, subscriptions.INSIGHTS_EVENTS, bus, store.record_event)
 
-    async def on_counted(planned: EventPlanned | DigestSent) -> None:
-        """How many each event's plan and each sent digest targeted (one consumer group for both)."""
+    async def on_counted(planned: EventPlanned | DigestSent | ReminderSent) -> None:
+        """How many each event's plan, each sent digest and each reminder targeted (one consumer group)."""
         if isinstance(planned, DigestSent):
             await store.record_digest(planned)
+        elif isinstance(planned, ReminderSent):
+            await store.record_reminder(planned)
         elif planned.released:  # a held event's plan is counted once it goes out
             await store.record_plan(planned.plan)
 
@@ -31,10 +33,12 @@ def build_router(store: InsightsStore, bus: Bus) -> KafkaRouter:
 
     subscribe_batch(router, subscriptions.INSIGHTS_OUTCOMES, bus, on_outcomes)
 
-    async def on_clicks(batch: Batch[FeedbackGiven | ItemRead]) -> None:
-        """Answers and reads, counted once per respondent (a later answer replaces the earlier one)."""
+    async def on_clicks(batch: Batch[FeedbackGiven | ItemRead | Acknowledged]) -> None:
+        """Answers, reads and acknowledgements, counted once per respondent (a later answer replaces the earlier
+        one)."""
         await store.record_answers(c for c in batch if isinstance(c, FeedbackGiven))
         await store.record_reads(c for c in batch if isinstance(c, ItemRead))
+        await store.record_acknowledgements(c for c in batch if isinstance(c, Acknowledged))
 
     subscribe_batch(router, subscriptions.INSIGHTS_CLICKS, bus, on_clicks)
     return router

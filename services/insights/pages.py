@@ -23,7 +23,16 @@ from services.common.auth import TokenAuthority, TokenRole
 from services.common.people import Person
 from services.common.signin import People
 from services.insights.charts import bar_chart
-from services.insights.figures import MIN_ANSWERS, TOO_FEW, Row, by_event, by_group, by_month
+from services.insights.figures import (
+    MIN_ANSWERS,
+    TOO_FEW,
+    TOO_FEW_PEOPLE,
+    Row,
+    acknowledgements,
+    by_event,
+    by_group,
+    by_month,
+)
 from services.insights.store import InsightsStore
 
 #: Events on the programme page's chart (the table lists them all).
@@ -106,7 +115,11 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
             return page(request, "problem.html.j2", 404, heading="Nyheten finns inte",
                         message="Det finns ingen sådan nyhet här.", person=person)
         rows = by_group(await store.counts([event_id]), event_id, {a.id: a.name for a in program.audiences})
+        acknowledged = (acknowledgements([r for r in rows if r.key != "intranet"],
+                                         await store.acknowledged_by_day(event_id))
+                        if item.acknowledge_by is not None else None)
         return page(request, "event.html.j2", program=program, person=person, item=item, rows=rows,
+                    acknowledged=acknowledged, too_few_people=TOO_FEW_PEOPLE,
                     chart=await chart(rows, f"Uppföljning per målgrupp av {item.title}"))
 
     @router.get("/{code}/groups/{audience_id}", response_class=HTMLResponse)

@@ -9,8 +9,9 @@ a respondent is a pseudonym, and a delivery's recipient is the directory id the 
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -29,13 +30,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.deliveries import DeliveryOutcomes, DeliveryPlan, DigestSent
+from contracts.deliveries import DeliveryOutcomes, DeliveryPlan, DigestSent, ReminderSent
 from contracts.events import Event
-from contracts.feedback import FeedbackGiven, ItemRead
+from contracts.feedback import Acknowledged, FeedbackGiven, ItemRead
 from services.common.db import add_counts, as_utc, insert_for, upsert_many
 from services.common.ended_sessions import ended_sessions_table
 from services.common.migrations import Migrations
 from services.common.tallies import beyond_plan, chunk_table, sort_out, tally
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 metadata = MetaData()
 MIGRATIONS = Migrations.beside(__file__, "insights", metadata)
@@ -50,6 +53,7 @@ items = Table(
     Column("title", String(300), nullable=False),
     Column("published_at", DateTime(timezone=True), nullable=False),
     Column("read_more_url", Text, nullable=True),
+    Column("acknowledge_by", DateTime(timezone=True), nullable=True),  # must-know news that asks to be acknowledged
 )
 
 targeted = Table(
@@ -82,6 +86,15 @@ reads = Table(
     Column("at", DateTime(timezone=True), nullable=False, index=True),
 )
 
+#: Acknowledgements of must-know news, one per respondent, event and group: counted, never shown per person.
+acknowledgements = Table(
+    "insights_acknowledgements", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("audience_id", String(64), primary_key=True),
+    Column("respondent", String(70), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 #: Counts of per-person rows the retention removed: (event, group, measure) → how many.
 folded = Table(
     "insights_folded", metadata,
@@ -102,7 +115,7 @@ outbox = Table(
 )
 
 #: Counts of one (event, target group): measure → number. Measures: `targeted:<channel>`, `sent:<channel>`,
-#: `failed:<channel>`, `read`, `<question>:<answer>`.
+#: `failed:<channel>`, `read`, `acknowledged`, `<question>:<answer>`.
 Counts = dict[tuple[str, str], Counter[str]]
 
 
@@ -114,6 +127,7 @@ class Item:
     title: str
     published_at: datetime
     read_more_url: str | None
+    acknowledge_by: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +151,9 @@ class InsightsStore:
                 "event_id": str(event.event_id), "program": event.program, "type": event.type,
                 "title": event.payload.title[:300],
                 "published_at": (event.published_at or event.occurred_at).astimezone(UTC),
-                "read_more_url": str(read_more) if read_more else None}], ("event_id",))
+                "read_more_url": str(read_more) if read_more else None,
+                "acknowledge_by": event.acknowledge_by.astimezone(UTC) if event.acknowledge_by else None}],
+                ("event_id",))
 
     async def record_plan(self, plan: DeliveryPlan) -> None:
         rows = [{"event_id": str(plan.event_id), "audience_id": target, "channel": channel, "targeted": n}
@@ -152,6 +168,14 @@ class InsightsStore:
                                              "title": sent.title, "published_at": sent.sent_at.astimezone(UTC),
                                              "read_more_url": None}], ("event_id",))
             await upsert_many(conn, targeted, [{"event_id": str(sent.digest_id), "audience_id": sent.audience_id,
+                                                "channel": channel, "targeted": n}
+                                               for channel, n in sent.targeted.items()],
+                              ("event_id", "audience_id", "channel"))
+
+    async def record_reminder(self, sent: ReminderSent) -> None:
+        """What a reminder targeted, so that its deliveries count (under its own id: it is no item of its own)."""
+        async with self.engine.begin() as conn:
+            await upsert_many(conn, targeted, [{"event_id": str(sent.reminder_id), "audience_id": sent.audience_id,
                                                 "channel": channel, "targeted": n}
                                                for channel, n in sent.targeted.items()],
                               ("event_id", "audience_id", "channel"))
@@ -184,6 +208,32 @@ class InsightsStore:
                 set_={"answer": stmt.excluded.answer, "answered_at": stmt.excluded.answered_at},
                 where=stmt.excluded.answered_at >= answers.c.answered_at)
             await conn.execute(stmt, rows)
+
+    async def record_acknowledgements(self, given: Iterable[Acknowledged]) -> None:
+        """The first acknowledgement of each respondent counts; a repeat changes nothing."""
+        rows = [{"event_id": str(a.event_id), "audience_id": a.audience_id, "respondent": a.respondent,
+                 "at": a.acknowledged_at.astimezone(UTC)} for a in given]
+        if rows:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert_for(conn)(acknowledgements).on_conflict_do_nothing(), rows)
+
+    async def has_acknowledged(self, event_id: str, audience_id: str, respondent: str) -> bool:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(acknowledgements.c.at).where(
+                acknowledgements.c.event_id == event_id, acknowledgements.c.audience_id == audience_id,
+                acknowledgements.c.respondent == respondent))).first() is not None
+
+    async def acknowledged_by_day(self, event_id: str) -> dict[str, dict[date, int]]:
+        """Per target group, how many acknowledged on each Swedish day (only the days someone did)."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(acknowledgements.c.audience_id, acknowledgements.c.at)
+                                       .where(acknowledgements.c.event_id == event_id))).all()
+        days: dict[str, dict[date, int]] = {}
+        for audience_id, at in rows:
+            day = as_utc(at).astimezone(STOCKHOLM).date()
+            by_day = days.setdefault(audience_id, {})
+            by_day[day] = by_day.get(day, 0) + 1
+        return days
 
     async def record_reads(self, seen: Iterable[ItemRead]) -> None:
         rows = [{"event_id": str(r.event_id), "audience_id": r.audience_id, "respondent": r.respondent,
@@ -267,6 +317,9 @@ class InsightsStore:
                         .group_by(deliveries.c[e], deliveries.c[a], deliveries.c.channel)))
                 add(await conn.execute(select(reads.c[e], reads.c[a], literal("read"), func.count())
                                        .where(reads.c[e].in_(ids)).group_by(reads.c[e], reads.c[a])))
+                add(await conn.execute(select(acknowledgements.c[e], acknowledgements.c[a], literal("acknowledged"),
+                                              func.count()).where(acknowledgements.c[e].in_(ids))
+                                       .group_by(acknowledgements.c[e], acknowledgements.c[a])))
                 add(await conn.execute(
                     select(answers.c[e], answers.c[a], answers.c.question + literal(":") + answers.c.answer,
                            func.count()).where(answers.c[e].in_(ids))
@@ -284,6 +337,7 @@ class InsightsStore:
         e, a = "event_id", "audience_id"
         sources = (
             (reads, reads.c.at, literal("read"), ()),
+            (acknowledgements, acknowledgements.c.at, literal("acknowledged"), ()),
             (answers, answers.c.answered_at, answers.c.question + literal(":") + answers.c.answer,
              (answers.c.question, answers.c.answer)),
         )
@@ -300,4 +354,5 @@ class InsightsStore:
 
 
 def _item(row: Any) -> Item:
-    return Item(row.event_id, row.program, row.type, row.title, as_utc(row.published_at), row.read_more_url)
+    return Item(row.event_id, row.program, row.type, row.title, as_utc(row.published_at), row.read_more_url,
+                as_utc(row.acknowledge_by) if row.acknowledge_by is not None else None)

@@ -126,6 +126,21 @@ class EmailComposer:
                 ".txt": f"Ämne: {command.subject}\n\n{fill(command.text_body, PREVIEW_LINKS)}"}
 
 
+class EmailReminder:
+    """A reminder to acknowledge must-know news: the message again, headed as a reminder, under the reminder's
+    own id and following the event (sent only to whom the event went, after it)."""
+
+    def remind(self, c: Composition, reminder_id: UUID, renderer: Renderer) -> Iterator[SendEmail]:
+        envelope: _Envelope = {"event_id": reminder_id, "program": c.program.program, "audience_id": c.audience_id,
+                               "correlation_id": c.event.correlation_id, "follows": c.event.event_id}
+        rendered = renderer.email(c.event, c.program, _group(c), c.event.event_id, reminder=True)
+        yield from _emails(envelope, c.program, rendered, c.recipients, bulk=False)
+
+
+#: Channels that carry reminders to acknowledge (a person channel: a reminder goes to each who has not).
+REMINDER_COMPOSERS: dict[str, EmailReminder] = {"email": EmailReminder()}
+
+
 class TeamsComposer:
     templates: tuple[str, ...] = ("subject.txt.j2", "teams/message.md.j2")
 

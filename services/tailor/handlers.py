@@ -1,10 +1,11 @@
 """The tailor's subscriptions: events (tailor → record), the scheduler's word that time has come (a digest, a
-release), the channels' outcomes (which planned deliveries ended) and people's choices."""
+release), the channels' outcomes (which planned deliveries ended), people's choices and acknowledgements."""
 
 from faststream.kafka import KafkaRouter
 
 from contracts import subscriptions
 from contracts.deliveries import DeliveryOutcomes
+from contracts.feedback import Acknowledged
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import DigestDue, ReleaseDue
 from services.common.bus import Bus
@@ -38,4 +39,10 @@ def build_router(tailor: Tailor, bus: Bus) -> KafkaRouter:
         await tailor.store.record_preferences(batch)
 
     subscribe_batch(router, subscriptions.TAILOR_PREFERENCES, bus, on_preferences)
+
+    async def on_acknowledged(batch: Batch[Acknowledged]) -> None:
+        """Who acknowledged must-know news through their own link: the next reminder leaves them out."""
+        await tailor.reminders.store.record_acknowledgements(batch)
+
+    subscribe_batch(router, subscriptions.TAILOR_ACKNOWLEDGED, bus, on_acknowledged)
     return router

@@ -133,6 +133,8 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
         pushed = tuple(c for c in listed if channels[c].reach.direct and aid in targets.get(c, {}))
         if now is not None and pushed and (quiet := policy.quiet_reason(event, audience, now, pushed)) is not None:
             reasons.append(quiet)
+        if (acknowledgement := policy.acknowledgement_reason(event, program, pushed)) is not None:
+            reasons.append(acknowledgement)
         groups.append(PlannedGroup(audience_id=aid, name=audience.name, tier=audience.tier.value,
                                    channels=listed, recipients=len(members), reasons=tuple(reasons)))
     contract = DeliveryPlan(event_id=event.event_id, program=event.program, groups=tuple(groups),

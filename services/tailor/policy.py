@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from contracts.channels import ChannelSpec
 from contracts.events import DesignDecisionMade, Event, GoLiveMilestoneReached, Importance, Sensitivity, event_type
@@ -266,3 +267,17 @@ def quiet_reason(event: Event, audience: Audience, now: datetime, pushed: Sequen
         return f"must-know alert: sent at once despite the quiet hours {quiet} (rule 10)"
     return (f"quiet hours {quiet}: {', '.join(pushed)} waits until "
             f"{until.astimezone(quiet.zone):%Y-%m-%d %H:%M} (rule 10)")
+
+
+# Acknowledgement ---------------------------------------------------------------------------------------------
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+
+
+def acknowledgement_reason(event: Event, program: Program, pushed: Sequence[str]) -> str | None:
+    """What the plan says of an acknowledgement the event asks for, for a group it reaches on `pushed`."""
+    if event.acknowledge_by is None or not pushed:
+        return None
+    hours = ", ".join(f"{h} h" for h in program.acknowledgement.reminders_before_hours)
+    return (f"asks to be acknowledged by {event.acknowledge_by.astimezone(STOCKHOLM):%Y-%m-%d %H:%M}; reminders "
+            f"{hours} before, by email, to those who have not")

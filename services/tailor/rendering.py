@@ -154,10 +154,16 @@ def feedback_questions(base: str, token: str) -> tuple[Question, ...]:
                                                      for a in answers)) for q, answers in ANSWERS.items())
 
 
+#: The words of the acknowledgement button in every message that asks for one.
+ACKNOWLEDGE = "Jag har tagit del av informationen"
+
+
 def adaptive_card(kicker: str, heading: str, body: str, program: Program, action: tuple[str, str],
-                  facts: dict[str, str] | None = None, questions: tuple[Question, ...] = ()) -> dict[str, Any]:
-    """An Adaptive Card 1.5: kicker, heading, body text, the facts (if any), the one-click questions (if
-    any, each answer an `Action.OpenUrl`), the sender, and one link."""
+                  facts: dict[str, str] | None = None, questions: tuple[Question, ...] = (),
+                  acknowledge: str | None = None, ack_url: str = "") -> dict[str, Any]:
+    """An Adaptive Card 1.5: kicker, heading, body text, the facts (if any), the acknowledgement (when asked:
+    the group's link, which asks its reader to sign in), the one-click questions (if any, each answer an
+    `Action.OpenUrl`), the sender, and one link."""
     blocks: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": kicker, "size": "Small", "weight": "Bolder", "color": "Accent", "wrap": True},
         {"type": "TextBlock", "text": heading, "size": "Large", "weight": "Bolder", "wrap": True, "style": "heading"},
@@ -165,6 +171,9 @@ def adaptive_card(kicker: str, heading: str, body: str, program: Program, action
     ]
     if facts is not None:
         blocks.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts.items()]})
+    if acknowledge is not None:
+        blocks.append({"type": "ActionSet", "actions": [{"type": "Action.OpenUrl", "title": acknowledge,
+                                                         "url": ack_url, "style": "positive"}]})
     for q in questions:
         blocks.append({"type": "TextBlock", "text": q.text, "weight": "Bolder", "wrap": True, "spacing": "Medium"})
         blocks.append({"type": "ActionSet", "actions": [{"type": "Action.OpenUrl", "title": a.text, "url": a.url}
@@ -206,13 +215,14 @@ class Renderer:
         fills with their own token; what a whole group sees carries the group's token, signed here."""
         token = SLOT_MARKS[PersonalLink.FEEDBACK] if personal else self.signer.sign(
             FEEDBACK, feedback_claims(program.program, str(item_id), target), FEEDBACK_TTL)
-        return {"questions": feedback_questions(self.public_url, token), "read_url": f"{self.public_url}/r/{token}"}
+        return {"questions": feedback_questions(self.public_url, token), "read_url": f"{self.public_url}/r/{token}",
+                "ack_url": f"{self.public_url}/ack/{token}"}
 
     def _context(self, event: Event, program: Program, audience: Audience | None,
                  follow_up: dict[str, Any] | None = None) -> dict[str, Any]:
         tone = audience.tone if audience else "standard"
         return {
-            **(follow_up or {"questions": (), "read_url": ""}),
+            **(follow_up or {"questions": (), "read_url": "", "ack_url": ""}),
             "event": event,
             "p": event.payload,
             "program": program,
@@ -227,6 +237,7 @@ class Renderer:
             # A newsletter is bulk mail: each person's copy links to their own preference page.
             "bulk": event_type(event.type).bulk,
             "personal_link": SLOT_MARKS[PersonalLink.PREFERENCES],
+            "reminder": False,
         }
 
     def _render(self, env: Environment, name: str, ctx: dict[str, Any]) -> str:
@@ -251,14 +262,18 @@ class Renderer:
         subject = " ".join(self._render(self._text, "subject.txt.j2", ctx).split())
         return fit(policy.expand_first_mention(subject, program.acronym, program.first_mention), SUBJECT_LIMIT)
 
-    def email(self, event: Event, program: Program, audience: Audience, about: UUID | None = None) -> RenderedEmail:
-        """`about`: what the follow-up links are about, when not the event itself (an amendment's original)."""
+    def email(self, event: Event, program: Program, audience: Audience, about: UUID | None = None,
+              reminder: bool = False) -> RenderedEmail:
+        """`about`: what the follow-up links are about, when not the event itself (an amendment's original).
+        `reminder`: the message again, as a reminder to acknowledge it."""
         ctx = self._context(event, program, audience,
                             self.follow_up(program, about or event.event_id, audience.id, personal=True))
+        ctx["reminder"] = reminder
         text = self._render(self._text, "email/message.txt.j2", ctx)
         html = self._render(self._html, "email/message.html.j2", ctx)
+        subject = self.subject(event, program, audience)
         return RenderedEmail(
-            subject=self.subject(event, program, audience),
+            subject=fit(f"Påminnelse: {subject}", SUBJECT_LIMIT) if reminder else subject,
             text=policy.expand_first_mention(text, program.acronym, program.first_mention),
             html=policy.expand_first_mention_html(html, program.acronym, program.first_mention),
         )
@@ -271,7 +286,9 @@ class Renderer:
             self._render(self._text, "teams/message.md.j2", ctx), program.acronym, program.first_mention
         )
         return adaptive_card(ctx["type_label"].upper(), self.subject(event, program, audience), body, program,
-                             ("Läs mer", ctx["read_url"]), facts=ctx["facts"], questions=ctx["questions"])
+                             ("Läs mer", ctx["read_url"]), facts=ctx["facts"], questions=ctx["questions"],
+                             acknowledge=ACKNOWLEDGE if event.acknowledge_by is not None else None,
+                             ack_url=ctx["ack_url"])
 
     def intranet_item(self, event: Event, program: Program, target: str = "intranet") -> RenderedItem:
         """The item, once for everyone on the programme-wide channel `target`, with its questions."""

@@ -38,6 +38,7 @@ from services.tailor.digests import Digest
 from services.tailor.directory import ids_of, select_members
 from services.tailor.imports import DirectoryImports
 from services.tailor.planning import Plan, UnknownAudienceError, plan_deliveries
+from services.tailor.reminders import Reminders, ReminderStore
 from services.tailor.rendering import Renderer
 from services.tailor.store import EventRecord, Stage, TailorStore
 
@@ -64,6 +65,8 @@ class Tailor:
         self.channels = channels
         self.digest_composers = digest_composers
         self.imports = DirectoryImports(store, {a for p in programs.values() for a in p.areas}, clock)
+        self.reminders = Reminders(ReminderStore(store.engine), store.load_index, renderer, bus, clock,
+                                   self._addressed, channels)
         self.digests = DigestRuns(self._program, renderer, store, bus, clock, channels, digest_composers,
                                   self._addressed)
 
@@ -153,6 +156,8 @@ class Tailor:
                                          "refused": len(plan.contract.refused)})
         await self._emit(event, plan, amends)
         await self._announce_waits(event, plan.waiting)
+        if not is_amendment(event):
+            await self.reminders.schedule(event, self.program_for(event), targets)
 
     async def recover(self) -> int:
         """After a start: emit again every planned event the channels have not all confirmed, and announce
@@ -162,6 +167,7 @@ class Tailor:
             await self._publish_plan((await self.plan(held)).contract, PlanStatus.EMBARGOED)
         for due in await self.store.unconfirmed_digests():
             await self.send_digest(due)
+        await self.reminders.recover(self.programs)
         pending = await self.store.unconfirmed()
         if not pending:
             return 0
@@ -232,19 +238,26 @@ class Tailor:
             log.info("deliveries wait for quiet hours to end", extra={
                 "event_id": str(event.event_id), "until": until.isoformat(), "groups": len(audiences)})
 
-    async def _release_waits(self, event_id: UUID) -> str:
-        """The scheduler says some of a planned event's deliveries may go now that quiet hours ended: emit those
-        whose instant has passed (the ledgers make a repeat a no-op), then announce the plan again, which the
-        scheduler takes as the release confirmed."""
+    async def _release_due(self, event_id: UUID) -> str:
+        """The scheduler says an instant of an event that went out has come: send what is due by then (what
+        waited for quiet hours to end, a reminder), then announce the plan again, which the scheduler takes as
+        the instant confirmed. The ledgers make a repeat a no-op."""
         record = await self.store.record_of(event_id)
         if record is None or record.plan is None:
             return "already out"
+        program = self.program_for(record.event)
+        done = "quiet hours ended" if await self._release_waits(record, program) else "already out"
+        if await self.reminders.send_due(record, program):
+            done = "reminded"
+        await self._publish_plan(record.plan, PlanStatus.PLANNED)
+        return done
+
+    async def _release_waits(self, record: EventRecord, program: Program) -> bool:
+        """Emit the deliveries that waited for a group's quiet hours to end and whose instant has passed."""
         now = self.clock()
         due = {name: {t for t, until in by_target.items() if until <= now} for name, by_target in record.waiting.items()}
-        if not any(due.values()) or record.targets is None or record.stage is not Stage.PLANNED:
-            await self._publish_plan(record.plan, PlanStatus.PLANNED)
-            return "already out"
-        program = self.program_for(record.event)
+        if not any(due.values()) or record.targets is None or record.stage is not Stage.PLANNED or record.plan is None:
+            return False
         directory = await self.store.load_index()
         ids = {name: {t: record.targets.get(name, {}).get(t, []) for t in targets} for name, targets in due.items()}
         found = directory.positions_of(i for by_target in ids.values() for group in by_target.values() for i in group)
@@ -252,8 +265,8 @@ class Tailor:
                    for name, by_target in ids.items() if by_target}
         audiences = {g.audience_id: a for g in record.plan.groups if (a := program.audience(g.audience_id))}
         await self._emit(record.event, Plan(contract=record.plan, targets=targets, audiences=audiences))
-        log.info("deliveries sent after quiet hours", extra={"event_id": str(event_id)})
-        return "quiet hours ended"
+        log.info("deliveries sent after quiet hours", extra={"event_id": str(record.event.event_id)})
+        return True
 
     async def _addressed(self, command: DeliveryCommand) -> DeliveryCommand | None:
         """An email command with its recipients' names and addresses, read for its chunk alone (the directory in
@@ -359,7 +372,7 @@ class Tailor:
             log.info("release of a cancelled event: nothing sent", extra={"event_id": str(event_id)})
             return "cancelled"
         if status is not Stage.HELD:
-            return await self._release_waits(event_id)
+            return await self._release_due(event_id)
         plan = await self.plan(event)
         if policy.is_embargoed(event, self.clock()):
             await self._publish_plan(plan.contract, PlanStatus.EMBARGOED)

@@ -98,6 +98,31 @@ events = Table(
     Column("retracted_at", DateTime(timezone=True), nullable=True),  # withdrawn by a retraction: in no digest
     # channel → target group → the instant its deliveries wait for (quiet hours, rule 10): not emitted before
     Column("waiting", Text, nullable=True),
+    # the instants (JSON) at which those who have not acknowledged it are reminded (`acknowledge_by`)
+    Column("reminders", Text, nullable=True),
+)
+
+#: Reminders sent, each kept until the channels confirm its deliveries (sent again after a start, like events),
+#: with whom it reminded (target group → ids): those who had not acknowledged by then.
+reminders = Table(
+    "tailor_reminders", metadata,
+    Column("reminder_id", String(36), primary_key=True),
+    Column("event_id", String(36), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("targets", Text, nullable=False),
+    Column("status", String(16), nullable=False, index=True),  # planned | delivered
+    Column("expected", Integer, nullable=False),
+    Column("done", Integer, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: The tailor's read model of acknowledgements through people's own links (`feedback.acknowledged`): whom a
+#: reminder leaves out.
+acknowledgements = Table(
+    "tailor_acknowledgements", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("person_id", String(128), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
 )
 
 #: The tailor's read model of the channels' outcomes: each delivery command's newest counts (`tallies.py`).
@@ -314,6 +339,12 @@ class TailorStore:
             removed += (await conn.execute(delete(done).where(done.c.event_id.in_(old_digests)))).rowcount or 0
             await conn.execute(update(events).where(events.c.event_id.in_(old_events), events.c.targets.is_not(None))
                                .values(targets=None))
+            old_reminders = select(reminders.c.reminder_id).where(reminders.c.status == Stage.DELIVERED,
+                                                                  reminders.c.updated_at < before)
+            removed += (await conn.execute(delete(done).where(done.c.event_id.in_(old_reminders)))).rowcount or 0
+            await conn.execute(delete(reminders).where(reminders.c.status == Stage.DELIVERED,
+                                                       reminders.c.updated_at < before))
+            await conn.execute(delete(acknowledgements).where(acknowledgements.c.at < before))
         return removed
 
     async def record_done(self, states: Sequence[DeliveryOutcomes]) -> "Counted":
@@ -334,12 +365,16 @@ class TailorStore:
                 for digest in (await conn.execute(select(digests.c.digest_id, digests.c.expected)
                                                   .where(digests.c.digest_id.in_(some)))).all():
                     planned[digest.digest_id] = {}, digest.expected
+                for reminder in (await conn.execute(select(reminders.c.reminder_id, reminders.c.expected)
+                                                    .where(reminders.c.reminder_id.in_(some)))).all():
+                    planned[reminder.reminder_id] = {}, reminder.expected
             counted, result.refused = sort_out(states, lambda s: _beyond_plan(s, planned.get(str(s.event_id))))
             tallied = await tally(conn, done, counted)
             for event_id, more in tallied.ended.items():
                 if not more:
                     continue
-                for table, key in ((events, events.c.event_id), (digests, digests.c.digest_id)):
+                for table, key in ((events, events.c.event_id), (digests, digests.c.digest_id),
+                                   (reminders, reminders.c.reminder_id)):
                     await conn.execute(update(table).where(key == event_id).values(done=table.c.done + more))
                     reached = (await conn.execute(select(key).where(
                         key == event_id, table.c.status == Stage.PLANNED, table.c.done >= table.c.expected))).scalar()

@@ -192,3 +192,22 @@ def test_what_the_door_admits_fits_on_the_bus_as_one_email_command_with_a_full_c
     [command] = EmailComposer().compose(composition, Renderer(TEMPLATES_DIR, "https://budkavle.example.se"))
     size = len(command.model_dump_json().encode())
     assert MAX_BUS_MESSAGE_BYTES * 0.4 < size <= MAX_BUS_MESSAGE_BYTES, size  # a large message, and within the limit
+
+
+def test_an_acknowledgement_deadline_must_come_after_the_news_goes_out_and_within_90_days(fvm: Program) -> None:
+    from datetime import timedelta
+
+    from services.gateway.admission import against_programme
+    from tests.conftest import make_event
+
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    def reasons(**envelope: Any) -> list[str]:
+        return [e["reason"] for e in against_programme(make_event(**envelope), fvm, now) if e["path"] == "acknowledge_by"]
+
+    assert reasons(acknowledge_by=(now + timedelta(days=2)).isoformat()) == []
+    assert reasons(acknowledge_by=(now - timedelta(hours=1)).isoformat()) == [
+        "the deadline to acknowledge must come after the message goes out"]
+    assert reasons(embargo_until=(now + timedelta(days=3)).isoformat(),
+                   acknowledge_by=(now + timedelta(days=4)).isoformat()) == []
+    assert reasons(acknowledge_by=(now + timedelta(days=91)).isoformat()) == [
+        "the deadline to acknowledge may be at most 90 days after the message goes out"]

@@ -164,3 +164,24 @@ def test_the_longest_committee_and_title_an_event_may_have_still_make_a_sendable
     [command] = COMPOSERS["email"].compose(target, Renderer(TEMPLATES_DIR, "http://x"))
     assert isinstance(command, SendEmail)
     assert len(command.subject) <= 300 and command.subject.endswith("…") and "  " not in command.subject
+
+
+def test_news_that_asks_to_be_acknowledged_carries_each_persons_link_and_the_groups_on_its_card(
+        renderer: Renderer, fvm: Program) -> None:
+    group = fvm.audience("programstyrgrupp")
+    assert group is not None
+    event = make_event(audiences=["programstyrgrupp"], acknowledge_by="2026-12-03T11:00:00Z")
+    mail = renderer.email(event, fvm, group)
+    text = "".join(p if isinstance(p, str) else "{" + p.slot + "}" for p in personal_text(mail.text))
+    assert "Bekräfta senast 3 december 2026 att du tagit del av informationen:" in text
+    assert "Jag har tagit del av informationen: http://budkavle.test/ack/{feedback}" in text  # their own token
+    assert ">Jag har tagit del av informationen</a>" in mail.html
+    reminder = renderer.email(event, fvm, group, reminder=True)
+    assert reminder.subject.startswith("Påminnelse: ") and "du har ännu inte bekräftat" in reminder.text
+    card = renderer.teams_card(event, fvm, group)
+    [ack] = [a for block in card["body"] if block["type"] == "ActionSet" for a in block["actions"]
+             if a["title"] == "Jag har tagit del av informationen"]
+    assert ack["url"].startswith("http://budkavle.test/ack/") and "{" not in ack["url"]  # the group's signed link
+    plain = make_event(audiences=["programstyrgrupp"])
+    assert "/ack/" not in renderer.email(plain, fvm, group).text
+    assert "tagit del" not in json.dumps(renderer.teams_card(plain, fvm, group), ensure_ascii=False)

@@ -1,0 +1,192 @@
+"""Acknowledgement of must-know news (issue 21, item 2), one service at a time on the test broker: the link in
+each person's mail and the page it opens (insights), and the reminders to exactly those who have not
+acknowledged (tailor), driven by the clock."""
+
+import re
+from datetime import timedelta
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from sqlalchemy import func, select
+
+from contracts import topics
+from contracts.deliveries import ReminderSent
+from contracts.feedback import Acknowledged
+from contracts.schedule import ReleaseDue
+from programs import Role
+from services.common.bus import Bus
+from services.common.links import FEEDBACK_TTL, LinkSigner
+from services.insights.figures import acknowledgements, by_group
+from services.insights.store import InsightsStore
+from services.insights.store import acknowledgements as insights_acknowledgements
+from services.tailor.directory import Recipient
+from services.tailor.reminders import reminder_id
+from services.tailor.service import Tailor
+from tests.conftest import make_event, sign_in_as
+from tests.outcomes import chunk_state
+from tests.service.conftest import Clock, Recorder
+from tests.service.test_insights_service import GROUP, NOW, token
+
+pytest_plugins = ["tests.service.test_insights_service"]  # its `client` and `store` fixtures
+
+BUTTON = re.compile(r'<form method="post" action="([^"]+)">')
+
+
+async def acknowledged_rows(store: InsightsStore) -> int:
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(insights_acknowledgements))).scalar_one())
+
+
+async def asking(broker: KafkaBroker, **envelope: object) -> str:
+    """Must-know news to the political steering group that asks to be acknowledged within two days."""
+    event = make_event(audiences=[GROUP], acknowledge_by=(NOW + timedelta(days=2)).isoformat(), **envelope)
+    await broker.publish(event.model_dump_json().encode(), topics.event_topic(event.type))
+    return str(event.event_id)
+
+
+async def test_a_persons_own_link_opens_a_page_whose_button_alone_acknowledges_once(
+        client: httpx.AsyncClient, store: InsightsStore, broker: KafkaBroker, recorder: Recorder) -> None:
+    seen = recorder
+    event_id = await asking(broker)
+    url = f"/ack/{token(event_id)}"
+    for _ in range(3):  # a mail gateway fetching the link, or a reader who looks and leaves: nothing recorded
+        page = await client.get(url)
+        assert page.status_code == 200 and "Jag har tagit del av informationen" in page.text
+        assert 'id="skicka"' not in page.text and "<script" not in page.text  # it never sends itself
+    assert await acknowledged_rows(store) == 0 and seen[topics.ACKNOWLEDGED] == []
+    action = BUTTON.findall((await client.get(url)).text)[0]
+    for _ in range(2):
+        thanks = await client.post(action.removeprefix("http://bk"))
+        assert thanks.status_code == 200 and "Tack för din bekräftelse" in thanks.text
+    assert await acknowledged_rows(store) == 1
+    [said] = seen[topics.ACKNOWLEDGED]
+    assert Acknowledged.model_validate(said).person_id == "p1" and said["respondent"].startswith("p:")
+    rows = by_group(await store.counts([event_id]), event_id, {GROUP: "Politisk styrgrupp"})
+    assert rows[0].counts["acknowledged"] == 1
+
+
+async def test_a_forged_expired_foreign_or_unasked_acknowledgement_gets_a_page_and_records_nothing(
+        client: httpx.AsyncClient, store: InsightsStore, broker: KafkaBroker) -> None:
+    event_id = await asking(broker)
+    plain = make_event(audiences=[GROUP])  # must-know news that asks for no acknowledgement
+    await broker.publish(plain.model_dump_json().encode(), topics.event_topic(plain.type))
+    old = LinkSigner(b"a-test-key-that-is-long-enough-for-hmac", Clock(NOW - FEEDBACK_TTL - timedelta(days=1)))
+    cases = {
+        f"/ack/{token(event_id)[:-3]}xyz": 400,  # altered
+        f"/ack/{token(event_id, signer=LinkSigner(b'another-key-that-is-long-enough-x'))}": 400,  # forged
+        f"/ack/{token(event_id, signer=old)}": 410,  # expired
+        f"/ack/{token(event_id, program='fvis')}": 404,  # another programme's
+        f"/ack/{token(str(plain.event_id))}": 404,  # nothing to acknowledge
+        f"/ack/{token(str(uuid4()))}": 404,  # news never heard of
+    }
+    for url, status in cases.items():
+        for response in (await client.get(url), await client.post(url)):
+            assert response.status_code == status, url
+            assert 'lang="sv"' in response.text and "Inget har sparats" in response.text
+    assert await acknowledged_rows(store) == 0
+
+
+async def test_a_groups_link_asks_a_signed_in_person_of_the_programme(
+        client: httpx.AsyncClient, store: InsightsStore, broker: KafkaBroker, oidc_issuer: str) -> None:
+    event_id = await asking(broker)
+    url = f"/ack/{token(event_id, person=None)}"
+    stranger = await client.get(url)
+    assert stranger.status_code == 303 and "/auth/login" in stranger.headers["location"]
+    assert (await client.post(url)).status_code == 303
+    await sign_in_as(client, oidc_issuer, "anna", fvm={Role.MEMBER})
+    assert (await client.post(url, data={"csrf": "0" * 32})).status_code == 403  # not her page's form
+    page = await client.get(url)
+    csrf = re.findall(r'name="csrf" value="([^"]+)"', page.text)[0]
+    assert (await client.post(url, data={"csrf": csrf})).status_code == 200
+    assert await acknowledged_rows(store) == 1
+
+
+def test_the_share_per_group_is_shown_only_where_five_or_more_were_asked() -> None:
+    from collections import Counter
+    from datetime import date
+
+    from services.insights.figures import Row
+
+    big = Row("a", "Stor", Counter({"targeted:email": 8, "acknowledged": 6}))
+    small = Row("b", "Liten", Counter({"targeted:email": 3, "acknowledged": 2}))
+    days = {"a": {date(2026, 12, 2): 2, date(2026, 12, 1): 4}, "b": {date(2026, 12, 1): 2}}
+    shown = {a.key: a for a in acknowledgements([big, small], days)}
+    assert shown["a"].share == 75.0
+    assert shown["a"].over_time == ((date(2026, 12, 1), 50.0), (date(2026, 12, 2), 75.0))  # cumulative, by day
+    assert shown["b"].share is None and shown["b"].over_time == ()  # who has not would show: nothing at all
+
+
+# Reminders (the tailor) -----------------------------------------------------------------------------------------
+
+def people_in(recorder: Recorder, event_id: UUID) -> set[str]:
+    return {r["id"] for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] if c["event_id"] == str(event_id)
+            for r in c["recipients"]}
+
+
+async def test_a_reminder_reaches_exactly_those_who_did_not_acknowledge_once_and_again_after_a_restart(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder, small_directory: list[Recipient]) -> None:
+    clock = tailor.clock
+    assert isinstance(clock, Clock)
+    deadline = clock.now + timedelta(hours=48)
+    event = make_event(audiences=[GROUP], acknowledge_by=deadline.isoformat())
+    members = {r.id for r in small_directory if r.role == GROUP}
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
+        assert people_in(recorder, event.event_id) == members
+        [group] = recorder[topics.EVENT_PLANNED][0]["plan"]["groups"]
+        assert any("asks to be acknowledged by" in r and "24 h, 2 h before" in r for r in group["reasons"])
+        scheduled = [(s["at"], s["reason"]) for s in recorder[topics.DELIVERIES_SCHEDULED]]
+        first, second = deadline - timedelta(hours=24), deadline - timedelta(hours=2)
+        assert [(at, why) for at, why in scheduled] == [(first.isoformat().replace("+00:00", "Z"), "reminder"),
+                                                         (second.isoformat().replace("+00:00", "Z"), "reminder")]
+        done = sorted(members)[:3]
+        for person in done:  # three acknowledged through their own links
+            ack = Acknowledged(program="fvm", event_id=event.event_id, audience_id=GROUP, respondent=f"p:{person}xxxxxx",
+                               person_id=person, acknowledged_at=clock.now)
+            await bus.publish(topics.ACKNOWLEDGED, ack, ack.bus_key)
+
+        clock.now = first - timedelta(minutes=1)  # too early: nothing
+        due = ReleaseDue(program="fvm", event_id=event.event_id, due_at=clock.now)
+        await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
+        rid = reminder_id(event.event_id, first)
+        assert people_in(recorder, rid) == set()
+
+        clock.now = first
+        for _ in range(2):  # said twice (the scheduler's repeat): one reminder
+            due = ReleaseDue(program="fvm", event_id=event.event_id, due_at=clock.now)
+            await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
+        reminders = [c for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] if c["event_id"] == str(rid)]
+        assert {r["id"] for c in reminders for r in c["recipients"]} == members - set(done)
+        assert sum(len(c["recipients"]) for c in reminders) == len(members) - 3  # each once
+        assert all(c["follows"] == str(event.event_id) and c["subject"].startswith("Påminnelse: ") for c in reminders)
+        assert "Jag har tagit del av informationen" in "".join(p for p in reminders[0]["text_body"] if isinstance(p, str))
+        [sent] = recorder[topics.REMINDER_SENT]
+        assert ReminderSent.model_validate(sent).targeted == {"email": len(members) - 3}
+
+        before = len(reminders)
+        await tailor.recover()  # a restart before the channels confirmed it: the same people again (ledgers dedupe)
+        again = [c for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] if c["event_id"] == str(rid)][before:]
+        assert {r["id"] for c in again for r in c["recipients"]} == members - set(done)
+        counted = await tailor.store.record_done([chunk_state(rid, GROUP, len(members) - 3, sent=len(members) - 3)])
+        assert counted.refused == [] and counted.delivered == 1  # the reminder's deliveries are its own, confirmed
+
+
+async def test_news_without_an_acknowledgement_or_to_no_one_by_email_schedules_no_reminder(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder) -> None:
+    async with TestKafkaBroker(broker):
+        for event in (make_event(audiences=[GROUP]),
+                      make_event("status.update", importance="awareness", audiences=[GROUP])):
+            await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
+    assert recorder[topics.DELIVERIES_SCHEDULED] == []
+
+
+def test_only_must_know_news_asks_for_an_acknowledgement_and_after_its_embargo() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="only must-know news"):
+        make_event(importance="awareness", acknowledge_by=(NOW + timedelta(days=1)).isoformat())
+    with pytest.raises(ValidationError, match="after the embargo"):
+        make_event(embargo_until=(NOW + timedelta(days=2)).isoformat(),
+                   acknowledge_by=(NOW + timedelta(days=1)).isoformat())
