@@ -171,3 +171,72 @@ def test_the_insights_pages_chart_the_same_numbers_as_their_tables_without_wcag_
         finally:
             browser.close()
 
+
+
+ACK_LINK = re.compile(r"Jag har tagit del av informationen: (http://[^\s]+/ack/[A-Za-z0-9_.-]+)")
+
+
+def test_must_know_news_is_acknowledged_through_a_persons_own_link_on_pages_without_wcag_violations(
+        platform: Platform) -> None:
+    """The acknowledgement and thank-you pages in Chromium (axe-core), the button alone recording it, and the
+    insights page showing the group's share."""
+    from datetime import UTC, datetime, timedelta
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.conftest import steering_decision
+
+    auth = {"Authorization": f"Bearer {platform.token}"}
+    body = {**steering_decision(), "audiences": ["programstyrgrupp"],
+            "acknowledge_by": (datetime.now(UTC) + timedelta(days=3)).isoformat()}
+    response = httpx.post(f"{platform.url}/v1/events", json=body, headers=auth, timeout=30)
+    assert response.status_code == 202, response.text
+    event_id = response.json()["event_id"]
+
+    def acknowledgement_links() -> list[str]:
+        found = []
+        for path in sorted((platform.data_dir / "mail").glob("*.eml")):
+            msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if msg["X-Budkavle-Event"] == event_id:
+                text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+                found += ACK_LINK.findall(text)
+        return found
+
+    wait_until(lambda: len(acknowledgement_links()) >= 5, 60, "the mails with their acknowledgement links")
+    links = acknowledgement_links()
+    assert len(set(links)) == len(links)  # each person's own
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium package is needed (.ci/run installs it)"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(links[0])
+            page.get_by_role("heading", name="Bekräfta att du tagit del av informationen").wait_for()
+            assert axe_violations(page) == [], "acknowledgement page"
+            assert _acknowledged(platform, event_id) == 0  # opening the page records nothing
+            page.get_by_role("button", name="Jag har tagit del av informationen").click()
+            page.get_by_role("heading", name="Tack för din bekräftelse").wait_for()
+            assert axe_violations(page) == [], "thank-you page"
+            page.goto(f"{platform.url}/ack/forged.link")
+            assert axe_violations(page) == [], "refused link"
+            for url in links[1:5]:
+                page.goto(url)
+                page.get_by_role("button", name="Jag har tagit del av informationen").click()
+                page.get_by_role("heading", name="Tack för din bekräftelse").wait_for()
+            wait_until(lambda: _acknowledged(platform, event_id) == 5, 30, "five acknowledgements to be counted")
+            sign_in_in_chromium(page, platform, "lasare@fvm.example", "/insights/")
+            page.goto(f"{platform.url}/insights/fvm/events/{event_id}")
+            table = page.get_by_role("table", name="Bekräftat att de tagit del")
+            row = table.get_by_role("row").filter(has_text="Programstyrgrupp").inner_text()
+            members = len(links)
+            assert f"{100 * 5 / members:.1f} %" in row, row
+            assert axe_violations(page) == [], "insights with acknowledgements"
+        finally:
+            browser.close()
+
+
+def _acknowledged(platform: Platform, event_id: str) -> int:
+    with sqlite3.connect(platform.data_dir / "insights.db") as db:
+        return int(db.execute("SELECT count(*) FROM insights_acknowledgements WHERE event_id = ?",
+                              (event_id,)).fetchone()[0])
