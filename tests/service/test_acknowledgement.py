@@ -4,6 +4,7 @@ acknowledged (tailor), driven by the clock."""
 
 import re
 from datetime import timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
@@ -39,7 +40,7 @@ async def acknowledged_rows(store: InsightsStore) -> int:
         return int((await conn.execute(select(func.count()).select_from(insights_acknowledgements))).scalar_one())
 
 
-async def asking(broker: KafkaBroker, **envelope: object) -> str:
+async def asking(broker: KafkaBroker, **envelope: Any) -> str:
     """Must-know news to the political steering group that asks to be acknowledged within two days."""
     event = make_event(audiences=[GROUP], acknowledge_by=(NOW + timedelta(days=2)).isoformat(), **envelope)
     await broker.publish(event.model_dump_json().encode(), topics.event_topic(event.type))
