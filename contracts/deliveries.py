@@ -276,6 +276,29 @@ class ReminderSent(Contract):
         return str(self.event_id)
 
 
+class AddressBounced(Contract):
+    """A delivery status notification (RFC 3464) came back for one person's mail: a hard bounce (the address
+    does not take mail) or a soft one (not for now). The email service read it and found the delivery by its
+    envelope sender (VERP); the address travels only as a hash, for the tailor to check it is still the
+    person's. Keyed by person."""
+
+    version: ClassVar[int] = 1
+
+    event_id: UUID = Field(description="the event or digest whose mail bounced")
+    audience_id: AudienceId
+    person_id: Annotated[str, Field(min_length=1, max_length=128)]
+    address_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="of the lower-cased address")]
+    kind: Literal["hard", "soft"]
+    status: Annotated[str, Field(pattern=r"^[245]\.\d{1,3}\.\d{1,3}$", description="e.g. 5.1.1")]
+    reason: Annotated[str, Field(max_length=300, description="the reporting server's diagnostic, without "
+                                                             "addresses")] = ""
+    bounced_at: AwareDatetime
+
+    @property
+    def bus_key(self) -> str:
+        return self.person_id
+
+
 class DigestSent(Contract):
     """A digest the tailor sent to one target (a group, or a programme-wide channel): what it is called and
     how many deliveries it targeted per channel, so that follow-up counts a digest as it counts an event."""

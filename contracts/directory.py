@@ -36,3 +36,17 @@ class DirectoryReport(Contract):
 class DirectoryApplied(Contract):
     import_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     people: int = Field(ge=0, description="people in the directory now")
+
+
+class UndeliverableAddress(Contract):
+    """A person whose address takes no mail (it bounced hard, or soft too many times): left out of mail until
+    the directory gives them a new address. Shown to an admin only."""
+
+    id: str = Field(max_length=128)
+    name: str = Field(max_length=200)
+    email: str = Field(max_length=320)
+    reason: str = Field(max_length=400, description="e.g. hard bounce 5.1.1, or 3 soft bounces (last 4.2.2)")
+
+
+class UndeliverableAddresses(Contract):
+    addresses: tuple[UndeliverableAddress, ...]

@@ -23,6 +23,7 @@ from pydantic import TypeAdapter
 
 from contracts import topics
 from contracts.deliveries import (
+    AddressBounced,
     DeadLetter,
     DeliveriesScheduled,
     DeliveryOutcomes,
@@ -122,6 +123,9 @@ SCHEDULER_SCHEDULED = Subscription("scheduler", "scheduled", "scheduler-schedule
 TAILOR_ACKNOWLEDGED = Subscription("tailor", "acknowledged", "tailor-acknowledged", Acknowledged.model_validate_json,
                                    (topics.ACKNOWLEDGED,), batch=SMALL_FACTS_BATCH)
 
+TAILOR_BOUNCES = Subscription("tailor", "bounces", "tailor-bounces", AddressBounced.model_validate_json,
+                              (topics.ADDRESS_BOUNCED,), batch=SMALL_FACTS_BATCH)
+
 SCHEDULER_CANCELLED = Subscription("scheduler", "cancelled", "scheduler-cancelled",
                                    EventCancelled.model_validate_json, (topics.EVENT_CANCELLED,))
 
@@ -137,6 +141,8 @@ GATEWAY_DEAD_LETTERS = Subscription("gateway", "dead-letters", "gateway-dead-let
 INSIGHTS_EVENTS = Subscription("insights", "events", "insights", parse_event)
 INSIGHTS_PLANS = Subscription("insights", "plans", "insights-plans", _adapter(TypeAdapter[Counted](Counted)),
                               (topics.EVENT_PLANNED, topics.DIGEST_SENT, topics.REMINDER_SENT))
+INSIGHTS_BOUNCES = Subscription("insights", "bounces", "insights-bounces", AddressBounced.model_validate_json,
+                                (topics.ADDRESS_BOUNCED,), batch=SMALL_FACTS_BATCH)
 INSIGHTS_OUTCOMES = Subscription("insights", "outcomes", "insights-outcomes", DeliveryOutcomes.model_validate_json,
                                  (topics.DELIVERY_OUTCOMES,), batch=OUTCOME_BATCH)
 INSIGHTS_CLICKS = Subscription("insights", "clicks", "insights-clicks", _adapter(TypeAdapter[Click](Click)),
@@ -145,7 +151,8 @@ INSIGHTS_CLICKS = Subscription("insights", "clicks", "insights-clicks", _adapter
 #: Every subscription, for documents and checks (each consumer group once).
 SUBSCRIPTIONS: tuple[Subscription[Any], ...] = (
     TAILOR_EVENTS, TAILOR_OUTCOMES, TAILOR_PREFERENCES, TAILOR_SCHEDULE, TAILOR_CANCELLED, TAILOR_ACKNOWLEDGED,
-    SCHEDULER_CANCELLED,
+    TAILOR_BOUNCES, SCHEDULER_CANCELLED,
     EMAIL_DELIVERIES, TEAMS_DELIVERIES,
     INTRANET_DELIVERIES, INTRANET_SESSIONS, SCHEDULER_PLANS, SCHEDULER_SCHEDULED, GATEWAY_PLANS, GATEWAY_OUTCOMES,
-    GATEWAY_SESSIONS, GATEWAY_DEAD_LETTERS, INSIGHTS_EVENTS, INSIGHTS_PLANS, INSIGHTS_OUTCOMES, INSIGHTS_CLICKS, CONSOLE_SESSIONS)
+    GATEWAY_SESSIONS, GATEWAY_DEAD_LETTERS, INSIGHTS_EVENTS, INSIGHTS_PLANS, INSIGHTS_BOUNCES,
+    INSIGHTS_OUTCOMES, INSIGHTS_CLICKS, CONSOLE_SESSIONS)

@@ -38,6 +38,9 @@ SCHEDULE_DUE_V1: Final = "schedule.due.v1"
 #: A person's choices in the preference centre, on every change (keyed by programme and person).
 PREFERENCES_CHANGED: Final = "preferences.changed.v1"
 
+#: A person's mail came back as undeliverable (`AddressBounced`), announced by the email service, keyed by person.
+ADDRESS_BOUNCED: Final = "delivery.bounced.v1"
+
 #: Follow-up clicks, announced by the insights service: an answer to a question (`FeedbackGiven`), and a
 #: counted "Läs mer" (`ItemRead`); keyed by event and target group.
 FEEDBACK_GIVEN: Final = "feedback.given.v1"
@@ -61,5 +64,5 @@ def event_topic(name: str) -> str:
 def all_topics(*extra: str) -> tuple[str, ...]:
     """Every topic the platform needs; `extra` are the delivery topics of the registered channels."""
     return (*event_topics(), *extra, EVENT_CANCELLED, EVENT_PLANNED, DELIVERIES_SCHEDULED, REMINDER_SENT, DIGEST_SENT,
-            DELIVERY_OUTCOMES, SCHEDULE_DUE, SCHEDULE_DUE_V1,
+            DELIVERY_OUTCOMES, ADDRESS_BOUNCED, SCHEDULE_DUE, SCHEDULE_DUE_V1,
             PREFERENCES_CHANGED, FEEDBACK_GIVEN, ITEM_READ, ACKNOWLEDGED, SESSION_ENDED, DEAD_LETTER)

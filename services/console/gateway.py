@@ -103,6 +103,11 @@ class Gateway:
     async def apply_directory(self, who: As, import_id: str) -> dict[str, Any]:
         return await self._call("POST", f"/v1/directory/imports/{import_id}/apply", who)
 
+    async def undeliverable(self, who: As) -> list[dict[str, Any]]:
+        """The people whose address takes no mail, and why (an admin of every programme)."""
+        addresses: list[dict[str, Any]] = (await self._call("GET", "/v1/directory/undeliverable", who))["addresses"]
+        return addresses
+
     async def audit(self, who: As, program: str, limit: int = 500) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = (await self._call("GET", "/v1/audit", who,
                                                        {"program": program, "limit": str(limit)}))["rows"]

@@ -645,6 +645,20 @@ def build_http(gateway: Gateway, people: People, programs: Mapping[str, Program]
         return page(request, "directory.html.j2", person=session.person, csrf=people.sessions.csrf(session),
                     report=None, problem="", applied=None, limit_mb=MAX_DIRECTORY_BYTES // (1024 * 1024))
 
+    @router.get("/directory/undeliverable", response_class=HTMLResponse)
+    async def undeliverable(request: Request) -> Response:
+        """Whose address takes no mail, and why: for an admin of every programme, like the directory itself."""
+        session = admin_of_all(request, await people.require(request, None, Role.READER))
+        if isinstance(session, Response):
+            return session
+        try:
+            addresses = await gateway.undeliverable(acting(request))
+        except GatewayUnavailable:
+            return unavailable(request, session.person)
+        except Refused as problem:
+            return refused(request, session.person, problem)
+        return page(request, "undeliverable.html.j2", person=session.person, addresses=addresses)
+
     @router.post("/directory", response_class=HTMLResponse)
     async def check_directory(request: Request) -> Response:
         session = admin_of_all(request, await people.require(request, None, Role.READER))

@@ -6,6 +6,7 @@ and retries.
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -80,8 +81,11 @@ class SmtpSender:
     channel unavailable: nothing is recorded, and the batch waits on the bus for the server."""
 
     def __init__(self, config: SmtpConfig, pool_size: int = 4, rate_per_second: float = 0.0,
-                 attempts: int = 3, backoff_seconds: float = 0.5, wire: WireFormat | None = None) -> None:
+                 attempts: int = 3, backoff_seconds: float = 0.5, wire: WireFormat | None = None,
+                 envelope_sender: Callable[[Mail], str] | None = None) -> None:
         self.config = config
+        # Each mail's own envelope sender (VERP) when bounces are taken in; else the programme's address.
+        self.envelope_sender = envelope_sender or (lambda mail: str(mail.command.sender_address))
         self.attempts = attempts  # connection attempts before the channel counts as unavailable
         self.backoff_seconds = backoff_seconds
         self.limiter = RateLimiter(rate_per_second)
@@ -139,7 +143,7 @@ class SmtpSender:
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                     client.close()
                     raise _CannotConnect(f"{type(exc).__name__}: {exc}") from exc
-            await client.sendmail(str(mail.command.sender_address), [str(mail.recipient.address)], message)
+            await client.sendmail(self.envelope_sender(mail), [str(mail.recipient.address)], message)
         except (aiosmtplib.SMTPServerDisconnected, OSError, TimeoutError):
             client.close()
             raise

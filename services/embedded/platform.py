@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.deliveries import DeliveryPlan
-from contracts.directory import DirectoryApplied, DirectoryReport
+from contracts.directory import DirectoryApplied, DirectoryReport, UndeliverableAddress
 from contracts.events import Event
 from programs import load_programs
 from services.common.bus import DependencyUnavailable
@@ -27,8 +27,8 @@ from services.email.main import EmailSettings
 from services.email.main import build as build_email
 from services.email.store import MIGRATIONS as EMAIL_MIGRATIONS
 from services.embedded.children import ServiceApart
-from services.gateway.api import PlannerUnavailable, PreviewRefused
-from services.gateway.directory import DirectoryApplier, DirectoryChecker
+from services.gateway.api import GroupCounts, PlannerUnavailable, PreviewRefused
+from services.gateway.directory import DirectoryApplier, DirectoryChecker, UndeliverableLister
 from services.gateway.main import GatewaySettings
 from services.gateway.main import build as build_gateway
 from services.gateway.store import MIGRATIONS as GATEWAY_MIGRATIONS
@@ -64,8 +64,9 @@ class Tailoring:
 
     plan: Callable[[Event, str], Awaitable[DeliveryPlan]]
     preview: Callable[[Event, str, str, str], Awaitable[dict[str, str]]]
-    members: Callable[[str, str], Awaitable[dict[str, int]]]
+    members: Callable[[str, str], Awaitable[GroupCounts]]
     directory: tuple[DirectoryChecker, DirectoryApplier]
+    undeliverable: UndeliverableLister
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ SERVICES: tuple[Service, ...] = (
     Service("tailor", TailorSettings, TAILOR_MIGRATIONS, _build_tailor_first),
     Service("gateway", GatewaySettings, GATEWAY_MIGRATIONS,
             lambda s, rt, t: build_gateway(s, rt, planner=t.plan, previewer=t.preview,
-                                               counter=t.members, directory=t.directory, embedded=True)),
+                                               counter=t.members, directory=t.directory, embedded=True,
+                                               undeliverable=t.undeliverable)),
     Service("email", EmailSettings, EMAIL_MIGRATIONS, lambda s, rt, _t: build_email(s, rt, embedded=True),
             runs_apart=True),
     Service("teams", TeamsSettings, TEAMS_MIGRATIONS, lambda s, rt, _t: build_teams(s, rt)),
@@ -149,8 +151,8 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0, apart: 
         except ValueError as exc:
             raise PreviewRefused(str(exc)) from exc
 
-    async def members(program: str, _authorization: str) -> dict[str, int]:
-        return await tailor.members(program)
+    async def members(program: str, _authorization: str) -> GroupCounts:
+        return GroupCounts(await tailor.members(program), await tailor.undeliverable(program))
 
     async def check_directory(text: str, author: str, _authorization: str) -> DirectoryReport:
         return await tailor.imports.check(text, author)
@@ -160,6 +162,9 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0, apart: 
             return await tailor.imports.apply(import_id)
         except UnknownImport:
             return None
+
+    async def undeliverable(_authorization: str) -> list[UndeliverableAddress]:
+        return [UndeliverableAddress(id=i, name=n, email=e, reason=r) for i, n, e, r in await tailor.bounces.listing()]
 
     async def seed_demo_directory() -> None:
         store = TailorStore(runtime.engine)
@@ -181,7 +186,7 @@ def build_platform(settings: PlatformSettings, staff_scale: float = 1.0, apart: 
             settings.by_service[service.name].resolved_database_url(service.name)).engine
         runtime.add(parts)
     runtime.add(tailor_parts)
-    tailoring = Tailoring(plan, preview, members, (check_directory, apply_directory))
+    tailoring = Tailoring(plan, preview, members, (check_directory, apply_directory), undeliverable)
     for service in SERVICES:
         if service in running_apart:
             continue

@@ -17,6 +17,7 @@ import contracts
 from contracts import topics
 from contracts.channels import CHANNELS
 from contracts.deliveries import (
+    AddressBounced,
     DeadLetter,
     DeliveriesScheduled,
     DeliveryOutcomes,
@@ -51,6 +52,7 @@ def topic_contracts() -> dict[str, tuple[str, dict[str, Any]]]:
         topics.EVENT_PLANNED: model(EventPlanned),
         topics.DELIVERIES_SCHEDULED: model(DeliveriesScheduled),
         topics.REMINDER_SENT: model(ReminderSent),
+        topics.ADDRESS_BOUNCED: model(AddressBounced),
         topics.DIGEST_SENT: model(DigestSent),
         topics.DELIVERY_OUTCOMES: model(DeliveryOutcomes),
         topics.SCHEDULE_DUE: (f"ScheduleDue.v{SCHEDULE_DUE_VERSION}.json", SCHEDULE_DUE_ADAPTER.json_schema()),

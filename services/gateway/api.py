@@ -7,6 +7,7 @@ event types as a discriminated union — is added to the OpenAPI document as `Ev
 
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -58,7 +59,15 @@ Previewer = Callable[[Event, str, str, str], Awaitable[dict[str, str]]]
 
 #: Counts each target group's members in the directory: (programme, the caller's Authorization header) →
 #: members by group. Raises PlannerUnavailable.
-MemberCounter = Callable[[str, str], Awaitable[dict[str, int]]]
+MemberCounter = Callable[[str, str], Awaitable["GroupCounts"]]
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    """Per target group: its people in the directory, and those of them whose address takes no mail."""
+
+    members: dict[str, int]
+    undeliverable: dict[str, int] = field(default_factory=dict)
 
 
 class PreviewRefused(Exception):
@@ -153,6 +162,8 @@ class AudienceSummary(BaseModel):
     area_scoped: bool
     members: int | None = Field(default=None, description="people in the directory the group's selector matches "
                                                           "(absent when the tailor cannot be asked now)")
+    undeliverable: int | None = Field(default=None, description="of them, whose address takes no mail (it bounced): "
+                                                                "left out of mail until the directory gives a new one")
     selector: dict[str, list[str]] = Field(description="which people of the directory belong to the group")
 
 
@@ -322,14 +333,15 @@ def build_http(store: GatewayStore, letters: DeadLetterStore, authority: TokenAu
         config = programs.get(program)
         if config is None:
             raise _refused(Problem(404, f"unknown programme {program!r}"))
-        counts: dict[str, int] = {}
+        counts = GroupCounts({}, {})
         if counter is not None:
             with contextlib.suppress(PlannerUnavailable):
                 counts = await counter(program, authorization)
         return AudienceList(program=program, name=config.name, audiences=[AudienceSummary(
             id=a.id, name=a.name, tier=a.tier.value, external=a.external,
             cleared_for_confidential=a.cleared_for_confidential, tone=a.tone, channels=list(a.channels),
-            digest=a.digest, follows=list(a.follows), area_scoped=a.area_scoped, members=counts.get(a.id),
+            digest=a.digest, follows=list(a.follows), area_scoped=a.area_scoped, members=counts.members.get(a.id),
+            undeliverable=counts.undeliverable.get(a.id, 0) if a.id in counts.members else None,
             selector={k: list(v) for k, v in a.members.items()}) for a in config.audiences])
 
     return router

@@ -8,7 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
 
-from contracts.directory import MAX_DIRECTORY_BYTES, DirectoryApplied, DirectoryReport
+from contracts.directory import (
+    MAX_DIRECTORY_BYTES,
+    DirectoryApplied,
+    DirectoryReport,
+    UndeliverableAddress,
+    UndeliverableAddresses,
+)
 from programs import Program
 from services.common.auth import Principal, TokenRole, author_of
 from services.common.problems import Problem, only_declared_query, problem_responses, read_limited
@@ -22,6 +28,8 @@ DirectoryChecker = Callable[[str, str, str], Awaitable[DirectoryReport]]
 #: Applies a checked file: (its import id, the Authorization header) → what the directory holds now, or None
 #: when no checked file of that id waits.
 DirectoryApplier = Callable[[str, str], Awaitable[DirectoryApplied | None]]
+#: Lists the undeliverable addresses: (the Authorization header) → them. Raises DirectoryUnavailable.
+UndeliverableLister = Callable[[str], Awaitable[list[UndeliverableAddress]]]
 IMPORT_ID = r"^[0-9a-f]{32}$"
 
 
@@ -30,13 +38,15 @@ class DirectoryUnavailable(Exception):
 
 
 def build_http(programs: Mapping[str, Program], caller_dependency: Any, check: DirectoryChecker,
-               apply: DirectoryApplier, register: AuditRegister | None = None) -> APIRouter:
+               apply: DirectoryApplier, register: AuditRegister | None = None,
+               undeliverable: UndeliverableLister | None = None) -> APIRouter:
     router = APIRouter(prefix="/v1/directory", tags=["directory"], dependencies=[Depends(only_declared_query)])
     Caller = Annotated[Principal, Depends(caller_dependency)]
 
     def admin_of_all(caller: Principal) -> None:
         if not caller.may_in_all(programs, TokenRole.ADMIN):
-            raise Problem(403, "only an admin of every programme may import the directory (it serves them all)")
+            raise Problem(403, "only an admin of every programme may import or read the directory (it serves them "
+                               "all)")
 
     @router.post("/imports", response_model=DirectoryReport,
                  summary="Check a directory file (CSV) and report what applying it would change; nothing changes",
@@ -59,6 +69,19 @@ def build_http(programs: Mapping[str, Program], caller_dependency: Any, check: D
             return await check(text, author_of(caller), authorization)
         except DirectoryUnavailable as exc:
             raise Problem(503, f"cannot check the directory now: {exc}") from exc
+
+    @router.get("/undeliverable", response_model=UndeliverableAddresses,
+                summary="The people whose address takes no mail (it bounced), and why: left out of mail until the "
+                        "directory gives them a new address", responses=problem_responses(401, 403, 503))
+    async def undeliverable_addresses(caller: Caller,
+                                      authorization: Annotated[str, Header()]) -> UndeliverableAddresses:
+        admin_of_all(caller)
+        if undeliverable is None:
+            raise Problem(503, "cannot read the directory now: no tailor is connected for it")
+        try:
+            return UndeliverableAddresses(addresses=tuple(await undeliverable(authorization)))
+        except DirectoryUnavailable as exc:
+            raise Problem(503, f"cannot read the directory now: {exc}") from exc
 
     @router.post("/imports/{import_id}/apply", response_model=DirectoryApplied,
                  summary="Apply a checked directory file: the directory becomes what its report said",

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from contracts.deliveries import DeliveryPlan
-from contracts.directory import DirectoryApplied, DirectoryReport
+from contracts.directory import DirectoryApplied, DirectoryReport, UndeliverableAddress
 from contracts.events import Event
 from programs import load_programs
 from services.common.auth import TokenAuthority, caller_of, parse_tokens
@@ -18,6 +18,7 @@ from services.common.settings import CommonSettings
 from services.common.signin import sessions_for
 from services.gateway.accept import AcceptEvent
 from services.gateway.api import (
+    GroupCounts,
     MemberCounter,
     Planner,
     PlannerUnavailable,
@@ -32,7 +33,7 @@ from services.gateway.audit import AuditRegister
 from services.gateway.audit import build_http as audit_http
 from services.gateway.dead_letters import DeadLetterStore
 from services.gateway.dead_letters import build_http as dead_letters_http
-from services.gateway.directory import DirectoryApplier, DirectoryChecker, DirectoryUnavailable
+from services.gateway.directory import DirectoryApplier, DirectoryChecker, DirectoryUnavailable, UndeliverableLister
 from services.gateway.directory import build_http as directory_http
 from services.gateway.drafts import DraftStore
 from services.gateway.drafts import build_http as drafts_http
@@ -88,7 +89,7 @@ def http_previewer(tailor_url: str) -> Previewer:
 def http_counter(tailor_url: str) -> MemberCounter:
     """Member counts come from the tailor, which owns the directory, over HTTP (production topology)."""
 
-    async def count(program: str, authorization: str) -> dict[str, int]:
+    async def count(program: str, authorization: str) -> GroupCounts:
         try:
             async with httpx.AsyncClient(base_url=tailor_url, timeout=30.0) as client:
                 response = await client.get(f"/internal/v1/programs/{program}/members",
@@ -96,7 +97,11 @@ def http_counter(tailor_url: str) -> MemberCounter:
                 response.raise_for_status()
         except httpx.HTTPError as exc:
             raise PlannerUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        return {str(k): int(v) for k, v in response.json().items()}
+        body = response.json()
+        if "members" not in body:  # a tailor from before undeliverable addresses were counted
+            return GroupCounts({str(k): int(v) for k, v in body.items()})
+        return GroupCounts({str(k): int(v) for k, v in body["members"].items()},
+                           {str(k): int(v) for k, v in body.get("undeliverable", {}).items()})
 
     return count
 
@@ -129,6 +134,23 @@ def http_directory(tailor_url: str) -> tuple[DirectoryChecker, DirectoryApplier]
     return check, apply
 
 
+def http_undeliverable(tailor_url: str) -> UndeliverableLister:
+    """The undeliverable addresses come from the tailor, which owns the directory (production topology)."""
+
+    async def listing(authorization: str) -> list[UndeliverableAddress]:
+        try:
+            async with httpx.AsyncClient(base_url=tailor_url, timeout=30.0) as client:
+                response = await client.get("/internal/v1/directory/undeliverable",
+                                            headers={"authorization": authorization})
+        except httpx.HTTPError as exc:
+            raise DirectoryUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise DirectoryUnavailable(f"the tailor answered {response.status_code}")
+        return [UndeliverableAddress.model_validate(a) for a in response.json()]
+
+    return listing
+
+
 def no_directory() -> tuple[DirectoryChecker, DirectoryApplier]:
     """A gateway given its planner in process but no directory desk (a test's): the directory cannot be asked."""
 
@@ -143,7 +165,8 @@ def no_directory() -> tuple[DirectoryChecker, DirectoryApplier]:
 
 def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None = None,
           previewer: Previewer | None = None, counter: MemberCounter | None = None,
-          directory: tuple[DirectoryChecker, DirectoryApplier] | None = None, embedded: bool = False) -> ServiceParts:
+          directory: tuple[DirectoryChecker, DirectoryApplier] | None = None, embedded: bool = False,
+          undeliverable: UndeliverableLister | None = None) -> ServiceParts:
     """People act through the gateway (as themselves, from the console) where their sessions can be checked:
     with BUDKAVLE_SESSION_KEY, or in embedded mode (the key kept in the data directory)."""
     if not settings.api_tokens:
@@ -157,6 +180,7 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
         previewer = previewer or http_previewer(settings.tailor_url)
         counter = counter or http_counter(settings.tailor_url)
         directory = directory or http_directory(settings.tailor_url)
+        undeliverable = undeliverable or http_undeliverable(settings.tailor_url)
     store = GatewayStore(runtime.engine)
     letters = DeadLetterStore(runtime.engine)
     relay = OutboxRelay(store, runtime.bus)
@@ -177,7 +201,7 @@ def build(settings: GatewaySettings, runtime: Runtime, planner: Planner | None =
     http.include_router(audit_http(register, programs, caller_of(authority, sessions)))
     http.include_router(drafts_http(DraftStore(runtime.engine), caller_of(authority, sessions)))
     http.include_router(directory_http(programs, caller_of(authority, sessions), *(directory or no_directory()),
-                                       register))
+                                       register, undeliverable))
     return ServiceParts(
         name="gateway",
         router=build_router(store, letters, runtime.bus, ended),

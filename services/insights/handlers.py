@@ -5,7 +5,7 @@ counted reads)."""
 from faststream.kafka import KafkaRouter
 
 from contracts import subscriptions
-from contracts.deliveries import DeliveryOutcomes, DigestSent, EventPlanned, ReminderSent
+from contracts.deliveries import AddressBounced, DeliveryOutcomes, DigestSent, EventPlanned, ReminderSent
 from contracts.feedback import Acknowledged, FeedbackGiven, ItemRead
 from services.common.bus import Bus
 from services.common.subscriptions import Batch, subscribe, subscribe_batch
@@ -41,4 +41,10 @@ def build_router(store: InsightsStore, bus: Bus) -> KafkaRouter:
         await store.record_acknowledgements(c for c in batch if isinstance(c, Acknowledged))
 
     subscribe_batch(router, subscriptions.INSIGHTS_CLICKS, bus, on_clicks)
+
+    async def on_bounced(batch: Batch[AddressBounced]) -> None:
+        """Addresses whose mail came back, counted per group."""
+        await store.record_bounces(batch)
+
+    subscribe_batch(router, subscriptions.INSIGHTS_BOUNCES, bus, on_bounced)
     return router

@@ -102,7 +102,7 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
         return page(request, "program.html.j2", program=program, person=person, events=events,
                     rows={r.key: r for r in rows},
                     chart=await chart(rows[:CHARTED_EVENTS], f"Uppföljning av de senaste nyheterna i {program.acronym}"),
-                    groups=program.audiences)
+                    groups=program.audiences, bounces=await store.bounces(code))
 
     @router.get("/{code}/events/{event_id}", response_class=HTMLResponse)
     async def event_page(code: str, event_id: str, request: Request) -> Response:

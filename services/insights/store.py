@@ -6,6 +6,7 @@ per person only as long as the retention allows; `fold` then moves the old rows 
 a respondent is a pseudonym, and a delivery's recipient is the directory id the outcome carried.
 """
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.deliveries import DeliveryOutcomes, DeliveryPlan, DigestSent, ReminderSent
+from contracts.deliveries import AddressBounced, DeliveryOutcomes, DeliveryPlan, DigestSent, ReminderSent
 from contracts.events import Event
 from contracts.feedback import Acknowledged, FeedbackGiven, ItemRead
 from services.common.db import add_counts, as_utc, insert_for, upsert_many
@@ -93,6 +94,17 @@ acknowledgements = Table(
     Column("audience_id", String(64), primary_key=True),
     Column("respondent", String(70), primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+#: Whose mail came back, per programme and group (a hash of the person, never the person): how many addresses
+#: in each group bounced, hard or soft.
+bounced = Table(
+    "insights_bounces", metadata,
+    Column("program", String(32), primary_key=True),
+    Column("audience_id", String(64), primary_key=True),
+    Column("person_sha256", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),  # hard | soft (a hard one is never made soft again)
+    Column("at", DateTime(timezone=True), nullable=False),
 )
 
 #: Counts of per-person rows the retention removed: (event, group, measure) → how many.
@@ -234,6 +246,39 @@ class InsightsStore:
             by_day = days.setdefault(audience_id, {})
             by_day[day] = by_day.get(day, 0) + 1
         return days
+
+    async def record_bounces(self, notices: Iterable[AddressBounced]) -> int:
+        """Each person's address once per group, as it last bounced (hard wins); a bounce of news this service
+        never heard of is left out (returns how many were)."""
+        rows, unknown = [], 0
+        async with self.engine.begin() as conn:
+            for n in notices:
+                program = (await conn.execute(select(items.c.program).where(
+                    items.c.event_id == str(n.event_id)))).scalar()
+                if program is None:
+                    unknown += 1
+                    continue
+                rows.append({"program": program, "audience_id": n.audience_id, "kind": n.kind,
+                             "person_sha256": hashlib.sha256(n.person_id.encode()).hexdigest(),
+                             "at": n.bounced_at.astimezone(UTC)})
+            if rows:
+                stmt = insert_for(conn)(bounced)
+                await conn.execute(stmt.on_conflict_do_update(
+                    index_elements=["program", "audience_id", "person_sha256"],
+                    set_={"kind": stmt.excluded.kind, "at": stmt.excluded.at},
+                    where=bounced.c.kind != "hard"), rows)
+        return unknown
+
+    async def bounces(self, program: str) -> dict[str, Counter[str]]:
+        """Per group, how many addresses bounced hard and soft."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(bounced.c.audience_id, bounced.c.kind, func.count())
+                                       .where(bounced.c.program == program)
+                                       .group_by(bounced.c.audience_id, bounced.c.kind))).all()
+        out: dict[str, Counter[str]] = {}
+        for audience_id, kind, n in rows:
+            out.setdefault(audience_id, Counter())[kind] += int(n)
+        return out
 
     async def record_reads(self, seen: Iterable[ItemRead]) -> None:
         rows = [{"event_id": str(r.event_id), "audience_id": r.audience_id, "respondent": r.respondent,

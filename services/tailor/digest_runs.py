@@ -37,7 +37,8 @@ class DigestRuns:
     def __init__(self, program: Callable[[str], Program], renderer: Renderer, store: TailorStore, bus: Bus,
                  clock: Callable[[], datetime], channels: Mapping[str, ChannelSpec],
                  composers: Mapping[str, DigestComposer],
-                 addressed: Callable[[DeliveryCommand], Awaitable[DeliveryCommand | None]]) -> None:
+                 addressed: Callable[[DeliveryCommand], Awaitable[DeliveryCommand | None]],
+                 undeliverable: Callable[[], Awaitable[Mapping[str, str]]] | None = None) -> None:
         self.program = program
         self.renderer = renderer
         self.store = store
@@ -46,6 +47,7 @@ class DigestRuns:
         self.channels = channels
         self.composers = composers
         self.addressed = addressed  # an email command with its recipients' addresses, or None when none is left
+        self.undeliverable = undeliverable  # whose address bounced: left out of the mail
 
     async def send(self, due: DigestDue) -> Digest:
         """A target group's digest for the period the scheduler names: by email to each member whose digest it
@@ -109,9 +111,10 @@ class DigestRuns:
         cadence, asked = _cadence(digest), due.asked_by.every_member
         choices = await self.store.choices(program.program)
         index = await self.store.load_index()
+        bounced = await self.undeliverable() if self.undeliverable is not None else {}
         people = [m for m in index.members(audience.members)
                   if (cadence_of := policy.digest_cadence(audience.digest, choices.get(m.id, policy.NO_CHOICE)))
-                  != "none" and (asked or cadence_of == cadence)]
+                  != "none" and (asked or cadence_of == cadence) and m.id not in bounced]
         if asked or not people:
             return {(): people} if people else {}
         others = _other_digest_groups(program, audience, people)

@@ -1,10 +1,11 @@
 """The tailor's subscriptions: events (tailor → record), the scheduler's word that time has come (a digest, a
-release), the channels' outcomes (which planned deliveries ended), people's choices and acknowledgements."""
+release), the channels' outcomes (which planned deliveries ended), people's choices, acknowledgements and
+bounces."""
 
 from faststream.kafka import KafkaRouter
 
 from contracts import subscriptions
-from contracts.deliveries import DeliveryOutcomes
+from contracts.deliveries import AddressBounced, DeliveryOutcomes
 from contracts.feedback import Acknowledged
 from contracts.preferences import PreferencesChanged
 from contracts.schedule import DigestDue, ReleaseDue
@@ -45,4 +46,10 @@ def build_router(tailor: Tailor, bus: Bus) -> KafkaRouter:
         await tailor.reminders.store.record_acknowledgements(batch)
 
     subscribe_batch(router, subscriptions.TAILOR_ACKNOWLEDGED, bus, on_acknowledged)
+
+    async def on_bounced(batch: Batch[AddressBounced]) -> None:
+        """Mail that came back: the next plans leave an undeliverable address out."""
+        await tailor.bounces.record(batch)
+
+    subscribe_batch(router, subscriptions.TAILOR_BOUNCES, bus, on_bounced)
     return router

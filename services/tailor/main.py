@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field, ValidationError
 
-from contracts.directory import MAX_DIRECTORY_BYTES
+from contracts.directory import MAX_DIRECTORY_BYTES, UndeliverableAddress
 from contracts.events import MAX_EVENT_BYTES, Event, parse_event
 from programs import load_programs
 from services.common.auth import Principal, TokenAuthority, TokenRole, author_of, caller_of, parse_tokens
@@ -34,6 +34,8 @@ class TailorSettings(CommonSettings):
     api_tokens: str = Field(default="", alias="BUDKAVLE_API_TOKENS")
     #: Signs the follow-up links of what a whole group sees (Teams cards, intranet items).
     link_key: str = Field(default="", alias="BUDKAVLE_LINK_KEY")
+    #: Soft bounces (a full mailbox, a server down) after which an address counts as undeliverable.
+    soft_bounce_limit: int = Field(default=3, alias="BUDKAVLE_SOFT_BOUNCE_LIMIT", ge=1, le=50)
 
 
 def build(settings: TailorSettings, runtime: Runtime, embedded: bool = False) -> tuple[ServiceParts, Tailor]:
@@ -42,7 +44,8 @@ def build(settings: TailorSettings, runtime: Runtime, embedded: bool = False) ->
                         LinkSigner(link_key(settings.link_key, settings.data_dir, embedded)))
     for program in programs.values():
         check_templates(renderer, program, sample_events(program.program), COMPOSERS)
-    tailor = Tailor(programs, renderer, TailorStore(runtime.engine), runtime.bus)
+    tailor = Tailor(programs, renderer, TailorStore(runtime.engine), runtime.bus,
+                    soft_bounce_limit=settings.soft_bounce_limit)
     # A person's dry run reaches the tailor through the gateway with their session, which the gateway checked
     # against sign-outs and the form's CSRF token; here its signature and age are checked again.
     sessions = sessions_for(settings, False, None) if settings.session_key else None
@@ -106,11 +109,18 @@ def build_http(tailor: Tailor, authority: TokenAuthority, sessions: Sessions | N
             raise Problem(404, "no checked directory file of that id is waiting") from exc
         return Response(applied.model_dump_json(), media_type="application/json")
 
+    @router.get("/directory/undeliverable")
+    async def undeliverable(caller: Caller) -> Response:
+        admin_of_all(caller)
+        return JSONResponse([UndeliverableAddress(id=i, name=n, email=e, reason=r).model_dump()
+                             for i, n, e, r in await tailor.bounces.listing()])
+
     @router.get("/programs/{program}/members")
     async def members(program: str, caller: Caller) -> Response:
         if program not in caller.programs or program not in tailor.programs:
             raise Problem(403, f"may not read programme {program!r}")
-        return JSONResponse(await tailor.members(program))
+        return JSONResponse({"members": await tailor.members(program),
+                             "undeliverable": await tailor.undeliverable(program)})
 
     @router.post("/previews")
     async def preview(request: Request, caller: Caller, audience: str, channel: str) -> Response:

@@ -52,10 +52,12 @@ def candidate_audiences(event: Event, program: Program) -> list[Audience]:
 
 def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipient],
                     channels: Mapping[str, ChannelSpec] = CHANNELS,
-                    choices: Mapping[str, policy.Choice] | None = None, now: datetime | None = None) -> Plan:
+                    choices: Mapping[str, policy.Choice] | None = None, now: datetime | None = None,
+                    undeliverable: Mapping[str, str] | None = None) -> Plan:
     """Decide, for every candidate group, its channels and members, or refuse it with the rule's reason.
     `choices` are people's preferences (rule 9), by person id; `now` the instant it goes out, for the groups'
-    quiet hours (rule 10; None: they are not looked at, as for a plan shown without sending)."""
+    quiet hours (rule 10; None: they are not looked at, as for a plan shown without sending); `undeliverable`
+    the people whose address bounced (person → why), left out of person channels."""
     choices = choices or {}
     refused: list[RefusedGroup] = []
     chosen: dict[str, tuple[Audience, tuple[str, ...], Sequence[Recipient], list[str]]] = {}
@@ -95,6 +97,7 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
 
     by_id = {aid: entry[0] for aid, entry in chosen.items()}
     targets: dict[str, dict[str, Sequence[Recipient]]] = {}
+    bounced: dict[str, dict[str, list[str]]] = {}  # group → person channel → why each left out was (a bounce)
     for name, spec in channels.items():
         if spec.reach is Reach.PERSON:
             wanted = {aid: entry[2] for aid, entry in chosen.items() if name in entry[1]}
@@ -102,6 +105,12 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
             people = policy.assign_highest_tier(
                 {aid: _by_choice(members, lambda c: policy.wants(event, c), choices) for aid, members in wanted.items()},
                 by_id)
+            if undeliverable:
+                for aid, members in list(people.items()):
+                    kept, why = _without_bounced(members, undeliverable)
+                    if why:
+                        bounced.setdefault(aid, {})[name] = why
+                        people[aid] = kept
             targets[name] = {aid: members for aid, members in people.items() if members}
         elif spec.reach is Reach.GROUP:
             targets[name] = {aid: () for aid, entry in chosen.items() if name in entry[1]}
@@ -126,6 +135,10 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
                 declined = len(members) - len(_by_choice(members, lambda c: policy.wants(event, c), choices))
                 if declined:
                     reasons.append(f"{declined} opted out of newsletters ({name})")
+                if skipped := bounced.get(aid, {}).get(name):
+                    reasons.append(f"{len(skipped)} left out: their address is undeliverable ({_why(skipped)}) "
+                                   f"({name})")
+                    declined += len(skipped)
                 if len(members) - reached - declined > 0:
                     reasons.append(f"{len(members) - reached - declined} already reached through a higher-tier "
                                    f"group ({name})")
@@ -160,3 +173,22 @@ def _targeted(targets: Targets, channels: Mapping[str, ChannelSpec]) -> dict[str
         for target, people in by_target.items():
             targeted.setdefault(target, {})[name] = len(people) if per_person else 1
     return targeted
+
+
+def _why(reasons: Sequence[str]) -> str:
+    """What left people out, in few words: "hard bounce", "soft bounces", or both."""
+    return " or ".join(sorted({"soft bounces" if "soft" in why else "hard bounce" for why in reasons}))
+
+
+def _without_bounced(members: Sequence[Recipient], undeliverable: Mapping[str, str]
+                     ) -> tuple[Sequence[Recipient], list[str]]:
+    """The members whose address takes mail, and why each of the others does not."""
+    why: list[str] = []
+
+    def deliverable(person_id: str) -> bool:
+        reason = undeliverable.get(person_id)
+        if reason is not None:
+            why.append(reason)
+        return reason is None
+
+    return keep_ids(members, deliverable), why

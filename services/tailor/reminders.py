@@ -119,7 +119,8 @@ class Reminders:
     def __init__(self, store: ReminderStore, index: Callable[[], Awaitable[DirectoryIndex]], renderer: Renderer,
                  bus: Bus, clock: Callable[[], datetime],
                  addressed: Callable[[DeliveryCommand], Awaitable[DeliveryCommand | None]],
-                 channels: Mapping[str, ChannelSpec] = CHANNELS) -> None:
+                 channels: Mapping[str, ChannelSpec] = CHANNELS,
+                 undeliverable: Callable[[], Awaitable[Mapping[str, str]]] | None = None) -> None:
         self.store = store
         self.index = index
         self.renderer = renderer
@@ -127,6 +128,7 @@ class Reminders:
         self.clock = clock
         self.addressed = addressed
         self.channels = channels
+        self.undeliverable = undeliverable  # whose address bounced since: no reminder either
 
     async def schedule(self, event: Event, program: Program, targets: Mapping[str, Mapping[str, object]]) -> None:
         """Right after `event` went out: its reminders' instants, kept and told to the scheduler."""
@@ -159,6 +161,8 @@ class Reminders:
         if not due:
             return 0
         done = await self.store.acknowledged(record.event.event_id)
+        if self.undeliverable is not None:
+            done |= set(await self.undeliverable())
         for at in due[-1:]:  # reminders missed while down: only the latest goes, never a burst of them
             targets = {group: [i for i in ids if i not in done]
                        for name, by_target in record.targets.items() if name in REMINDER_COMPOSERS

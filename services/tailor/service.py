@@ -25,6 +25,7 @@ from services.common.bus import Bus, DependencyUnavailable
 from services.common.subscriptions import Unprocessable
 from services.tailor import policy
 from services.tailor.amendments import amendment_plan, is_amendment
+from services.tailor.bounces import Bounces
 from services.tailor.channels import (
     COMPOSERS,
     DIGEST_COMPOSERS,
@@ -35,7 +36,7 @@ from services.tailor.channels import (
 from services.tailor.channels import preview as compose_preview
 from services.tailor.digest_runs import DigestRuns
 from services.tailor.digests import Digest
-from services.tailor.directory import ids_of, select_members
+from services.tailor.directory import ids_of, keep, member_filter, select_members
 from services.tailor.imports import DirectoryImports
 from services.tailor.planning import Plan, UnknownAudienceError, plan_deliveries
 from services.tailor.reminders import Reminders, ReminderStore
@@ -51,7 +52,7 @@ class Tailor:
     def __init__(self, programs: Mapping[str, Program], renderer: Renderer, store: TailorStore, bus: Bus,
                  clock: Clock = lambda: datetime.now(UTC), composers: Mapping[str, Composer] = COMPOSERS,
                  channels: Mapping[str, ChannelSpec] = CHANNELS,
-                 digest_composers: Mapping[str, DigestComposer] = DIGEST_COMPOSERS) -> None:
+                 digest_composers: Mapping[str, DigestComposer] = DIGEST_COMPOSERS, soft_bounce_limit: int = 3) -> None:
         missing = sorted(set(channels) - set(composers))
         if missing:
             raise ValueError(f"channels {missing} have no composer in the tailor")
@@ -65,10 +66,11 @@ class Tailor:
         self.channels = channels
         self.digest_composers = digest_composers
         self.imports = DirectoryImports(store, {a for p in programs.values() for a in p.areas}, clock)
+        self.bounces = Bounces(store.engine, soft_bounce_limit)
         self.reminders = Reminders(ReminderStore(store.engine), store.load_index, renderer, bus, clock,
-                                   self._addressed, channels)
+                                   self._addressed, channels, self.bounces.undeliverable)
         self.digests = DigestRuns(self._program, renderer, store, bus, clock, channels, digest_composers,
-                                  self._addressed)
+                                  self._addressed, self.bounces.undeliverable)
 
     def program_for(self, event: Event) -> Program:
         return self._program(event.program)
@@ -85,13 +87,24 @@ class Tailor:
             return (await self._amendment(event))[1]
         directory = await self.store.load_index()
         return plan_deliveries(event, program, directory, self.channels, await self.store.choices(program.program),
-                               now=self.clock())
+                               now=self.clock(), undeliverable=await self.bounces.undeliverable())
 
     async def members(self, program_code: str) -> dict[str, int]:
         """Each target group of the programme with the number of people in the directory its selector matches."""
         program = self.programs[program_code]
         directory = await self.store.load_index()
         return {audience.id: len(select_members(directory, audience.members)) for audience in program.audiences}
+
+    async def undeliverable(self, program_code: str) -> dict[str, int]:
+        """Each target group of the programme with the number of its people whose address takes no mail."""
+        program = self.programs[program_code]
+        bounced = await self.bounces.undeliverable()
+        if not bounced:
+            return {}
+        directory = await self.store.load_index()
+        found = directory.people(bounced, directory.positions_of(bounced))
+        counts = {a.id: sum(1 for _ in keep(found, member_filter(a.members))) for a in program.audiences}
+        return {aid: n for aid, n in counts.items() if n}
 
     def preview(self, event: Event, audience_id: str, channel: str) -> dict[str, str]:
         """What `channel` would carry of `event` for the group, for a sample member, nothing sent. ValueError

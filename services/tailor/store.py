@@ -116,6 +116,18 @@ reminders = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+#: What came back of people's mail (`delivery.bounced`): soft bounces counted, and the address marked
+#: undeliverable after a hard one (or too many soft). Kept apart from the directory, so that an import keeps it;
+#: it applies while the person's address is the one that bounced (`address_sha256`).
+bounces = Table(
+    "tailor_bounces", metadata,
+    Column("person_id", String(128), primary_key=True),
+    Column("address_sha256", String(64), nullable=False),
+    Column("soft", Integer, nullable=False, server_default="0"),
+    Column("undeliverable", String(400), nullable=True),  # why, once the address takes no more mail
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 #: The tailor's read model of acknowledgements through people's own links (`feedback.acknowledged`): whom a
 #: reminder leaves out.
 acknowledgements = Table(
