@@ -178,6 +178,11 @@ class AcknowledgementRules(Config):
         default=(24, 2), max_length=5, description="reminders to those who have not acknowledged, this many hours "
                                                    "before the deadline (the ones still ahead when it goes out)")
 
+    escalate_after_hours: int | None = Field(
+        default=None, ge=1, le=24 * 30, description="not acknowledged this long after the news went out: a group "
+        "reached only by Teams gets it by email, and after as long again (or at once, for a group reached by "
+        "email) each person's manager gets a short notice; absent: no escalation")
+
     @field_validator("reminders_before_hours")
     @classmethod
     def _distinct(cls, value: tuple[int, ...]) -> tuple[int, ...]:

@@ -51,7 +51,7 @@ def build_http(programs: Mapping[str, Program], caller_dependency: Any, check: D
     @router.post("/imports", response_model=DirectoryReport,
                  summary="Check a directory file (CSV) and report what applying it would change; nothing changes",
                  openapi_extra={"requestBody": {"required": True, "description": "the directory, UTF-8 CSV with "
-                                "the header id,name,email,organisation,role,profession,area,municipality,options",
+                                "the header id,name,email,organisation,role,profession,area,municipality,options[,manager]",
                                 "content": {"text/csv": {"schema": {"type": "string"}}}}},
                  responses=problem_responses(401, 403, 413, 415, 422, 503))
     async def check_file(request: Request, caller: Caller, authorization: Annotated[str, Header()]) -> DirectoryReport:

@@ -130,9 +130,13 @@ class EmailReminder:
     """A reminder to acknowledge must-know news: the message again, headed as a reminder, under the reminder's
     own id and following the event (sent only to whom the event went, after it)."""
 
-    def remind(self, c: Composition, reminder_id: UUID, renderer: Renderer) -> Iterator[SendEmail]:
+    def remind(self, c: Composition, reminder_id: UUID, renderer: Renderer, follows: bool = True
+               ) -> Iterator[SendEmail]:
+        """`follows`: only to whom the event's mail went (a reminder); False for people it never mailed (the news
+        by email to a group that had it by Teams alone, an escalation)."""
         envelope: _Envelope = {"event_id": reminder_id, "program": c.program.program, "audience_id": c.audience_id,
-                               "correlation_id": c.event.correlation_id, "follows": c.event.event_id}
+                               "correlation_id": c.event.correlation_id,
+                               "follows": c.event.event_id if follows else None}
         rendered = renderer.email(c.event, c.program, _group(c), c.event.event_id, reminder=True)
         yield from _emails(envelope, c.program, rendered, c.recipients, bulk=False)
 

@@ -15,7 +15,8 @@ from typing import overload
 
 from email_validator import EmailNotValidError, validate_email
 
-CSV_COLUMNS = ("id", "name", "email", "organisation", "role", "profession", "area", "municipality", "options")
+CSV_COLUMNS = ("id", "name", "email", "organisation", "role", "profession", "area", "municipality", "options",
+               "manager")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class Recipient:
     area: str = ""
     municipality: str = ""
     options: frozenset[int] = field(default_factory=frozenset)
+    manager: str = ""  # the directory id of the person's manager (escalation, managers first); "" for none
 
 
 #: A person may hold several roles, separated by this (a manager who also sits in a steering group:
@@ -200,6 +202,7 @@ def _read_rows(reader: "csv.DictReader[str]", areas: set[str]) -> ImportReport:
     accepted: list[Recipient] = []
     rejected: list[RejectedRow] = []
     seen: set[str] = set()
+    lines: dict[str, int] = {}
     for row in reader:
         line = reader.line_num
         rid = (row.get("id") or "").strip()
@@ -208,6 +211,7 @@ def _read_rows(reader: "csv.DictReader[str]", areas: set[str]) -> ImportReport:
             rejected.append(RejectedRow(line, rid, reason))
             continue
         seen.add(rid)
+        lines[rid] = line
         accepted.append(
             Recipient(
                 id=rid,
@@ -219,9 +223,25 @@ def _read_rows(reader: "csv.DictReader[str]", areas: set[str]) -> ImportReport:
                 area=(row.get("area") or "").strip(),
                 municipality=(row.get("municipality") or "").strip(),
                 options=_options(row.get("options") or ""),
+                manager=(row.get("manager") or "").strip(),
             )
         )
-    return ImportReport(tuple(accepted), tuple(rejected))
+    return _with_known_managers(accepted, rejected, lines)
+
+
+def _with_known_managers(accepted: list[Recipient], rejected: list[RejectedRow],
+                         lines: Mapping[str, int]) -> ImportReport:
+    """A row whose manager is not a person of the file is refused (repeatedly: a refused manager's people too)."""
+    while True:
+        known = {r.id for r in accepted}
+        orphans = [r for r in accepted if r.manager and (r.manager not in known or r.manager == r.id)]
+        if not orphans:
+            return ImportReport(tuple(accepted), tuple(sorted(rejected, key=lambda x: x.line)))
+        for r in orphans:
+            why = "a person cannot be their own manager" if r.manager == r.id else \
+                f"manager {r.manager!r} is not a person of the file"
+            rejected.append(RejectedRow(lines[r.id], r.id, why))
+        accepted = [r for r in accepted if r not in orphans]
 
 
 @dataclass(frozen=True)
@@ -266,6 +286,9 @@ def _row_problem(row: Mapping[str, str | None], rid: str, seen: set[str], areas:
         return "bad email address"
     if len(ROLE_SEPARATOR.join(roles_of(row.get("role") or ""))) > ROLE_LIMIT:
         return f"role longer than {ROLE_LIMIT} characters (all roles together)"
+    manager = (row.get("manager") or "").strip()
+    if manager and not _ID.match(manager):
+        return "manager is not a directory id (letters, digits, . _ : -)"
     for column, width in _WIDTHS.items():
         if len((row.get(column) or "").strip()) > width:
             return f"{column} longer than {width} characters"
@@ -293,7 +316,7 @@ def recipients_to_csv(recipients: Iterable[Recipient]) -> str:
     for r in recipients:
         writer.writerow(
             [r.id, r.name, r.email, r.organisation, r.role, r.profession, r.area, r.municipality,
-             ";".join(str(o) for o in sorted(r.options))]
+             ";".join(str(o) for o in sorted(r.options)), r.manager]
         )
     return out.getvalue()
 
@@ -393,14 +416,18 @@ def synthetic_directory(
 
     def staff(per_area: Mapping[str, int], prefix: str, organisation: Callable[[str, int], str],
               roles: tuple[str, str]) -> Iterator[Recipient]:
-        """Every 25th person a manager, the others of a weighted profession."""
+        """Every 25th person a manager, the 24 after them their staff, each of a weighted profession."""
         for area, count in per_area.items():
+            chef = ""
             for n in range(max(1, round(count * staff_scale))):
                 rid, name, email = person(f"{prefix}{area}", n)
                 manager = n % 25 == 0
                 yield Recipient(rid, name, email, organisation=organisation(area, n),
                                 role=roles[0] if manager else roles[1],
-                                profession="chef" if manager else rng.choice(professions), area=area)
+                                profession="chef" if manager else rng.choice(professions), area=area,
+                                manager="" if manager else chef)
+                if manager:  # the 24 after a manager are theirs
+                    chef = rid
 
     yield from memberships(MEMBERSHIPS, "", tuple(STAFF_PER_AREA))
     yield from staff(STAFF_PER_AREA, "hsa-", lambda area, n: HOSPITALS[area] if n % 5 else "Närhälsan",

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from services.tailor.directory import ROLE_SEPARATOR, People, Positional, Recipient, member_filter, roles_of
 
 #: Directory attributes indexed by value; `options` is indexed by each option a person has.
-SCALAR_ATTRIBUTES = ("organisation", "role", "profession", "area", "municipality")
+SCALAR_ATTRIBUTES = ("organisation", "role", "profession", "area", "municipality", "manager")
 
 
 class DirectoryIndex(Positional):
@@ -39,15 +39,16 @@ class DirectoryIndex(Positional):
         self.examined = 0  # people looked at by the last `members` call (for tests and the bench)
         for person in people:
             self.add(person.id, person.organisation, person.role, person.profession, person.area,
-                     person.municipality, person.options)
+                     person.municipality, person.options, person.manager)
 
     def add(self, person_id: str, organisation: str, role: str, profession: str, area: str, municipality: str,
-            options: frozenset[int]) -> None:
+            options: frozenset[int], manager: str = "") -> None:
         """One more person, after the others (the store reads rows straight into the columns)."""
         n = len(self._id_ends)
         self._id_bytes += person_id.encode()
         self._id_ends.append(len(self._id_bytes))
-        for attr, value in zip(SCALAR_ATTRIBUTES, (organisation, role, profession, area, municipality), strict=True):
+        values = (organisation, role, profession, area, municipality, manager)
+        for attr, value in zip(SCALAR_ATTRIBUTES, values, strict=True):
             codes = self._codes[attr]
             code = codes.get(value)
             if code is None:
@@ -86,7 +87,8 @@ class DirectoryIndex(Positional):
                          profession=values["profession"][columns["profession"][n]],
                          area=values["area"][columns["area"][n]],
                          municipality=values["municipality"][columns["municipality"][n]],
-                         options=self._option_sets[self._options[n]])
+                         options=self._option_sets[self._options[n]],
+                         manager=values["manager"][columns["manager"][n]])
 
     def everyone(self) -> People:
         return People(self, array("I", range(len(self))))

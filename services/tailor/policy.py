@@ -278,6 +278,13 @@ def acknowledgement_reason(event: Event, program: Program, pushed: Sequence[str]
     """What the plan says of an acknowledgement the event asks for, for a group it reaches on `pushed`."""
     if event.acknowledge_by is None or not pushed:
         return None
-    hours = ", ".join(f"{h} h" for h in program.acknowledgement.reminders_before_hours)
-    return (f"asks to be acknowledged by {event.acknowledge_by.astimezone(STOCKHOLM):%Y-%m-%d %H:%M}; reminders "
-            f"{hours} before, by email, to those who have not")
+    rules = program.acknowledgement
+    said = [f"asks to be acknowledged by {event.acknowledge_by.astimezone(STOCKHOLM):%Y-%m-%d %H:%M}"]
+    by_email = "email" in pushed
+    if by_email:
+        hours = ", ".join(f"{h} h" for h in rules.reminders_before_hours)
+        said.append(f"reminders {hours} before, by email, to those who have not")
+    if rules.escalate_after_hours is not None:
+        steps = "their managers are told" if by_email else "by email, then their managers are told"
+        said.append(f"not acknowledged within {rules.escalate_after_hours} h: {steps}")
+    return "; ".join(said)

@@ -9,32 +9,31 @@ it follows the event (a channel sends it only to whom the event went). Each remi
 channels confirm it, and sent again after a start with exactly whom it reminded.
 """
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid5
-
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from zoneinfo import ZoneInfo
 
 from contracts import topics
 from contracts.channels import CHANNELS, ChannelSpec
-from contracts.deliveries import DeliveriesScheduled, DeliveryCommand, ReminderSent
-from contracts.events import Event, parse_event
-from contracts.feedback import Acknowledged
+from contracts.deliveries import DeliveriesScheduled, DeliveryCommand, DeliveryPlan, ReminderSent
+from contracts.events import Event
 from programs import Program
 from services.common.bus import Bus
-from services.common.db import as_utc, insert_for
+from services.tailor import policy
 from services.tailor.channels import REMINDER_COMPOSERS, Composition
-from services.tailor.directory import Recipient
+from services.tailor.directory import Recipient, ids_of, select_members
+from services.tailor.escalation import STEP_WORDS, Step, escalation_steps, manager_notices
 from services.tailor.index import DirectoryIndex
+from services.tailor.reminder_store import ReminderStore
 from services.tailor.rendering import Renderer
-from services.tailor.store import EventRecord, Stage, acknowledgements, events, reminders
+from services.tailor.store import EventRecord
 
 log = logging.getLogger(__name__)
 
 #: Namespace of reminder ids: (event, instant) → the same id every time.
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
 REMINDER_NAMESPACE = UUID("3f0b7c52-8d1e-4a6b-9c2f-5e7a1d4b8c90")
 
 
@@ -47,80 +46,21 @@ def reminder_times(acknowledge_by: datetime, hours_before: Iterable[int], now: d
     return sorted(t for h in hours_before if (t := acknowledge_by - timedelta(hours=h)) > now)
 
 
-class ReminderStore:
-    """The tailor's own record of reminders and acknowledgements (tables in `store.py`)."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-
-    async def record_acknowledgements(self, given: Iterable[Acknowledged]) -> int:
-        rows = [{"event_id": str(a.event_id), "person_id": a.person_id, "at": a.acknowledged_at.astimezone(UTC)}
-                for a in given if a.person_id is not None]
-        if rows:
-            async with self.engine.begin() as conn:
-                await conn.execute(insert_for(conn)(acknowledgements).on_conflict_do_nothing(), rows)
-        return len(rows)
-
-    async def acknowledged(self, event_id: UUID) -> set[str]:
-        async with self.engine.connect() as conn:
-            return set((await conn.execute(select(acknowledgements.c.person_id).where(
-                acknowledgements.c.event_id == str(event_id)))).scalars())
-
-    async def plan(self, event_id: UUID, times: Sequence[datetime]) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(update(events).where(events.c.event_id == str(event_id)).values(
-                reminders=json.dumps([t.astimezone(UTC).isoformat() for t in times]) if times else None))
-
-    async def times(self, event_id: UUID) -> list[datetime]:
-        async with self.engine.connect() as conn:
-            value = (await conn.execute(select(events.c.reminders).where(events.c.event_id == str(event_id)))).scalar()
-        return [datetime.fromisoformat(t) for t in json.loads(value)] if value else []
-
-    async def sent(self, ids: Iterable[UUID]) -> set[str]:
-        async with self.engine.connect() as conn:
-            return set((await conn.execute(select(reminders.c.reminder_id).where(
-                reminders.c.reminder_id.in_([str(i) for i in ids])))).scalars())
-
-    async def record(self, rid: UUID, event_id: UUID, at: datetime, targets: Mapping[str, Sequence[str]],
-                     expected: int) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(insert(reminders).values(
-                reminder_id=str(rid), event_id=str(event_id), at=at.astimezone(UTC), targets=json.dumps(targets),
-                status=Stage.PLANNED if expected else Stage.DELIVERED, expected=expected,
-                updated_at=datetime.now(UTC)))
-
-    async def unconfirmed(self) -> list[tuple[UUID, Event, datetime, dict[str, list[str]]]]:
-        """Reminders sent whose deliveries the channels have not all confirmed, with their event as it reads."""
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(reminders.c.reminder_id, reminders.c.at, reminders.c.targets,
-                                              events.c.body).join(events, events.c.event_id == reminders.c.event_id)
-                                       .where(reminders.c.status == Stage.PLANNED))).all()
-        return [(UUID(r.reminder_id), parse_event(r.body), as_utc(r.at), json.loads(r.targets)) for r in rows]
-
-    async def ahead(self) -> list[tuple[Event, list[datetime], list[str]]]:
-        """Events that went out with reminders planned, the instants, and the groups reminded (for a scheduler
-        that may not have heard of them)."""
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(events.c.body, events.c.reminders, events.c.targets).where(
-                events.c.reminders.is_not(None), events.c.targets.is_not(None),
-                events.c.status.in_((Stage.PLANNED, Stage.DELIVERED))))).all()
-        return [(parse_event(r.body), [datetime.fromisoformat(t) for t in json.loads(r.reminders)],
-                 reminded_groups(json.loads(r.targets))) for r in rows]
-
-
 def reminded_groups(targets: Mapping[str, Mapping[str, object]]) -> list[str]:
     """The target groups an event reached on a channel that carries reminders."""
     return sorted({g for name, by_target in targets.items() if name in REMINDER_COMPOSERS for g in by_target})
 
 
 class Reminders:
-    """The use case: schedule the reminders of news that went out, and send each when its time has come."""
+    """The use case: plan the reminders and escalation steps of news that went out, and send each when its time
+    has come."""
 
     def __init__(self, store: ReminderStore, index: Callable[[], Awaitable[DirectoryIndex]], renderer: Renderer,
                  bus: Bus, clock: Callable[[], datetime],
                  addressed: Callable[[DeliveryCommand], Awaitable[DeliveryCommand | None]],
                  channels: Mapping[str, ChannelSpec] = CHANNELS,
-                 undeliverable: Callable[[], Awaitable[Mapping[str, str]]] | None = None) -> None:
+                 undeliverable: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
+                 contacts: Callable[[Iterable[str]], Awaitable[dict[str, tuple[str, str]]]] | None = None) -> None:
         self.store = store
         self.index = index
         self.renderer = renderer
@@ -129,51 +69,118 @@ class Reminders:
         self.addressed = addressed
         self.channels = channels
         self.undeliverable = undeliverable  # whose address bounced since: no reminder either
+        self.contacts = contacts  # id → (name, address): the managers' addresses and their staff's names
 
     async def schedule(self, event: Event, program: Program, targets: Mapping[str, Mapping[str, object]]) -> None:
-        """Right after `event` went out: its reminders' instants, kept and told to the scheduler."""
+        """Right after `event` went out: its reminders' and escalation steps' instants, kept and told to the
+        scheduler."""
         if event.acknowledge_by is None:
             return
         groups = reminded_groups(targets)
-        if not groups:
-            return
-        times = reminder_times(event.acknowledge_by, program.acknowledgement.reminders_before_hours, self.clock())
-        await self.store.plan(event.event_id, times)
-        await self._tell(event, groups, times)
-
-    async def _tell(self, event: Event, groups: Sequence[str], times: Iterable[datetime]) -> None:
         now = self.clock()
-        for at in times:
-            if at > now:
+        times = (reminder_times(event.acknowledge_by, program.acknowledgement.reminders_before_hours, now)
+                 if groups else [])
+        steps = escalation_steps(targets, self.channels, program.acknowledgement.escalate_after_hours, now)
+        await self.store.plan(event.event_id, times, steps)
+        await self._tell(event, groups, times, steps)
+
+    async def _tell(self, event: Event, groups: Sequence[str], times: Iterable[datetime],
+                    steps: Iterable[Step] = ()) -> None:
+        now = self.clock()
+        said = [(at, tuple(groups), "reminder") for at in times] + [(s.at, s.groups, "escalation") for s in steps]
+        for at, audiences, reason in said:
+            if at > now and audiences:
                 scheduled = DeliveriesScheduled(event_id=event.event_id, program=event.program, at=at,
-                                                audiences=tuple(groups), reason="reminder", scheduled_at=now)
+                                                audiences=audiences, reason=reason, scheduled_at=now)
                 await self.bus.publish(topics.DELIVERIES_SCHEDULED, scheduled, scheduled.bus_key)
 
-    async def send_due(self, record: EventRecord, program: Program) -> int:
-        """Every reminder of the event whose time has come and that was not sent yet: to those the event reached
-        on a reminding channel who have not acknowledged it. Returns how many reminders went."""
+    async def send_due(self, record: EventRecord, program: Program) -> DeliveryPlan | None:
+        """Every reminder and escalation step of the event whose time has come and that was not sent yet.
+        Returns the plan as it now reads when an escalation step was said in it, else None."""
         now = self.clock()
         if record.event.acknowledge_by is None or record.targets is None or not record.stage.went_out:
-            return 0
-        due = [t for t in await self.store.times(record.event.event_id) if t <= now]
-        already = await self.store.sent(reminder_id(record.event.event_id, t) for t in due)
-        due = [t for t in due if str(reminder_id(record.event.event_id, t)) not in already]
-        if not due:
-            return 0
-        done = await self.store.acknowledged(record.event.event_id)
+            return None
+        event_id = record.event.event_id
+        times, steps = await self.store.planned(event_id)
+        by_time = {reminder_id(event_id, t): t for t in times if t <= now}
+        by_step = {step_id(event_id, s): s for s in steps if s.at <= now}
+        already = await self.store.sent([*by_time, *by_step])
+        due_times = [t for i, t in by_time.items() if str(i) not in already]
+        due_steps = [s for i, s in by_step.items() if str(i) not in already]
+        if not due_times and not due_steps:
+            return None
+        done = await self._done(event_id)
+        for at in sorted(due_times)[-1:]:  # reminders missed while down: only the latest goes, never a burst
+            targets = {group: [i for i in people if i not in done]
+                       for name, by_target in record.targets.items() if name in REMINDER_COMPOSERS
+                       for group, people in by_target.items()}
+            await self._send(record.event, program, reminder_id(event_id, at), at, targets)
+        for at in sorted(due_times)[:-1]:  # recorded as sent with nobody to wait for: never sent late
+            await self.store.record(reminder_id(event_id, at), event_id, at, {}, 0)
+        plan = record.plan
+        for step in sorted(due_steps, key=lambda s: (s.at, s.kind)):
+            plan = await self._escalate(record, program, step, done, plan)
+        return plan if due_steps else None
+
+    async def _done(self, event_id: UUID) -> set[str]:
+        """Who needs no reminder: those who acknowledged, and those whose address bounced."""
+        done = await self.store.acknowledged(event_id)
         if self.undeliverable is not None:
             done |= set(await self.undeliverable())
-        for at in due[-1:]:  # reminders missed while down: only the latest goes, never a burst of them
-            targets = {group: [i for i in ids if i not in done]
-                       for name, by_target in record.targets.items() if name in REMINDER_COMPOSERS
-                       for group, ids in by_target.items()}
-            await self._send(record.event, program, reminder_id(record.event.event_id, at), at, targets)
-        for at in due[:-1]:  # recorded as sent with nobody to wait for, so that they are never sent late
-            await self.store.record(reminder_id(record.event.event_id, at), record.event.event_id, at, {}, 0)
-        return 1
+        return done
+
+    async def _escalate(self, record: EventRecord, program: Program, step: Step, done: set[str],
+                        plan: DeliveryPlan | None) -> DeliveryPlan | None:
+        """One escalation step: the news by email to a Teams-only group's people, or the managers' notices."""
+        event, sid = record.event, step_id(record.event.event_id, step)
+        index = await self.index()
+        waiting: dict[str, list[str]] = {}
+        for group in step.groups:
+            audience = program.audience(group)
+            if audience is None:
+                continue
+            reached = (record.targets or {}).get("email", {}).get(group)
+            if reached is None:  # reached by Teams alone: its people as the group selects them
+                reached = list(ids_of(policy.scope_members(select_members(index, audience.members), audience,
+                                                           policy.area_scope(event))))
+            waiting[group] = [i for i in reached if i not in done]
+        if step.kind == "email":
+            await self._send(event, program, sid, step.at, waiting, kind="email")
+            counts = {g: len(ids) for g, ids in waiting.items()}
+        else:
+            counts = await self._notify_managers(event, program, sid, step.at, waiting, index)
+        said = f"{self.clock().astimezone(STOCKHOLM):%Y-%m-%d %H:%M}"
+        return _with_step(plan, {g: f"{said}: {n} had not acknowledged: {STEP_WORDS[step.kind]}"
+                                 + ("" if step.kind == "email" else f" ({counts.get(g, 0)} notices)")
+                                 for g, n in ((g, len(ids)) for g, ids in waiting.items())})
+
+    async def _notify_managers(self, event: Event, program: Program, sid: UUID, at: datetime,
+                               waiting: Mapping[str, Sequence[str]], index: DirectoryIndex,
+                               first: bool = True, only: set[str] | None = None) -> dict[str, int]:
+        """Each manager of those who have not acknowledged gets one notice per group, naming them."""
+        people = index.recipients(i for ids in waiting.values() for i in ids)
+        contacts = await self.contacts({*people, *(p.manager for p in people.values() if p.manager)}) \
+            if self.contacts is not None else {}
+        commands: list[DeliveryCommand] = []
+        targets: dict[str, list[str]] = {}
+        for group, ids in waiting.items():
+            audience = program.audience(group)
+            if audience is None:
+                continue
+            staff: dict[str, list[str]] = {}
+            for i in ids:
+                manager = people[i].manager if i in people else ""
+                if manager and manager in contacts and (only is None or manager in only):
+                    staff.setdefault(manager, []).append(contacts[i][0] if i in contacts else i)
+            targets[group] = sorted(staff)
+            commands += manager_notices(event, program, audience, sid, staff, contacts, self.renderer)
+        if first:
+            await self.store.record(sid, event.event_id, at, targets, len(commands), kind="managers")
+        await self._publish(event, sid, commands)
+        return {g: len(m) for g, m in targets.items()}
 
     async def _send(self, event: Event, program: Program, rid: UUID, at: datetime,
-                    targets: Mapping[str, Sequence[str]], first: bool = True) -> None:
+                    targets: Mapping[str, Sequence[str]], first: bool = True, kind: str = "reminder") -> None:
         index = await self.index()
         found = index.positions_of(i for ids in targets.values() for i in ids)
         commands: list[DeliveryCommand] = []
@@ -185,12 +192,17 @@ class Reminders:
             for composer in REMINDER_COMPOSERS.values():
                 composition = Composition(event, program, group, audience, people, (group,),
                                           event.published_at or self.clock())
-                for composed in composer.remind(composition, rid, self.renderer):
+                for composed in composer.remind(composition, rid, self.renderer, follows=kind == "reminder"):
                     if (command := await self.addressed(composed)) is not None:
                         commands.append(command)
         if first:
-            await self.store.record(rid, event.event_id, at, targets,
-                                    sum(c.deliveries for c in commands))
+            await self.store.record(rid, event.event_id, at, targets, sum(c.deliveries for c in commands), kind)
+        await self._publish(event, rid, commands)
+        log.info("reminder sent", extra={"event_id": str(event.event_id), "reminder_id": str(rid), "kind": kind,
+                                         "people": sum(len(ids) for ids in targets.values())})
+
+    async def _publish(self, event: Event, rid: UUID, commands: Sequence[DeliveryCommand]) -> None:
+        """The commands, then what each group was sent (so that follow-up counts their deliveries)."""
         for command in commands:
             await self.bus.publish(self.channels[command.channel].topic, command, command.bus_key)
         targeted: dict[str, dict[str, int]] = {}
@@ -201,15 +213,42 @@ class Reminders:
             sent = ReminderSent(reminder_id=rid, event_id=event.event_id, program=event.program, audience_id=group,
                                 sent_at=self.clock(), targeted=by_channel)
             await self.bus.publish(topics.REMINDER_SENT, sent, sent.bus_key)
-        log.info("reminder sent", extra={"event_id": str(event.event_id), "reminder_id": str(rid),
-                                         "people": sum(len(ids) for ids in targets.values())})
 
     async def recover(self, programs: Mapping[str, Program]) -> None:
-        """After a start: every reminder the channels have not confirmed, again to exactly whom it reminded (the
-        ledgers make repeats no-ops); every reminder still ahead, told to the scheduler again."""
-        for rid, event, at, targets in await self.store.unconfirmed():
-            if (program := programs.get(event.program)) is not None:
-                await self._send(event, program, rid, at, targets, first=False)
-        for event, times, groups in await self.store.ahead():
-            if groups:
-                await self._tell(event, groups, times)
+        """After a start: every reminder and step the channels have not confirmed, again to whom it went (the
+        ledgers make repeats no-ops); every one still ahead, told to the scheduler again."""
+        for sent in await self.store.unconfirmed():
+            if (program := programs.get(sent.event.program)) is None:
+                continue
+            if sent.kind == "managers":
+                done = await self._done(sent.event.event_id)
+                waiting = {g: [i for i in await self._reached(sent.event, program, g) if i not in done]
+                           for g in sent.targets}
+                await self._notify_managers(sent.event, program, sent.id, sent.at, waiting, await self.index(),
+                                            first=False, only={m for ms in sent.targets.values() for m in ms})
+            else:
+                await self._send(sent.event, program, sent.id, sent.at, sent.targets, first=False, kind=sent.kind)
+        for ahead in await self.store.ahead():
+            await self._tell(ahead.event, reminded_groups(ahead.targets), ahead.reminders, ahead.steps)
+
+    async def _reached(self, event: Event, program: Program, group: str) -> list[str]:
+        """Whom the news reached in a group: its people as the group selects them now."""
+        audience = program.audience(group)
+        if audience is None:
+            return []
+        index = await self.index()
+        return list(ids_of(policy.scope_members(select_members(index, audience.members), audience,
+                                                policy.area_scope(event))))
+
+
+def step_id(event_id: UUID, step: Step) -> UUID:
+    return uuid5(REMINDER_NAMESPACE, f"{event_id}:{step.kind}:{step.at.astimezone(UTC).isoformat()}")
+
+
+def _with_step(plan: DeliveryPlan | None, said: Mapping[str, str]) -> DeliveryPlan | None:
+    """The plan with an escalation step said in each group it concerned."""
+    if plan is None:
+        return None
+    groups = tuple(g.model_copy(update={"reasons": (*g.reasons, said[g.audience_id])}) if g.audience_id in said
+                   else g for g in plan.groups)
+    return plan.model_copy(update={"groups": groups})

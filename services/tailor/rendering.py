@@ -6,6 +6,7 @@ Pure apart from reading templates: the same event, programme and group always re
 import copy
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,17 @@ class Renderer:
             text=policy.expand_first_mention(text, program.acronym, program.first_mention),
             html=policy.expand_first_mention_html(html, program.acronym, program.first_mention),
         )
+
+    def manager_notice(self, event: Event, program: Program, audience: Audience, names: Sequence[str]) -> RenderedEmail:
+        """A short notice to a manager: the message, and which of their staff have not acknowledged it."""
+        ctx = {**self._context(event, program, audience), "names": names,
+               "item_url": f"{self.public_url}/intranet/items/{event.event_id}"}
+        text = self._render(self._text, "email/manager_notice.txt.j2", ctx)
+        html = self._render(self._html, "email/manager_notice.html.j2", ctx)
+        subject = fit(f"Till dig som chef: {self.subject(event, program, audience)}", SUBJECT_LIMIT)
+        return RenderedEmail(subject=subject,
+                             text=policy.expand_first_mention(text, program.acronym, program.first_mention),
+                             html=policy.expand_first_mention_html(html, program.acronym, program.first_mention))
 
     def teams_card(self, event: Event, program: Program, audience: Audience, about: UUID | None = None) -> dict[str, Any]:
         """An Adaptive Card 1.5: title, body text, fact set, the questions and a counted "Läs mer" link."""

@@ -39,7 +39,8 @@ from services.tailor.digests import Digest
 from services.tailor.directory import ids_of, keep, member_filter, select_members
 from services.tailor.imports import DirectoryImports
 from services.tailor.planning import Plan, UnknownAudienceError, plan_deliveries
-from services.tailor.reminders import Reminders, ReminderStore
+from services.tailor.reminder_store import ReminderStore
+from services.tailor.reminders import Reminders
 from services.tailor.rendering import Renderer
 from services.tailor.store import EventRecord, Stage, TailorStore
 
@@ -68,7 +69,7 @@ class Tailor:
         self.imports = DirectoryImports(store, {a for p in programs.values() for a in p.areas}, clock)
         self.bounces = Bounces(store.engine, soft_bounce_limit)
         self.reminders = Reminders(ReminderStore(store.engine), store.load_index, renderer, bus, clock,
-                                   self._addressed, channels, self.bounces.undeliverable)
+                                   self._addressed, channels, self.bounces.undeliverable, store.contacts)
         self.digests = DigestRuns(self._program, renderer, store, bus, clock, channels, digest_composers,
                                   self._addressed, self.bounces.undeliverable)
 
@@ -260,9 +261,11 @@ class Tailor:
             return "already out"
         program = self.program_for(record.event)
         done = "quiet hours ended" if await self._release_waits(record, program) else "already out"
-        if await self.reminders.send_due(record, program):
-            done = "reminded"
-        await self._publish_plan(record.plan, PlanStatus.PLANNED)
+        plan = record.plan
+        if (escalated := await self.reminders.send_due(record, program)) is not None:
+            await self.reminders.store.update_plan(event_id, escalated)  # every step is in the plan and its status
+            plan, done = escalated, "escalated"
+        await self._publish_plan(plan, PlanStatus.PLANNED)
         return done
 
     async def _release_waits(self, record: EventRecord, program: Program) -> bool:

@@ -64,6 +64,7 @@ recipients = Table(
     Column("area", String(64), nullable=False, default=""),
     Column("municipality", String(100), nullable=False, default=""),
     Column("options", String(20), nullable=False, default=""),
+    Column("manager", String(128), nullable=False, server_default=""),  # the manager's directory id, or ""
 )
 
 #: One row: bumped by every directory import, so that a tailor can keep the directory in memory and
@@ -100,6 +101,8 @@ events = Table(
     Column("waiting", Text, nullable=True),
     # the instants (JSON) at which those who have not acknowledged it are reminded (`acknowledge_by`)
     Column("reminders", Text, nullable=True),
+    # the escalations planned (JSON: instant, step, target groups) when it is not acknowledged in time
+    Column("escalations", Text, nullable=True),
 )
 
 #: Reminders sent, each kept until the channels confirm its deliveries (sent again after a start, like events),
@@ -110,6 +113,7 @@ reminders = Table(
     Column("event_id", String(36), nullable=False, index=True),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("targets", Text, nullable=False),
+    Column("kind", String(16), nullable=False, server_default="reminder"),  # reminder | email | managers
     Column("status", String(16), nullable=False, index=True),  # planned | delivered
     Column("expected", Integer, nullable=False),
     Column("done", Integer, nullable=False, server_default="0"),
@@ -205,7 +209,7 @@ def parse_waits(text: str | None) -> Waits:
 def _row(r: Recipient) -> dict[str, str]:
     return {"id": r.id, "name": r.name, "email": r.email, "organisation": r.organisation, "role": r.role,
             "profession": r.profession, "area": r.area, "municipality": r.municipality,
-            "options": ";".join(str(o) for o in sorted(r.options))}
+            "options": ";".join(str(o) for o in sorted(r.options)), "manager": r.manager}
 
 
 def targets_json(targets: Mapping[str, Mapping[str, Iterable[str]]]) -> str:
@@ -273,7 +277,8 @@ class TailorStore:
             rows = (await conn.execute(select(recipients))).all()
         return [Recipient(id=r.id, name=r.name, email=r.email, organisation=r.organisation, role=r.role,
                           profession=r.profession, area=r.area, municipality=r.municipality,
-                          options=frozenset(int(o) for o in r.options.split(";") if o)) for r in rows]
+                          options=frozenset(int(o) for o in r.options.split(";") if o), manager=r.manager)
+                for r in rows]
 
     async def contacts(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         """id → (name, address) of these people (those still in the directory), read when their mail is
@@ -299,13 +304,13 @@ class TailorStore:
             index = DirectoryIndex()
             options: dict[str, frozenset[int]] = {}  # a directory repeats a few option sets thousands of times
             result = await conn.stream(select(c.id, c.organisation, c.role, c.profession, c.area, c.municipality,
-                                              c.options))
+                                              c.options, c.manager))
             async for rows in result.partitions(5000):  # a few thousand rows at a time, not all at once
                 for r in rows:
                     chosen = options.get(r.options)
                     if chosen is None:
                         chosen = options[r.options] = frozenset(int(o) for o in r.options.split(";") if o)
-                    index.add(r.id, r.organisation, r.role, r.profession, r.area, r.municipality, chosen)
+                    index.add(r.id, r.organisation, r.role, r.profession, r.area, r.municipality, chosen, r.manager)
         self._cache = (version, index)
         return index
 

@@ -16,7 +16,7 @@ from contracts import topics
 from contracts.deliveries import ReminderSent
 from contracts.feedback import Acknowledged
 from contracts.schedule import ReleaseDue
-from programs import Role
+from programs import Program, Role
 from services.common.bus import Bus
 from services.common.links import FEEDBACK_TTL, LinkSigner
 from services.insights.figures import acknowledgements, by_group
@@ -191,3 +191,68 @@ def test_only_must_know_news_asks_for_an_acknowledgement_and_after_its_embargo()
     with pytest.raises(ValidationError, match="after the embargo"):
         make_event(embargo_until=(NOW + timedelta(days=2)).isoformat(),
                    acknowledge_by=(NOW + timedelta(days=1)).isoformat())
+
+
+async def test_an_escalation_reaches_the_managers_after_n_hours_and_not_before_naming_only_the_message_and_staff(
+        bus: Bus, broker: KafkaBroker, recorder: Recorder, engine: Any, fvm: Program,
+        small_directory: list[Recipient]) -> None:
+    from services.common.db import create_tables
+    from services.tailor.escalation import Step
+    from services.tailor.handlers import build_router
+    from services.tailor.reminders import step_id
+    from services.tailor.rendering import Renderer
+    from services.tailor.store import TailorStore
+    from services.tailor.store import metadata as tailor_metadata
+    from tests.conftest import TEMPLATES_DIR
+
+    program = fvm.model_copy(update={"acknowledgement": fvm.acknowledgement.model_copy(
+        update={"escalate_after_hours": 24})})
+    await create_tables(engine, tailor_metadata)
+    store = TailorStore(engine)
+    await store.replace_directory(small_directory)
+    clock = Clock(NOW)
+    tailor = Tailor({"fvm": program}, Renderer(TEMPLATES_DIR, "http://budkavle.test"), store, bus, clock=clock)
+    broker.include_router(build_router(tailor, bus))
+    doctors = [r for r in small_directory if r.role == "medarbetare" and r.profession == "läkare"]
+    by_id = {r.id: r for r in small_directory}
+    event = make_event("design.decision", audiences=["lakare"], acknowledge_by=(NOW + timedelta(days=3)).isoformat())
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
+        reached = people_in(recorder, event.event_id)
+        assert reached == {d.id for d in doctors}
+        [group] = recorder[topics.EVENT_PLANNED][0]["plan"]["groups"]
+        assert any("not acknowledged within 24 h: their managers are told" in r for r in group["reasons"])
+        assert ("escalation", (NOW + timedelta(hours=24)).isoformat().replace("+00:00", "Z")) in {
+            (s["reason"], s["at"]) for s in recorder[topics.DELIVERIES_SCHEDULED]}
+        acknowledged = sorted(reached)[: len(reached) // 2]
+        for person in acknowledged:
+            ack = Acknowledged(program="fvm", event_id=event.event_id, audience_id="lakare",
+                               respondent=f"p:{person}xxxxxx", person_id=person, acknowledged_at=NOW)
+            await bus.publish(topics.ACKNOWLEDGED, ack, ack.bus_key)
+        notice_id = step_id(event.event_id, Step(NOW + timedelta(hours=24), "managers", ("lakare",)))
+
+        clock.now = NOW + timedelta(hours=23, minutes=59)  # not before
+        due = ReleaseDue(program="fvm", event_id=event.event_id, due_at=clock.now)
+        await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
+        assert people_in(recorder, notice_id) == set()
+
+        clock.now = NOW + timedelta(hours=24)
+        for _ in range(2):  # said twice: one notice each
+            due = ReleaseDue(program="fvm", event_id=event.event_id, due_at=clock.now)
+            await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
+    waiting = set(reached) - set(acknowledged)
+    managers = {by_id[i].manager for i in waiting}
+    notices = [c for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] if c["event_id"] == str(notice_id)]
+    assert sorted(r["id"] for c in notices for r in c["recipients"]) == sorted(managers)  # each manager once
+    for notice in notices:
+        text = "".join(p for p in notice["text_body"] if isinstance(p, str))
+        manager = notice["recipients"][0]["id"]
+        theirs = {by_id[i].name for i in waiting if by_id[i].manager == manager}
+        assert all(name in text for name in theirs) and "Beslut" in text  # the message and their staff, by name
+        others = {by_id[i].name for i in set(reached) - theirs if by_id[i].manager != manager} - theirs
+        assert not any(name in text for name in others)
+        assert not any(by_id[i].email in text for i in waiting)  # nothing else about them
+    plan = recorder[topics.EVENT_PLANNED][-1]["plan"]
+    [group] = plan["groups"]
+    assert any(f"{len(waiting)} had not acknowledged: a notice to their managers ({len(managers)} notices)" in r
+               for r in group["reasons"])

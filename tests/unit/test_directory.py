@@ -163,3 +163,34 @@ def test_a_person_may_hold_several_roles_and_each_selects_them_in_the_index_as_i
         assert [p.id for p in select_members(people, audience.members)] == expected
         assert [p.id for p in select_members(index, audience.members)] == expected
     assert not member_filter({"role": ["chef;programstyrgrupp"]})(people[1])
+
+
+def test_a_person_may_name_their_manager_who_must_be_a_person_of_the_file() -> None:
+    text = HEADER.strip() + ",manager\n" + (
+        "c1,Cia Chef,cia@example.se,SU,chef,,västra,,,\n"
+        "m1,Mo,mo@example.se,SU,medarbetare,läkare,västra,,,c1\n"
+        "m2,Mi,mi@example.se,SU,medarbetare,läkare,västra,,,okand\n"
+        "m3,My,my@example.se,SU,medarbetare,läkare,västra,,,m2\n"  # their manager was refused: so are they
+        "m4,Me,me@example.se,SU,medarbetare,läkare,västra,,,m4\n"
+        "m5,Ma,ma@example.se,SU,medarbetare,läkare,västra,,,c 1\n")
+    report = parse_recipients_csv(text)
+    assert [(r.id, r.manager) for r in report.accepted] == [("c1", ""), ("m1", "c1")]
+    assert [(r.line, r.recipient_id, r.reason) for r in report.rejected] == [
+        (4, "m2", "manager 'okand' is not a person of the file"),
+        (5, "m3", "manager 'm2' is not a person of the file"),
+        (6, "m4", "a person cannot be their own manager"),
+        (7, "m5", "manager is not a directory id (letters, digits, . _ : -)")]
+    assert parse_recipients_csv(recipients_to_csv(report.accepted)).accepted == report.accepted
+
+
+def test_the_synthetic_directorys_staff_each_have_a_manager_of_their_own_area(fvm: Program) -> None:
+    from services.tailor.index import DirectoryIndex
+
+    municipalities = [(m.name, m.area, frozenset(m.options)) for m in fvm.municipalities]
+    people = list(synthetic_directory(municipalities, staff_scale=0.05))
+    by_id = {p.id: p for p in people}
+    staff = [p for p in people if p.role == "medarbetare"]
+    assert staff and all(by_id[p.manager].role == "chef" and by_id[p.manager].area == p.area for p in staff)
+    index = DirectoryIndex(people)
+    chef = staff[0].manager
+    assert [p.id for p in index.members({"manager": [chef]})] == [p.id for p in people if p.manager == chef]
