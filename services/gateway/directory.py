@@ -72,7 +72,7 @@ def build_http(programs: Mapping[str, Program], caller_dependency: Any, check: D
 
     @router.get("/undeliverable", response_model=UndeliverableAddresses,
                 summary="The people whose address takes no mail (it bounced), and why: left out of mail until the "
-                        "directory gives them a new address", responses=problem_responses(401, 403, 503))
+                        "directory gives them a new address", responses=problem_responses(401, 403, 422, 503))
     async def undeliverable_addresses(caller: Caller,
                                       authorization: Annotated[str, Header()]) -> UndeliverableAddresses:
         admin_of_all(caller)
