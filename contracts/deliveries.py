@@ -258,9 +258,10 @@ class DeliveriesScheduled(Contract):
 
 
 class ReminderSent(Contract):
-    """A reminder of must-know news sent to those of one target group who had not acknowledged it by then: its
-    id (its deliveries' own, so that each person gets each reminder once), the event it reminds of, and how many
-    it targeted per channel, so that follow-up counts its deliveries."""
+    """A delivery of its own that follows an event, sent to one target group: a reminder to those who had not
+    acknowledged it, an escalation step, or the managers' briefing before their staff hear it (one per area of
+    the managers). Its id is its deliveries' own, so that each person gets each once; it says how many it
+    targeted per channel, so that follow-up counts its deliveries."""
 
     version: ClassVar[int] = 1
 
@@ -268,6 +269,8 @@ class ReminderSent(Contract):
     event_id: UUID
     program: ProgramId
     audience_id: AudienceId
+    kind: Literal["reminder", "email", "managers", "briefing"] = "reminder"
+    area: Line64 | None = Field(default=None, description="a briefing's: the area of the managers it reached")
     sent_at: AwareDatetime
     targeted: dict[ChannelName, Annotated[int, Field(ge=0)]]
 

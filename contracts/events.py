@@ -87,6 +87,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class Cascade(Contract):
+    """Managers first: the managers of the people an event reaches get it before their staff, with talking points
+    for the workplace meeting, and confirm that they took it up there."""
+
+    talking_points: Annotated[str, Field(min_length=1, max_length=5000, description="samtalsstöd: what a manager "
+                                                                                     "says and asks at the meeting")]
+    managers_before_hours: int = Field(default=24, ge=1, le=24 * 14, description="how long before their staff")
+
+
 class Envelope(Contract):
     event_id: UUID = Field(default_factory=uuid4)
     version: Literal[1] = 1
@@ -101,6 +110,7 @@ class Envelope(Contract):
     regions: tuple[Line64, ...] | None = None
     audiences: tuple[AudienceId, ...] | None = None
     language: Literal["sv", "en"] = "sv"
+    cascade: Cascade | None = Field(default=None, description="managers first: their staff hear it this long later")
     acknowledge_by: Instant | None = Field(
         default=None, description="must-know news only: each person is asked to acknowledge it "
                                   "(\"Jag har tagit del av informationen\") by this instant, and reminded until then")

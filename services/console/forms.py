@@ -21,11 +21,13 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 Fields = dict[str, str | list[str]]
 
 #: The envelope's fields a communicator sets (the rest the gateway or the page sets: id, programme, publisher).
-ENVELOPE = ("importance", "sensitivity", "audiences", "regions", "embargo_until", "acknowledge_by", "occurred_at")
+ENVELOPE = ("importance", "sensitivity", "audiences", "regions", "embargo_until", "acknowledge_by", "cascade",
+            "occurred_at")
 
 LABELS = {
     "importance": "Vikt", "sensitivity": "Känslighet", "audiences": "Målgrupper", "regions": "Områden",
     "embargo_until": "Embargo till", "acknowledge_by": "Bekräftas senast",
+    "talking_points": "Samtalsstöd till cheferna (chefer först)", "managers_before_hours": "Timmar före medarbetarna",
     "occurred_at": "Beslutet fattades / händelsen inträffade",
     "title": "Rubrik", "committee": "Beslutande organ", "decision_code": "Beslutskod",
     "decision_text": "Beslutstext", "rationale": "Motivering", "consequences": "Konsekvenser",
@@ -45,6 +47,8 @@ HINTS = {
     "affected_professions": "En per rad.", "affected_processes": "En per rad.",
     "embargo_until": "Tomt: skickas direkt. Svensk tid.", "send_at": "Tomt: skickas direkt. Svensk tid.",
     "occurred_at": "Svensk tid; tomt: nu.",
+    "talking_points": "Fyll i för att cheferna ska få nyheten först, med samtalsstöd till arbetsplatsträffen; "
+                      "tomt: alla samtidigt.",
     "acknowledge_by": "Bara för Måste veta: var och en ombeds bekräfta att de tagit del av informationen, och "
                       "påminns tills dess. Tomt: ingen bekräftelse. Svensk tid.",
     "registration_number": "För ett diariefört beslut: diarienummer, paragraf, datum och organ (t.ex. RS 2022-01234).",
@@ -120,6 +124,10 @@ def form_of(event_type: str) -> tuple[Input, ...]:
             inputs.append(Input("audiences", LABELS[name], "groups", hint=HINTS[name]))
             continue
         schema = root["properties"][name]
+        record = _resolve(schema, root)
+        if record.get("type") == "object" and "properties" in record:  # managers first: its own fields
+            inputs += _inputs(name, "", record, root, False)
+            continue
         inputs.append(_input(name, name, schema, root, name in root.get("required", ()) and name != "occurred_at"))
     inputs += _inputs("payload", "", _resolve(root["properties"]["payload"], root), root, True)
     return tuple(inputs)

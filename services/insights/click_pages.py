@@ -98,7 +98,7 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
         nothing but a person's own click (never a scanner that runs the page) acknowledges."""
         try:
             link = clicks.trusted(token)
-            title = await clicks.asks_acknowledgement(link)
+            title, item_url, briefing = await clicks.asks_acknowledgement(link)
         except ClickRefused as problem:
             return refused(request, problem)
         session = await member(request, link)
@@ -106,7 +106,7 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
             return session
         csrf = people.sessions.csrf(session) if session is not None else None
         return page(request, "acknowledge.html.j2", action=f"{clicks.base}{request.url.path}", csrf=csrf,
-                    title=title, item_url=f"{clicks.base}/intranet/items/{link.event_id}")
+                    title=title, item_url=item_url, briefing=briefing)
 
     @router.post("/ack/{token}", response_class=HTMLResponse)
     async def acknowledge(token: str, request: Request) -> Response:
@@ -120,11 +120,11 @@ def build_click_router(clicks: Clicks, people: People, env: Environment) -> APIR
             who = clicks.respondent(link, session.person.sub if session is not None else None)
             if who is None:
                 raise ClickRefused(403, "Bekräftelsen gick inte att ta emot", "Logga in och bekräfta igen.")
-            title = await clicks.asks_acknowledgement(link)
+            title, _item, briefing = await clicks.asks_acknowledgement(link)
             back = await clicks.acknowledge(link, who)
         except ClickRefused as problem:
             return refused(request, problem)
-        return page(request, "acknowledged.html.j2", title=title, item_url=back)
+        return page(request, "acknowledged.html.j2", title=title, item_url=back, briefing=briefing)
 
     @router.get("/r/{token}", response_class=HTMLResponse)
     async def read_more_page(token: str, request: Request) -> Response:

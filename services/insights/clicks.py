@@ -113,23 +113,25 @@ class Clicks:
             return f"{self.base}/intranet/status?program={link.program.program}"
         return f"{self.base}/intranet/items/{link.event_id}"
 
-    async def asks_acknowledgement(self, link: Link) -> str:
-        """The title of the news the link acknowledges; ClickRefused (404) when it asks for no acknowledgement."""
-        item = await self.store.item(str(link.event_id))
-        if item is None or item.acknowledge_by is None or item.program != link.program.program:
+    async def asks_acknowledgement(self, link: Link) -> tuple[str, str, bool]:
+        """What the link confirms: the news's title, its item's page, and whether it is a manager's briefing
+        (confirming "taken up at the workplace meeting"); ClickRefused (404) when it asks for nothing."""
+        about = await self.store.briefing(str(link.event_id))
+        item = await self.store.item(about or str(link.event_id))
+        if item is None or item.program != link.program.program or (about is None and item.acknowledge_by is None):
             raise ClickRefused(404, "Nyheten ber inte om någon bekräftelse",
                                "Det finns ingen nyhet att bekräfta genom den här länken.")
-        return item.title
+        return item.title, f"{self.base}/intranet/items/{item.event_id}", about is not None
 
     async def acknowledge(self, link: Link, respondent: str) -> str:
-        """Take an acknowledgement (once per respondent; a repeat is thanked and not announced again) and
-        return the news item's page."""
-        await self.asks_acknowledgement(link)
+        """Take an acknowledgement, or a manager's confirmation (once per respondent; a repeat is thanked and not
+        announced again) and return the news item's page."""
+        _title, back, _briefing = await self.asks_acknowledgement(link)
         if not await self.store.has_acknowledged(str(link.event_id), link.audience_id, respondent):
             await self.announce(topics.ACKNOWLEDGED, Acknowledged(
                 program=link.program.program, event_id=link.event_id, audience_id=link.audience_id,
                 respondent=respondent, person_id=link.person, acknowledged_at=self.clock()))
-        return f"{self.base}/intranet/items/{link.event_id}"
+        return back
 
     @staticmethod
     def check_target(to: str | None) -> None:

@@ -119,7 +119,7 @@ def build_insights_router(store: InsightsStore, viewers: Viewers, env: Environme
                                          await store.acknowledged_by_day(event_id))
                         if item.acknowledge_by is not None else None)
         return page(request, "event.html.j2", program=program, person=person, item=item, rows=rows,
-                    acknowledged=acknowledged, too_few_people=TOO_FEW_PEOPLE,
+                    acknowledged=acknowledged, too_few_people=TOO_FEW_PEOPLE, briefed=await store.briefed(event_id),
                     chart=await chart(rows, f"Uppföljning per målgrupp av {item.title}"))
 
     @router.get("/{code}/groups/{audience_id}", response_class=HTMLResponse)

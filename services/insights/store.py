@@ -107,6 +107,15 @@ bounced = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 
+#: Managers first: each briefing (one per area of the managers) and the event it is about, so that a manager's
+#: confirmation through it ("taken up at the workplace meeting") counts for that event and area.
+briefings = Table(
+    "insights_briefings", metadata,
+    Column("briefing_id", String(36), primary_key=True),
+    Column("event_id", String(36), nullable=False, index=True),
+    Column("area", String(64), nullable=False),
+)
+
 #: Counts of per-person rows the retention removed: (event, group, measure) → how many.
 folded = Table(
     "insights_folded", metadata,
@@ -185,8 +194,13 @@ class InsightsStore:
                               ("event_id", "audience_id", "channel"))
 
     async def record_reminder(self, sent: ReminderSent) -> None:
-        """What a reminder targeted, so that its deliveries count (under its own id: it is no item of its own)."""
+        """What a reminder targeted, so that its deliveries count (under its own id: it is no item of its own);
+        a briefing is also kept with its event and area."""
         async with self.engine.begin() as conn:
+            if sent.kind == "briefing":
+                await upsert_many(conn, briefings, [{"briefing_id": str(sent.reminder_id),
+                                                     "event_id": str(sent.event_id), "area": sent.area or ""}],
+                                  ("briefing_id",))
             await upsert_many(conn, targeted, [{"event_id": str(sent.reminder_id), "audience_id": sent.audience_id,
                                                 "channel": channel, "targeted": n}
                                                for channel, n in sent.targeted.items()],
@@ -279,6 +293,26 @@ class InsightsStore:
         for audience_id, kind, n in rows:
             out.setdefault(audience_id, Counter())[kind] += int(n)
         return out
+
+    async def briefing(self, briefing_id: str) -> str | None:
+        """The event a managers' briefing is about, if it is one."""
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(briefings.c.event_id).where(
+                briefings.c.briefing_id == briefing_id))).scalar()
+
+    async def briefed(self, event_id: str) -> list[tuple[str, int, int]]:
+        """Managers first, per area: (area, managers briefed, of them confirmed "taken up at the workplace meeting")."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(briefings.c.briefing_id, briefings.c.area)
+                                       .where(briefings.c.event_id == event_id))).all()
+            out = []
+            for briefing_id, area in rows:
+                asked = (await conn.execute(select(func.coalesce(func.sum(targeted.c.targeted), 0)).where(
+                    targeted.c.event_id == briefing_id))).scalar_one()
+                confirmed = (await conn.execute(select(func.count()).select_from(acknowledgements).where(
+                    acknowledgements.c.event_id == briefing_id))).scalar_one()
+                out.append((area, int(asked), int(confirmed)))
+        return sorted(out)
 
     async def record_reads(self, seen: Iterable[ItemRead]) -> None:
         rows = [{"event_id": str(r.event_id), "audience_id": r.audience_id, "respondent": r.respondent,

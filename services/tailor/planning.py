@@ -8,7 +8,7 @@ per event.
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from contracts.channels import CHANNELS, ChannelSpec, Reach
 from contracts.deliveries import DeliveryPlan, PlannedGroup, RefusedGroup
@@ -36,6 +36,8 @@ class Plan:
     targets: Targets
     audiences: Mapping[str, Audience]
     waiting: Waiting = field(default_factory=dict)
+    #: Managers first (`cascade`): target group → the ids of the managers of its people, briefed at once.
+    briefed: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def recipients(self, channel: str) -> Mapping[str, Sequence[Recipient]]:
         return self.targets.get(channel, {})
@@ -125,6 +127,13 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
             for aid in by_target:
                 if (until := policy.quiet_until(event, by_id[aid], now)) is not None:
                     waiting.setdefault(name, {})[aid] = until
+    briefed: dict[str, list[str]] = {}
+    if event.cascade is not None and now is not None:  # managers first: everything to the staff waits
+        staff_at = now + timedelta(hours=event.cascade.managers_before_hours)
+        for name, by_target in targets.items():
+            for target in by_target:
+                waiting.setdefault(name, {})[target] = max(waiting.get(name, {}).get(target, staff_at), staff_at)
+        briefed = {aid: sorted({m.manager for m in entry[2] if m.manager}) for aid, entry in chosen.items()}
 
     groups: list[PlannedGroup] = []
     for aid, (audience, group_channels, members, group_reasons) in chosen.items():
@@ -148,12 +157,14 @@ def plan_deliveries(event: Event, program: Program, directory: Sequence[Recipien
             reasons.append(quiet)
         if (acknowledgement := policy.acknowledgement_reason(event, program, pushed)) is not None:
             reasons.append(acknowledgement)
+        if event.cascade is not None and now is not None:
+            reasons.append(policy.cascade_reason(event, len(briefed.get(aid, ())), now))
         groups.append(PlannedGroup(audience_id=aid, name=audience.name, tier=audience.tier.value,
                                    channels=listed, recipients=len(members), reasons=tuple(reasons)))
     contract = DeliveryPlan(event_id=event.event_id, program=event.program, groups=tuple(groups),
                             refused=tuple(refused), targeted=_targeted(targets, channels),
                             embargoed_until=policy.hold_until(event))
-    return Plan(contract=contract, targets=targets, audiences=by_id, waiting=waiting)
+    return Plan(contract=contract, targets=targets, audiences=by_id, waiting=waiting, briefed=briefed)
 
 
 def _by_choice(members: Sequence[Recipient], decide: Callable[[policy.Choice], bool],

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from contracts.channels import ChannelSpec
@@ -288,3 +288,15 @@ def acknowledgement_reason(event: Event, program: Program, pushed: Sequence[str]
         steps = "their managers are told" if by_email else "by email, then their managers are told"
         said.append(f"not acknowledged within {rules.escalate_after_hours} h: {steps}")
     return "; ".join(said)
+
+
+# Managers first ----------------------------------------------------------------------------------------------
+
+def cascade_reason(event: Event, managers: int, now: datetime) -> str:
+    """What the plan says of managers first, for a group whose people have `managers` managers."""
+    assert event.cascade is not None
+    staff_at = (now + timedelta(hours=event.cascade.managers_before_hours)).astimezone(STOCKHOLM)
+    if not managers:
+        return f"managers first: no managers of this group in the directory; its people hear it {staff_at:%Y-%m-%d %H:%M}"
+    return (f"managers first: {managers} managers get it now, with talking points; their staff "
+            f"{staff_at:%Y-%m-%d %H:%M}, whether or not the managers confirmed")

@@ -176,7 +176,7 @@ class Reminders:
             commands += manager_notices(event, program, audience, sid, staff, contacts, self.renderer)
         if first:
             await self.store.record(sid, event.event_id, at, targets, len(commands), kind="managers")
-        await self._publish(event, sid, commands)
+        await self._publish(event, sid, commands, "managers")
         return {g: len(m) for g, m in targets.items()}
 
     async def _send(self, event: Event, program: Program, rid: UUID, at: datetime,
@@ -197,28 +197,18 @@ class Reminders:
                         commands.append(command)
         if first:
             await self.store.record(rid, event.event_id, at, targets, sum(c.deliveries for c in commands), kind)
-        await self._publish(event, rid, commands)
+        await self._publish(event, rid, commands, kind)
         log.info("reminder sent", extra={"event_id": str(event.event_id), "reminder_id": str(rid), "kind": kind,
                                          "people": sum(len(ids) for ids in targets.values())})
 
-    async def _publish(self, event: Event, rid: UUID, commands: Sequence[DeliveryCommand]) -> None:
-        """The commands, then what each group was sent (so that follow-up counts their deliveries)."""
-        for command in commands:
-            await self.bus.publish(self.channels[command.channel].topic, command, command.bus_key)
-        targeted: dict[str, dict[str, int]] = {}
-        for c in commands:
-            by_channel = targeted.setdefault(c.audience_id, {})
-            by_channel[c.channel] = by_channel.get(c.channel, 0) + c.deliveries
-        for group, by_channel in targeted.items():
-            sent = ReminderSent(reminder_id=rid, event_id=event.event_id, program=event.program, audience_id=group,
-                                sent_at=self.clock(), targeted=by_channel)
-            await self.bus.publish(topics.REMINDER_SENT, sent, sent.bus_key)
+    async def _publish(self, event: Event, rid: UUID, commands: Sequence[DeliveryCommand], kind: str) -> None:
+        await publish_follow_up(self.bus, self.channels, event, rid, commands, self.clock(), kind)
 
     async def recover(self, programs: Mapping[str, Program]) -> None:
         """After a start: every reminder and step the channels have not confirmed, again to whom it went (the
         ledgers make repeats no-ops); every one still ahead, told to the scheduler again."""
         for sent in await self.store.unconfirmed():
-            if (program := programs.get(sent.event.program)) is None:
+            if (program := programs.get(sent.event.program)) is None or sent.kind == "briefing":
                 continue
             if sent.kind == "managers":
                 done = await self._done(sent.event.event_id)
@@ -239,6 +229,22 @@ class Reminders:
         index = await self.index()
         return list(ids_of(policy.scope_members(select_members(index, audience.members), audience,
                                                 policy.area_scope(event))))
+
+
+async def publish_follow_up(bus: Bus, channels: Mapping[str, ChannelSpec], event: Event, rid: UUID,
+                            commands: Sequence[DeliveryCommand], now: datetime, kind: str,
+                            area: str | None = None) -> None:
+    """A follow-up's commands, then what each group was sent (so that follow-up counts their deliveries)."""
+    for command in commands:
+        await bus.publish(channels[command.channel].topic, command, command.bus_key)
+    targeted: dict[str, dict[str, int]] = {}
+    for c in commands:
+        by_channel = targeted.setdefault(c.audience_id, {})
+        by_channel[c.channel] = by_channel.get(c.channel, 0) + c.deliveries
+    for group, by_channel in targeted.items():
+        sent = ReminderSent(reminder_id=rid, event_id=event.event_id, program=event.program, audience_id=group,
+                            kind=kind, area=area, sent_at=now, targeted=by_channel)
+        await bus.publish(topics.REMINDER_SENT, sent, sent.bus_key)
 
 
 def step_id(event_id: UUID, step: Step) -> UUID:

@@ -8,6 +8,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -279,14 +280,29 @@ class Renderer:
             html=policy.expand_first_mention_html(html, program.acronym, program.first_mention),
         )
 
+    def briefing(self, event: Event, program: Program, audience: Audience) -> RenderedEmail:
+        """Managers first: the message to a manager before their staff, with its talking points and the manager's
+        own link to confirm that they took it up at the workplace meeting."""
+        assert event.cascade is not None
+        ctx = {**self._context(event, program, audience,
+                               self.follow_up(program, event.event_id, audience.id, personal=True)),
+               "talking_points": event.cascade.talking_points,
+               "staff_at": (event.published_at or event.occurred_at) + timedelta(
+                   hours=event.cascade.managers_before_hours)}
+        return self._to_manager("email/briefing", "Inför arbetsplatsträffen", event, program, audience, ctx)
+
     def manager_notice(self, event: Event, program: Program, audience: Audience, names: Sequence[str]) -> RenderedEmail:
         """A short notice to a manager: the message, and which of their staff have not acknowledged it."""
         ctx = {**self._context(event, program, audience), "names": names,
                "item_url": f"{self.public_url}/intranet/items/{event.event_id}"}
-        text = self._render(self._text, "email/manager_notice.txt.j2", ctx)
-        html = self._render(self._html, "email/manager_notice.html.j2", ctx)
-        subject = fit(f"Till dig som chef: {self.subject(event, program, audience)}", SUBJECT_LIMIT)
-        return RenderedEmail(subject=subject,
+        return self._to_manager("email/manager_notice", "Till dig som chef", event, program, audience, ctx)
+
+    def _to_manager(self, template: str, heading: str, event: Event, program: Program, audience: Audience,
+                    ctx: dict[str, Any]) -> RenderedEmail:
+        """A mail to a manager about `event`: `template`'s text and HTML, the subject headed by `heading`."""
+        text = self._render(self._text, f"{template}.txt.j2", ctx)
+        html = self._render(self._html, f"{template}.html.j2", ctx)
+        return RenderedEmail(subject=fit(f"{heading}: {self.subject(event, program, audience)}", SUBJECT_LIMIT),
                              text=policy.expand_first_mention(text, program.acronym, program.first_mention),
                              html=policy.expand_first_mention_html(html, program.acronym, program.first_mention))
 

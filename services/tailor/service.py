@@ -26,6 +26,7 @@ from services.common.subscriptions import Unprocessable
 from services.tailor import policy
 from services.tailor.amendments import amendment_plan, is_amendment
 from services.tailor.bounces import Bounces
+from services.tailor.briefings import Briefings
 from services.tailor.channels import (
     COMPOSERS,
     DIGEST_COMPOSERS,
@@ -68,8 +69,10 @@ class Tailor:
         self.digest_composers = digest_composers
         self.imports = DirectoryImports(store, {a for p in programs.values() for a in p.areas}, clock)
         self.bounces = Bounces(store.engine, soft_bounce_limit)
-        self.reminders = Reminders(ReminderStore(store.engine), store.load_index, renderer, bus, clock,
-                                   self._addressed, channels, self.bounces.undeliverable, store.contacts)
+        follow_ups = ReminderStore(store.engine)
+        self.reminders = Reminders(follow_ups, store.load_index, renderer, bus, clock, self._addressed, channels,
+                                   self.bounces.undeliverable, store.contacts)
+        self.briefings = Briefings(follow_ups, store.load_index, renderer, bus, clock, store.contacts, channels)
         self.digests = DigestRuns(self._program, renderer, store, bus, clock, channels, digest_composers,
                                   self._addressed, self.bounces.undeliverable)
 
@@ -168,6 +171,8 @@ class Tailor:
         await self.store.record(event, status, plan.contract, targets, plan.waiting)
         log.info("event planned", extra={"event_id": str(event.event_id), "groups": len(plan.contract.groups),
                                          "refused": len(plan.contract.refused)})
+        if plan.briefed:  # managers first: before anything reaches their staff
+            await self.briefings.send(event, self.program_for(event), plan.briefed)
         await self._emit(event, plan, amends)
         await self._announce_waits(event, plan.waiting)
         if not is_amendment(event):
@@ -182,6 +187,7 @@ class Tailor:
         for due in await self.store.unconfirmed_digests():
             await self.send_digest(due)
         await self.reminders.recover(self.programs)
+        await self.briefings.recover(self.programs)
         pending = await self.store.unconfirmed()
         if not pending:
             return 0
@@ -246,10 +252,10 @@ class Tailor:
                     by_until.setdefault(until, set()).add(target)
         for until, audiences in sorted(by_until.items()):
             scheduled = DeliveriesScheduled(event_id=event.event_id, program=event.program, at=until,
-                                            audiences=tuple(sorted(audiences)), reason="quiet hours",
-                                            scheduled_at=now)
+                                            audiences=tuple(sorted(audiences)), scheduled_at=now,
+                                            reason="managers first" if event.cascade else "quiet hours")
             await self.bus.publish(topics.DELIVERIES_SCHEDULED, scheduled, scheduled.bus_key)
-            log.info("deliveries wait for quiet hours to end", extra={
+            log.info("deliveries wait (quiet hours, managers first)", extra={
                 "event_id": str(event.event_id), "until": until.isoformat(), "groups": len(audiences)})
 
     async def _release_due(self, event_id: UUID) -> str:

@@ -256,3 +256,68 @@ async def test_an_escalation_reaches_the_managers_after_n_hours_and_not_before_n
     [group] = plan["groups"]
     assert any(f"{len(waiting)} had not acknowledged: a notice to their managers ({len(managers)} notices)" in r
                for r in group["reasons"])
+
+
+# Managers first -----------------------------------------------------------------------------------------------
+
+async def test_a_cascade_reaches_the_managers_24_hours_before_their_staff_who_hear_it_whether_or_not_confirmed(
+        tailor: Tailor, bus: Bus, broker: KafkaBroker, recorder: Recorder, small_directory: list[Recipient]) -> None:
+    from services.tailor.briefings import briefing_id
+
+    clock = tailor.clock
+    assert isinstance(clock, Clock)
+    start = clock.now
+    doctors = [r for r in small_directory if r.role == "medarbetare" and r.profession == "läkare"]
+    by_id = {r.id: r for r in small_directory}
+    managers = {d.manager for d in doctors}
+    event = make_event("design.decision", audiences=["lakare"], cascade={
+        "talking_points": "Vad betyder beslutet för oss?\nVem frågar vi om vi är osäkra?", "managers_before_hours": 24})
+    async with TestKafkaBroker(broker):
+        await bus.publish(topics.event_topic(event.type), event, str(event.event_id))
+        assert people_in(recorder, event.event_id) == set()  # no staff yet
+        assert recorder[topics.INTRANET_DELIVERY_REQUESTED] == []  # nor the intranet, where they would read it
+        briefings = {a: briefing_id(event.event_id, a) for a in {by_id[m].area for m in managers}}
+        briefed = set().union(*(people_in(recorder, b) for b in briefings.values()))
+        assert briefed == managers  # each manager once
+        for command in (c for c in recorder[topics.EMAIL_DELIVERY_REQUESTED] if c["event_id"] in
+                        {str(b) for b in briefings.values()}):
+            text = "".join(p if isinstance(p, str) else "{" + p["slot"] + "}" for p in command["text_body"])
+            assert command["subject"].startswith("Inför arbetsplatsträffen: ") and command["follows"] is None
+            assert "Vem frågar vi om vi är osäkra?" in text and "/ack/{feedback}" in text  # their own confirm link
+        sent = {(s["area"], s["kind"]) for s in recorder[topics.REMINDER_SENT]}
+        assert sent == {(area, "briefing") for area in briefings}
+        [group] = recorder[topics.EVENT_PLANNED][0]["plan"]["groups"]
+        assert any(r.startswith(f"managers first: {len(managers)} managers get it now") for r in group["reasons"])
+        staff_at = start + timedelta(hours=24)
+        assert ("managers first", staff_at.isoformat().replace("+00:00", "Z")) in {
+            (s["reason"], s["at"]) for s in recorder[topics.DELIVERIES_SCHEDULED]}
+
+        clock.now = staff_at - timedelta(minutes=1)  # not before
+        due = ReleaseDue(program="fvm", event_id=event.event_id, due_at=clock.now)
+        await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
+        assert people_in(recorder, event.event_id) == set()
+        clock.now = staff_at  # no manager confirmed: the staff hear it on time all the same
+        due = ReleaseDue(program="fvm", event_id=event.event_id, due_at=clock.now)
+        await bus.publish(topics.SCHEDULE_DUE, due, due.bus_key)
+        await bus.publish(topics.event_topic(event.type), event, str(event.event_id))  # redelivered: nothing twice
+    assert people_in(recorder, event.event_id) == {d.id for d in doctors}
+    assert len(recorder[topics.INTRANET_DELIVERY_REQUESTED]) == 1
+    assert set().union(*(people_in(recorder, b) for b in briefings.values())) == managers
+
+
+async def test_a_manager_confirms_taking_it_up_at_the_workplace_meeting_and_insights_counts_units_per_area(
+        client: httpx.AsyncClient, store: InsightsStore, broker: KafkaBroker) -> None:
+    from contracts.deliveries import ReminderSent
+
+    event_id = await asking(broker)
+    south, north = uuid4(), uuid4()
+    for briefing, area, managers in ((south, "södra", 3), (north, "norra", 2)):
+        sent = ReminderSent(reminder_id=briefing, event_id=UUID(event_id), program="fvm", audience_id=GROUP,
+                            kind="briefing", area=area, sent_at=NOW, targeted={"email": managers})
+        await broker.publish(sent.model_dump_json().encode(), topics.REMINDER_SENT)
+    url = f"/ack/{token(str(south))}"
+    page = await client.get(url)
+    assert page.status_code == 200 and "Taget upp på arbetsplatsträffen" in page.text
+    thanks = await client.post(url)
+    assert "på arbetsplatsträffen" in thanks.text
+    assert await store.briefed(event_id) == [("norra", 2, 0), ("södra", 3, 1)]
