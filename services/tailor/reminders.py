@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Namespace of reminder ids: (event, instant) → the same id every time.
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
+#: The fewest people of a group whose share acknowledged is told (as for answers in follow-up).
+MIN_SHOWN = 5
 REMINDER_NAMESPACE = UUID("3f0b7c52-8d1e-4a6b-9c2f-5e7a1d4b8c90")
 
 
@@ -96,7 +98,8 @@ class Reminders:
 
     async def send_due(self, record: EventRecord, program: Program) -> DeliveryPlan | None:
         """Every reminder and escalation step of the event whose time has come and that was not sent yet.
-        Returns the plan as it now reads when an escalation step was said in it, else None."""
+        Returns the plan as it now reads (each group's share acknowledged so far, and each step taken) when
+        anything went, else None."""
         now = self.clock()
         if record.event.acknowledge_by is None or record.targets is None or not record.stage.went_out:
             return None
@@ -117,10 +120,23 @@ class Reminders:
             await self._send(record.event, program, reminder_id(event_id, at), at, targets)
         for at in sorted(due_times)[:-1]:  # recorded as sent with nobody to wait for: never sent late
             await self.store.record(reminder_id(event_id, at), event_id, at, {}, 0)
-        plan = record.plan
+        plan = _with_step(record.plan, await self._shares(record))
         for step in sorted(due_steps, key=lambda s: (s.at, s.kind)):
             plan = await self._escalate(record, program, step, done, plan)
-        return plan if due_steps else None
+        return plan
+
+    async def _shares(self, record: EventRecord) -> dict[str, str]:
+        """Per group reached by email, the share who acknowledged by now: the plan tells it at each reminder and
+        step, so that the event's status shows it over time. Never for fewer than MIN_SHOWN people, where the
+        share would tell who has not."""
+        acknowledged = await self.store.acknowledged(record.event.event_id)
+        said = f"{self.clock().astimezone(STOCKHOLM):%Y-%m-%d %H:%M}"
+        shares = {}
+        for group, people in (record.targets or {}).get("email", {}).items():
+            if len(people) >= MIN_SHOWN:
+                n = sum(1 for i in people if i in acknowledged)
+                shares[group] = f"{said}: {n} of {len(people)} acknowledged ({100 * n / len(people):.0f} %)"
+        return shares
 
     async def _done(self, event_id: UUID) -> set[str]:
         """Who needs no reminder: those who acknowledged, and those whose address bounced."""

@@ -268,9 +268,9 @@ class Tailor:
         program = self.program_for(record.event)
         done = "quiet hours ended" if await self._release_waits(record, program) else "already out"
         plan = record.plan
-        if (escalated := await self.reminders.send_due(record, program)) is not None:
-            await self.reminders.store.update_plan(event_id, escalated)  # every step is in the plan and its status
-            plan, done = escalated, "escalated"
+        if (followed := await self.reminders.send_due(record, program)) is not None:
+            await self.reminders.store.update_plan(event_id, followed)  # every step is in the plan and its status
+            plan, done = followed, "followed up"
         await self._publish_plan(plan, PlanStatus.PLANNED)
         return done
 

@@ -165,6 +165,8 @@ async def test_a_reminder_reaches_exactly_those_who_did_not_acknowledge_once_and
         assert "Jag har tagit del av informationen" in "".join(p for p in reminders[0]["text_body"] if isinstance(p, str))
         [sent] = recorder[topics.REMINDER_SENT]
         assert ReminderSent.model_validate(sent).targeted == {"email": len(members) - 3}
+        [group] = recorder[topics.EVENT_PLANNED][-1]["plan"]["groups"]  # the status tells the share over time
+        assert f"3 of {len(members)} acknowledged ({100 * 3 / len(members):.0f} %)" in group["reasons"][-1]
 
         before = len(reminders)
         await tailor.recover()  # a restart before the channels confirmed it: the same people again (ledgers dedupe)
