@@ -257,7 +257,7 @@ class DeliveriesScheduled(Contract):
         return str(self.event_id)
 
 
-class ReminderSent(Contract):
+class FollowUpSent(Contract):
     """A delivery of its own that follows an event, sent to one target group: a reminder to those who had not
     acknowledged it, an escalation step, or the managers' briefing before their staff hear it (one per area of
     the managers). Its id is its deliveries' own, so that each person gets each once; it says how many it
@@ -265,7 +265,7 @@ class ReminderSent(Contract):
 
     version: ClassVar[int] = 1
 
-    reminder_id: UUID
+    follow_up_id: UUID
     event_id: UUID
     program: ProgramId
     audience_id: AudienceId

@@ -29,8 +29,8 @@ from contracts.deliveries import (
     DeliveryOutcomes,
     DigestSent,
     EventPlanned,
+    FollowUpSent,
     PublishIntranetItem,
-    ReminderSent,
     SendEmail,
     SendTeamsCard,
 )
@@ -88,7 +88,7 @@ def _adapter(adapter: TypeAdapter[T]) -> Callable[[bytes], T]:
 
 
 Click = FeedbackGiven | ItemRead | Acknowledged
-Counted = EventPlanned | DigestSent | ReminderSent
+Counted = EventPlanned | DigestSent | FollowUpSent
 
 TAILOR_EVENTS = Subscription("tailor", "events", "tailor", parse_event, fetch_wait_ms=ALERT_FETCH_WAIT_MS)
 TAILOR_OUTCOMES = Subscription("tailor", "outcomes", "tailor-outcomes", DeliveryOutcomes.model_validate_json,
@@ -140,7 +140,7 @@ GATEWAY_DEAD_LETTERS = Subscription("gateway", "dead-letters", "gateway-dead-let
 
 INSIGHTS_EVENTS = Subscription("insights", "events", "insights", parse_event)
 INSIGHTS_PLANS = Subscription("insights", "plans", "insights-plans", _adapter(TypeAdapter[Counted](Counted)),
-                              (topics.EVENT_PLANNED, topics.DIGEST_SENT, topics.REMINDER_SENT))
+                              (topics.EVENT_PLANNED, topics.DIGEST_SENT, topics.FOLLOW_UP_SENT))
 INSIGHTS_BOUNCES = Subscription("insights", "bounces", "insights-bounces", AddressBounced.model_validate_json,
                                 (topics.ADDRESS_BOUNCED,), batch=SMALL_FACTS_BATCH)
 INSIGHTS_OUTCOMES = Subscription("insights", "outcomes", "insights-outcomes", DeliveryOutcomes.model_validate_json,

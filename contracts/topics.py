@@ -21,8 +21,9 @@ INTRANET_DELIVERY_REQUESTED: Final = "deliveries.intranet.v4"  # v3: go-live fac
 EVENT_PLANNED: Final = "plans.event_planned.v1"
 #: An event's direct deliveries waiting for a target group's quiet hours to end (`DeliveriesScheduled`).
 DELIVERIES_SCHEDULED: Final = "plans.deliveries_scheduled.v1"
-#: Each reminder of must-know news the tailor sent to a target group, with what it targeted (`ReminderSent`).
-REMINDER_SENT: Final = "plans.reminder_sent.v1"
+#: Each follow-up of an event the tailor sent to a target group (a reminder, an escalation step, a managers'
+#: briefing), with what it targeted (`FollowUpSent`).
+FOLLOW_UP_SENT: Final = "plans.follow_up_sent.v1"
 #: Each digest the tailor sent, per target, with what it targeted (`DigestSent`).
 DIGEST_SENT: Final = "plans.digest_sent.v1"
 
@@ -63,6 +64,6 @@ def event_topic(name: str) -> str:
 
 def all_topics(*extra: str) -> tuple[str, ...]:
     """Every topic the platform needs; `extra` are the delivery topics of the registered channels."""
-    return (*event_topics(), *extra, EVENT_CANCELLED, EVENT_PLANNED, DELIVERIES_SCHEDULED, REMINDER_SENT, DIGEST_SENT,
+    return (*event_topics(), *extra, EVENT_CANCELLED, EVENT_PLANNED, DELIVERIES_SCHEDULED, FOLLOW_UP_SENT, DIGEST_SENT,
             DELIVERY_OUTCOMES, ADDRESS_BOUNCED, SCHEDULE_DUE, SCHEDULE_DUE_V1,
             PREFERENCES_CHANGED, FEEDBACK_GIVEN, ITEM_READ, ACKNOWLEDGED, SESSION_ENDED, DEAD_LETTER)

@@ -23,7 +23,7 @@ from contracts.deliveries import (
     DeliveryOutcomes,
     DigestSent,
     EventPlanned,
-    ReminderSent,
+    FollowUpSent,
 )
 from contracts.events import event_adapter, event_topics
 from contracts.feedback import Acknowledged, FeedbackGiven, ItemRead
@@ -51,7 +51,7 @@ def topic_contracts() -> dict[str, tuple[str, dict[str, Any]]]:
         topics.EVENT_CANCELLED: model(EventCancelled),
         topics.EVENT_PLANNED: model(EventPlanned),
         topics.DELIVERIES_SCHEDULED: model(DeliveriesScheduled),
-        topics.REMINDER_SENT: model(ReminderSent),
+        topics.FOLLOW_UP_SENT: model(FollowUpSent),
         topics.ADDRESS_BOUNCED: model(AddressBounced),
         topics.DIGEST_SENT: model(DigestSent),
         topics.DELIVERY_OUTCOMES: model(DeliveryOutcomes),

@@ -5,7 +5,7 @@ counted reads)."""
 from faststream.kafka import KafkaRouter
 
 from contracts import subscriptions
-from contracts.deliveries import AddressBounced, DeliveryOutcomes, DigestSent, EventPlanned, ReminderSent
+from contracts.deliveries import AddressBounced, DeliveryOutcomes, DigestSent, EventPlanned, FollowUpSent
 from contracts.feedback import Acknowledged, FeedbackGiven, ItemRead
 from services.common.bus import Bus
 from services.common.subscriptions import Batch, subscribe, subscribe_batch
@@ -16,12 +16,12 @@ def build_router(store: InsightsStore, bus: Bus) -> KafkaRouter:
     router = KafkaRouter()
     subscribe(router, subscriptions.INSIGHTS_EVENTS, bus, store.record_event)
 
-    async def on_counted(planned: EventPlanned | DigestSent | ReminderSent) -> None:
-        """How many each event's plan, each sent digest and each reminder targeted (one consumer group)."""
+    async def on_counted(planned: EventPlanned | DigestSent | FollowUpSent) -> None:
+        """How many each event's plan, each sent digest and each follow-up targeted (one consumer group)."""
         if isinstance(planned, DigestSent):
             await store.record_digest(planned)
-        elif isinstance(planned, ReminderSent):
-            await store.record_reminder(planned)
+        elif isinstance(planned, FollowUpSent):
+            await store.record_follow_up(planned)
         elif planned.released:  # a held event's plan is counted once it goes out
             await store.record_plan(planned.plan)
 

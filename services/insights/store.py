@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.deliveries import AddressBounced, DeliveryOutcomes, DeliveryPlan, DigestSent, ReminderSent
+from contracts.deliveries import AddressBounced, DeliveryOutcomes, DeliveryPlan, DigestSent, FollowUpSent
 from contracts.events import Event
 from contracts.feedback import Acknowledged, FeedbackGiven, ItemRead
 from services.common.db import add_counts, as_utc, insert_for, upsert_many
@@ -193,15 +193,15 @@ class InsightsStore:
                                                for channel, n in sent.targeted.items()],
                               ("event_id", "audience_id", "channel"))
 
-    async def record_reminder(self, sent: ReminderSent) -> None:
-        """What a reminder targeted, so that its deliveries count (under its own id: it is no item of its own);
-        a briefing is also kept with its event and area."""
+    async def record_follow_up(self, sent: FollowUpSent) -> None:
+        """What a follow-up (a reminder, an escalation step, a briefing) targeted, so that its deliveries count
+        (under its own id: it is no item of its own); a briefing is also kept with its event and area."""
         async with self.engine.begin() as conn:
             if sent.kind == "briefing":
-                await upsert_many(conn, briefings, [{"briefing_id": str(sent.reminder_id),
+                await upsert_many(conn, briefings, [{"briefing_id": str(sent.follow_up_id),
                                                      "event_id": str(sent.event_id), "area": sent.area or ""}],
                                   ("briefing_id",))
-            await upsert_many(conn, targeted, [{"event_id": str(sent.reminder_id), "audience_id": sent.audience_id,
+            await upsert_many(conn, targeted, [{"event_id": str(sent.follow_up_id), "audience_id": sent.audience_id,
                                                 "channel": channel, "targeted": n}
                                                for channel, n in sent.targeted.items()],
                               ("event_id", "audience_id", "channel"))

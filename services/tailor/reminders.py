@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from contracts import topics
 from contracts.channels import CHANNELS, ChannelSpec
-from contracts.deliveries import DeliveriesScheduled, DeliveryCommand, DeliveryPlan, ReminderSent
+from contracts.deliveries import DeliveriesScheduled, DeliveryCommand, DeliveryPlan, FollowUpSent
 from contracts.events import Event
 from programs import Program
 from services.common.bus import Bus
@@ -258,9 +258,9 @@ async def publish_follow_up(bus: Bus, channels: Mapping[str, ChannelSpec], event
         by_channel = targeted.setdefault(c.audience_id, {})
         by_channel[c.channel] = by_channel.get(c.channel, 0) + c.deliveries
     for group, by_channel in targeted.items():
-        sent = ReminderSent(reminder_id=rid, event_id=event.event_id, program=event.program, audience_id=group,
+        sent = FollowUpSent(follow_up_id=rid, event_id=event.event_id, program=event.program, audience_id=group,
                             kind=kind, area=area, sent_at=now, targeted=by_channel)
-        await bus.publish(topics.REMINDER_SENT, sent, sent.bus_key)
+        await bus.publish(topics.FOLLOW_UP_SENT, sent, sent.bus_key)
 
 
 def step_id(event_id: UUID, step: Step) -> UUID:

@@ -3,14 +3,12 @@
 import asyncio
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from uuid import UUID
 
 from contracts import topics
 from contracts.channels import CHANNELS, ChannelSpec, Reach
 from contracts.deliveries import (
-    DeliveriesScheduled,
     DeliveryCommand,
     DeliveryPlan,
     EmailRecipient,
@@ -23,7 +21,7 @@ from contracts.schedule import DigestDue
 from programs import Program
 from services.common.bus import Bus, DependencyUnavailable
 from services.common.subscriptions import Unprocessable
-from services.tailor import policy
+from services.tailor import policy, waits
 from services.tailor.amendments import amendment_plan, is_amendment
 from services.tailor.bounces import Bounces
 from services.tailor.briefings import Briefings
@@ -174,7 +172,7 @@ class Tailor:
         if plan.briefed:  # managers first: before anything reaches their staff
             await self.briefings.send(event, self.program_for(event), plan.briefed)
         await self._emit(event, plan, amends)
-        await self._announce_waits(event, plan.waiting)
+        await waits.announce(self.bus, event, plan.waiting, self.clock())
         if not is_amendment(event):
             await self.reminders.schedule(event, self.program_for(event), targets)
 
@@ -207,7 +205,7 @@ class Tailor:
                        for name, by_target in stored.targets.items()}
             await self._emit(stored.event, Plan(contract=contract, targets=targets, audiences=audiences,
                                                 waiting=stored.waiting))
-            await self._announce_waits(stored.event, stored.waiting)  # for a scheduler that may not have heard
+            await waits.announce(self.bus, stored.event, stored.waiting, self.clock())  # for a scheduler that may not have heard
         log.info("planned events emitted again after a start", extra={"events": len(pending)})
         return len(pending)
 
@@ -217,7 +215,7 @@ class Tailor:
         counts: dict[str, int] = {}
         if amends is None and is_amendment(event):
             amends = (await self._original(event))[1].event
-        plan = self._due_now(plan)
+        plan = waits.due_now(plan, self.clock())
         for topic, composed in self.compose(event, plan, event.published_at or self.clock(), amends):
             command = await self._addressed(composed)
             if command is None:
@@ -230,33 +228,6 @@ class Tailor:
         await asyncio.gather(*sends)
         await self._publish_plan(plan.contract, PlanStatus.PLANNED)
         log.info("commands emitted", extra={"event_id": str(event.event_id), "commands": counts})
-
-    def _due_now(self, plan: Plan) -> Plan:
-        """The plan without the deliveries that wait for a group's quiet hours to end (rule 10)."""
-        now = self.clock()
-        late = {(name, target) for name, by_target in plan.waiting.items()
-                for target, until in by_target.items() if until > now}
-        if not late:
-            return plan
-        targets = {name: {target: people for target, people in by_target.items() if (name, target) not in late}
-                   for name, by_target in plan.targets.items()}
-        return replace(plan, targets={name: by_target for name, by_target in targets.items() if by_target})
-
-    async def _announce_waits(self, event: Event, waiting: Mapping[str, Mapping[str, datetime]]) -> None:
-        """Tell the scheduler each instant some of the event's deliveries wait for: it says when it comes."""
-        now = self.clock()
-        by_until: dict[datetime, set[str]] = {}
-        for by_target in waiting.values():
-            for target, until in by_target.items():
-                if until > now:
-                    by_until.setdefault(until, set()).add(target)
-        for until, audiences in sorted(by_until.items()):
-            scheduled = DeliveriesScheduled(event_id=event.event_id, program=event.program, at=until,
-                                            audiences=tuple(sorted(audiences)), scheduled_at=now,
-                                            reason="managers first" if event.cascade else "quiet hours")
-            await self.bus.publish(topics.DELIVERIES_SCHEDULED, scheduled, scheduled.bus_key)
-            log.info("deliveries wait (quiet hours, managers first)", extra={
-                "event_id": str(event.event_id), "until": until.isoformat(), "groups": len(audiences)})
 
     async def _release_due(self, event_id: UUID) -> str:
         """The scheduler says an instant of an event that went out has come: send what is due by then (what
@@ -276,8 +247,7 @@ class Tailor:
 
     async def _release_waits(self, record: EventRecord, program: Program) -> bool:
         """Emit the deliveries that waited for a group's quiet hours to end and whose instant has passed."""
-        now = self.clock()
-        due = {name: {t for t, until in by_target.items() if until <= now} for name, by_target in record.waiting.items()}
+        due = waits.due_by(record.waiting, self.clock())
         if not any(due.values()) or record.targets is None or record.stage is not Stage.PLANNED or record.plan is None:
             return False
         directory = await self.store.load_index()

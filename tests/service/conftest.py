@@ -87,7 +87,7 @@ def recorder(broker: KafkaBroker) -> Recorder:
     return Recorder(broker, topics.DELIVERY_OUTCOMES, topics.DEAD_LETTER, topics.EMAIL_DELIVERY_REQUESTED,
                     topics.TEAMS_DELIVERY_REQUESTED, topics.INTRANET_DELIVERY_REQUESTED, topics.EVENT_PLANNED,
                     topics.SCHEDULE_DUE, topics.PREFERENCES_CHANGED, topics.FEEDBACK_GIVEN, topics.ITEM_READ,
-                    topics.DIGEST_SENT, topics.ACKNOWLEDGED, topics.DELIVERIES_SCHEDULED, topics.REMINDER_SENT,
+                    topics.DIGEST_SENT, topics.ACKNOWLEDGED, topics.DELIVERIES_SCHEDULED, topics.FOLLOW_UP_SENT,
                     topics.ADDRESS_BOUNCED)
 
 

@@ -13,7 +13,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy import func, select
 
 from contracts import topics
-from contracts.deliveries import ReminderSent
+from contracts.deliveries import FollowUpSent
 from contracts.feedback import Acknowledged
 from contracts.schedule import ReleaseDue
 from programs import Program, Role
@@ -163,8 +163,8 @@ async def test_a_reminder_reaches_exactly_those_who_did_not_acknowledge_once_and
         assert sum(len(c["recipients"]) for c in reminders) == len(members) - 3  # each once
         assert all(c["follows"] == str(event.event_id) and c["subject"].startswith("Påminnelse: ") for c in reminders)
         assert "Jag har tagit del av informationen" in "".join(p for p in reminders[0]["text_body"] if isinstance(p, str))
-        [sent] = recorder[topics.REMINDER_SENT]
-        assert ReminderSent.model_validate(sent).targeted == {"email": len(members) - 3}
+        [sent] = recorder[topics.FOLLOW_UP_SENT]
+        assert FollowUpSent.model_validate(sent).targeted == {"email": len(members) - 3}
         [group] = recorder[topics.EVENT_PLANNED][-1]["plan"]["groups"]  # the status tells the share over time
         assert f"3 of {len(members)} acknowledged ({100 * 3 / len(members):.0f} %)" in group["reasons"][-1]
 
@@ -286,7 +286,7 @@ async def test_a_cascade_reaches_the_managers_24_hours_before_their_staff_who_he
             text = "".join(p if isinstance(p, str) else "{" + p["slot"] + "}" for p in command["text_body"])
             assert command["subject"].startswith("Inför arbetsplatsträffen: ") and command["follows"] is None
             assert "Vem frågar vi om vi är osäkra?" in text and "/ack/{feedback}" in text  # their own confirm link
-        sent = {(s["area"], s["kind"]) for s in recorder[topics.REMINDER_SENT]}
+        sent = {(s["area"], s["kind"]) for s in recorder[topics.FOLLOW_UP_SENT]}
         assert sent == {(area, "briefing") for area in briefings}
         [group] = recorder[topics.EVENT_PLANNED][0]["plan"]["groups"]
         assert any(r.startswith(f"managers first: {len(managers)} managers get it now") for r in group["reasons"])
@@ -309,14 +309,14 @@ async def test_a_cascade_reaches_the_managers_24_hours_before_their_staff_who_he
 
 async def test_a_manager_confirms_taking_it_up_at_the_workplace_meeting_and_insights_counts_units_per_area(
         client: httpx.AsyncClient, store: InsightsStore, broker: KafkaBroker) -> None:
-    from contracts.deliveries import ReminderSent
+    from contracts.deliveries import FollowUpSent
 
     event_id = await asking(broker)
     south, north = uuid4(), uuid4()
     for briefing, area, managers in ((south, "södra", 3), (north, "norra", 2)):
-        sent = ReminderSent(reminder_id=briefing, event_id=UUID(event_id), program="fvm", audience_id=GROUP,
+        sent = FollowUpSent(follow_up_id=briefing, event_id=UUID(event_id), program="fvm", audience_id=GROUP,
                             kind="briefing", area=area, sent_at=NOW, targeted={"email": managers})
-        await broker.publish(sent.model_dump_json().encode(), topics.REMINDER_SENT)
+        await broker.publish(sent.model_dump_json().encode(), topics.FOLLOW_UP_SENT)
     url = f"/ack/{token(str(south))}"
     page = await client.get(url)
     assert page.status_code == 200 and "Taget upp på arbetsplatsträffen" in page.text
