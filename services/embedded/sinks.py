@@ -42,7 +42,9 @@ class _MailHandler:
         self.files = _Numbered(folder, ".eml")
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
-        self.files.write(envelope.original_content or envelope.content)
+        # As a mail server does on final delivery (RFC 5321, 4.4): the envelope sender, where bounces would go.
+        content = envelope.original_content or envelope.content
+        self.files.write(f"Return-Path: <{envelope.mail_from or ''}>\r\n".encode() + content)
         return "250 Message accepted for delivery"
 
 

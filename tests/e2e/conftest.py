@@ -44,12 +44,13 @@ def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
              open_programs_dir: Path) -> Iterator[Platform]:
     """`budkavle up`, with the demo directory at the module's STAFF_SCALE (its whole size unless it says), and
     the programme files without their approval rules unless the module's APPROVAL_RULES says to keep them
-    (most modules test what happens once an event is released)."""
+    (most modules test what happens once an event is released), and the module's ENVIRONMENT."""
     data_dir = tmp_path_factory.mktemp("budkavle")
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SMTP_URL", "DATABASE_URL", "BUDKAVLE_API_TOKENS")}
     env.update(BUDKAVLE_DATA_DIR=str(data_dir), BUDKAVLE_HTTP_PORT=str(port), BUDKAVLE_DEMO_HISTORY="false")
+    env.update(getattr(request.module, "ENVIRONMENT", {}))  # a module's own settings (e.g. taking bounces in)
     if not getattr(request.module, "APPROVAL_RULES", False):
         env["BUDKAVLE_PROGRAMS_DIR"] = str(open_programs_dir)
     log = open(data_dir / "up.log", "wb")  # noqa: SIM115
