@@ -1,6 +1,8 @@
 """The embedded platform as a user starts it (`budkavle up`), shared by the end-to-end modules: each module
 that asks for `platform` gets its own, on its own data directory and port."""
 
+import email
+import email.policy
 import json
 import os
 import shutil
@@ -10,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +151,13 @@ def axe_violations(page: Any) -> list[tuple[str, str, list[Any]]]:
     result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_21_AA)
     assert result["passes"], "axe looked at nothing"
     return [(v["id"], v["help"], [n["target"] for n in v["nodes"]]) for v in result["violations"]]
+
+
+def sink_mails(data_dir: Path, event_id: str) -> list[EmailMessage]:
+    """The local mail sink's mails of one event (the email service names the event in a header), in order."""
+    found = []
+    for path in sorted((data_dir / "mail").glob("*.eml")):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if msg["X-Budkavle-Event"] == event_id:
+            found.append(msg)
+    return found  # type: ignore[return-value]

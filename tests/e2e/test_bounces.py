@@ -1,16 +1,13 @@
 """Bounces end to end on the embedded platform: a mail goes out under its own VERP envelope sender, a real RFC
 3464 report for it comes back to the inbound SMTP port, and the next plan leaves the address out."""
 
-import email
-import email.policy
 import smtplib
 import socket
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import Platform, steering_decision
+from tests.e2e.conftest import Platform, sink_mails, steering_decision
 from tests.service.test_bounces import dsn
 from tests.waiting import wait_until
 
@@ -27,15 +24,6 @@ ENVIRONMENT = {"BUDKAVLE_BOUNCE_DOMAIN": "bounces.budkavle.example", "BUDKAVLE_B
 GROUP = "politisk-styrgrupp"
 
 
-def mails_of(data_dir: Path, event_id: str) -> list[email.message.EmailMessage]:
-    found = []
-    for path in sorted((data_dir / "mail").glob("*.eml")):
-        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if msg["X-Budkavle-Event"] == event_id:
-            found.append(msg)  # type: ignore[arg-type]
-    return found
-
-
 def undeliverable(platform: Platform) -> Any:
     auth = {"Authorization": f"Bearer {platform.token}"}
     groups = httpx.get(f"{platform.url}/v1/programs/fvm/audiences", headers=auth, timeout=10).json()["audiences"]
@@ -48,8 +36,8 @@ def test_a_hard_bounce_to_the_inbound_port_leaves_the_address_out_of_the_next_pl
     response = httpx.post(f"{platform.url}/v1/events", json=body, headers=auth, timeout=30)
     assert response.status_code == 202, response.text
     event_id = response.json()["event_id"]
-    wait_until(lambda: len(mails_of(platform.data_dir, event_id)) == 9, 60, "the committee's nine mails")
-    mails = mails_of(platform.data_dir, event_id)
+    wait_until(lambda: len(sink_mails(platform.data_dir, event_id)) == 9, 60, "the committee's nine mails")
+    mails = sink_mails(platform.data_dir, event_id)
     senders = {str(m["Return-Path"]).strip("<>") for m in mails}
     assert len(senders) == 9 and all(s.startswith("bounce+") and s.endswith("@bounces.budkavle.example")
                                      for s in senders)  # each mail its own envelope sender

@@ -31,6 +31,7 @@ from tests.e2e.conftest import (
     is_ready,
     sign_in_in_chromium,
     signed_in,
+    sink_mails,
 )
 from tests.waiting import wait_until
 
@@ -306,13 +307,8 @@ def test_a_newsletter_is_previewed_over_http_for_one_group_and_channel_without_b
 
 
 def mails_of(data_dir: Path, event_id: str) -> list[str]:
-    """Whom the sink's mails of one event went to (the email service names the event in a header)."""
-    out = []
-    for path in (data_dir / "mail").glob("*.eml"):
-        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if msg["X-Budkavle-Event"] == event_id:
-            out.append(msg["To"].addresses[0].addr_spec)
-    return out
+    """Whom the sink's mails of one event went to."""
+    return [msg["To"].addresses[0].addr_spec for msg in sink_mails(data_dir, event_id)]
 
 
 def ledger_recipients(data_dir: Path, event_id: str) -> list[str]:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from services.common.links import FEEDBACK, FEEDBACK_TTL, LinkSigner, feedback_claims
-from tests.e2e.conftest import CHROMIUM_ARGS, Platform, axe_violations, sign_in_in_chromium
+from tests.e2e.conftest import CHROMIUM_ARGS, Platform, axe_violations, sign_in_in_chromium, sink_mails
 from tests.waiting import wait_until
 
 #: A tenth of the demo directory: the committees this module's messages go to are the same size at any scale.
@@ -194,13 +194,8 @@ def test_must_know_news_is_acknowledged_through_a_persons_own_link_on_pages_with
     event_id = response.json()["event_id"]
 
     def acknowledgement_links() -> list[str]:
-        found = []
-        for path in sorted((platform.data_dir / "mail").glob("*.eml")):
-            msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if msg["X-Budkavle-Event"] == event_id:
-                text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-                found += ACK_LINK.findall(text)
-        return found
+        return [link for msg in sink_mails(platform.data_dir, event_id)
+                for link in ACK_LINK.findall(msg.get_body(("plain",)).get_content())]  # type: ignore[union-attr]
 
     wait_until(lambda: len(acknowledgement_links()) >= 5, 60, "the mails with their acknowledgement links")
     links = acknowledgement_links()
