@@ -14,15 +14,16 @@ from datetime import datetime
 from uuid import UUID, uuid5
 
 from contracts.channels import CHANNELS, ChannelSpec
-from contracts.deliveries import EMAIL_CHUNK, DeliveryCommand, EmailRecipient, SendEmail
+from contracts.deliveries import DeliveryCommand
 from contracts.events import Event
 from programs import Program
 from services.common.bus import Bus
-from services.tailor import policy
+from services.tailor.channels import Envelope, emails
+from services.tailor.directory import Recipient
 from services.tailor.index import DirectoryIndex
 from services.tailor.reminder_store import ReminderStore
 from services.tailor.reminders import REMINDER_NAMESPACE, publish_follow_up
-from services.tailor.rendering import Renderer, personal_text
+from services.tailor.rendering import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +71,11 @@ class Briefings:
                 audience = program.audience(group)
                 if audience is None:
                     continue
-                rendered = self.renderer.briefing(event, program, audience)
-                people = tuple(EmailRecipient.model_construct(id=m, address=contacts[m][1], name=contacts[m][0])
-                               for m in ids if m in contacts)
-                sender = policy.sender_for(program)
-                for start in range(0, len(people), EMAIL_CHUNK):
-                    commands.append(SendEmail(
-                        event_id=bid, program=program.program, audience_id=group, correlation_id=event.correlation_id,
-                        sender_name=sender.name, sender_address=sender.address, subject=rendered.subject,
-                        text_body=personal_text(rendered.text), html_body=personal_text(rendered.html),
-                        recipients=people[start:start + EMAIL_CHUNK]))
+                envelope: Envelope = {"event_id": bid, "program": program.program, "audience_id": group,
+                                      "correlation_id": event.correlation_id}
+                people = [Recipient(m, contacts[m][0], contacts[m][1]) for m in ids if m in contacts]
+                commands += emails(envelope, program, self.renderer.briefing(event, program, audience), people,
+                                   bulk=False)
             if not again:
                 await self.store.record(bid, event.event_id, self.clock(), targets,
                                         sum(c.deliveries for c in commands), kind="briefing")

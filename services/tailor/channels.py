@@ -73,7 +73,9 @@ class Composer(Protocol):
 _SAMPLE = Recipient(id="sample", name="Exempel Exempelsson", email="exempel@example.se")
 
 
-class _Envelope(TypedDict):
+class Envelope(TypedDict):
+    """What every command of one delivery carries before its channel's own fields."""
+
     event_id: UUID
     program: str
     audience_id: str
@@ -81,7 +83,7 @@ class _Envelope(TypedDict):
     follows: NotRequired[UUID | None]
 
 
-def _envelope(c: Composition) -> _Envelope:
+def _envelope(c: Composition) -> Envelope:
     return {"event_id": c.event.event_id, "program": c.program.program, "audience_id": c.audience_id,
             "correlation_id": c.event.correlation_id, "follows": c.amends.event_id if c.amends else None}
 
@@ -97,8 +99,8 @@ def _group(c: Composition) -> Audience:
     return c.audience
 
 
-def _emails(envelope: _Envelope, program: Program, rendered: RenderedEmail, people: Sequence[Recipient],
-            bulk: bool) -> Iterator[SendEmail]:
+def emails(envelope: Envelope, program: Program, rendered: RenderedEmail, people: Sequence[Recipient],
+           bulk: bool) -> Iterator[SendEmail]:
     """One rendered message, from the programme, in commands of at most EMAIL_CHUNK recipients each."""
     sender = policy.sender_for(program)
     text, html = personal_text(rendered.text), personal_text(rendered.html)
@@ -117,7 +119,7 @@ class EmailComposer:
     templates: tuple[str, ...] = ("subject.txt.j2", "email/message.txt.j2", "email/message.html.j2")
 
     def compose(self, c: Composition, renderer: Renderer) -> Iterator[SendEmail]:
-        yield from _emails(_envelope(c), c.program, renderer.email(c.event, c.program, _group(c), _about(c)),
+        yield from emails(_envelope(c), c.program, renderer.email(c.event, c.program, _group(c), _about(c)),
                            c.recipients, bulk=event_type(c.event.type).bulk)
 
     def preview(self, command: DeliveryCommand) -> Preview:
@@ -134,11 +136,11 @@ class EmailReminder:
                ) -> Iterator[SendEmail]:
         """`follows`: only to whom the event's mail went (a reminder); False for people it never mailed (the news
         by email to a group that had it by Teams alone, an escalation)."""
-        envelope: _Envelope = {"event_id": reminder_id, "program": c.program.program, "audience_id": c.audience_id,
+        envelope: Envelope = {"event_id": reminder_id, "program": c.program.program, "audience_id": c.audience_id,
                                "correlation_id": c.event.correlation_id,
                                "follows": c.event.event_id if follows else None}
         rendered = renderer.email(c.event, c.program, _group(c), c.event.event_id, reminder=True)
-        yield from _emails(envelope, c.program, rendered, c.recipients, bulk=False)
+        yield from emails(envelope, c.program, rendered, c.recipients, bulk=False)
 
 
 #: Channels that carry reminders to acknowledge (a person channel: a reminder goes to each who has not).
@@ -260,14 +262,14 @@ class DigestComposer(Protocol):
     def digest(self, c: DigestComposition, renderer: Renderer) -> Iterable[DeliveryCommand]: ...
 
 
-def _digest_envelope(c: DigestComposition) -> _Envelope:
+def _digest_envelope(c: DigestComposition) -> Envelope:
     return {"event_id": c.digest.id, "program": c.digest.program.program, "audience_id": c.target,
             "correlation_id": f"digest:{c.digest.period.label}"}
 
 
 class EmailDigest:
     def digest(self, c: DigestComposition, renderer: Renderer) -> Iterator[SendEmail]:
-        yield from _emails(_digest_envelope(c), c.digest.program, render_email(c.digest, renderer), c.recipients,
+        yield from emails(_digest_envelope(c), c.digest.program, render_email(c.digest, renderer), c.recipients,
                            bulk=True)
 
 

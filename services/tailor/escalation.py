@@ -15,10 +15,11 @@ from typing import Literal
 from uuid import UUID
 
 from contracts.channels import ChannelSpec, Reach
-from contracts.deliveries import EmailRecipient, SendEmail
+from contracts.deliveries import SendEmail
 from contracts.events import Event
 from programs import Audience, Program
-from services.tailor import policy
+from services.tailor.channels import Envelope, emails
+from services.tailor.directory import Recipient
 from services.tailor.rendering import Renderer
 
 StepKind = Literal["email", "managers"]
@@ -64,28 +65,16 @@ def escalation_steps(targets: Mapping[str, Mapping[str, object]], channels: Mapp
     return sorted(steps, key=lambda s: (s.at, s.kind))
 
 
-def steps_reason(steps: Sequence[Step], group: str, hours: int) -> str | None:
-    """What the plan says of the escalation a group will see."""
-    mine = [s for s in steps if group in s.groups]
-    if not mine:
-        return None
-    return (f"escalation if not acknowledged within {hours} h: "
-            + ", then ".join(STEP_WORDS[s.kind] for s in mine))
-
-
 def manager_notices(event: Event, program: Program, audience: Audience, notice_id: UUID,
                     staff_by_manager: Mapping[str, Sequence[str]], managers: Mapping[str, tuple[str, str]],
                     renderer: Renderer) -> Iterator[SendEmail]:
     """One short notice per manager: the message, and the names of their staff who have not acknowledged it.
     `managers`: manager id → (name, address)."""
-    sender = policy.sender_for(program)
+    envelope: Envelope = {"event_id": notice_id, "program": program.program, "audience_id": audience.id,
+                          "correlation_id": event.correlation_id}
     for manager_id, names in sorted(staff_by_manager.items()):
         if manager_id not in managers or not names:
             continue
         name, address = managers[manager_id]
         rendered = renderer.manager_notice(event, program, audience, sorted(names))
-        yield SendEmail(event_id=notice_id, program=program.program, audience_id=audience.id,
-                        correlation_id=event.correlation_id, sender_name=sender.name,
-                        sender_address=sender.address, subject=rendered.subject, text_body=rendered.text,
-                        html_body=rendered.html,
-                        recipients=(EmailRecipient.model_construct(id=manager_id, address=address, name=name),))
+        yield from emails(envelope, program, rendered, [Recipient(manager_id, name, address)], bulk=False)

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid5
-from zoneinfo import ZoneInfo
 
 from contracts import topics
 from contracts.channels import CHANNELS, ChannelSpec
@@ -32,10 +31,9 @@ from services.tailor.store import EventRecord
 
 log = logging.getLogger(__name__)
 
-#: Namespace of reminder ids: (event, instant) → the same id every time.
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
 #: The fewest people of a group whose share acknowledged is told (as for answers in follow-up).
 MIN_SHOWN = 5
+#: Namespace of follow-up ids: (event, instant) → the same id every time.
 REMINDER_NAMESPACE = UUID("3f0b7c52-8d1e-4a6b-9c2f-5e7a1d4b8c90")
 
 
@@ -130,7 +128,7 @@ class Reminders:
         step, so that the event's status shows it over time. Never for fewer than MIN_SHOWN people, where the
         share would tell who has not."""
         acknowledged = await self.store.acknowledged(record.event.event_id)
-        said = f"{self.clock().astimezone(STOCKHOLM):%Y-%m-%d %H:%M}"
+        said = self._stamp()
         shares = {}
         for group, people in (record.targets or {}).get("email", {}).items():
             if len(people) >= MIN_SHOWN:
@@ -149,26 +147,27 @@ class Reminders:
                         plan: DeliveryPlan | None) -> DeliveryPlan | None:
         """One escalation step: the news by email to a Teams-only group's people, or the managers' notices."""
         event, sid = record.event, step_id(record.event.event_id, step)
-        index = await self.index()
         waiting: dict[str, list[str]] = {}
         for group in step.groups:
-            audience = program.audience(group)
-            if audience is None:
+            if program.audience(group) is None:
                 continue
             reached = (record.targets or {}).get("email", {}).get(group)
             if reached is None:  # reached by Teams alone: its people as the group selects them
-                reached = list(ids_of(policy.scope_members(select_members(index, audience.members), audience,
-                                                           policy.area_scope(event))))
+                reached = await self._reached(event, program, group)
             waiting[group] = [i for i in reached if i not in done]
+        notices: dict[str, int] = {}
         if step.kind == "email":
             await self._send(event, program, sid, step.at, waiting, kind="email")
-            counts = {g: len(ids) for g, ids in waiting.items()}
         else:
-            counts = await self._notify_managers(event, program, sid, step.at, waiting, index)
-        said = f"{self.clock().astimezone(STOCKHOLM):%Y-%m-%d %H:%M}"
-        return _with_step(plan, {g: f"{said}: {n} had not acknowledged: {STEP_WORDS[step.kind]}"
-                                 + ("" if step.kind == "email" else f" ({counts.get(g, 0)} notices)")
-                                 for g, n in ((g, len(ids)) for g, ids in waiting.items())})
+            notices = await self._notify_managers(event, program, sid, step.at, waiting, await self.index())
+        said = self._stamp()
+        return _with_step(plan, {g: f"{said}: {len(ids)} had not acknowledged: {STEP_WORDS[step.kind]}"
+                                 + (f" ({notices.get(g, 0)} notices)" if step.kind == "managers" else "")
+                                 for g, ids in waiting.items()})
+
+    def _stamp(self) -> str:
+        """Now, as the plan says it: Swedish time to the minute."""
+        return f"{self.clock().astimezone(policy.STOCKHOLM):%Y-%m-%d %H:%M}"
 
     async def _notify_managers(self, event: Event, program: Program, sid: UUID, at: datetime,
                                waiting: Mapping[str, Sequence[str]], index: DirectoryIndex,

@@ -209,8 +209,9 @@ class Tailor:
         log.info("planned events emitted again after a start", extra={"events": len(pending)})
         return len(pending)
 
-    async def _emit(self, event: Event, plan: Plan, amends: Event | None = None) -> None:
-        """`amends`: an amendment's original as it now reads (looked up when not given: after a restart)."""
+    async def _emit(self, event: Event, plan: Plan, amends: Event | None = None, announce: bool = True) -> None:
+        """`amends`: an amendment's original as it now reads (looked up when not given: after a restart).
+        `announce`: say the plan after the commands (a release says it once itself, as the plan now reads)."""
         sends: list[asyncio.Task[None]] = []
         counts: dict[str, int] = {}
         if amends is None and is_amendment(event):
@@ -226,7 +227,8 @@ class Tailor:
                 await asyncio.gather(*sends)
                 sends.clear()
         await asyncio.gather(*sends)
-        await self._publish_plan(plan.contract, PlanStatus.PLANNED)
+        if announce:
+            await self._publish_plan(plan.contract, PlanStatus.PLANNED)
         log.info("commands emitted", extra={"event_id": str(event.event_id), "commands": counts})
 
     async def _release_due(self, event_id: UUID) -> str:
@@ -256,7 +258,8 @@ class Tailor:
         targets = {name: {t: directory.people(group, found) for t, group in by_target.items()}
                    for name, by_target in ids.items() if by_target}
         audiences = {g.audience_id: a for g in record.plan.groups if (a := program.audience(g.audience_id))}
-        await self._emit(record.event, Plan(contract=record.plan, targets=targets, audiences=audiences))
+        await self._emit(record.event, Plan(contract=record.plan, targets=targets, audiences=audiences),
+                         announce=False)
         log.info("deliveries sent after quiet hours", extra={"event_id": str(record.event.event_id)})
         return True
 
