@@ -79,22 +79,21 @@ answers = Table(
     Column("answered_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
-reads = Table(
-    "insights_reads", metadata,
-    Column("event_id", String(36), primary_key=True),
-    Column("audience_id", String(64), primary_key=True),
-    Column("respondent", String(70), primary_key=True),
-    Column("at", DateTime(timezone=True), nullable=False, index=True),
-)
+def _once_per_respondent(name: str) -> Table:
+    """What a respondent did once per event and group (the first time counts), and when."""
+    return Table(
+        name, metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("audience_id", String(64), primary_key=True),
+        Column("respondent", String(70), primary_key=True),
+        Column("at", DateTime(timezone=True), nullable=False, index=True),
+    )
 
-#: Acknowledgements of must-know news, one per respondent, event and group: counted, never shown per person.
-acknowledgements = Table(
-    "insights_acknowledgements", metadata,
-    Column("event_id", String(36), primary_key=True),
-    Column("audience_id", String(64), primary_key=True),
-    Column("respondent", String(70), primary_key=True),
-    Column("at", DateTime(timezone=True), nullable=False, index=True),
-)
+
+#: Counted "Läs mer" clicks.
+reads = _once_per_respondent("insights_reads")
+#: Acknowledgements of must-know news (and managers' confirmations): counted, never shown per person.
+acknowledgements = _once_per_respondent("insights_acknowledgements")
 
 #: Whose mail came back, per programme and group (a hash of the person, never the person): how many addresses
 #: in each group bounced, hard or soft.
@@ -237,17 +236,10 @@ class InsightsStore:
 
     async def record_acknowledgements(self, given: Iterable[Acknowledged]) -> None:
         """The first acknowledgement of each respondent counts; a repeat changes nothing."""
-        rows = [{"event_id": str(a.event_id), "audience_id": a.audience_id, "respondent": a.respondent,
-                 "at": a.acknowledged_at.astimezone(UTC)} for a in given]
-        if rows:
-            async with self.engine.begin() as conn:
-                await conn.execute(insert_for(conn)(acknowledgements).on_conflict_do_nothing(), rows)
+        await self._record_once(acknowledgements, ((a, a.acknowledged_at) for a in given))
 
     async def has_acknowledged(self, event_id: str, audience_id: str, respondent: str) -> bool:
-        async with self.engine.connect() as conn:
-            return (await conn.execute(select(acknowledgements.c.at).where(
-                acknowledgements.c.event_id == event_id, acknowledgements.c.audience_id == audience_id,
-                acknowledgements.c.respondent == respondent))).first() is not None
+        return await self._has(acknowledgements, event_id, audience_id, respondent)
 
     async def acknowledged_by_day(self, event_id: str) -> dict[str, dict[date, int]]:
         """Per target group, how many acknowledged on each Swedish day (only the days someone did)."""
@@ -315,12 +307,20 @@ class InsightsStore:
         return sorted(out)
 
     async def record_reads(self, seen: Iterable[ItemRead]) -> None:
-        rows = [{"event_id": str(r.event_id), "audience_id": r.audience_id, "respondent": r.respondent,
-                 "at": r.at.astimezone(UTC)} for r in seen]
-        if not rows:
-            return
-        async with self.engine.begin() as conn:
-            await conn.execute(insert_for(conn)(reads).on_conflict_do_nothing(), rows)
+        await self._record_once(reads, ((r, r.at) for r in seen))
+
+    async def _record_once(self, table: Table, done: Iterable[tuple[ItemRead | Acknowledged, datetime]]) -> None:
+        rows = [{"event_id": str(d.event_id), "audience_id": d.audience_id, "respondent": d.respondent,
+                 "at": at.astimezone(UTC)} for d, at in done]
+        if rows:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert_for(conn)(table).on_conflict_do_nothing(), rows)
+
+    async def _has(self, table: Table, event_id: str, audience_id: str, respondent: str) -> bool:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(table.c.at).where(
+                table.c.event_id == event_id, table.c.audience_id == audience_id,
+                table.c.respondent == respondent))).first() is not None
 
     # The outbox ----------------------------------------------------------------------------------------------
 
@@ -348,10 +348,7 @@ class InsightsStore:
                 answers.c.respondent == respondent, answers.c.question == question))).scalar()
 
     async def has_read(self, event_id: str, audience_id: str, respondent: str) -> bool:
-        async with self.engine.connect() as conn:
-            return (await conn.execute(select(reads.c.at).where(
-                reads.c.event_id == event_id, reads.c.audience_id == audience_id,
-                reads.c.respondent == respondent))).first() is not None
+        return await self._has(reads, event_id, audience_id, respondent)
 
     # What it shows -------------------------------------------------------------------------------------------
 

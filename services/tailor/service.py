@@ -105,7 +105,7 @@ class Tailor:
             return {}
         directory = await self.store.load_index()
         found = directory.people(bounced, directory.positions_of(bounced))
-        counts = {a.id: sum(1 for _ in keep(found, member_filter(a.members))) for a in program.audiences}
+        counts = {a.id: len(keep(found, member_filter(a.members))) for a in program.audiences}
         return {aid: n for aid, n in counts.items() if n}
 
     def preview(self, event: Event, audience_id: str, channel: str) -> dict[str, str]:
