@@ -5,6 +5,7 @@ channel needs. Commands carry no secrets: a Teams command names its target group
 service resolves the webhook itself.
 """
 
+import hashlib
 from collections import Counter
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -277,6 +278,11 @@ class FollowUpSent(Contract):
     @property
     def bus_key(self) -> str:
         return str(self.event_id)
+
+
+def address_sha256(address: str) -> str:
+    """How an address travels on the bus (`AddressBounced.address_sha256`): a hash of its lower-cased form."""
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()
 
 
 class AddressBounced(Contract):

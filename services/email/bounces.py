@@ -137,8 +137,3 @@ def envelope_addresses(raw: bytes) -> list[str]:
         for value in msg.get_all(header, []):
             found += re.findall(r"[^\s<>,\"]+@[^\s<>,\"]+", str(value))
     return found
-
-
-def address_hash(address: str) -> str:
-    """How an address travels on the bus: a hash of its lower-cased form, never the address."""
-    return hashlib.sha256(address.strip().lower().encode()).hexdigest()

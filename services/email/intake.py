@@ -19,10 +19,10 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import topics
-from contracts.deliveries import AddressBounced
+from contracts.deliveries import AddressBounced, address_sha256
 from services.common.bus import Bus
 from services.common.delivery import without_addresses
-from services.email.bounces import Unreadable, Verp, address_hash, envelope_addresses, person_hash, read_dsn, read_verp
+from services.email.bounces import Unreadable, Verp, envelope_addresses, person_hash, read_dsn, read_verp
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class BounceIntake:
         kind = status.kind
         assert kind is not None
         notice = AddressBounced(event_id=verps[0].event_id, audience_id=audience_id, person_id=person_id,
-                                address_sha256=address_hash(status.final_recipient), kind=kind, status=status.status,
+                                address_sha256=address_sha256(status.final_recipient), kind=kind, status=status.status,
                                 reason=without_addresses(status.diagnostic)[:300], bounced_at=self.clock())
         await self.bus.publish(topics.ADDRESS_BOUNCED, notice, notice.bus_key)
         BOUNCES.labels(kind).inc()

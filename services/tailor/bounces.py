@@ -7,7 +7,6 @@ a person not in the directory, or for an address they no longer have, is counted
 nothing. A new address in a later import starts afresh.
 """
 
-import hashlib
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.deliveries import AddressBounced
+from contracts.deliveries import AddressBounced, address_sha256
 from services.common.db import upsert
 from services.tailor.store import bounces, recipients
 
@@ -24,10 +23,6 @@ log = logging.getLogger(__name__)
 
 UNMATCHED = Counter("budkavle_bounces_unmatched_total", "Bounces for no one in the directory, or for an address "
                                                         "the person no longer has: nothing changed")
-
-
-def address_sha256(address: str) -> str:
-    return hashlib.sha256(address.strip().lower().encode()).hexdigest()
 
 
 class Bounces:
@@ -65,15 +60,11 @@ class Bounces:
 
     async def undeliverable(self) -> dict[str, str]:
         """Person → why their current address takes no mail."""
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(bounces.c.person_id, bounces.c.address_sha256, bounces.c.undeliverable,
-                                              recipients.c.email)
-                                       .join(recipients, recipients.c.id == bounces.c.person_id)
-                                       .where(bounces.c.undeliverable.is_not(None)))).all()
-        return {r.person_id: r.undeliverable for r in rows if address_sha256(r.email) == r.address_sha256}
+        return {person: why for person, _name, _email, why in await self.listing()}
 
     async def listing(self) -> list[tuple[str, str, str, str]]:
-        """For an admin: (person, name, address, why) of each undeliverable address, by name."""
+        """(person, name, address, why) of each address that takes no mail while it is still the person's, by
+        name (an admin reads it)."""
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(bounces.c.person_id, bounces.c.address_sha256, bounces.c.undeliverable,
                                               recipients.c.name, recipients.c.email)

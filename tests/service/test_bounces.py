@@ -182,7 +182,7 @@ async def test_a_hard_bounce_sent_to_the_inbound_port_stops_the_next_send_to_tha
 async def test_soft_bounces_become_hard_after_the_limit_and_a_new_address_starts_afresh(
         tailor: Tailor, bus: Bus, broker: KafkaBroker, small_directory: list[Recipient]) -> None:
     person = next(r for r in small_directory if r.role == GROUP)
-    from services.tailor.bounces import address_sha256
+    from contracts.deliveries import address_sha256
 
     def soft(n: int) -> AddressBounced:
         return AddressBounced(event_id=uuid4(), audience_id=GROUP, person_id=person.id,
